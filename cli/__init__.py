@@ -1,0 +1,1 @@
+"""The `launder` command-line interface (installed as pylaundering.cli)."""

@@ -1,0 +1,3 @@
+"""Placeholder replaced by the Typer app."""
+def main() -> None:  # pragma: no cover
+    raise SystemExit("launder: CLI not built yet")

@@ -1,0 +1,33 @@
+// The extension module: torch op schemas and CPU implementation (TORCH_LIBRARY), plus a few
+// non-tensor helpers for Python (pybind11). Tensors never cross pybind11: they go through the
+// dispatcher, so autograd, torch.compile and device dispatch all see one op.
+#include <pybind11/pybind11.h>
+#include <torch/library.h>
+
+#include "distill_op.h"
+
+#ifndef PYLAUNDERING_VERSION
+#define PYLAUNDERING_VERSION "unknown"
+#endif
+
+TORCH_LIBRARY(pylaundering, m) {
+  m.def(
+      "fused_distill(Tensor student, Tensor? teacher, Tensor? labels, int kind, float alpha, float temperature, "
+      "float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(pylaundering, CPU, m) { m.impl("fused_distill", &pylaundering::fused_distill_cpu); }
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pylaundering compiled kernels (ops are registered under torch.ops.pylaundering)";
+  m.def("cpu_kernel_variant", &pylaundering::cpu_kernel_variant,
+        "Vector width of the CPU kernel chosen for this machine (AVX512, AVX2 or DEFAULT).");
+  m.def("built_with_cuda", []() {
+#ifdef PYLAUNDERING_WITH_CUDA
+    return true;
+#else
+    return false;
+#endif
+  });
+  m.attr("__version__") = PYLAUNDERING_VERSION;
+}

@@ -1,0 +1,75 @@
+// CPU entry point: checks, then the kernel variant for this CPU's vector width.
+#include "distill_op.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace pylaundering {
+namespace cpu {
+#define PYL_DECLARE_VARIANT(NAME)                                                                       \
+  namespace NAME {                                                                                      \
+  void fused_distill_kernel(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&, \
+                            at::Tensor&, at::Tensor&);                                                  \
+  }
+PYL_DECLARE_VARIANT(DEFAULT)
+#if defined(PYLAUNDERING_X86_VARIANTS)
+PYL_DECLARE_VARIANT(AVX2)
+PYL_DECLARE_VARIANT(AVX512)
+#endif
+#undef PYL_DECLARE_VARIANT
+}  // namespace cpu
+
+namespace {
+using KernelFn = void (*)(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                          at::Tensor&, at::Tensor&);
+
+struct Variant {
+  const char* name;
+  KernelFn fn;
+};
+
+// Chosen once from the CPU's features; PYLAUNDERING_CPU_CAPABILITY=default|avx2|avx512 caps it
+// (as ATEN_CPU_CAPABILITY does for ATen), which is how the tests reach every variant.
+Variant choose_variant() {
+  Variant v{"DEFAULT", &cpu::DEFAULT::fused_distill_kernel};
+#if defined(PYLAUNDERING_X86_VARIANTS)
+  const char* cap = std::getenv("PYLAUNDERING_CPU_CAPABILITY");
+  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0;
+  const bool allow2 = allow512 || (cap && std::strcmp(cap, "avx2") == 0);
+  __builtin_cpu_init();
+  if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+    return {"AVX512", &cpu::AVX512::fused_distill_kernel};
+  }
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return {"AVX2", &cpu::AVX2::fused_distill_kernel};
+  }
+#endif
+  return v;
+}
+
+const Variant& variant() {
+  static const Variant v = choose_variant();
+  return v;
+}
+}  // namespace
+
+const char* cpu_kernel_variant() { return variant().name; }
+
+std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
+                                                     const std::optional<at::Tensor>& teacher,
+                                                     const std::optional<at::Tensor>& labels, int64_t kind,
+                                                     double alpha, double temperature, double beta,
+                                                     int64_t ignore_index, bool compute_grad) {
+  DistillParams p =
+      make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad);
+  if (p.has_labels) check_labels_host(labels->const_data_ptr<int64_t>(), p);
+  auto [loss, grad] = allocate_distill_outputs(student, p);
+  if (p.rows == 0) return {loss, grad};
+  const at::Tensor t = p.kind != kNoDistill ? *teacher : at::Tensor();
+  const at::Tensor y = p.has_labels ? *labels : at::Tensor();
+  variant().fn(p, student, t, y, loss, grad);
+  return {loss, grad};
+}
+
+}  // namespace pylaundering

@@ -1,0 +1,318 @@
+// Fused distillation loss, CPU. Compiled once per CPU capability (DEFAULT, AVX2, AVX512)
+// with CPU_CAPABILITY set to that name, as ATen's DispatchStub kernels are; distill_cpu.cpp
+// picks the variant at run time, so the library runs on any x86-64.
+//
+// Per row (all math in acc_t: float for fp32/bf16/fp16, double for fp64):
+//   pass 1 (statistics): blocks of BLK elements; per block the max of student and teacher,
+//     then exp-sums against the running max, rescaling the running sums when the max moves
+//     (online softmax at block granularity: one exp per element, the block stays in L1).
+//   pass 2 (loss + gradient): log-probabilities from the statistics, the row's loss, and the
+//     gradient written once. Reverse KL's gradient needs the row's KL before the pass; it is
+//     assembled in pass 1 from two extra running sums (see f_rkl below).
+//   pass 3, JSD only, when the gradient is wanted: its gradient needs KL(ps || m) of the whole
+//     row, which needs log m, so it is subtracted over the (cache-hot) student row afterwards.
+// No [N, V] temporaries: only the gradient is written, and only when asked for.
+#include "kernels/distill_params.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+namespace pylaundering::cpu {
+namespace CPU_CAPABILITY {
+
+using at::vec::Vectorized;
+
+namespace {
+
+constexpr int64_t kBlock = 2048;  // elements per statistics block: 8 KiB per fp32 row in L1
+
+template <typename T>
+constexpr T neg_inf() {
+  return -std::numeric_limits<T>::infinity();
+}
+
+// Loads n <= size() elements as acc_t; missing lanes are -inf, which every formula below
+// treats as a masked logit (probability 0, no loss, no gradient), so tails need no scalar code.
+template <typename scalar_t, typename acc_t>
+inline Vectorized<acc_t> load(const scalar_t* p, int64_t n) {
+  using Vec = Vectorized<acc_t>;
+  constexpr int64_t VS = Vec::size();
+  if (n == VS) {
+    if constexpr (std::is_same_v<scalar_t, acc_t>) {
+      return Vec::loadu(p);
+    } else {
+      Vec out;
+      at::vec::load_to_float(p, out);
+      return out;
+    }
+  }
+  alignas(64) acc_t buf[VS];
+  for (int64_t i = 0; i < VS; ++i) {
+    buf[i] = i < n ? static_cast<acc_t>(p[i]) : neg_inf<acc_t>();
+  }
+  return Vec::loadu(buf);
+}
+
+template <typename scalar_t, typename acc_t>
+inline void store(scalar_t* p, const Vectorized<acc_t>& v, int64_t n) {
+  constexpr int64_t VS = Vectorized<acc_t>::size();
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (n == VS) {
+      v.store(p);
+    } else {
+      v.store(p, n);
+    }
+  } else {
+    alignas(64) acc_t buf[VS];
+    v.store(buf);
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(buf[i]);
+  }
+}
+
+// where(mask, a, 0): blendv picks its second argument in set lanes.
+template <typename acc_t>
+inline Vectorized<acc_t> keep(const Vectorized<acc_t>& mask, const Vectorized<acc_t>& a) {
+  return Vectorized<acc_t>::blendv(Vectorized<acc_t>(0), a, mask);
+}
+
+template <typename acc_t>
+inline acc_t hsum(const Vectorized<acc_t>& v) {
+  return at::vec::vec_reduce_all<acc_t>([](Vectorized<acc_t>& a, Vectorized<acc_t>& b) { return a + b; }, v);
+}
+
+template <typename acc_t>
+inline acc_t hmax(const Vectorized<acc_t>& v) {
+  return at::vec::vec_reduce_all<acc_t>(
+      [](Vectorized<acc_t>& a, Vectorized<acc_t>& b) { return at::vec::maximum(a, b); }, v);
+}
+
+template <typename acc_t>
+inline Vectorized<acc_t> vexp(const Vectorized<acc_t>& x) {
+  // exp_u20 is ATen's fast exp (a few ulp, exact 0 for -inf); our arguments are always <= 0.
+  return x.exp_u20();
+}
+
+template <typename scalar_t, typename acc_t, int64_t KIND>
+void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt, const int64_t* Y,
+                  acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
+  using Vec = Vectorized<acc_t>;
+  constexpr int64_t VS = Vec::size();
+  constexpr bool kSoft = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD;
+  constexpr bool kTeacher = KIND != kNoDistill;
+
+  const int64_t V = p.cols;
+  const acc_t T = static_cast<acc_t>(p.temperature);
+  const acc_t invT = acc_t(1) / T;
+  const acc_t alpha = KIND == kNoDistill ? acc_t(0) : static_cast<acc_t>(p.alpha);
+  const acc_t beta = static_cast<acc_t>(p.beta);
+  const bool ce = p.ce_on();
+  const acc_t ce_w = ce ? acc_t(1) - alpha : acc_t(0);
+  // CE is at temperature 1; when the soft term is also at T = 1 it shares the student's sums.
+  const bool ce_shares = kSoft && invT == acc_t(1);
+  const bool ce_stats = ce && !ce_shares;
+  const bool need_s_stats = kSoft || ce;
+  const bool write_grad = p.write_grad;
+  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T.
+  const acc_t gsoft = alpha * T;
+  const acc_t gmse = alpha * acc_t(2) / static_cast<acc_t>(V);
+
+  for (int64_t r = r0; r < r1; ++r) {
+    const scalar_t* s = S + r * V;
+    const scalar_t* t = kTeacher ? Tt + r * V : nullptr;
+    scalar_t* g = write_grad ? G + r * V : nullptr;
+    const int64_t y = p.has_labels ? Y[r] : -1;
+    if (p.has_labels && y == p.ignore_index) {
+      out_loss[r] = 0;
+      if (g) std::fill(g, g + V, scalar_t(0));
+      continue;
+    }
+
+    // ---- pass 1: statistics. Sums are relative to the running max (scaled by 1/T).
+    double ms = neg_inf<double>(), mt = neg_inf<double>();
+    double zs = 0, zt = 0, z1 = 0;
+    // Reverse KL: A = sum e_s (u_s - ms/T), B = sum e_s (u_t - mt/T) give
+    // KL(ps || pt) = A/zs - log zs - B/zs + log zt without a pass over log-probabilities.
+    double A = 0, B = 0;
+    if (need_s_stats) {
+      for (int64_t b0 = 0; b0 < V; b0 += kBlock) {
+        const int64_t b1 = std::min(V, b0 + kBlock);
+        Vec vms(neg_inf<acc_t>()), vmt(neg_inf<acc_t>());
+        for (int64_t j = b0; j < b1; j += VS) {
+          const int64_t n = std::min(VS, b1 - j);
+          vms = at::vec::maximum(vms, load<scalar_t, acc_t>(s + j, n));
+          if constexpr (kSoft) vmt = at::vec::maximum(vmt, load<scalar_t, acc_t>(t + j, n));
+        }
+        const double bms = hmax(vms);
+        if (bms > ms) {
+          if (zs > 0) {
+            const double rs = std::exp((ms - bms) * invT);
+            A = rs * (A + zs * (ms - bms) * invT);
+            B = rs * B;
+            zs *= rs;
+          }
+          if (z1 > 0) z1 *= std::exp(ms - bms);
+          ms = bms;
+        }
+        if constexpr (kSoft) {
+          const double bmt = hmax(vmt);
+          if (bmt > mt) {
+            if (zt > 0) zt *= std::exp((mt - bmt) * invT);
+            if (KIND == kReverseKL && zs > 0 && std::isfinite(mt)) B += zs * (mt - bmt) * invT;
+            mt = bmt;
+          }
+        }
+        // A side that is masked in every element so far has no max to subtract yet.
+        const bool s_live = ms != neg_inf<double>();
+        const bool t_live = kSoft && mt != neg_inf<double>();
+        if (!s_live && !t_live) continue;
+        const Vec vms_b(static_cast<acc_t>(ms)), vmt_b(static_cast<acc_t>(mt)), vinvT(invT);
+        Vec vzs(0), vzt(0), vz1(0), vA(0), vB(0);
+        for (int64_t j = b0; j < b1; j += VS) {
+          const int64_t n = std::min(VS, b1 - j);
+          const Vec xs = load<scalar_t, acc_t>(s + j, n);
+          if constexpr (kSoft) {
+            const Vec us = (xs - vms_b) * vinvT;
+            const Vec ut = (load<scalar_t, acc_t>(t + j, n) - vmt_b) * vinvT;
+            if (s_live) {
+              const Vec es = vexp(us);
+              vzs += es;
+              if (KIND == kReverseKL && t_live) {
+                const Vec live = es > Vec(0);
+                vA += keep(live, es * us);
+                vB += keep(live, es * ut);
+              }
+            }
+            if (t_live) vzt += vexp(ut);
+          }
+          if (ce_stats && s_live) vz1 += vexp(xs - vms_b);
+        }
+        zs += hsum(vzs);
+        zt += hsum(vzt);
+        z1 += hsum(vz1);
+        A += hsum(vA);
+        B += hsum(vB);
+      }
+    }
+    const double lzs = std::log(zs), lzt = std::log(zt);
+    const double lz1 = ce_shares ? lzs : std::log(z1);
+    const double f_rkl = KIND == kReverseKL ? (A - B) / zs - lzs + lzt : 0.0;
+
+    // ---- pass 2: loss and gradient.
+    const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), v_invT(invT);
+    const Vec v_lzs(static_cast<acc_t>(lzs)), v_lzt(static_cast<acc_t>(lzt)),
+        v_lz1(static_cast<acc_t>(lz1));
+    const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_w);
+    const Vec v_f(static_cast<acc_t>(f_rkl));
+    Vec acc_a(0), acc_b(0);
+    for (int64_t j = 0; j < V; j += VS) {
+      const int64_t n = std::min(VS, V - j);
+      const Vec xs = load<scalar_t, acc_t>(s + j, n);
+      Vec grad(0);
+      Vec ps_shared(0);
+      if constexpr (kSoft) {
+        const Vec xt = load<scalar_t, acc_t>(t + j, n);
+        const Vec ls = (xs - v_ms) * v_invT - v_lzs;
+        const Vec lt = (xt - v_mt) * v_invT - v_lzt;
+        const Vec ps = vexp(ls), pt = vexp(lt);
+        ps_shared = ps;
+        const Vec ps_live = ps > Vec(0), pt_live = pt > Vec(0);
+        if constexpr (KIND == kForwardKL) {
+          acc_a += keep(pt_live, pt * (lt - ls));
+          grad = v_gsoft * (ps - pt);
+        } else if constexpr (KIND == kReverseKL) {
+          const Vec d = ls - lt;
+          acc_a += keep(ps_live, ps * d);
+          grad = keep(ps_live, v_gsoft * ps * (d - v_f));
+        } else {  // JSD
+          const Vec lm = (v_beta * pt + v_1mbeta * ps).log();
+          acc_a += keep(pt_live, pt * (lt - lm));
+          const Vec b = keep(ps_live, ps * (ls - lm));
+          acc_b += b;
+          grad = v_gsoft * v_1mbeta * b;  // the -ps * KL(ps||m) part is pass 3
+        }
+      } else if constexpr (KIND == kMSE) {
+        const Vec xt = load<scalar_t, acc_t>(t + j, n);
+        const Vec d = keep(xs != xt, xs - xt);  // both -inf: masked, not NaN
+        acc_a += d * d;
+        grad = v_gmse * d;
+      }
+      if (ce && write_grad) {
+        const Vec p1 = ce_shares ? ps_shared : vexp(xs - v_ms - v_lz1);
+        grad += v_cew * p1;
+        if (y >= j && y < j + VS) {
+          grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(y)), v_cew);
+        }
+      }
+      if (write_grad) store<scalar_t, acc_t>(g + j, grad, n);
+    }
+
+    double distill = 0;
+    if constexpr (KIND == kForwardKL || KIND == kReverseKL) {
+      distill = double(T) * T * hsum(acc_a);
+    } else if constexpr (KIND == kJSD) {
+      distill = double(T) * T * (beta * double(hsum(acc_a)) + (1.0 - beta) * double(hsum(acc_b)));
+    } else if constexpr (KIND == kMSE) {
+      distill = double(hsum(acc_a)) / double(V);
+    }
+    double row = double(alpha) * distill;
+    if (ce) row += double(ce_w) * -(static_cast<double>(static_cast<acc_t>(s[y])) - ms - lz1);
+    out_loss[r] = static_cast<acc_t>(row);
+
+    if constexpr (KIND == kJSD) {
+      if (write_grad) {
+        const Vec v_fix(static_cast<acc_t>(double(gsoft) * (1.0 - beta) * hsum(acc_b)));
+        for (int64_t j = 0; j < V; j += VS) {
+          const int64_t n = std::min(VS, V - j);
+          const Vec ps = vexp((load<scalar_t, acc_t>(s + j, n) - v_ms) * v_invT - v_lzs);
+          store<scalar_t, acc_t>(g + j, load<scalar_t, acc_t>(g + j, n) - v_fix * ps, n);
+        }
+      }
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor& teacher,
+            const at::Tensor& labels, at::Tensor& loss, at::Tensor& grad) {
+  const scalar_t* S = student.const_data_ptr<scalar_t>();
+  const scalar_t* Tt = teacher.defined() ? teacher.const_data_ptr<scalar_t>() : nullptr;
+  const int64_t* Y = labels.defined() ? labels.const_data_ptr<int64_t>() : nullptr;
+  acc_t* L = loss.mutable_data_ptr<acc_t>();
+  scalar_t* G = p.write_grad ? grad.mutable_data_ptr<scalar_t>() : nullptr;
+  // ~64K elements of work per task keeps thread start-up small against the row work.
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, p.cols));
+  at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
+    switch (p.kind) {
+      case kNoDistill: return distill_rows<scalar_t, acc_t, kNoDistill>(p, S, Tt, Y, L, G, r0, r1);
+      case kForwardKL: return distill_rows<scalar_t, acc_t, kForwardKL>(p, S, Tt, Y, L, G, r0, r1);
+      case kReverseKL: return distill_rows<scalar_t, acc_t, kReverseKL>(p, S, Tt, Y, L, G, r0, r1);
+      case kJSD: return distill_rows<scalar_t, acc_t, kJSD>(p, S, Tt, Y, L, G, r0, r1);
+      case kMSE: return distill_rows<scalar_t, acc_t, kMSE>(p, S, Tt, Y, L, G, r0, r1);
+    }
+  });
+}
+
+}  // namespace
+
+void fused_distill_kernel(const DistillParams& p, const at::Tensor& student, const at::Tensor& teacher,
+                          const at::Tensor& labels, at::Tensor& loss, at::Tensor& grad) {
+  switch (student.scalar_type()) {
+    case at::kFloat: return launch<float, float>(p, student, teacher, labels, loss, grad);
+    case at::kDouble: return launch<double, double>(p, student, teacher, labels, loss, grad);
+    case at::kBFloat16: return launch<c10::BFloat16, float>(p, student, teacher, labels, loss, grad);
+    case at::kHalf: return launch<c10::Half, float>(p, student, teacher, labels, loss, grad);
+    default: TORCH_CHECK_TYPE(false, "fused_distill: unsupported dtype ", student.scalar_type());
+  }
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace pylaundering::cpu

@@ -1,0 +1,36 @@
+// Device-independent half of the fused distillation op: argument checks and parameters.
+// Every backend (CPU here, CUDA in csrc/cuda) calls these, so a user calling
+// torch.ops.pylaundering.fused_distill directly gets the same clear errors as the Python API.
+#pragma once
+#include "kernels/distill_params.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+namespace pylaundering {
+
+// Validates shapes, dtypes, devices and scalar arguments; returns the kernel parameters.
+// Label range is checked by each backend (it needs the data).
+DistillParams make_distill_params(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
+                                  const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
+                                  double temperature, double beta, int64_t ignore_index, bool compute_grad);
+
+// Outputs: per-row loss (fp32, fp64 for fp64 inputs) and the gradient (input dtype) or an
+// empty tensor when no gradient is wanted.
+std::tuple<at::Tensor, at::Tensor> allocate_distill_outputs(const at::Tensor& student, const DistillParams& p);
+
+// Scalar label check for labels resident in host memory.
+void check_labels_host(const int64_t* labels, const DistillParams& p);
+
+std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
+                                                     const std::optional<at::Tensor>& teacher,
+                                                     const std::optional<at::Tensor>& labels, int64_t kind,
+                                                     double alpha, double temperature, double beta,
+                                                     int64_t ignore_index, bool compute_grad);
+
+// Which CPU kernel variant runs here ("AVX512", "AVX2" or "DEFAULT").
+const char* cpu_kernel_variant();
+
+}  // namespace pylaundering

@@ -1,0 +1,36 @@
+// Parameters of the fused distillation loss, shared by the CPU and CUDA kernels.
+//
+// One kernel family computes, per row of V logits,
+//   loss = alpha * distill(student, teacher) + (1 - alpha) * CE(student, label)
+// and, when asked, d loss / d student for that row. Reductions over rows happen in
+// Python, so the kernels only ever produce per-row values.
+#pragma once
+#include <cstdint>
+
+namespace pylaundering {
+
+enum DistillKind : int64_t {
+  kNoDistill = 0,  // cross-entropy only (no teacher)
+  kForwardKL = 1,  // T^2 * KL(pt || ps)
+  kReverseKL = 2,  // T^2 * KL(ps || pt)
+  kJSD = 3,        // T^2 * (beta KL(pt||m) + (1-beta) KL(ps||m)), m = beta pt + (1-beta) ps
+  kMSE = 4,        // mean over V of (s - t)^2, temperature ignored
+};
+
+struct DistillParams {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t kind = kForwardKL;
+  float alpha = 1.f;        // weight of the distillation term
+  float temperature = 1.f;  // applies to the distillation term only; CE uses T = 1
+  float beta = 0.5f;
+  int64_t ignore_index = -100;
+  bool has_teacher = true;
+  bool has_labels = false;
+  bool write_grad = true;
+
+  bool distill_on() const { return kind != kNoDistill && alpha != 0.f; }
+  bool ce_on() const { return has_labels && alpha != 1.f; }
+};
+
+}  // namespace pylaundering

@@ -1,0 +1,33 @@
+"""Fused distillation losses (C++ CPU and CUDA kernels registered as torch custom ops).
+
+    import pylaundering.ops as O
+    loss = O.distill_loss(student_logits, teacher_logits, labels, kind="kl", alpha=0.5, temperature=2.0)
+    O.backend()   # which implementation runs, and why
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _ext
+from ._registry import REGISTRY, register_row_fused_op
+from .functional import KINDS, REDUCTIONS, cross_entropy, distill_loss, jsd, kl_div, logit_mse
+from .modules import CrossEntropyLoss, DistillLoss, JSDLoss, KLDivLoss, LogitMSELoss
+
+backend = _ext.backend
+
+
+def _fused_distill_fake(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad):
+    loss_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
+    rows = student.new_empty((student.shape[0],), dtype=loss_dtype)
+    grad = student.new_empty(student.shape) if compute_grad else student.new_empty((0,))
+    return rows, grad
+
+
+if _ext._C is not None and "pylaundering::fused_distill" not in REGISTRY:
+    register_row_fused_op("pylaundering::fused_distill", n_inputs=9, grad_inputs=(0,), fake=_fused_distill_fake)
+
+__all__ = [
+    "KINDS", "REDUCTIONS", "backend", "cross_entropy", "distill_loss", "jsd", "kl_div", "logit_mse",
+    "CrossEntropyLoss", "DistillLoss", "JSDLoss", "KLDivLoss", "LogitMSELoss",
+]

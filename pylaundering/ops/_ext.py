@@ -1,0 +1,70 @@
+"""Loading the compiled extension and saying which backend runs.
+
+The extension registers its ops under ``torch.ops.pylaundering`` when imported. If it is
+missing (a source checkout that was never built) everything still works on the plain-PyTorch
+reference, with a one-time warning, and ``backend()`` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+_C = None
+_LOAD_ERROR: str | None = None
+try:
+    from pylaundering import _C  # noqa: F401  (import registers the torch ops)
+except ImportError as e:  # pragma: no cover - exercised only without a build
+    _LOAD_ERROR = str(e)
+
+_WARNED = False
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Which implementation the ops use on a device, and why."""
+
+    name: str  # "cpp", "cuda" or "reference"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def forced_reference() -> bool:
+    return os.environ.get("PYLAUNDERING_BACKEND", "").lower() == "reference"
+
+
+def compiled_available(device: torch.device | str = "cpu") -> bool:
+    if _C is None or forced_reference():
+        return False
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(_C.built_with_cuda())
+    return dev.type == "cpu"
+
+
+def backend(device: torch.device | str = "cpu") -> Backend:
+    """The implementation used for tensors on ``device``."""
+    dev = torch.device(device)
+    if forced_reference():
+        return Backend("reference", "PYLAUNDERING_BACKEND=reference is set")
+    if _C is None:
+        return Backend("reference", f"compiled extension pylaundering._C not importable: {_LOAD_ERROR}")
+    if dev.type == "cuda":
+        if _C.built_with_cuda():
+            return Backend("cuda", "pylaundering._C built with CUDA kernels")
+        return Backend("reference", "pylaundering._C was built without CUDA (torch or nvcc had no CUDA at build time)")
+    if dev.type == "cpu":
+        return Backend("cpp", f"pylaundering._C loaded, {_C.cpu_kernel_variant()} CPU kernel, {torch.get_num_threads()} threads")
+    return Backend("reference", f"no compiled kernels for device type {dev.type!r}")
+
+
+def warn_fallback(device: torch.device) -> None:
+    global _WARNED
+    if not _WARNED and not forced_reference():
+        _WARNED = True
+        warnings.warn(f"pylaundering: using the slow PyTorch reference losses: {backend(device).reason}", stacklevel=3)

@@ -1,0 +1,64 @@
+"""One mechanism for every fused op family: fake (meta) implementation plus autograd.
+
+A *row-fused* op takes row-major inputs and returns ``(row_values, grad_0, grad_1, ...)``: one
+value per row, and the gradient of each row's value with respect to some inputs, computed in the
+forward pass (as Liger-Kernel does). Backward is then a per-row scale of the saved gradients, the
+same for every family, so a new family (fused-linear, top-k, ...) registers its schema in C++, a
+fake function here, and says which inputs its saved gradients belong to; nothing is copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class RowFusedOp:
+    qualname: str  # "pylaundering::fused_distill"
+    n_inputs: int
+    grad_inputs: tuple[int, ...]  # input position of each saved gradient, in output order
+
+    @property
+    def op(self):
+        ns, name = self.qualname.split("::")
+        return getattr(getattr(torch.ops, ns), name)
+
+
+REGISTRY: dict[str, RowFusedOp] = {}
+
+
+def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence[int], fake: Callable) -> RowFusedOp:
+    """Registers fake + autograd for a compiled row-fused op (call once, after loading _C)."""
+    spec = RowFusedOp(qualname, n_inputs, tuple(grad_inputs))
+    torch.library.register_fake(qualname)(fake)
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*output[1 : 1 + len(spec.grad_inputs)])
+
+    def backward(ctx, grad_rows, *_unused_grads):
+        # The saved gradient is scaled in place: an out-of-place product would hold a second
+        # [N, V] tensor at the peak. So a second backward through the same graph
+        # (retain_graph=True) would see scaled values: refuse it instead of returning them.
+        if getattr(ctx, "pyl_consumed", False):
+            raise RuntimeError(
+                f"{qualname}: backward through the same fused loss twice (retain_graph=True) is not supported; "
+                "recompute the loss for a second backward"
+            )
+        ctx.pyl_consumed = True
+        result: list[torch.Tensor | None] = [None] * spec.n_inputs
+        for pos, saved in zip(spec.grad_inputs, ctx.saved_tensors):
+            if saved.numel() == 0 and grad_rows.numel() != 0:
+                raise RuntimeError(
+                    f"{qualname}: backward called but the forward ran with compute_grad=False; "
+                    "call it with compute_grad=True (the pylaundering.ops functions do this for you)"
+                )
+            scale = grad_rows.to(saved.dtype).reshape(grad_rows.shape + (1,) * (saved.dim() - grad_rows.dim()))
+            result[pos] = saved.mul_(scale)
+        return tuple(result)
+
+    torch.library.register_autograd(qualname, backward, setup_context=setup_context)
+    REGISTRY[qualname] = spec
+    return spec
