@@ -1,0 +1,43 @@
+"""Benchmark and corpus adapters -> one `MCExample` schema -> tokenised, padded batches.
+
+The batching names are resolved lazily (PEP 562) so that loading, validating or
+generating data does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .adapters import FORMATS, Adapter, LoadResult, RowContext, load_examples, register_format
+from .schema import DataError, MCExample, atomic_write_text, examples_hash, write_jsonl
+from .synth import make_synthetic, write_synthetic
+
+if TYPE_CHECKING:
+    from .batching import EncodedExamples, MCBatch, MCBatcher, encode_examples
+
+_BATCHING = ("EncodedExamples", "MCBatch", "MCBatcher", "encode_examples")
+
+__all__ = [
+    "FORMATS",
+    "Adapter",
+    "DataError",
+    "LoadResult",
+    "MCExample",
+    "RowContext",
+    "atomic_write_text",
+    "examples_hash",
+    "load_examples",
+    "make_synthetic",
+    "register_format",
+    "write_jsonl",
+    "write_synthetic",
+    *_BATCHING,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BATCHING:
+        from . import batching
+
+        return getattr(batching, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,648 @@
+"""Adapters from public multiple-choice schemas to `MCExample`.
+
+A source is a local file, a local folder (every file of the format's types inside,
+sorted by name, not recursive) or a Hugging Face hub dataset name. Reading rows and
+converting them are separate: readers (JSONL, JSON, CSV/TSV, Parquet, hub) yield raw
+records with a row number, and a format's converter turns one record into one example.
+New formats are one decorated function::
+
+    @register_format("myformat")
+    def _myformat(record, ctx):
+        return MCExample(id=ctx.default_id, question=..., choices=..., label=...)
+
+Converters raise `DataError` naming only the field; `load_examples` adds the source
+and row, so every error message points at the exact cell to fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .schema import DataError, MCExample
+
+__all__ = [
+    "FORMATS",
+    "Adapter",
+    "LoadResult",
+    "RowContext",
+    "load_examples",
+    "register_format",
+]
+
+#: File types the readers understand; a format may restrict itself to a subset.
+READABLE = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+#: Well-known hub datasets, so `load_examples("cais/mmlu", subset="all", split="test")`
+#: needs no explicit format. Keys are lower-case.
+HUB_FORMATS = {
+    "cais/mmlu": "mmlu",
+    "edinburgh-dawg/mmlu-redux": "mmlu_redux",
+    "edinburgh-dawg/mmlu-redux-2.0": "mmlu_redux",
+    "idavidrein/gpqa": "gpqa",
+    "openlifescienceai/medmcqa": "medmcqa",
+    "ehovy/race": "race",
+    "allenai/ai2_arc": "arc",
+}
+
+#: Our field names, as accepted in a generic format's `columns` mapping.
+FIELDS = ("id", "question", "choices", "label", "context", "subject")
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What a converter may need besides the record itself."""
+
+    default_id: str  # `<file name>:<row>` (or `<dataset>/<subset>/<split>:<row>`), stable across runs
+    group: str | None  # file stem or hub subset: per-subject datasets use it as the subject
+    columns: Mapping[str, str]  # generic formats: our field name -> the source's column(s)
+    explicit: frozenset[str]  # fields the user mapped explicitly (these become required)
+    drop_erroneous: bool
+
+
+Converter = Callable[[Mapping[str, Any], RowContext], "MCExample | None"]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A registered format: its converter and the file types it reads from folders."""
+
+    name: str
+    convert: Converter  # returns None for a row deliberately dropped (drop_erroneous)
+    extensions: tuple[str, ...]
+    csv_delimiter: str
+    uses_columns: bool
+    description: str
+
+
+FORMATS: dict[str, Adapter] = {}
+
+
+def register_format(
+    name: str,
+    *,
+    extensions: Sequence[str] = READABLE,
+    csv_delimiter: str = ",",
+    uses_columns: bool = False,
+) -> Callable[[Converter], Converter]:
+    """Register `convert(record, ctx) -> MCExample | None` as format `name`."""
+    unknown = set(extensions) - set(READABLE)
+    if unknown:
+        raise ValueError(f"format {name!r}: no reader for {sorted(unknown)}; readable: {READABLE}")
+
+    def decorate(convert: Converter) -> Converter:
+        if name in FORMATS:
+            raise ValueError(f"format {name!r} is already registered")
+        doc = (convert.__doc__ or "").strip().splitlines()
+        FORMATS[name] = Adapter(
+            name=name,
+            convert=convert,
+            extensions=tuple(extensions),
+            csv_delimiter=csv_delimiter,
+            uses_columns=uses_columns,
+            description=doc[0] if doc else "",
+        )
+        return convert
+
+    return decorate
+
+
+@dataclass
+class LoadResult:
+    """The examples of one source, with counts of what was left out and why."""
+
+    examples: list[MCExample]
+    skipped: int  # malformed rows skipped because skip_malformed=True
+    source: str
+    format: str
+    dropped: int = 0  # rows dropped on purpose (drop_erroneous=True)
+    files: list[str] = field(default_factory=list)  # local files matched, in reading order
+
+
+# --------------------------------------------------------------------------- field helpers
+
+
+def _present(record: Mapping[str, Any], name: str) -> bool:
+    value = record.get(name)
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _text(record: Mapping[str, Any], name: str) -> str:
+    """A required text cell, stripped; numbers are accepted (choices are often numeric)."""
+    if not _present(record, name):
+        raise DataError("missing or empty", field=name)
+    return _as_text(record[name], name)
+
+
+def _as_text(value: Any, name: str) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(f"expected text, got {type(value).__name__}", field=name)
+
+
+def _optional_text(record: Mapping[str, Any], name: str) -> str | None:
+    return _as_text(record[name], name) if _present(record, name) else None
+
+
+def _list(record: Mapping[str, Any], name: str) -> list[str]:
+    """A required list-of-texts cell."""
+    if not _present(record, name):
+        raise DataError("missing or empty", field=name)
+    return _text_list(record[name], name)
+
+
+def _text_list(value: Any, name: str) -> list[str]:
+    """A list of choice texts, given as a list or as the text of a list literal.
+
+    CSV files can only hold text, so lists arrive as `['a', 'b']` (Python) or
+    `["a", "b"]` (JSON); both parse with `ast.literal_eval`.
+    """
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise DataError(f"expected a list literal, got {_preview(value)}", field=name) from None
+    if not isinstance(value, (list, tuple)):
+        raise DataError(f"expected a list of choices, got {type(value).__name__}", field=name)
+    return [_as_text(item, name) for item in value]
+
+
+def _preview(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _letters(n: int) -> str:
+    return f"A-{chr(ord('A') + n - 1)}"
+
+
+def _label(value: Any, choices: Sequence[str], name: str, *, allow_text: bool = False) -> int:
+    """The 0-based index of the correct choice from an index, a letter or (optionally) text.
+
+    Text matching is only offered where the schema allows it (generic formats): a
+    label `"2"` with choices `["1", "2", "3"]` would otherwise be ambiguous, and such
+    a row is rejected rather than silently labelled one way.
+    """
+    n = len(choices)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError("missing or empty", field=name)
+    if isinstance(value, bool):
+        raise DataError(f"expected an index or a letter, got {value!r}", field=name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        if not 0 <= value < n:
+            raise DataError(f"expected an index in 0..{n - 1}, got {value}", field=name)
+        return value
+    if not isinstance(value, str):
+        raise DataError(f"expected an index or a letter, got {_preview(value)}", field=name)
+
+    text = value.strip()
+    positional: int | None = None
+    if text.isascii() and text.isdigit():
+        positional = int(text)
+        kind = f"an index in 0..{n - 1}"
+    elif len(text) == 1 and text.isascii() and text.isalpha():
+        positional = ord(text.upper()) - ord("A")
+        kind = f"one of {_letters(n)}"
+    textual = choices.index(text) if allow_text and text in choices else None
+    if positional is not None and not 0 <= positional < n:
+        positional = None
+        if textual is None:
+            raise DataError(f"expected {kind}, got {value!r}", field=name)
+    if positional is not None and textual is not None and positional != textual:
+        raise DataError(
+            f"ambiguous: {value!r} is both position {positional} and the text of choice {textual};"
+            " use a 0-based integer index",
+            field=name,
+        )
+    if positional is None and textual is None:
+        also = ", or the text of a choice" if allow_text else ""
+        raise DataError(
+            f"expected an index in 0..{n - 1} or one of {_letters(n)}{also}, got {_preview(value)}",
+            field=name,
+        )
+    return positional if positional is not None else textual  # type: ignore[return-value]
+
+
+def _id(record: Mapping[str, Any], name: str, ctx: RowContext) -> str:
+    return _as_text(record[name], name) if _present(record, name) else ctx.default_id
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@register_format("pylaundering", extensions=(".jsonl",))
+def _pylaundering(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """Our own JSONL: id, question, choices, label (0-based), optional context and subject."""
+    return MCExample.from_dict(record)
+
+
+@register_format("gpqa")
+def _gpqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """GPQA: `Question`, `Correct Answer`, `Incorrect Answer 1..3`, `High-level domain`.
+
+    GPQA stores the correct answer first, so the choices must be shuffled; the order is
+    a sort by a hash of (question, choice), the same on every run and every machine
+    and independent of any random state.
+    """
+    question = _text(record, "Question")
+    correct = _text(record, "Correct Answer")
+    options = [correct] + [_text(record, f"Incorrect Answer {i}") for i in (1, 2, 3)]
+
+    def key(i: int) -> bytes:
+        return hashlib.sha256(f"{question}\x1f{options[i]}".encode()).digest()
+
+    order = sorted(range(len(options)), key=key)
+    return MCExample(
+        id=_id(record, "Record ID", ctx),
+        question=question,
+        choices=tuple(options[i] for i in order),
+        label=order.index(0),
+        subject=_optional_text(record, "High-level domain"),
+    )
+
+
+@register_format("mmlu")
+def _mmlu(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """MMLU (cais/mmlu): `question`, `choices` (list), `answer` (index or letter), `subject`."""
+    choices = _list(record, "choices")
+    return MCExample(
+        id=ctx.default_id,
+        question=_text(record, "question"),
+        choices=tuple(choices),
+        label=_label(record.get("answer"), choices, "answer"),
+        subject=_optional_text(record, "subject"),
+    )
+
+
+@register_format("mmlu_redux", csv_delimiter=";")
+def _mmlu_redux(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
+    """MMLU-Redux: per-subject files (`;` CSV, choices as a list literal) with `error_type`.
+
+    `error_type` is "ok" for items the re-annotation found sound; with drop_erroneous
+    the others (wrong ground truth, unclear question, ...) are dropped. The subject is
+    the file name (or the hub subset).
+    """
+    if ctx.drop_erroneous and _text(record, "error_type").lower() != "ok":
+        return None
+    choices = _list(record, "choices")
+    return MCExample(
+        id=ctx.default_id,
+        question=_text(record, "question"),
+        choices=tuple(choices),
+        label=_label(record.get("answer"), choices, "answer"),
+        subject=ctx.group,
+    )
+
+
+@register_format("medmcqa")
+def _medmcqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """MedMCQA: `question`, `opa`..`opd`, `cop` (0-based), `subject_name`; `exp` is ignored."""
+    choices = [_text(record, f"op{c}") for c in "abcd"]
+    cop = record.get("cop")
+    if cop in (-1, "-1"):
+        raise DataError("no answer (-1): MedMCQA's test split hides answers; use validation", field="cop")
+    return MCExample(
+        id=_id(record, "id", ctx),
+        question=_text(record, "question"),
+        choices=tuple(choices),
+        label=_label(cop, choices, "cop"),
+        subject=_optional_text(record, "subject_name"),
+    )
+
+
+@register_format("race")
+def _race(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """RACE: `article` (the context), `question`, `options` (list), `answer` (letter)."""
+    choices = _list(record, "options")
+    return MCExample(
+        # example_id names the article, shared by its questions, so it is not an item id.
+        id=ctx.default_id,
+        question=_text(record, "question"),
+        choices=tuple(choices),
+        label=_label(record.get("answer"), choices, "answer"),
+        context=_text(record, "article"),
+    )
+
+
+@register_format("arc")
+def _arc(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """ARC-style: `question`, `choices` {"text": [...], "label": [...]}, `answerKey`."""
+    raw = record.get("choices")
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raw = None
+    if not isinstance(raw, Mapping) or "text" not in raw or "label" not in raw:
+        raise DataError('expected {"text": [...], "label": [...]}', field="choices")
+    texts = _text_list(raw["text"], "choices")
+    keys = _text_list(raw["label"], "choices")
+    if len(keys) != len(texts):
+        raise DataError(f"{len(texts)} texts but {len(keys)} labels", field="choices")
+    answer = _text(record, "answerKey")
+    if answer not in keys:
+        raise DataError(f"expected one of {keys}, got {answer!r}", field="answerKey")
+    return MCExample(
+        id=_id(record, "id", ctx),
+        question=_text(record, "question"),
+        choices=tuple(texts),
+        label=keys.index(answer),
+    )
+
+
+def _generic(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """Any table, given `columns` mapping our fields to its columns.
+
+    `choices` names one column holding a list, or several comma-separated columns
+    (empty trailing cells are dropped, so 4- and 5-choice items can share a table);
+    the label may be a 0-based index, a letter or the text of the correct choice.
+    """
+    cols = ctx.columns
+    spec = cols["choices"]
+    if "," in spec:
+        cells = [c.strip() for c in spec.split(",")]
+        missing = [c for c in cells if c not in record]
+        if missing:
+            raise DataError("column not found", field=missing[0])
+        values = [_optional_text(record, c) for c in cells]
+        while values and values[-1] is None:
+            values.pop()
+        for c, v in zip(cells, values):
+            if v is None:
+                raise DataError("empty choice before a non-empty one", field=c)
+        choices: list[str] = values  # type: ignore[assignment]
+    else:
+        choices = _list(record, spec)
+
+    def optional(ours: str) -> str | None:
+        theirs = cols[ours]
+        if ours in ctx.explicit and theirs not in record:
+            raise DataError("column not found", field=theirs)
+        return _optional_text(record, theirs)
+
+    if len(choices) < 2:
+        raise DataError(f"need at least 2 choices, got {len(choices)}", field=spec)
+    return MCExample(
+        id=optional("id") or ctx.default_id,
+        question=_text(record, cols["question"]),
+        choices=tuple(choices),
+        label=_label(record.get(cols["label"]), choices, cols["label"], allow_text=True),
+        context=optional("context"),
+        subject=optional("subject"),
+    )
+
+
+register_format("csv", extensions=(".csv", ".tsv"), uses_columns=True)(_generic)
+register_format("json", extensions=(".json",), uses_columns=True)(_generic)
+register_format("jsonl", extensions=(".jsonl",), uses_columns=True)(_generic)
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """Rows of one file or hub split, with how to name them in errors and ids."""
+
+    label: str  # for error messages
+    id_prefix: str
+    group: str | None
+    rows: Iterator[tuple[int, Any]]  # (1-based row, record or DataError for an unreadable row)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8-sig") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as err:
+                yield lineno, DataError(f"invalid JSON: {err.msg} (column {err.colno})")
+
+
+def _read_json(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"invalid JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
+    if not isinstance(data, list):
+        raise DataError(f"expected a JSON list of objects, got {type(data).__name__}", source=str(path))
+    yield from enumerate(data, 1)
+
+
+def _read_csv(path: Path, delimiter: str) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        yield from enumerate(csv.DictReader(handle, delimiter=delimiter), 1)
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq  # ships with `datasets`; imported only when needed
+
+    yield from enumerate(pq.read_table(path).to_pylist(), 1)
+
+
+def _read_file(path: Path, adapter: Adapter) -> Iterator[tuple[int, Any]]:
+    suffix = path.suffix.lower()
+    if suffix in READABLE and suffix not in adapter.extensions:
+        raise DataError(
+            f"format {adapter.name!r} reads {', '.join(adapter.extensions)} files, not {suffix}",
+            source=str(path),
+        )
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    if suffix == ".json":
+        return _read_json(path)
+    if suffix == ".csv":
+        return _read_csv(path, adapter.csv_delimiter)
+    if suffix == ".tsv":
+        return _read_csv(path, "\t")
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    readable = ", ".join(READABLE)
+    raise DataError(f"cannot read {suffix or 'extension-less'} files; readable: {readable}", source=str(path))
+
+
+def _hub_stream(name: str, subset: str | None, split: str | None) -> _Stream:
+    import datasets  # imported lazily: it is slow to import and unneeded for local files
+
+    try:
+        loaded = datasets.load_dataset(name, subset, split=split)
+    except Exception as err:  # noqa: BLE001 - re-raised with the hint a user needs
+        raise DataError(
+            f"could not load from the Hugging Face hub ({type(err).__name__}: {err});"
+            " if you meant a local path, it does not exist",
+            source=name,
+        ) from err
+    if split is None:
+        if len(loaded) != 1:
+            raise DataError(f"pass a split; this dataset has {sorted(loaded)}", source=name)
+        [(split, loaded)] = loaded.items()
+    parts = [p for p in (subset, split) if p]
+    return _Stream(
+        label=f"{name} ({', '.join(parts)})",
+        id_prefix="/".join([name.rsplit("/", 1)[-1], *parts]),
+        group=subset,
+        rows=enumerate(loaded, 1),
+    )
+
+
+def _looks_like_path(source: str) -> bool:
+    """Hub names are `name` or `owner/name`; anything else that does not exist is a missing path."""
+    return (
+        source.startswith((".", "/", "~"))
+        or "\\" in source
+        or source.count("/") > 1
+        or Path(source).suffix.lower() in READABLE
+    )
+
+
+def _local_files(path: Path, format: str | None) -> list[Path]:
+    if path.is_file():
+        return [path]
+    extensions = FORMATS[format].extensions if format else READABLE
+    files = sorted(
+        p for p in path.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions
+    )
+    if not files:
+        raise DataError(f"no {', '.join(extensions)} files in this folder", source=str(path))
+    return files
+
+
+def _infer_local(source: str, files: list[Path]) -> str:
+    if all(p.suffix.lower() == ".jsonl" for p in files):
+        return "pylaundering"
+    raise DataError(
+        "cannot infer the format (only .jsonl files are assumed to be pylaundering JSONL);"
+        f" pass format=, one of {', '.join(sorted(FORMATS))}",
+        source=source,
+    )
+
+
+def _infer_hub(name: str) -> str:
+    try:
+        return HUB_FORMATS[name.lower()]
+    except KeyError:
+        raise DataError(
+            "not a local file or folder, nor a hub dataset whose format is known;"
+            f" to load it from the hub, pass format=, one of {', '.join(sorted(FORMATS))}",
+            source=name,
+        ) from None
+
+
+def _resolve_columns(
+    adapter: Adapter, columns: Mapping[str, str] | None
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Our field -> source column, defaulting to our own names; and the fields mapped explicitly."""
+    if columns and not adapter.uses_columns:
+        generic = sorted(n for n, a in FORMATS.items() if a.uses_columns)
+        raise DataError(f"columns= only applies to the generic formats {generic}, not {adapter.name!r}")
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(FIELDS))
+    if unknown:
+        raise DataError(f"columns: unknown field(s) {unknown}; ours are {list(FIELDS)}")
+    return {f: columns.get(f, f) for f in FIELDS}, frozenset(columns)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def load_examples(
+    source: str,
+    format: str | None = None,
+    *,
+    split: str | None = None,
+    subset: str | None = None,
+    columns: dict[str, str] | None = None,
+    skip_malformed: bool = False,
+    drop_erroneous: bool = False,
+    limit: int | None = None,
+) -> LoadResult:
+    """Load multiple-choice examples from a local file or folder, or a hub dataset.
+
+    A source that exists on disk is local (`split` and `subset` are then unused);
+    otherwise a name like `owner/name` is looked up on the hub. `format` is inferred
+    for `.jsonl` (our own schema) and for well-known hub names (`HUB_FORMATS`);
+    anything else needs it. Malformed rows raise `DataError` naming source, row and
+    field, unless `skip_malformed` (then they are counted in `skipped`). Ids missing
+    from the source are `<file name>:<row>`, stable across runs. Duplicate ids are
+    malformed rows: teacher-logit caches key on them.
+    """
+    if format is not None and format not in FORMATS:
+        raise DataError(f"unknown format {format!r}; known: {', '.join(sorted(FORMATS))}", source=source)
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+
+    path = Path(source).expanduser()
+    local = path.exists()
+    if not local and _looks_like_path(source):
+        raise DataError("no such file or folder", source=source)
+    files = _local_files(path, format) if local else []
+    format = format or (_infer_local(source, files) if local else _infer_hub(source))
+    adapter = FORMATS[format]
+    cols, explicit = _resolve_columns(adapter, columns)  # before any (slow) hub download
+
+    streams: Iterable[_Stream]
+    if local:
+        streams = (_Stream(str(f), f.name, f.stem, _read_file(f, adapter)) for f in files)
+    else:
+        streams = [_hub_stream(source, subset, split)]
+    result = LoadResult([], 0, source, format, files=[str(f) for f in files])
+    _collect(result, streams, adapter, cols, explicit, skip_malformed, drop_erroneous, limit)
+    return result
+
+
+def _collect(
+    result: LoadResult,
+    streams: Iterable[_Stream],
+    adapter: Adapter,
+    cols: dict[str, str],
+    explicit: frozenset[str],
+    skip_malformed: bool,
+    drop_erroneous: bool,
+    limit: int | None,
+) -> None:
+    """Convert every row into `result`, locating errors and counting skipped/dropped rows."""
+    first_seen: dict[str, str] = {}
+    first_error: DataError | None = None
+    for stream in streams:
+        for row, record in stream.rows:
+            if limit is not None and len(result.examples) >= limit:
+                return
+            ctx = RowContext(f"{stream.id_prefix}:{row}", stream.group, cols, explicit, drop_erroneous)
+            try:
+                if isinstance(record, DataError):
+                    raise record
+                if not isinstance(record, Mapping):
+                    raise DataError(f"expected an object with named fields, got {type(record).__name__}")
+                example = adapter.convert(record, ctx)
+                if example is not None and example.id in first_seen:
+                    first = first_seen[example.id]
+                    raise DataError(f"duplicate id {example.id!r} (first at {first})", field="id")
+            except DataError as err:
+                located = err.located(source=stream.label, row=row)
+                if not skip_malformed:
+                    raise located from None
+                result.skipped += 1
+                first_error = first_error or located
+                continue
+            if example is None:
+                result.dropped += 1
+                continue
+            first_seen[example.id] = f"{stream.label}, row {row}"
+            result.examples.append(example)
+
+    if not result.examples and limit != 0:
+        detail = f"; skipped {result.skipped} malformed rows, the first: {first_error}" if first_error else ""
+        raise DataError(f"no examples found (dropped {result.dropped}){detail}", source=result.source)
