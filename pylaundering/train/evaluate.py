@@ -1,0 +1,34 @@
+"""Forward passes without gradients: per-choice logits for a whole encoded set."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.batching import EncodedExamples, MCBatch, MCBatcher
+from ..progress import progress_bar
+
+NEG_INF = float("-inf")
+
+
+def choice_logits(model: torch.nn.Module, batch: MCBatch) -> torch.Tensor:
+    """Model logits ``[B, C]`` with padded choices set to -inf (probability 0 in every loss)."""
+    logits = model(**batch.model_inputs()).logits.float()
+    return logits.masked_fill(~batch.choice_mask, NEG_INF)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, encoded: EncodedExamples, *, pad_token_id: int, batch_size: int = 64,
+                   description: str = "predict", quiet: bool = False) -> torch.Tensor:
+    """Logits ``[N, C_max]`` in the order of ``encoded`` (padded choices at -inf)."""
+    was_training = model.training
+    model.eval()
+    batcher = MCBatcher(encoded, batch_size, shuffle=False, bucket=True, pad_token_id=pad_token_id)
+    width = max(encoded.num_choices) if len(encoded) else 0
+    out = torch.full((len(encoded), width), NEG_INF)
+    with progress_bar(len(batcher), description, quiet=quiet) as bar:
+        for batch in batcher.batches(0):
+            logits = choice_logits(model, batch)
+            out[batch.index, : logits.shape[1]] = logits
+            bar.advance()
+    model.train(was_training)
+    return out

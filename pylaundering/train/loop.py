@@ -1,0 +1,168 @@
+"""The training loop shared by every phase (teacher fine-tuning, distillation, CE baselines).
+
+Read top to bottom: AdamW with linear warm-up and decay, one optimiser step per batch, a
+checkpoint at every epoch end and when the process is asked to stop (Ctrl-C, SIGTERM). A
+checkpoint holds model, optimiser, schedule, RNG state and the position inside the epoch; the
+batch order is a pure function of (seed, epoch), so a resumed run reproduces the uninterrupted
+one exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.batching import MCBatch, MCBatcher
+from ..progress import progress_bar
+from .checkpoint import load_torch, save_torch
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal; a checkpoint was written and ``--resume`` continues."""
+
+    def __init__(self, checkpoint: Path):
+        super().__init__(f"interrupted; checkpoint saved to {checkpoint} (rerun with --resume to continue)")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    lr: float = 1e-4
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    target_accuracy: float | None = None  # stop after an epoch whose training accuracy reaches this
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)  # one entry per epoch: loss, train_accuracy
+    stopped_early: bool = False
+
+    @property
+    def final_train_accuracy(self) -> float | None:
+        return self.history[-1]["train_accuracy"] if self.history else None
+
+
+# loss_fn(model, batch) -> (loss, logits [B, C] with padded choices at -inf)
+LossFn = Callable[[torch.nn.Module, MCBatch], tuple[torch.Tensor, torch.Tensor]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a checkpoint can be written."""
+    flag = {"stop": False}
+
+    def handler(signum, frame):
+        flag["stop"] = True
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for s in old:
+            signal.signal(s, handler)
+    except ValueError:  # not the main thread: signals cannot be caught here
+        old = {}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _schedule(total_steps: int, warmup_ratio: float):
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def train(
+    model: torch.nn.Module,
+    batcher: MCBatcher,
+    loss_fn: LossFn,
+    cfg: TrainConfig,
+    *,
+    checkpoint: Path,
+    resume: bool = False,
+    description: str = "train",
+    quiet: bool = False,
+) -> TrainResult:
+    steps_per_epoch = len(batcher)
+    total_steps = cfg.epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total_steps, cfg.warmup_ratio))
+    result = TrainResult()
+    start_epoch, start_step = 0, 0
+    running = {"loss": 0.0, "correct": 0, "seen": 0}
+    seed_everything(cfg.seed)
+
+    if resume and checkpoint.exists():
+        state = load_torch(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["py_rng"])
+        start_epoch, start_step = state["epoch"], state["step"]
+        running, result = state["running"], state["result"]
+        if result.stopped_early or start_epoch >= cfg.epochs:
+            return result
+
+    def save(epoch: int, step: int) -> None:
+        save_torch({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
+            "epoch": epoch, "step": step, "running": running, "result": result,
+        }, checkpoint)
+
+    done = start_epoch * steps_per_epoch + start_step
+    with _stop_requests() as stop, progress_bar(total_steps, description, quiet=quiet, completed=done) as bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            for i, batch in enumerate(batcher.batches(epoch)):
+                if epoch == start_epoch and i < start_step:
+                    continue
+                loss, logits = loss_fn(model, batch)
+                loss.backward()
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                running["loss"] += float(loss.detach()) * len(batch.labels)
+                running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
+                running["seen"] += len(batch.labels)
+                bar.advance(1, epoch=epoch + 1, loss=running["loss"] / running["seen"])
+                if stop["stop"]:
+                    save(epoch, i + 1)
+                    raise Interrupted(checkpoint)
+            seen = max(1, running["seen"])
+            result.history.append({"epoch": epoch + 1, "loss": running["loss"] / seen,
+                                   "train_accuracy": running["correct"] / seen})
+            running = {"loss": 0.0, "correct": 0, "seen": 0}
+            reached = cfg.target_accuracy is not None and result.history[-1]["train_accuracy"] >= cfg.target_accuracy
+            result.stopped_early = reached and epoch + 1 < cfg.epochs
+            save(epoch + 1, 0)
+            if reached:
+                break
+    return result
