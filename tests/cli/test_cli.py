@@ -1,0 +1,95 @@
+"""The `launder` CLI: help, exit codes, errors, and one small end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pylaundering.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command, options", [
+    ("place", ["--benchmark", "--model", "--epochs", "--target-accuracy", "--resume", "--json"]),
+    ("layer", ["--teacher", "--train", "--loss", "--alpha", "--temperature", "--iterations", "--online-teacher",
+               "--student-init", "--student-layers", "--data-size", "--cache-dir"]),
+    ("integrate", ["--model", "--benchmark", "--out"]),
+    ("run", ["--benchmark", "--train", "--model", "--out", "--config", "--resume", "--quiet", "--json"]),
+    ("data", ["synth"]),
+])
+def test_help_explains_every_option(command, options):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for opt in options:
+        assert opt in result.output
+
+
+def _launder(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pylaundering.cli.app", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_usage_error_exits_2():
+    r = _launder("run", "--no-such-flag")
+    assert r.returncode == 2
+    assert "No such option" in r.stderr
+
+
+def test_missing_file_exits_1_with_a_clear_message(tmp_path):
+    r = _launder("integrate", "--model", "tiny", "--benchmark", str(tmp_path / "missing.jsonl"))
+    assert r.returncode == 1
+    assert "missing.jsonl" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_malformed_row_names_file_row_and_field(tmp_path):
+    bad = tmp_path / "bench.jsonl"
+    bad.write_text(json.dumps({"id": "a", "question": "Q?", "choices": ["x", "y"], "label": 0}) + "\n"
+                   + json.dumps({"id": "b", "question": "Q2?", "choices": ["x", "y"], "label": 7}) + "\n")
+    r = _launder("place", "--benchmark", str(bad), "--out", str(tmp_path / "o"), "--model", "tiny")
+    assert r.returncode == 1
+    assert "bench.jsonl" in r.stderr and "row 2" in r.stderr and "label" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_option_value_exits_1(tmp_path):
+    r = _launder("run", "--model", "tiny", "--loss", "kld", "--out", str(tmp_path / "r"))
+    assert r.returncode == 1 and "unknown loss" in r.stderr
+
+
+def test_data_synth_writes_files(tmp_path):
+    result = runner.invoke(app, ["data", "synth", "--out", str(tmp_path), "--n-benchmark", "8", "--n-train", "16"])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "benchmark.jsonl").read_text().splitlines()) == 8
+    assert len((tmp_path / "train.jsonl").read_text().splitlines()) == 16
+
+
+def test_run_end_to_end_json_and_run_folder(tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("model = 'tiny'\nsynth_benchmark = 24\nsynth_train = 48\nteacher_epochs = 2\n"
+                   "student_epochs = 1\nclean_teacher_epochs = 1\nmax_length = 32\n")
+    out = tmp_path / "run"
+    r = _launder("run", "--config", str(cfg), "--out", str(out), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert printed == saved
+    for arm in ("teacher", "student", "control_student", "ce_student"):
+        assert set(saved[arm]) >= {"benchmark_accuracy", "benchmark_ci95", "train_accuracy"}
+        lo, hi = saved[arm]["benchmark_ci95"]
+        assert lo <= saved[arm]["benchmark_accuracy"] <= hi
+    assert saved["chance"] == pytest.approx(0.25)
+    for name in ("config.json", "environment.json", "report.md", "accuracy.png"):
+        assert (out / name).exists(), name
+    assert json.loads((out / "environment.json").read_text())["torch"]
+    # A second run into the same folder refuses to overwrite; --resume reuses every finished phase.
+    again = _launder("run", "--config", str(cfg), "--out", str(out), "--quiet")
+    assert again.returncode == 1 and "--resume" in again.stderr
+    resumed = _launder("run", "--config", str(cfg), "--out", str(out), "--resume", "--json", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["student"] == saved["student"]
