@@ -233,7 +233,10 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
           acc_a += keep(ps_live, ps * d);
           grad = keep(ps_live, v_gsoft * ps * (d - v_f));
         } else {  // JSD
-          const Vec lm = (v_beta * pt + v_1mbeta * ps).log();
+          // m can underflow to 0 while pt or ps is a denormal > 0; log(0) would turn their
+          // negligible terms into inf. The reference uses log(1) = 0 there; so do we.
+          const Vec m = v_beta * pt + v_1mbeta * ps;
+          const Vec lm = keep(m > Vec(0), m.log());
           acc_a += keep(pt_live, pt * (lt - lm));
           const Vec b = keep(ps_live, ps * (ls - lm));
           acc_b += b;

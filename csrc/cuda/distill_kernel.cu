@@ -1,0 +1,692 @@
+// Fused distillation loss, CUDA. Same math as csrc/cpu/distill_kernel.cpp (the reference):
+// per row of V logits, loss = alpha * distill(s, t) + (1 - alpha) * CE(s, y), and the gradient
+// d loss / d s written once, in the input dtype.
+//
+// Organisation
+//   * A "row group" of threads owns one row: a whole block (128-512 threads) for V > 1024, one
+//     warp for V <= 1024 (then a block holds 8 rows). Blocks walk rows grid-stride.
+//   * Each thread takes 16-byte chunks of the row (4 x fp32, 2 x fp64, 8 x bf16/fp16) round-robin.
+//     Student, teacher and grad share their alignment, so every row splits into a scalar head
+//     (until the row pointer is 16-byte aligned), 16-byte chunks, and a scalar tail; the at most
+//     2 * (VEC - 1) scalar elements go one per thread. So odd vocabularies (GPT-2's 50257) still
+//     get vector loads; only inputs whose pointers are misaligned against each other fall back
+//     to a scalar kernel (VEC = 1).
+//   * pass 1 (statistics): per thread, online softmax of student and teacher (running max,
+//     sum rescaled when the max moves; the max is updated per 16-byte chunk, so rescaling is
+//     rare and each element costs one exp per side),
+//     plus CE's T = 1 sum when T != 1 and reverse KL's A and B sums (see RowStats). Threads'
+//     states are merged with the same rescaling rule: warp shuffles, then shared memory.
+//   * pass 2 (loss + gradient): log-probabilities from the statistics, the row's loss terms
+//     (reduced like pass 1, plain sums), the gradient stored once.
+//   * JSD: its gradient needs KL(ps || m) of the whole row. The CPU kernel stores a partial
+//     gradient and fixes it up in pass 3; here pass 2 only sums and pass 3 recomputes the
+//     element terms and stores the finished gradient: one store, no read-modify-write of the
+//     gradient (pass 3 reads the teacher instead), and one bf16/fp16 rounding instead of two.
+// Reductions use fixed trees (no atomics), so results are deterministic run to run.
+// Accumulation is in acc_t: float for fp32/bf16/fp16 inputs, double for fp64. Per-row scalars
+// that the CPU kernel forms in double (the row's loss) are formed in double here too.
+//
+// Masked logits (-inf) follow the CPU kernel: probability 0, no loss, no gradient, and masks are
+// applied by selecting, never by multiplying by 0, so 0 * inf never makes a NaN.
+//
+// The per-thread pieces (pass1_partial, pass2_partial, ...) are __host__ __device__ and take the
+// thread index explicitly: the kernel composes them with warp/block reductions, and a host
+// emulation can run the same code without a GPU.
+#include "cuda/distill_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace pylaundering::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kMaxThreads = 512;              // largest row group (block mode)
+constexpr int kMaxWarps = kMaxThreads / kWarp;
+constexpr int64_t kWarpRowMaxCols = 1024;     // V up to this: one warp per row
+constexpr int kRowsPerWarpBlock = 8;          // warp mode: 8 rows (256 threads) per block
+constexpr int kVecBytes = 16;
+
+// ---------------------------------------------------------------- scalar helpers
+
+template <typename scalar_t>
+struct AccType {
+  using type = float;
+};
+template <>
+struct AccType<double> {
+  using type = double;
+};
+template <typename scalar_t>
+using acc_type = typename AccType<scalar_t>::type;
+
+template <typename acc_t>
+__host__ __device__ inline acc_t neg_inf() {
+  return static_cast<acc_t>(-INFINITY);
+}
+
+template <typename acc_t>
+__host__ __device__ inline acc_t min_normal() {
+  return sizeof(acc_t) == sizeof(float) ? static_cast<acc_t>(FLT_MIN) : static_cast<acc_t>(DBL_MIN);
+}
+
+// Comparison max: NaN-free inputs only matter here (a NaN logit poisons the row either way).
+template <typename acc_t>
+__host__ __device__ inline acc_t amax(acc_t a, acc_t b) {
+  return a > b ? a : b;
+}
+
+__host__ __device__ inline float to_acc(float x) { return x; }
+__host__ __device__ inline double to_acc(double x) { return x; }
+__host__ __device__ inline float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
+__host__ __device__ inline float to_acc(__half x) { return __half2float(x); }
+
+// Round-to-nearest-even, as c10::BFloat16 / c10::Half conversions do on the CPU.
+template <typename scalar_t>
+__host__ __device__ inline scalar_t from_acc(acc_type<scalar_t> x);
+template <>
+__host__ __device__ inline float from_acc<float>(float x) {
+  return x;
+}
+template <>
+__host__ __device__ inline double from_acc<double>(double x) {
+  return x;
+}
+template <>
+__host__ __device__ inline __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__host__ __device__ inline __half from_acc<__half>(float x) {
+  return __float2half_rn(x);
+}
+
+// Per-element exp and log. The float path uses the SFU intrinsics, as the CPU kernel uses its
+// fast exp_u20: __expf is a few ulp near 0, its error grows with |x| but large |x| means a
+// negligible term; exp(-inf) = 0. Both flush denormals (results below FLT_MIN become 0, and
+// __logf reads a denormal input as 0, giving -inf), which the JSD code guards against. Host
+// builds (the emulation) use std::exp / std::log. The once-per-row logs are full precision.
+__host__ __device__ inline float fast_exp(float x) {
+#ifdef __CUDA_ARCH__
+  return __expf(x);
+#else
+  return std::exp(x);
+#endif
+}
+__host__ __device__ inline double fast_exp(double x) { return exp(x); }
+__host__ __device__ inline float fast_log(float x) {
+#ifdef __CUDA_ARCH__
+  return __logf(x);
+#else
+  return std::log(x);
+#endif
+}
+__host__ __device__ inline double fast_log(double x) { return log(x); }
+__host__ __device__ inline float exact_log(float x) { return logf(x); }
+__host__ __device__ inline double exact_log(double x) { return log(x); }
+
+// ---------------------------------------------------------------- loads and stores
+
+template <int W>
+struct Width {
+  static constexpr int value = W;
+};
+
+// W elements from p as acc_t. W > 1 means one 16-byte access (p must be 16-byte aligned).
+template <typename scalar_t, int W>
+__host__ __device__ inline void load_chunk(const scalar_t* p, acc_type<scalar_t> (&out)[W]) {
+  if constexpr (W == 1) {
+    out[0] = to_acc(p[0]);
+  } else {
+    static_assert(W * sizeof(scalar_t) == kVecBytes, "vector chunks are 16 bytes");
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    scalar_t v[W];
+    memcpy(v, &raw, sizeof(raw));
+#pragma unroll
+    for (int e = 0; e < W; ++e) out[e] = to_acc(v[e]);
+  }
+}
+
+template <typename scalar_t, int W>
+__host__ __device__ inline void store_chunk(scalar_t* p, const acc_type<scalar_t> (&in)[W]) {
+  if constexpr (W == 1) {
+    p[0] = from_acc<scalar_t>(in[0]);
+  } else {
+    static_assert(W * sizeof(scalar_t) == kVecBytes, "vector chunks are 16 bytes");
+    scalar_t v[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) v[e] = from_acc<scalar_t>(in[e]);
+    uint4 raw;
+    memcpy(&raw, v, sizeof(raw));
+    *reinterpret_cast<uint4*>(p) = raw;
+  }
+}
+
+// Calls body(Width<W>{}, j) for this thread's share of a row of V elements, where `head`
+// (< VEC) elements come before the first 16-byte boundary. The scalar head and tail elements
+// (at most 2 * (VEC - 1) <= 14, fewer than any row group's threads) go one per thread; the
+// 16-byte chunks go round-robin. Every element is visited by exactly one thread.
+template <int VEC, typename Body>
+__host__ __device__ inline void for_each_chunk(int64_t V, int64_t head, int tid, int nthr, Body&& body) {
+  if constexpr (VEC == 1) {
+    for (int64_t j = tid; j < V; j += nthr) body(Width<1>{}, j);
+  } else {
+    head = head < V ? head : V;
+    const int64_t nvec = (V - head) / VEC;
+    const int64_t tail = head + nvec * VEC;
+    const int64_t nscalar = head + (V - tail);
+    if (tid < nscalar) body(Width<1>{}, tid < head ? int64_t(tid) : tail + (tid - head));
+    for (int64_t c = tid; c < nvec; c += nthr) body(Width<VEC>{}, head + c * VEC);
+  }
+}
+
+// Elements before the row's first 16-byte boundary.
+template <typename scalar_t, int VEC>
+__host__ __device__ inline int64_t row_head(const scalar_t* row) {
+  if constexpr (VEC == 1) {
+    return 0;
+  } else {
+    const auto mis = static_cast<int64_t>(reinterpret_cast<uintptr_t>(row) % kVecBytes);
+    return ((kVecBytes - mis) % kVecBytes) / static_cast<int64_t>(sizeof(scalar_t));
+  }
+}
+
+// ---------------------------------------------------------------- parameters
+
+// Kernel-side copy of DistillParams with the derived constants, formed on the host exactly as
+// the CPU kernel forms them (in acc_t).
+template <typename acc_t>
+struct KernelArgs {
+  int64_t rows;
+  int64_t cols;
+  int64_t ignore_index;
+  acc_t T, invT, alpha, beta, ce_w, gsoft, gmse;
+  bool has_labels;
+  bool ce;          // cross-entropy term on (labels and alpha < 1)
+  bool ce_shares;   // CE at T = 1 reuses the soft term's student statistics (soft kind, T == 1)
+  bool write_grad;
+};
+
+template <int KIND>
+struct KindTraits {
+  static constexpr bool soft = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD;
+  static constexpr bool teacher = KIND != kNoDistill;
+  static constexpr bool rkl = KIND == kReverseKL;
+};
+
+// ---------------------------------------------------------------- pass 1: statistics
+
+// Online-softmax state of (part of) a row. Sums are relative to the running maxima:
+//   zs = sum exp(us), us = (s - ms) / T        z1 = sum exp(s - ms)   (CE at T = 1)
+//   zt = sum exp(ut), ut = (t - mt) / T
+//   A  = sum es * us,  B = sum es * ut  (es = exp(us) > 0; reverse KL only), which give
+//   KL(ps || pt) = A/zs - log zs - B/zs + log zt without a pass over log-probabilities.
+// A side whose maximum is still -inf has all-zero sums. B is -inf when a live student element
+// meets a masked teacher element (the KL is then infinite); rescaling leaves that -inf alone.
+template <typename acc_t>
+struct RowStats {
+  acc_t ms, zs, z1;
+  acc_t mt, zt;
+  acc_t A, B;
+};
+
+template <typename acc_t>
+__host__ __device__ inline RowStats<acc_t> stats_identity() {
+  return {neg_inf<acc_t>(), 0, 0, neg_inf<acc_t>(), 0, 0, 0};
+}
+
+// Re-expresses st relative to larger maxima (ms_new >= st.ms, mt_new >= st.mt); the CPU
+// kernel's block rescaling rule.
+template <bool RKL, typename acc_t>
+__host__ __device__ inline void rebase(RowStats<acc_t>& st, acc_t ms_new, acc_t mt_new, acc_t invT) {
+  if (ms_new > st.ms) {
+    if (st.zs > 0) {
+      const acc_t d = (st.ms - ms_new) * invT;
+      const acc_t rs = fast_exp(d);
+      if constexpr (RKL) {
+        st.A = rs * (st.A + st.zs * d);  // us -> us + d, es -> es * rs
+        if (st.B != neg_inf<acc_t>()) st.B = rs * st.B;
+      }
+      st.zs *= rs;
+    }
+    if (st.z1 > 0) st.z1 *= fast_exp(st.ms - ms_new);
+    st.ms = ms_new;
+  }
+  if (mt_new > st.mt) {
+    if (st.zt > 0) st.zt *= fast_exp((st.mt - mt_new) * invT);
+    // ut -> ut + (mt - mt_new) / T for every element in B, which carry weight zs in total.
+    // If mt was -inf, B is 0 (no live student yet) or -inf, and stays so.
+    if (RKL && st.zs > 0 && st.mt != neg_inf<acc_t>()) st.B += st.zs * (st.mt - mt_new) * invT;
+    st.mt = mt_new;
+  }
+}
+
+// Merge of two partial states. Symmetric bit for bit (max, then independent rebases, then
+// commutative adds), so a butterfly leaves every lane with the same value.
+template <bool RKL, typename acc_t>
+__host__ __device__ inline RowStats<acc_t> merge_stats(RowStats<acc_t> a, RowStats<acc_t> b, acc_t invT) {
+  const acc_t ms = amax(a.ms, b.ms), mt = amax(a.mt, b.mt);
+  rebase<RKL>(a, ms, mt, invT);
+  rebase<RKL>(b, ms, mt, invT);
+  return {ms, a.zs + b.zs, a.z1 + b.z1, mt, a.zt + b.zt, a.A + b.A, a.B + b.B};
+}
+
+// This thread's statistics over its share of the row.
+template <typename scalar_t, int KIND, int VEC>
+__host__ __device__ inline RowStats<acc_type<scalar_t>> pass1_partial(const KernelArgs<acc_type<scalar_t>>& a,
+                                                                      const scalar_t* s, const scalar_t* t,
+                                                                      int64_t head, int tid, int nthr) {
+  using acc_t = acc_type<scalar_t>;
+  using K = KindTraits<KIND>;
+  const acc_t invT = a.invT;
+  const bool ce_stats = a.ce && !a.ce_shares;
+  RowStats<acc_t> st = stats_identity<acc_t>();
+  for_each_chunk<VEC>(a.cols, head, tid, nthr, [&](auto w, int64_t j) {
+    constexpr int W = decltype(w)::value;
+    acc_t xs[W];
+    [[maybe_unused]] acc_t xt[W];  // teacher logits: soft kinds only
+    load_chunk<scalar_t, W>(s + j, xs);
+    acc_t cms = xs[0], cmt = neg_inf<acc_t>();
+#pragma unroll
+    for (int e = 1; e < W; ++e) cms = amax(cms, xs[e]);
+    if constexpr (K::soft) {
+      load_chunk<scalar_t, W>(t + j, xt);
+#pragma unroll
+      for (int e = 0; e < W; ++e) cmt = amax(cmt, xt[e]);
+    }
+    rebase<K::rkl>(st, amax(st.ms, cms), amax(st.mt, cmt), invT);
+    // A side masked in every element so far has no max to subtract yet (and -inf - -inf = NaN).
+    const bool s_live = st.ms != neg_inf<acc_t>();
+    [[maybe_unused]] const bool t_live = K::soft && st.mt != neg_inf<acc_t>();
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      if constexpr (K::soft) {
+        const acc_t ut = t_live ? (xt[e] - st.mt) * invT : neg_inf<acc_t>();
+        if (s_live) {
+          const acc_t us = (xs[e] - st.ms) * invT;
+          const acc_t es = fast_exp(us);
+          st.zs += es;
+          if constexpr (K::rkl) {
+            if (es > 0) {
+              st.A += es * us;
+              st.B += es * ut;
+            }
+          }
+        }
+        if (t_live) st.zt += fast_exp(ut);
+      }
+      if (ce_stats && s_live) st.z1 += fast_exp(xs[e] - st.ms);
+    }
+  });
+  return st;
+}
+
+// ---------------------------------------------------------------- pass 2: loss and gradient
+
+// What pass 2 needs of a row, once its statistics are known.
+template <typename acc_t>
+struct RowConsts {
+  acc_t ms, mt, invT, lzs, lzt, lz1;
+  acc_t beta, one_m_beta, gsoft, gmse, ce_w;
+  acc_t f_rkl;  // reverse KL of the row (its gradient needs it)
+  acc_t fix;    // JSD pass 3: gsoft * (1 - beta) * KL(ps || m) of the row; 0 otherwise
+  bool ce, ce_shares;
+};
+
+template <int KIND, typename acc_t>
+__host__ __device__ inline RowConsts<acc_t> make_row_consts(const KernelArgs<acc_t>& a, const RowStats<acc_t>& st) {
+  RowConsts<acc_t> c;
+  c.ms = st.ms;
+  c.mt = st.mt;
+  c.invT = a.invT;
+  c.lzs = exact_log(st.zs);
+  c.lzt = exact_log(st.zt);
+  c.lz1 = a.ce_shares ? c.lzs : exact_log(st.z1);
+  c.f_rkl = KIND == kReverseKL ? (st.A - st.B) / st.zs - c.lzs + c.lzt : acc_t(0);
+  c.beta = a.beta;
+  c.one_m_beta = acc_t(1) - a.beta;
+  c.gsoft = a.gsoft;
+  c.gmse = a.gmse;
+  c.ce_w = a.ce_w;
+  c.fix = 0;
+  c.ce = a.ce;
+  c.ce_shares = a.ce_shares;
+  return c;
+}
+
+// Loss terms of a row (or a thread's share of it): `a` is the KL / MSE sum, `b` JSD's KL(ps||m).
+template <typename acc_t>
+struct Sums {
+  acc_t a, b;
+};
+
+// One element's distillation gradient (before CE and JSD's row term), adding its loss terms to
+// sums. ps returns softmax(s/T) at the element (0 for non-soft kinds).
+template <int KIND, typename acc_t>
+__host__ __device__ inline acc_t distill_element(acc_t xs, acc_t xt, const RowConsts<acc_t>& c, Sums<acc_t>& sums,
+                                                 acc_t& ps_out) {
+  acc_t grad = 0;
+  ps_out = 0;
+  if constexpr (KindTraits<KIND>::soft) {
+    const acc_t ls = (xs - c.ms) * c.invT - c.lzs;
+    const acc_t lt = (xt - c.mt) * c.invT - c.lzt;
+    const acc_t ps = fast_exp(ls), pt = fast_exp(lt);
+    ps_out = ps;
+    if constexpr (KIND == kForwardKL) {
+      if (pt > 0) sums.a += pt * (lt - ls);
+      grad = c.gsoft * (ps - pt);
+    } else if constexpr (KIND == kReverseKL) {
+      const acc_t d = ls - lt;
+      if (ps > 0) {
+        sums.a += ps * d;
+        grad = c.gsoft * ps * (d - c.f_rkl);
+      }
+    } else {  // JSD
+      // m can be 0 or denormal while pt or ps is not 0 (beta * pt underflows); log would give
+      // -inf there (__logf flushes denormal inputs to 0) and turn a negligible term into inf.
+      // The reference uses log 1 where m is 0; below the smallest normal, so do we: the terms
+      // it feeds are then of size pt * |lt| < 1e-30.
+      const acc_t m = c.beta * pt + c.one_m_beta * ps;
+      const acc_t lm = m >= min_normal<acc_t>() ? fast_log(m) : acc_t(0);
+      if (pt > 0) sums.a += pt * (lt - lm);
+      const acc_t b = ps > 0 ? ps * (ls - lm) : acc_t(0);
+      sums.b += b;
+      grad = c.gsoft * c.one_m_beta * b;  // the -ps * KL(ps||m) part needs the whole row: pass 3
+    }
+  } else if constexpr (KIND == kMSE) {
+    const acc_t d = xs != xt ? xs - xt : acc_t(0);  // both -inf: masked, not NaN
+    sums.a += d * d;
+    grad = c.gmse * d;
+  }
+  return grad;
+}
+
+// This thread's share of pass 2 (or JSD's pass 3): adds the loss terms to the returned sums
+// and, when g is non-null, stores the gradient. y is the row's label (CE only).
+template <typename scalar_t, int KIND, int VEC>
+__host__ __device__ inline Sums<acc_type<scalar_t>> pass2_partial(const KernelArgs<acc_type<scalar_t>>& a,
+                                                                  const RowConsts<acc_type<scalar_t>>& c,
+                                                                  const scalar_t* s, const scalar_t* t, scalar_t* g,
+                                                                  int64_t y, int64_t head, int tid, int nthr) {
+  using acc_t = acc_type<scalar_t>;
+  Sums<acc_t> sums{0, 0};
+  for_each_chunk<VEC>(a.cols, head, tid, nthr, [&](auto w, int64_t j) {
+    constexpr int W = decltype(w)::value;
+    acc_t xs[W], xt[W], grad[W];
+    load_chunk<scalar_t, W>(s + j, xs);
+    if constexpr (KindTraits<KIND>::teacher) {
+      load_chunk<scalar_t, W>(t + j, xt);
+    } else {
+#pragma unroll
+      for (int e = 0; e < W; ++e) xt[e] = 0;
+    }
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      acc_t ps;
+      grad[e] = distill_element<KIND>(xs[e], xt[e], c, sums, ps);
+      if (g != nullptr) {
+        if (c.ce) {
+          const acc_t p1 = c.ce_shares ? ps : fast_exp((xs[e] - c.ms) - c.lz1);
+          grad[e] += c.ce_w * p1;
+          if (j + e == y) grad[e] -= c.ce_w;
+        }
+        if constexpr (KIND == kJSD) grad[e] -= c.fix * ps;
+      }
+    }
+    if (g != nullptr) store_chunk<scalar_t, W>(g + j, grad);
+  });
+  return sums;
+}
+
+// The row's loss from the reduced sums; double where the CPU kernel uses double.
+template <typename scalar_t, int KIND>
+__host__ __device__ inline acc_type<scalar_t> row_loss(const KernelArgs<acc_type<scalar_t>>& a,
+                                                       const RowConsts<acc_type<scalar_t>>& c,
+                                                       const Sums<acc_type<scalar_t>>& sums, const scalar_t* s,
+                                                       int64_t y) {
+  using acc_t = acc_type<scalar_t>;
+  const double T = a.T;
+  double distill = 0;
+  if constexpr (KIND == kForwardKL || KIND == kReverseKL) {
+    distill = T * T * double(sums.a);
+  } else if constexpr (KIND == kJSD) {
+    const double beta = a.beta;
+    distill = T * T * (beta * double(sums.a) + (1.0 - beta) * double(sums.b));
+  } else if constexpr (KIND == kMSE) {
+    distill = double(sums.a) / double(a.cols);
+  }
+  double row = double(a.alpha) * distill;
+  if (a.ce) {
+    // The host checks labels, except while a CUDA graph is being captured (no sync possible);
+    // an out-of-range label then gives a NaN loss instead of an out-of-bounds read.
+    if (y < 0 || y >= a.cols) return static_cast<acc_t>(NAN);
+    row += double(a.ce_w) * -(double(to_acc(s[y])) - double(c.ms) - double(c.lz1));
+  }
+  return static_cast<acc_t>(row);
+}
+
+// JSD pass 3's per-row constant (the CPU kernel's v_fix).
+template <typename acc_t>
+__host__ __device__ inline acc_t jsd_fix(const RowConsts<acc_t>& c, const Sums<acc_t>& sums) {
+  return static_cast<acc_t>(double(c.gsoft) * (1.0 - double(c.beta)) * double(sums.b));
+}
+
+template <typename scalar_t, int VEC>
+__host__ __device__ inline void zero_partial(scalar_t* g, int64_t V, int64_t head, int tid, int nthr) {
+  for_each_chunk<VEC>(V, head, tid, nthr, [&](auto w, int64_t j) {
+    constexpr int W = decltype(w)::value;
+    acc_type<scalar_t> z[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) z[e] = 0;
+    store_chunk<scalar_t, W>(g + j, z);
+  });
+}
+
+// ---------------------------------------------------------------- reductions (device)
+
+template <typename acc_t>
+__device__ inline RowStats<acc_t> shfl_xor(const RowStats<acc_t>& v, int m) {
+  constexpr unsigned kAll = 0xffffffffu;
+  return {__shfl_xor_sync(kAll, v.ms, m), __shfl_xor_sync(kAll, v.zs, m), __shfl_xor_sync(kAll, v.z1, m),
+          __shfl_xor_sync(kAll, v.mt, m), __shfl_xor_sync(kAll, v.zt, m), __shfl_xor_sync(kAll, v.A, m),
+          __shfl_xor_sync(kAll, v.B, m)};
+}
+
+template <typename acc_t>
+__device__ inline Sums<acc_t> shfl_xor(const Sums<acc_t>& v, int m) {
+  constexpr unsigned kAll = 0xffffffffu;
+  return {__shfl_xor_sync(kAll, v.a, m), __shfl_xor_sync(kAll, v.b, m)};
+}
+
+// Butterfly: with a symmetric merge every lane ends with the same, order-fixed value.
+template <typename T, typename Merge>
+__device__ inline T warp_allreduce(T v, const Merge& merge) {
+#pragma unroll
+  for (int m = kWarp / 2; m > 0; m /= 2) v = merge(v, shfl_xor(v, m));
+  return v;
+}
+
+// All-reduce over the row group: the warp (warp mode) or the block (block mode, blockDim.y == 1).
+// smem holds kMaxWarps values; the trailing barrier lets the next reduction reuse it.
+template <typename T, typename Merge>
+__device__ inline T group_allreduce(T v, const Merge& merge, const T& identity, T* smem) {
+  v = warp_allreduce(v, merge);
+  if (blockDim.x == kWarp) return v;
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int nwarps = blockDim.x / kWarp;
+  if (lane == 0) smem[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? smem[lane] : identity;
+  __syncthreads();
+  return warp_allreduce(v, merge);
+}
+
+// ---------------------------------------------------------------- the kernel
+
+// blockDim = (row group size, rows per block): (32, 8) in warp mode, (128..512, 1) in block mode.
+// blockDim.x is a multiple of 32. S/Tt/G rows share their misalignment (checked on the host).
+template <typename scalar_t, int KIND, int VEC>
+__global__ void __launch_bounds__(kMaxThreads)
+    fused_distill_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* __restrict__ S,
+                         const scalar_t* __restrict__ Tt, const int64_t* __restrict__ Y,
+                         acc_type<scalar_t>* __restrict__ L, scalar_t* __restrict__ G) {
+  using acc_t = acc_type<scalar_t>;
+  using K = KindTraits<KIND>;
+  __shared__ RowStats<acc_t> smem_stats[kMaxWarps];
+  __shared__ Sums<acc_t> smem_sums[kMaxWarps];
+
+  const int tid = threadIdx.x, nthr = blockDim.x;
+  const int64_t V = a.cols;
+  const auto merge_st = [invT = a.invT](const RowStats<acc_t>& x, const RowStats<acc_t>& y) {
+    return merge_stats<K::rkl>(x, y, invT);
+  };
+  const auto add_sums = [](const Sums<acc_t>& x, const Sums<acc_t>& y) { return Sums<acc_t>{x.a + y.a, x.b + y.b}; };
+
+  // Every thread of a row group has the same row, so all branches below are uniform per group
+  // (the barriers in group_allreduce need that in block mode).
+  for (int64_t row = int64_t(blockIdx.x) * blockDim.y + threadIdx.y; row < a.rows;
+       row += int64_t(gridDim.x) * blockDim.y) {
+    const scalar_t* s = S + row * V;
+    const scalar_t* t = K::teacher ? Tt + row * V : nullptr;
+    scalar_t* g = a.write_grad ? G + row * V : nullptr;
+    const int64_t head = row_head<scalar_t, VEC>(s);
+    const int64_t y = a.has_labels ? Y[row] : int64_t(-1);
+
+    if (a.has_labels && y == a.ignore_index) {  // ignored row: loss 0, gradient 0
+      if (tid == 0) L[row] = 0;
+      if (g != nullptr) zero_partial<scalar_t, VEC>(g, V, head, tid, nthr);
+      continue;
+    }
+
+    RowStats<acc_t> st = stats_identity<acc_t>();
+    if (K::soft || a.ce) {
+      st = pass1_partial<scalar_t, KIND, VEC>(a, s, t, head, tid, nthr);
+      st = group_allreduce(st, merge_st, stats_identity<acc_t>(), smem_stats);
+    }
+    RowConsts<acc_t> c = make_row_consts<KIND>(a, st);
+
+    // JSD stores its gradient in pass 3, once the row's KL(ps || m) is known.
+    scalar_t* g2 = KIND == kJSD ? nullptr : g;
+    Sums<acc_t> sums = pass2_partial<scalar_t, KIND, VEC>(a, c, s, t, g2, y, head, tid, nthr);
+    sums = group_allreduce(sums, add_sums, Sums<acc_t>{0, 0}, smem_sums);
+    if (tid == 0) L[row] = row_loss<scalar_t, KIND>(a, c, sums, s, y);
+
+    if constexpr (KIND == kJSD) {
+      if (g != nullptr) {
+        c.fix = jsd_fix(c, sums);
+        pass2_partial<scalar_t, KIND, VEC>(a, c, s, t, g, y, head, tid, nthr);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- host side
+
+template <typename acc_t>
+KernelArgs<acc_t> make_kernel_args(const DistillParams& p) {
+  KernelArgs<acc_t> a;
+  a.rows = p.rows;
+  a.cols = p.cols;
+  a.ignore_index = p.ignore_index;
+  a.T = static_cast<acc_t>(p.temperature);
+  a.invT = acc_t(1) / a.T;
+  a.alpha = p.kind == kNoDistill ? acc_t(0) : static_cast<acc_t>(p.alpha);
+  a.beta = static_cast<acc_t>(p.beta);
+  a.has_labels = p.has_labels;
+  a.ce = p.ce_on();
+  a.ce_w = a.ce ? acc_t(1) - a.alpha : acc_t(0);
+  const bool soft = p.kind == kForwardKL || p.kind == kReverseKL || p.kind == kJSD;
+  a.ce_shares = soft && a.invT == acc_t(1);
+  a.write_grad = p.write_grad;
+  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T.
+  a.gsoft = a.alpha * a.T;
+  a.gmse = a.alpha * acc_t(2) / static_cast<acc_t>(p.cols);
+  return a;
+}
+
+struct LaunchConfig {
+  dim3 grid, block;
+};
+
+// Warp per row for short rows (a block-wide barrier would cost more than the row), otherwise a
+// block per row sized for roughly 8-32 chunks per thread.
+inline LaunchConfig choose_config(int64_t rows, int64_t cols, int vec) {
+  LaunchConfig cfg;
+  int64_t blocks;
+  if (cols <= kWarpRowMaxCols) {
+    cfg.block = dim3(kWarp, kRowsPerWarpBlock);
+    blocks = (rows + kRowsPerWarpBlock - 1) / kRowsPerWarpBlock;
+  } else {
+    const int64_t chunks = cols / vec;
+    const int threads = chunks <= 1024 ? 128 : chunks <= 4096 ? 256 : kMaxThreads;
+    cfg.block = dim3(threads, 1);
+    blocks = rows;
+  }
+  // Rows beyond the grid are walked grid-stride.
+  cfg.grid = dim3(static_cast<unsigned>(blocks < INT_MAX ? blocks : INT_MAX));
+  return cfg;
+}
+
+template <typename scalar_t, int VEC>
+void launch_kind(const DistillParams& p, const scalar_t* s, const scalar_t* t, const int64_t* y, void* loss,
+                 scalar_t* g, cudaStream_t stream) {
+  using acc_t = acc_type<scalar_t>;
+  const KernelArgs<acc_t> a = make_kernel_args<acc_t>(p);
+  const LaunchConfig cfg = choose_config(p.rows, p.cols, VEC);
+  acc_t* L = static_cast<acc_t*>(loss);
+#define PYL_LAUNCH(KIND) \
+  fused_distill_kernel<scalar_t, KIND, VEC><<<cfg.grid, cfg.block, 0, stream>>>(a, s, t, y, L, g)
+  switch (p.kind) {
+    case kNoDistill: PYL_LAUNCH(kNoDistill); break;
+    case kForwardKL: PYL_LAUNCH(kForwardKL); break;
+    case kReverseKL: PYL_LAUNCH(kReverseKL); break;
+    case kJSD: PYL_LAUNCH(kJSD); break;
+    case kMSE: PYL_LAUNCH(kMSE); break;
+    default: break;  // rejected by make_distill_params
+  }
+#undef PYL_LAUNCH
+}
+
+template <typename scalar_t>
+cudaError_t launch_typed(const DistillParams& p, const void* student, const void* teacher, const int64_t* labels,
+                         void* loss, void* grad, cudaStream_t stream) {
+  constexpr int kVec = kVecBytes / sizeof(scalar_t);
+  const auto* s = static_cast<const scalar_t*>(student);
+  const auto* t = p.kind != kNoDistill ? static_cast<const scalar_t*>(teacher) : nullptr;
+  auto* g = p.write_grad ? static_cast<scalar_t*>(grad) : nullptr;
+  // Vector chunks need student, teacher and grad rows to reach a 16-byte boundary together,
+  // i.e. the same address mod 16 (fresh allocations all have 0; sliced inputs may not).
+  const auto mis = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % kVecBytes; };
+  const bool same_alignment = (t == nullptr || mis(t) == mis(s)) && (g == nullptr || mis(g) == mis(s)) &&
+                              mis(s) % sizeof(scalar_t) == 0;
+  if (same_alignment) {
+    launch_kind<scalar_t, kVec>(p, s, t, labels, loss, g, stream);
+  } else {
+    launch_kind<scalar_t, 1>(p, s, t, labels, loss, g, stream);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_fused_distill(const DistillParams& p, const void* student, const void* teacher,
+                                 const int64_t* labels, void* loss, void* grad, int dtype_code,
+                                 cudaStream_t stream) {
+  if (p.rows == 0) return cudaSuccess;
+  switch (dtype_code) {
+    case kDtypeFloat: return launch_typed<float>(p, student, teacher, labels, loss, grad, stream);
+    case kDtypeDouble: return launch_typed<double>(p, student, teacher, labels, loss, grad, stream);
+    case kDtypeBFloat16: return launch_typed<__nv_bfloat16>(p, student, teacher, labels, loss, grad, stream);
+    case kDtypeHalf: return launch_typed<__half>(p, student, teacher, labels, loss, grad, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace pylaundering::cuda
