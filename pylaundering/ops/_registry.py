@@ -36,6 +36,10 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
     torch.library.register_fake(qualname)(fake)
 
     def setup_context(ctx, inputs, output):
+        # The saved-gradient outputs never get a gradient of their own; without this autograd
+        # would materialise a zero-filled [N, V] tensor for each of them in every backward
+        # (doubling the op's peak memory and adding a full write pass).
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(*output[1 : 1 + len(spec.grad_inputs)])
 
     def backward(ctx, grad_rows, *_unused_grads):
@@ -49,6 +53,8 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
             )
         ctx.pyl_consumed = True
         result: list[torch.Tensor | None] = [None] * spec.n_inputs
+        if grad_rows is None:  # (grads are not materialised) the row values do not reach the loss
+            return tuple(result)
         for pos, saved in zip(spec.grad_inputs, ctx.saved_tensors):
             if saved.numel() == 0 and grad_rows.numel() != 0:
                 raise RuntimeError(

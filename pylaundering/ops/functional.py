@@ -68,7 +68,9 @@ def _check_labels(student: torch.Tensor, labels: object) -> torch.Tensor:
 
 
 def _check_scalars(temperature: float, alpha: float, beta: float | None, reduction: str) -> None:
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+    # Comparisons only (no math.isfinite): under torch.compile a temperature that varies between calls
+    # becomes a SymFloat, which math.isfinite cannot trace (fullgraph=True would fail). NaN fails both.
+    if not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
