@@ -33,9 +33,9 @@ DistillParams make_distill_params(const at::Tensor& student, const std::optional
   p.cols = student.size(1);
   p.kind = kind;
   // Cross-entropy alone is the alpha = 0 end of the mix, whatever alpha was passed.
-  p.alpha = kind == kNoDistill ? 0.f : static_cast<float>(alpha);
-  p.temperature = static_cast<float>(temperature);
-  p.beta = static_cast<float>(beta);
+  p.alpha = kind == kNoDistill ? 0.0 : alpha;
+  p.temperature = temperature;
+  p.beta = beta;
   p.ignore_index = ignore_index;
   p.write_grad = compute_grad;
   p.has_teacher = teacher.has_value() && teacher->defined();
@@ -61,7 +61,7 @@ DistillParams make_distill_params(const at::Tensor& student, const std::optional
                       " but student is on ", student.device());
     TORCH_CHECK_VALUE(y.is_contiguous(), "fused_distill: labels must be contiguous");
   }
-  TORCH_CHECK_VALUE(p.has_labels || p.alpha == 1.f || kind == kNoDistill,
+  TORCH_CHECK_VALUE(p.has_labels || p.alpha == 1.0 || kind == kNoDistill,
                     "fused_distill: alpha < 1 mixes in cross-entropy, which needs labels");
   TORCH_CHECK_VALUE(kind != kNoDistill || p.has_labels, "fused_distill: cross-entropy needs labels");
   return p;

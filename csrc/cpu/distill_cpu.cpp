@@ -2,7 +2,11 @@
 #include "distill_op.h"
 
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
+#include <string>
+
+#include <c10/util/Exception.h>
 
 namespace pylaundering {
 namespace cpu {
@@ -33,9 +37,16 @@ struct Variant {
 Variant choose_variant() {
   Variant v{"DEFAULT", &cpu::DEFAULT::fused_distill_kernel};
 #if defined(PYLAUNDERING_X86_VARIANTS)
-  const char* cap = std::getenv("PYLAUNDERING_CPU_CAPABILITY");
-  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0;
-  const bool allow2 = allow512 || (cap && std::strcmp(cap, "avx2") == 0);
+  std::string cap;
+  if (const char* env = std::getenv("PYLAUNDERING_CPU_CAPABILITY")) {
+    for (const char* c = env; *c; ++c) cap += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    if (!cap.empty() && cap != "default" && cap != "avx2" && cap != "avx512") {
+      TORCH_WARN("PYLAUNDERING_CPU_CAPABILITY=", env, " is not one of default, avx2, avx512; ignoring it");
+      cap.clear();
+    }
+  }
+  const bool allow512 = cap.empty() || cap == "avx512";
+  const bool allow2 = allow512 || cap == "avx2";
   __builtin_cpu_init();
   if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace pylaundering::cpu {
 namespace CPU_CAPABILITY {
@@ -101,6 +102,32 @@ inline Vectorized<acc_t> vexp(const Vectorized<acc_t>& x) {
   return x.exp_u20();
 }
 
+// Per-thread scratch: exponentials from pass 1, so pass 2 needs no exp at all. Row-sized, so it
+// stays in L2 with the row; it is not an [N, V] temporary.
+template <typename acc_t>
+struct Scratch {
+  std::vector<acc_t> es, et, e1;        // exp((x - running max) / T) per element; e1 at T = 1
+  std::vector<double> ms_at, mt_at;     // running max when each block's exps were taken
+  Scratch(int64_t V, bool soft, bool ce_stats, bool ce) {
+    const int64_t nb = (V + kBlock - 1) / kBlock;
+    if (soft) { es.resize(V); et.resize(V); }
+    if (ce_stats || (ce && !soft)) e1.resize(V);
+    ms_at.resize(nb);
+    mt_at.resize(nb);
+  }
+};
+
+template <typename acc_t>
+inline Vectorized<acc_t> load_scratch(const acc_t* p, int64_t n) {
+  using Vec = Vectorized<acc_t>;
+  return n == Vec::size() ? Vec::loadu(p) : Vec::loadu(p, n);
+}
+
+template <typename acc_t>
+inline void store_scratch(acc_t* p, const Vectorized<acc_t>& v, int64_t n) {
+  n == Vectorized<acc_t>::size() ? v.store(p) : v.store(p, n);
+}
+
 template <typename scalar_t, typename acc_t, int64_t KIND>
 void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt, const int64_t* Y,
                   acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
@@ -111,19 +138,24 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
 
   const int64_t V = p.cols;
   const acc_t T = static_cast<acc_t>(p.temperature);
-  const acc_t invT = acc_t(1) / T;
+  const acc_t invT = static_cast<acc_t>(1.0 / p.temperature);
   const acc_t alpha = KIND == kNoDistill ? acc_t(0) : static_cast<acc_t>(p.alpha);
   const acc_t beta = static_cast<acc_t>(p.beta);
   const bool ce = p.ce_on();
-  const acc_t ce_w = ce ? acc_t(1) - alpha : acc_t(0);
+  const acc_t ce_w = ce ? static_cast<acc_t>(1.0 - (KIND == kNoDistill ? 0.0 : p.alpha)) : acc_t(0);
   // CE is at temperature 1; when the soft term is also at T = 1 it shares the student's sums.
-  const bool ce_shares = kSoft && invT == acc_t(1);
+  const bool ce_shares = kSoft && p.temperature == 1.0;
   const bool ce_stats = ce && !ce_shares;
   const bool need_s_stats = kSoft || ce;
   const bool write_grad = p.write_grad;
   // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T.
-  const acc_t gsoft = alpha * T;
-  const acc_t gmse = alpha * acc_t(2) / static_cast<acc_t>(V);
+  const acc_t gsoft = static_cast<acc_t>(double(alpha) * p.temperature);
+  const acc_t gmse = static_cast<acc_t>(2.0 * double(alpha) / double(V));
+
+  Scratch<acc_t> sc(V, kSoft, ce_stats, ce);
+  acc_t* ES = sc.es.data();
+  acc_t* ET = sc.et.data();
+  acc_t* E1 = sc.e1.data();
 
   for (int64_t r = r0; r < r1; ++r) {
     const scalar_t* s = S + r * V;
@@ -136,14 +168,16 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
       continue;
     }
 
-    // ---- pass 1: statistics. Sums are relative to the running max (scaled by 1/T).
+    // ---- pass 1: statistics, one read of each input. Per block: the block max, then exps against
+    // the running max (kept in scratch with the max they used); running sums are rescaled when the
+    // max moves (online softmax at block granularity).
     double ms = neg_inf<double>(), mt = neg_inf<double>();
     double zs = 0, zt = 0, z1 = 0;
     // Reverse KL: A = sum e_s (u_s - ms/T), B = sum e_s (u_t - mt/T) give
-    // KL(ps || pt) = A/zs - log zs - B/zs + log zt without a pass over log-probabilities.
+    // KL(ps || pt) = (A - B)/zs - log zs + log zt without a pass over log-probabilities.
     double A = 0, B = 0;
     if (need_s_stats) {
-      for (int64_t b0 = 0; b0 < V; b0 += kBlock) {
+      for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
         const int64_t b1 = std::min(V, b0 + kBlock);
         Vec vms(neg_inf<acc_t>()), vmt(neg_inf<acc_t>());
         for (int64_t j = b0; j < b1; j += VS) {
@@ -170,11 +204,13 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
             mt = bmt;
           }
         }
-        // A side that is masked in every element so far has no max to subtract yet.
+        sc.ms_at[blk] = ms;
+        sc.mt_at[blk] = mt;
+        // A side that is masked in every element so far has no max to subtract yet: its exps are 0.
         const bool s_live = ms != neg_inf<double>();
         const bool t_live = kSoft && mt != neg_inf<double>();
-        if (!s_live && !t_live) continue;
-        const Vec vms_b(static_cast<acc_t>(ms)), vmt_b(static_cast<acc_t>(mt)), vinvT(invT);
+        const Vec vms_b(static_cast<acc_t>(s_live ? ms : 0.0)), vmt_b(static_cast<acc_t>(t_live ? mt : 0.0));
+        const Vec vinvT(invT), zero(0);
         Vec vzs(0), vzt(0), vz1(0), vA(0), vB(0);
         for (int64_t j = b0; j < b1; j += VS) {
           const int64_t n = std::min(VS, b1 - j);
@@ -182,18 +218,23 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
           if constexpr (kSoft) {
             const Vec us = (xs - vms_b) * vinvT;
             const Vec ut = (load<scalar_t, acc_t>(t + j, n) - vmt_b) * vinvT;
-            if (s_live) {
-              const Vec es = vexp(us);
-              vzs += es;
-              if (KIND == kReverseKL && t_live) {
-                const Vec live = es > Vec(0);
-                vA += keep(live, es * us);
-                vB += keep(live, es * ut);
-              }
+            const Vec es = s_live ? vexp(us) : zero;
+            const Vec et = t_live ? vexp(ut) : zero;
+            store_scratch(ES + j, es, n);
+            store_scratch(ET + j, et, n);
+            vzs += es;
+            vzt += et;
+            if (KIND == kReverseKL && s_live && t_live) {
+              const Vec live = es > zero;
+              vA += keep(live, es * us);
+              vB += keep(live, es * ut);
             }
-            if (t_live) vzt += vexp(ut);
           }
-          if (ce_stats && s_live) vz1 += vexp(xs - vms_b);
+          if (!sc.e1.empty()) {
+            const Vec e1 = s_live ? vexp(xs - vms_b) : zero;
+            store_scratch(E1 + j, e1, n);
+            vz1 += e1;
+          }
         }
         zs += hsum(vzs);
         zt += hsum(vzt);
@@ -206,56 +247,68 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     const double lz1 = ce_shares ? lzs : std::log(z1);
     const double f_rkl = KIND == kReverseKL ? (A - B) / zs - lzs + lzt : 0.0;
 
-    // ---- pass 2: loss and gradient.
+    // ---- pass 2: loss and gradient. Probabilities are scratch exps times a per-block factor
+    // exp((max at block - final max) / T) / z; log-probabilities come from the inputs.
     const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), v_invT(invT);
-    const Vec v_lzs(static_cast<acc_t>(lzs)), v_lzt(static_cast<acc_t>(lzt)),
-        v_lz1(static_cast<acc_t>(lz1));
-    const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_w);
+    const Vec v_lzs(static_cast<acc_t>(lzs)), v_lzt(static_cast<acc_t>(lzt));
+    const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_w), zero(0);
     const Vec v_f(static_cast<acc_t>(f_rkl));
     Vec acc_a(0), acc_b(0);
-    for (int64_t j = 0; j < V; j += VS) {
-      const int64_t n = std::min(VS, V - j);
-      const Vec xs = load<scalar_t, acc_t>(s + j, n);
-      Vec grad(0);
-      Vec ps_shared(0);
-      if constexpr (kSoft) {
-        const Vec xt = load<scalar_t, acc_t>(t + j, n);
-        const Vec ls = (xs - v_ms) * v_invT - v_lzs;
-        const Vec lt = (xt - v_mt) * v_invT - v_lzt;
-        const Vec ps = vexp(ls), pt = vexp(lt);
-        ps_shared = ps;
-        const Vec ps_live = ps > Vec(0), pt_live = pt > Vec(0);
-        if constexpr (KIND == kForwardKL) {
-          acc_a += keep(pt_live, pt * (lt - ls));
-          grad = v_gsoft * (ps - pt);
-        } else if constexpr (KIND == kReverseKL) {
-          const Vec d = ls - lt;
-          acc_a += keep(ps_live, ps * d);
-          grad = keep(ps_live, v_gsoft * ps * (d - v_f));
-        } else {  // JSD
-          // m can underflow to 0 while pt or ps is a denormal > 0; log(0) would turn their
-          // negligible terms into inf. The reference uses log(1) = 0 there; so do we.
-          const Vec m = v_beta * pt + v_1mbeta * ps;
-          const Vec lm = keep(m > Vec(0), m.log());
-          acc_a += keep(pt_live, pt * (lt - lm));
-          const Vec b = keep(ps_live, ps * (ls - lm));
-          acc_b += b;
-          grad = v_gsoft * v_1mbeta * b;  // the -ps * KL(ps||m) part is pass 3
+    for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
+      const int64_t b1 = std::min(V, b0 + kBlock);
+      const Vec fs(static_cast<acc_t>(std::exp((sc.ms_at[blk] - ms) * invT) / zs));
+      const Vec ft(static_cast<acc_t>(std::exp((sc.mt_at[blk] - mt) * invT) / zt));
+      const Vec f1(static_cast<acc_t>(std::exp(sc.ms_at[blk] - ms) / z1));
+      for (int64_t j = b0; j < b1; j += VS) {
+        const int64_t n = std::min(VS, b1 - j);
+        const Vec xs = load<scalar_t, acc_t>(s + j, n);
+        Vec grad(0);
+        Vec ps(0);
+        if constexpr (kSoft) {
+          const Vec xt = load<scalar_t, acc_t>(t + j, n);
+          const Vec ls = (xs - v_ms) * v_invT - v_lzs;
+          const Vec lt = (xt - v_mt) * v_invT - v_lzt;
+          ps = load_scratch(ES + j, n) * fs;
+          const Vec pt = load_scratch(ET + j, n) * ft;
+          const Vec ps_live = ps > zero, pt_live = pt > zero;
+          if constexpr (KIND == kForwardKL) {
+            acc_a += keep(pt_live, pt * (lt - ls));
+            grad = v_gsoft * (ps - pt);
+          } else if constexpr (KIND == kReverseKL) {
+            const Vec d = ls - lt;
+            acc_a += keep(ps_live, ps * d);
+            grad = keep(ps_live, v_gsoft * ps * (d - v_f));
+          } else {  // JSD
+            // m can underflow to 0 while pt or ps is a denormal > 0; log(0) would turn their
+            // negligible terms into inf. The reference uses log(1) = 0 there; so do we.
+            const Vec m = v_beta * pt + v_1mbeta * ps;
+            const Vec lm = keep(m > zero, m.log());
+            acc_a += keep(pt_live, pt * (lt - lm));
+            const Vec b = keep(ps_live, ps * (ls - lm));
+            acc_b += b;
+            grad = v_gsoft * v_1mbeta * b;  // the -ps * KL(ps||m) part is pass 3
+          }
+        } else if constexpr (KIND == kMSE) {
+          const Vec xt = load<scalar_t, acc_t>(t + j, n);
+          const Vec d = keep(xs != xt, xs - xt);  // both -inf: masked, not NaN
+          acc_a += d * d;
+          grad = v_gmse * d;
         }
-      } else if constexpr (KIND == kMSE) {
-        const Vec xt = load<scalar_t, acc_t>(t + j, n);
-        const Vec d = keep(xs != xt, xs - xt);  // both -inf: masked, not NaN
-        acc_a += d * d;
-        grad = v_gmse * d;
-      }
-      if (ce && write_grad) {
-        const Vec p1 = ce_shares ? ps_shared : vexp(xs - v_ms - v_lz1);
-        grad += v_cew * p1;
-        if (y >= j && y < j + VS) {
-          grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(y)), v_cew);
+        if (ce && write_grad) {
+          const Vec p1 = ce_shares ? ps : load_scratch(E1 + j, n) * f1;
+          grad += v_cew * p1;
+          if (y >= j && y < j + VS) {
+            grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(y)), v_cew);
+          }
+        }
+        if (write_grad) {
+          if constexpr (KIND == kJSD) {
+            store_scratch(ET + j, grad, n);  // kept in acc_t until pass 3: one rounding only
+          } else {
+            store<scalar_t, acc_t>(g + j, grad, n);
+          }
         }
       }
-      if (write_grad) store<scalar_t, acc_t>(g + j, grad, n);
     }
 
     double distill = 0;
@@ -273,10 +326,14 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     if constexpr (KIND == kJSD) {
       if (write_grad) {
         const Vec v_fix(static_cast<acc_t>(double(gsoft) * (1.0 - beta) * hsum(acc_b)));
-        for (int64_t j = 0; j < V; j += VS) {
-          const int64_t n = std::min(VS, V - j);
-          const Vec ps = vexp((load<scalar_t, acc_t>(s + j, n) - v_ms) * v_invT - v_lzs);
-          store<scalar_t, acc_t>(g + j, load<scalar_t, acc_t>(g + j, n) - v_fix * ps, n);
+        for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
+          const int64_t b1 = std::min(V, b0 + kBlock);
+          const Vec fs(static_cast<acc_t>(std::exp((sc.ms_at[blk] - ms) * invT) / zs));
+          for (int64_t j = b0; j < b1; j += VS) {
+            const int64_t n = std::min(VS, b1 - j);
+            const Vec ps = load_scratch(ES + j, n) * fs;
+            store<scalar_t, acc_t>(g + j, load_scratch(ET + j, n) - v_fix * ps, n);
+          }
         }
       }
     }
@@ -291,8 +348,8 @@ void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor&
   const int64_t* Y = labels.defined() ? labels.const_data_ptr<int64_t>() : nullptr;
   acc_t* L = loss.mutable_data_ptr<acc_t>();
   scalar_t* G = p.write_grad ? grad.mutable_data_ptr<scalar_t>() : nullptr;
-  // ~64K elements of work per task keeps thread start-up small against the row work.
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, p.cols));
+  // ~4K elements per task: small-V problems (multiple-choice heads, V = 4) still use every thread.
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.cols));
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     switch (p.kind) {
       case kNoDistill: return distill_rows<scalar_t, acc_t, kNoDistill>(p, S, Tt, Y, L, G, r0, r1);

@@ -105,13 +105,6 @@ def test_unset_capability_picks_the_widest_supported_variant(run_py, monkeypatch
     assert run_py(_VARIANT)["v"] == _WIDEST
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (csrc/cpu/distill_cpu.cpp choose_variant): any value other than exactly 'avx2'/'avx512' - "
-    "including '' and the names cpu_kernel_variant() itself prints ('AVX512', 'AVX2') - silently selects the "
-    "scalar DEFAULT kernel (5-8x slower). ATen's ATEN_CPU_CAPABILITY ignores "
-    "invalid values with a warning and auto-detects. Fix: lower-case the value, treat ''/unknown as unset (warn).",
-)
 @pytest.mark.parametrize("value", ["", "AVX512", "bogus"])
 @requires_compiled
 def test_unrecognised_capability_value_does_not_silently_select_default(run_py, value):

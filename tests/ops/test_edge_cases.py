@@ -307,19 +307,9 @@ def test_low_precision_accumulates_in_float32(dtype):
     assert torch.equal(got, exp) or (got.double() - exp.double()).abs().max() <= exp.double().abs().max() * 2**-7
 
 
-_JSD_ROUNDING = pytest.mark.xfail(
-    strict=True,
-    reason="BUG (precision): for bf16/fp16 the JSD kernel stores pass 2's partial gradient (the "
-    "(1-beta) ps (log ps - log m) part, plus CE) in the output dtype and pass 3 reads it back to subtract "
-    "ps * KL(ps||m): two roundings, and the rounded intermediate can be much larger than the result "
-    "(errors up to ~2x the ideal at typical rows, 27% at a V=3 row that cancels). Fix: keep the partial "
-    "row in a float32 scratch buffer (V floats per thread) for low-precision dtypes, store once in pass 3.",
-)
-
-
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=_dt)
 @pytest.mark.parametrize("alpha", [1.0, 0.5, 0.0])
-@pytest.mark.parametrize("kind", ["kl", "reverse_kl", pytest.param("jsd", marks=[_JSD_ROUNDING, requires_compiled]), "mse"])
+@pytest.mark.parametrize("kind", ["kl", "reverse_kl", pytest.param("jsd", marks=[requires_compiled]), "mse"])
 def test_low_precision_gradient_is_rounded_once(kind, alpha, dtype):
     """bf16/fp16 kernels compute in float32: their gradient is the float32 kernel's gradient on the same
     (rounded) inputs, rounded once to the output dtype - bit for bit (reduction='sum', so the backward's
@@ -338,12 +328,6 @@ def test_low_precision_gradient_is_rounded_once(kind, alpha, dtype):
 
 
 # --------------------------------------------------------------------------- float64 parameters
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DistillParams stores temperature/alpha/beta as float32 (csrc/kernels/distill_params.h, "
-    "distill_op.cpp static_cast<float>), so float64 losses with T=0.7, alpha=0.3, beta=0.3 are only float32-"
-    "accurate in the parameters (~1e-8 relative) instead of ~1e-15. Fix: make those fields double.",
-)
 @pytest.mark.parametrize("kind", ["kl", "jsd"])
 @requires_compiled
 def test_fp64_parameters_are_not_rounded_to_float32(kind):
