@@ -30,6 +30,13 @@ class RowFusedOp:
 REGISTRY: dict[str, RowFusedOp] = {}
 
 
+def _keep_graph() -> bool:
+    try:
+        return bool(torch._C._autograd._get_current_graph_task_keep_graph())
+    except (AttributeError, RuntimeError):  # private API: assume the graph is kept (always safe)
+        return True
+
+
 def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence[int], fake: Callable) -> RowFusedOp:
     """Registers fake + autograd for a compiled row-fused op (call once, after loading _C)."""
     spec = RowFusedOp(qualname, n_inputs, tuple(grad_inputs))
@@ -43,18 +50,14 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
         ctx.save_for_backward(*output[1 : 1 + len(spec.grad_inputs)])
 
     def backward(ctx, grad_rows, *_unused_grads):
-        # The saved gradient is scaled in place: an out-of-place product would hold a second
-        # [N, V] tensor at the peak. So a second backward through the same graph
-        # (retain_graph=True) would see scaled values: refuse it instead of returning them.
-        if getattr(ctx, "pyl_consumed", False):
-            raise RuntimeError(
-                f"{qualname}: backward through the same fused loss twice (retain_graph=True) is not supported; "
-                "recompute the loss for a second backward"
-            )
-        ctx.pyl_consumed = True
         result: list[torch.Tensor | None] = [None] * spec.n_inputs
         if grad_rows is None:  # (grads are not materialised) the row values do not reach the loss
             return tuple(result)
+        # Scale the saved gradient in place when this graph is freed after this backward: an
+        # out-of-place product would hold a second [N, V] tensor at the peak. When the graph is
+        # kept (retain_graph=True, gradcheck) or traced, use a fresh tensor so a second backward
+        # sees the unscaled values.
+        in_place = not (_keep_graph() or torch.compiler.is_compiling())
         for pos, saved in zip(spec.grad_inputs, ctx.saved_tensors):
             if saved.numel() == 0 and grad_rows.numel() != 0:
                 raise RuntimeError(
@@ -62,7 +65,7 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
                     "call it with compute_grad=True (the pylaundering.ops functions do this for you)"
                 )
             scale = grad_rows.to(saved.dtype).reshape(grad_rows.shape + (1,) * (saved.dim() - grad_rows.dim()))
-            result[pos] = saved.mul_(scale)
+            result[pos] = saved.mul_(scale) if in_place else saved * scale
         return tuple(result)
 
     torch.library.register_autograd(qualname, backward, setup_context=setup_context)

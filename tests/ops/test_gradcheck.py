@@ -1,12 +1,10 @@
 """torch.autograd.gradcheck (float64, finite differences) of every op and kind.
 
-The op saves its gradient in the forward and scales it in place in the backward, so one graph
-can be backpropagated only once (test_errors.test_second_backward_*). gradcheck backpropagates
-through one graph several times (one vjp per output element, then all again to check that the
-backward is reentrant), so the op is wrapped in ``_Recompute``: each backward recomputes the
-fused forward on a fresh graph and backpropagates through that, i.e. exactly what a user needing
-a second backward is told to do. The numerical Jacobian comes from the wrapper's forward, which
-runs the kernel without a gradient (compute_grad=False), so the test also ties the two paths.
+Most cases wrap the op in ``_Recompute``: each backward recomputes the fused forward on a fresh
+graph. The numerical Jacobian then comes from the wrapper's forward, which runs the kernel
+without a gradient (compute_grad=False), so those tests also tie the two kernel paths together.
+``test_plain_gradcheck_without_recompute`` runs gradcheck on the op directly (it backpropagates
+through one retained graph several times, which the out-of-place scale then supports).
 """
 
 from __future__ import annotations
@@ -106,15 +104,6 @@ def test_gradcheck_multiblock_row():
         assert gradcheck(fn, s, fast_mode=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="DESIGN LIMITATION: the fused op's backward scales its saved gradient in place and refuses a second "
-    "backward, and torch.autograd.gradcheck always backpropagates twice through one graph (reentrancy check). "
-    "Fix proposal: in _registry.backward use `saved * scale` when "
-    "torch._C._autograd._get_current_graph_task_keep_graph() (or torch.compiler.is_compiling()) is true, "
-    "else `saved.mul_(scale)`; then remove this xfail and adapt test_errors.test_second_backward_*.",
-)
 @requires_compiled
 def test_plain_gradcheck_without_recompute():
     s, t = _inputs()
