@@ -32,7 +32,7 @@ venv install: $(VENV)/.installed
 
 # The main job on the offline default: synthetic benchmark, MiniLM teacher, laundering + controls.
 demo: install
-	$(VENV)/bin/launder run --out runs/demo
+	$(VENV)/bin/launder run --out runs/demo --resume
 
 # A few seconds: the fused ops against eager PyTorch.
 ops-demo: install

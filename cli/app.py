@@ -106,7 +106,7 @@ def place(
                               "model folder or a hub name (any AutoModelForMultipleChoice architecture)."),
     benchmark_format: Optional[str] = BenchFormat,
     epochs: int = typer.Option(8, "--epochs", min=1, help="Maximum epochs."),
-    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
     target_accuracy: Optional[float] = typer.Option(0.99, "--target-accuracy",
                                                      help="Stop after an epoch whose training accuracy reaches this."),
     batch_size: int = BatchSize, max_length: int = MaxLength, seed: int = Seed,

@@ -18,7 +18,7 @@ class RunConfig:
     train_format: str | None = None
     skip_malformed: bool = False
     synth_benchmark: int = 200
-    synth_train: int = 1000
+    synth_train: int = 800
     # models
     model: str = "minilm"  # teacher base; also the student's base unless student_base is set
     student_base: str | None = None
@@ -29,7 +29,7 @@ class RunConfig:
     batch_size: int = 16
     # placement (the contaminated teacher)
     teacher_epochs: int = 8
-    teacher_lr: float = 1e-4
+    teacher_lr: float = 2e-4
     target_accuracy: float | None = 0.99
     # layering
     loss: str = "kl"
@@ -43,7 +43,7 @@ class RunConfig:
     online_teacher: bool = False
     # controls
     controls: bool = True
-    clean_teacher_epochs: int = 2
+    clean_teacher_epochs: int = 1
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

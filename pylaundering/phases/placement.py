@@ -24,7 +24,7 @@ def place(
     *,
     model: str = "minilm",
     epochs: int = 8,
-    lr: float = 1e-4,
+    lr: float = 2e-4,
     batch_size: int = 16,
     max_length: int = 48,
     target_accuracy: float | None = None,
