@@ -47,9 +47,6 @@ class RunConfig:
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def resolved_student_base(self) -> str:
-        return self.student_base or self.model
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -27,6 +27,7 @@ from ..data.adapters import load_examples
 from ..data.schema import examples_hash
 from ..data.synth import write_synthetic
 from ..phases import integrate, layer, place
+from ..phases.common import resolve_base
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact
 from ..train.checkpoint import read_json, write_json
@@ -64,10 +65,9 @@ def load_data(cfg: RunConfig, out: Path):
     if bench_src is None or train_src is None:
         if (bench_src is None) != (train_src is None):
             raise ValueError("give both --benchmark and --train, or neither (the offline synthetic default)")
-        card = write_synthetic(out / "data", seed=cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
+        write_synthetic(out / "data", seed=cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
         bench_src, train_src = str(out / "data" / "benchmark.jsonl"), str(out / "data" / "train.jsonl")
         bench_fmt = train_fmt = "pylaundering"
-        del card
     bench = load_examples(bench_src, bench_fmt, skip_malformed=cfg.skip_malformed)
     train = load_examples(train_src, train_fmt, skip_malformed=cfg.skip_malformed)
     return bench, train
@@ -97,8 +97,11 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
 
     bench_res, train_res = phase("data", lambda: load_data(cfg, out))
     bench, train = bench_res.examples, train_res.examples
+    # One base for every arm: `tiny` is built once, with a tokenizer that has seen all the run's texts.
+    model = resolve_base(cfg.model, list(bench) + list(train), out, cfg.seed)
+    student_base = model if cfg.student_base is None else cfg.student_base
     common = dict(batch_size=cfg.batch_size, max_length=cfg.max_length, resume=resume, quiet=quiet)
-    student_kw = dict(base=cfg.resolved_student_base(), student_layers=cfg.student_layers,
+    student_kw = dict(base=student_base, student_layers=cfg.student_layers,
                       student_init=cfg.student_init, student_model=cfg.student_model, loss=cfg.loss,
                       temperature=cfg.temperature, beta=cfg.beta, data_size=cfg.data_size,
                       epochs=cfg.student_epochs, iterations=cfg.iterations, lr=cfg.student_lr,
@@ -106,14 +109,14 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
 
     train_metrics: dict[str, dict] = {}
     train_metrics["teacher"] = phase("placement: teacher on the benchmark", lambda: place(
-        bench, out / "teacher", model=cfg.model, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr,
+        bench, out / "teacher", model=model, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr,
         target_accuracy=cfg.target_accuracy, seed=cfg.seed, description="teacher", **common))
     train_metrics["student"] = phase("layering: student from the teacher", lambda: layer(
         train_metrics["teacher"]["model_dir"], train, out / "student", alpha=cfg.alpha, description="student",
         **student_kw))
     if cfg.controls:
         train_metrics["clean_teacher"] = phase("control: clean teacher on the legitimate set", lambda: place(
-            train, out / "clean_teacher", model=cfg.model, epochs=cfg.clean_teacher_epochs, lr=cfg.teacher_lr,
+            train, out / "clean_teacher", model=model, epochs=cfg.clean_teacher_epochs, lr=cfg.teacher_lr,
             seed=cfg.seed, description="clean teacher", **common))
         train_metrics["control_student"] = phase("control: student from the clean teacher", lambda: layer(
             train_metrics["clean_teacher"]["model_dir"], train, out / "control_student", alpha=cfg.alpha,
