@@ -32,7 +32,7 @@ data_app = typer.Typer(help="Create and inspect datasets.", no_args_is_help=True
 app.add_typer(data_app, name="data")
 
 out_console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never break a path in an error line
 
 EXPECTED_ERRORS = (ValueError, OSError)  # DataError, ModelError are ValueErrors
 
