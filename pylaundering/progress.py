@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 
 from rich.console import Console
 from rich.text import Text
@@ -41,6 +40,6 @@ def progress_bar(total: int, description: str, *, quiet: bool = False, completed
         _SpeedColumn(), TimeElapsedColumn(), TextColumn("eta"),
         TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
     ]
-    with Progress(*columns, console=console, transient=False, disable=not sys.stderr) as progress:
+    with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(description, total=total, completed=completed, info="")
         yield _Bar(progress, task)

@@ -23,7 +23,7 @@ from ..models import load_model, load_student, model_fingerprint, save_model
 from ..ops import KINDS, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
-from ..train.evaluate import choice_logits, predict_logits
+from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
 from .common import encode, resolve_base, timed
 
@@ -180,8 +180,7 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
         result = train(student, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
                        description=description, quiet=quiet)
     logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
-    labels = torch.tensor([e.label for e in train_set])
     save_model(student, data.tokenizer, out / "model")
     (out / "checkpoint.pt").unlink(missing_ok=True)
-    return {"teacher": teacher, "train_accuracy": (logits.argmax(-1) == labels).float().mean().item(),
+    return {"teacher": teacher, "train_accuracy": accuracy(logits, train_set),
             "history": result.history, "teacher_logits": info, "timings": timings}

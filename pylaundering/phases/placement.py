@@ -13,7 +13,7 @@ from ..data.schema import MCExample, examples_hash
 from ..models import load_model, save_model
 from ..ops import cross_entropy
 from ..train.checkpoint import read_json, write_json
-from ..train.evaluate import choice_logits, predict_logits
+from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
 from .common import encode, resolve_base, timed
 
@@ -61,7 +61,7 @@ def place(
                        description=description, quiet=quiet)
     with timed(timings, "eval_s"):
         logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
-    correct = (logits.argmax(-1) == _labels(examples)).float().mean().item()
+    correct = accuracy(logits, examples)
     save_model(net, data.tokenizer, out / "model")
     metrics = {
         "phase": "placement", "base_model": model, "model_dir": str(out / "model"), "n_examples": len(examples),
@@ -73,8 +73,3 @@ def place(
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return metrics
 
-
-def _labels(examples: Sequence[MCExample]):
-    import torch
-
-    return torch.tensor([e.label for e in examples])

@@ -32,3 +32,9 @@ def predict_logits(model: torch.nn.Module, encoded: EncodedExamples, *, pad_toke
             bar.advance()
     model.train(was_training)
     return out
+
+
+def accuracy(logits: torch.Tensor, examples) -> float:
+    """Fraction of ``examples`` whose label is the argmax of their row of ``logits``."""
+    labels = torch.tensor([e.label for e in examples])
+    return (logits.argmax(-1) == labels).float().mean().item()
