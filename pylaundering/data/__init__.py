@@ -13,9 +13,25 @@ from .schema import DataError, MCExample, atomic_write_text, examples_hash, writ
 from .synth import make_synthetic, write_synthetic
 
 if TYPE_CHECKING:
-    from .batching import EncodedExamples, MCBatch, MCBatcher, encode_examples
+    from .batching import (
+        EncodedExamples,
+        MCBatch,
+        MCBatcher,
+        TruncationStats,
+        choose_max_length,
+        encode_examples,
+        sequence_lengths,
+    )
 
-_BATCHING = ("EncodedExamples", "MCBatch", "MCBatcher", "encode_examples")
+_BATCHING = (
+    "EncodedExamples",
+    "MCBatch",
+    "MCBatcher",
+    "TruncationStats",
+    "choose_max_length",
+    "encode_examples",
+    "sequence_lengths",
+)
 
 __all__ = [
     "FORMATS",

@@ -13,18 +13,60 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .schema import MCExample
 
-__all__ = ["EncodedExamples", "MCBatch", "MCBatcher", "encode_examples"]
+__all__ = [
+    "EncodedExamples",
+    "MCBatch",
+    "MCBatcher",
+    "TruncationStats",
+    "choose_max_length",
+    "encode_examples",
+    "sequence_lengths",
+]
 
 #: Bucketing sorts by length within chunks of this many batches: big enough that batches
 #: are nearly uniform in length, small enough that batch composition still varies.
 CHUNK_BATCHES = 50
+
+
+@dataclass
+class TruncationStats:
+    """What `encode_examples` cut to fit `max_length`; counts are of (example, choice) sequences.
+
+    A sequence counts once in `truncated_sequences` however many of its parts were cut,
+    and once in each of `context_truncated`, `question_truncated`, `choice_truncated` for
+    the parts that were (a context dropped entirely counts as truncated).
+    """
+
+    max_length: int
+    examples: int = 0
+    sequences: int = 0
+    truncated_sequences: int = 0
+    examples_truncated: int = 0
+    context_truncated: int = 0
+    question_truncated: int = 0
+    choice_truncated: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts, plus the fractions of sequences and examples truncated."""
+        return {
+            "max_length": self.max_length,
+            "examples": self.examples,
+            "sequences": self.sequences,
+            "truncated_sequences": self.truncated_sequences,
+            "examples_truncated": self.examples_truncated,
+            "context_truncated": self.context_truncated,
+            "question_truncated": self.question_truncated,
+            "choice_truncated": self.choice_truncated,
+            "truncated_fraction": self.truncated_sequences / self.sequences if self.sequences else 0.0,
+            "examples_truncated_fraction": self.examples_truncated / self.examples if self.examples else 0.0,
+        }
 
 
 @dataclass
@@ -37,6 +79,7 @@ class EncodedExamples:
     num_choices: list[int]
     ids: list[str]  # the examples' ids, so cached logits can be matched back
     max_length: int
+    truncation: TruncationStats = field(default_factory=lambda: TruncationStats(0))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,76 +89,183 @@ class EncodedExamples:
         return [max(len(seq) for seq in choices) for choices in self.input_ids]
 
 
+#: Under this many kept question tokens, a too-long choice is cut instead (see `encode_examples`).
+MIN_QUESTION_SHARE = 4
+
+#: `tokenizer.model_max_length` above this is a "no limit" placeholder (transformers uses 1e30).
+SANE_MODEL_MAX = 100_000
+
+
 def _first_segment(example: MCExample) -> str:
     return f"{example.context} {example.question}" if example.context else example.question
 
 
-def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: int = 128) -> EncodedExamples:
-    """Tokenise each (context + question, choice) pair, truncating the first segment.
+def _pair_encodings(tokenizer: Any, firsts: list[str], seconds: list[str]) -> list[Any]:
+    """Untruncated `tokenizers.Encoding`s of (first, second) pairs, special tokens included."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            "encode_examples needs a fast (Rust-backed) tokenizer, which knows each token's segment"
+            " and character offsets; transformers loads one for every standard model"
+        )
+    batch = tokenizer(
+        firsts,
+        seconds,
+        truncation=False,
+        padding=False,
+        return_attention_mask=False,
+        return_offsets_mapping=True,
+        verbose=False,  # no "sequence longer than the model's maximum" warning: we cut below
+    )
+    return list(batch.encodings)
 
-    "only_first" keeps every choice whole, which is what the model must compare; when
-    a choice alone is too long for that, the example falls back to "longest_first".
-    Fast tokenizers raise on such pairs, slow ones may just return them too long:
-    both cases are caught.
+
+def _budgets(n_context: int, n_question: int, n_choice: int, budget: int) -> tuple[int, int, int]:
+    """How many context, question and choice tokens a sequence keeps within `budget`."""
+    if n_context + n_question + n_choice <= budget:
+        return n_context, n_question, n_choice
+    if n_question + n_choice <= budget:
+        return budget - n_question - n_choice, n_question, n_choice
+    min_question = min(n_question, max(1, budget // MIN_QUESTION_SHARE))
+    if n_choice <= budget - min_question:
+        return 0, budget - n_choice, n_choice
+    return 0, min_question, budget - min_question
+
+
+def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: int = 128) -> EncodedExamples:
+    """Tokenise each (context + question, choice) pair so that the question and choice stay whole.
+
+    Each example becomes one sequence per choice: ``[CLS] context question [SEP] choice
+    [SEP]`` (in the tokenizer's own template). When a sequence is longer than
+    `max_length`, tokens are removed in this order:
+
+    1. the context, from its end: its start is kept, directly followed by the question
+       (the opening of a passage usually sets its topic; this is also what the usual
+       right-truncation of the first segment keeps), down to no context at all;
+    2. only when question + choice alone do not fit, the question, from its START: its
+       end, which holds what is asked, is kept;
+    3. as a last resort, when the choice would leave the question fewer than
+       `max_length // 4` tokens (or 1), the choice, from its end, and the question keeps
+       that many tokens of its end.
+
+    Tokens are cut from the untruncated encoding of the pair, so the kept tokens are
+    exactly the ones the model would see without truncation. What was cut is counted in
+    `EncodedExamples.truncation` (`TruncationStats`), per sequence.
+    Needs a fast tokenizer (token offsets tell context from question).
     """
+    stats = TruncationStats(max_length)
     if not examples:
-        return EncodedExamples([], None, [], [], [], max_length)
+        return EncodedExamples([], None, [], [], [], max_length, stats)
+    n_special = tokenizer.num_special_tokens_to_add(pair=True)
+    budget = max_length - n_special
+    if budget < 2:
+        raise ValueError(f"max_length {max_length} leaves no room for a question and a choice")
     firsts = [_first_segment(e) for e in examples for _ in e.choices]
     seconds = [c for e in examples for c in e.choices]
-    try:
-        flat = _tokenize(tokenizer, firsts, seconds, max_length, "only_first")
-    except Exception:  # noqa: BLE001 - tokenizers raise a bare Exception on truncation failure
-        flat = None
-    if flat is None or any(len(ids) > max_length for ids in flat["input_ids"]):
-        flat = _tokenize_each(tokenizer, examples, max_length)
+    encodings = _pair_encodings(tokenizer, firsts, seconds)
 
     input_ids: list[list[list[int]]] = []
-    token_types: list[list[list[int]]] | None = [] if "token_type_ids" in flat else None
-    start = 0
+    token_types: list[list[list[int]]] = []
+    has_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
+    stats.examples = len(examples)
+    k = 0
     for example in examples:
-        stop = start + len(example.choices)
-        input_ids.append([list(ids) for ids in flat["input_ids"][start:stop]])
-        if token_types is not None:
-            token_types.append([list(ids) for ids in flat["token_type_ids"][start:stop]])
-        start = stop
+        context_chars = len(example.context) if example.context else 0
+        ids_rows, type_rows = [], []
+        example_cut = False
+        for _ in example.choices:
+            enc = encodings[k]
+            k += 1
+            ids, types, keep, cut = _cut(enc, context_chars, budget)
+            stats.sequences += 1
+            if cut:
+                example_cut = True
+                stats.truncated_sequences += 1
+                stats.context_truncated += cut[0]
+                stats.question_truncated += cut[1]
+                stats.choice_truncated += cut[2]
+            ids_rows.append([ids[i] for i in keep])
+            type_rows.append([types[i] for i in keep])
+        stats.examples_truncated += example_cut
+        input_ids.append(ids_rows)
+        token_types.append(type_rows)
     return EncodedExamples(
         input_ids=input_ids,
-        token_type_ids=token_types,
+        token_type_ids=token_types if has_types else None,
         labels=[e.label for e in examples],
         num_choices=[len(e.choices) for e in examples],
         ids=[e.id for e in examples],
         max_length=max_length,
+        truncation=stats,
     )
 
 
-def _tokenize(tokenizer: Any, firsts: list[str], seconds: list[str], max_length: int, strategy: str) -> dict:
-    encoded = tokenizer(
-        firsts,
-        seconds,
-        truncation=strategy,
-        max_length=max_length,
-        padding=False,
-        return_attention_mask=False,
-    )
-    return dict(encoded)
+def _cut(enc: Any, context_chars: int, budget: int) -> tuple[list[int], list[int], list[int], tuple[int, ...]]:
+    """(ids, type ids, positions to keep, (context, question, choice) cut flags or ())."""
+    ids, types, offsets = enc.ids, enc.type_ids, enc.offsets
+    context: list[int] = []
+    question: list[int] = []
+    choice: list[int] = []
+    for i, seq in enumerate(enc.sequence_ids):
+        if seq == 0:
+            # The first segment is "context question"; a token ending after the context's
+            # last character (the space included) belongs to the question.
+            (question if offsets[i][1] > context_chars else context).append(i)
+        elif seq == 1:
+            choice.append(i)
+    kc, kq, ka = _budgets(len(context), len(question), len(choice), budget)
+    if (kc, kq, ka) == (len(context), len(question), len(choice)):
+        return ids, types, list(range(len(ids))), ()
+    drop = set(context[kc:]) | set(question[: len(question) - kq]) | set(choice[ka:])
+    keep = [i for i in range(len(ids)) if i not in drop]
+    return ids, types, keep, (int(kc < len(context)), int(kq < len(question)), int(ka < len(choice)))
 
 
-def _tokenize_each(tokenizer: Any, examples: Sequence[MCExample], max_length: int) -> dict:
-    """The per-example fallback: only examples whose choices do not fit use longest_first."""
-    merged: dict[str, list] = {}
-    for example in examples:
-        firsts = [_first_segment(example)] * len(example.choices)
-        seconds = list(example.choices)
-        try:
-            part = _tokenize(tokenizer, firsts, seconds, max_length, "only_first")
-            fits = all(len(ids) <= max_length for ids in part["input_ids"])
-        except Exception:  # noqa: BLE001 - see encode_examples
-            fits = False
-        if not fits:
-            part = _tokenize(tokenizer, firsts, seconds, max_length, "longest_first")
-        for key, value in part.items():
-            merged.setdefault(key, []).extend(value)
-    return merged
+def choose_max_length(
+    examples: Sequence[MCExample],
+    tokenizer: Any,
+    *,
+    coverage: float = 0.95,
+    model_max: int | None = None,
+) -> int:
+    """The smallest max_length at which `coverage` of the (first segment, choice) sequences fit whole.
+
+    Lengths are of the untruncated sequences, special tokens included. The result is
+    capped at `model_max` (the model's position limit, e.g. `config.max_position_embeddings`),
+    or, when that is None, at `tokenizer.model_max_length` if it is a real limit
+    (< 100000), and is at least 8. Each distinct first segment and choice is tokenised
+    once, in one batch each, so this is cheap even for RACE-sized articles.
+    """
+    if not 0 < coverage <= 1:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+    if model_max is None:
+        limit = getattr(tokenizer, "model_max_length", None)
+        model_max = int(limit) if isinstance(limit, (int, float)) and 0 < limit < SANE_MODEL_MAX else None
+    lengths = sequence_lengths(examples, tokenizer)
+    if not lengths:
+        chosen = 8
+    else:
+        lengths.sort()
+        chosen = lengths[max(0, math.ceil(coverage * len(lengths)) - 1)]
+    if model_max is not None:
+        chosen = min(chosen, model_max)
+    return max(8, chosen)
+
+
+def sequence_lengths(examples: Sequence[MCExample], tokenizer: Any) -> list[int]:
+    """Untruncated token count of every (first segment, choice) sequence, special tokens included."""
+    firsts = sorted({_first_segment(e) for e in examples})
+    choices = sorted({c for e in examples for c in e.choices})
+    if not firsts:
+        return []
+
+    def count(texts: list[str]) -> dict[str, int]:
+        encoded = tokenizer(texts, add_special_tokens=False, truncation=False, padding=False,
+                            return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        return {t: len(ids) for t, ids in zip(texts, encoded["input_ids"])}
+
+    first_len, choice_len = count(firsts), count(choices)
+    n_special = tokenizer.num_special_tokens_to_add(pair=True)
+    return [first_len[_first_segment(e)] + choice_len[c] + n_special for e in examples for c in e.choices]
 
 
 @dataclass
