@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .adapters import FORMATS, Adapter, LoadResult, RowContext, load_examples, register_format
+from .adapters import (
+    FORMATS,
+    ROLES,
+    Adapter,
+    LoadResult,
+    RowContext,
+    hub_offline_reason,
+    load_examples,
+    parse_source,
+    register_format,
+)
 from .schema import DataError, MCExample, atomic_write_text, examples_hash, write_jsonl
 from .synth import make_synthetic, write_synthetic
 
@@ -35,6 +45,7 @@ _BATCHING = (
 
 __all__ = [
     "FORMATS",
+    "ROLES",
     "Adapter",
     "DataError",
     "LoadResult",
@@ -42,8 +53,10 @@ __all__ = [
     "RowContext",
     "atomic_write_text",
     "examples_hash",
+    "hub_offline_reason",
     "load_examples",
     "make_synthetic",
+    "parse_source",
     "register_format",
     "write_jsonl",
     "write_synthetic",

@@ -1,7 +1,11 @@
 """Adapters from public multiple-choice schemas to `MCExample`.
 
 A source is a local file, a local folder (every file of the format's types inside,
-sorted by name, not recursive) or a Hugging Face hub dataset name. Reading rows and
+sorted by name, not recursive), a local folder laid out as a Hugging Face dataset
+repository (a README.md whose YAML lists `configs:`, or `data/<split>-*` files; read
+with `datasets.load_dataset`, so configs and splits work as on the hub) or a hub
+dataset name; `name:subset:split` is shorthand for the subset and split (`parse_source`).
+Reading rows and
 converting them are separate: readers (JSONL, JSON, CSV/TSV, Parquet, hub) yield raw
 records with a row number, and a format's converter turns one record into one example.
 New formats are one decorated function::
@@ -18,8 +22,15 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import hashlib
+import io
 import json
+import os
+import re
+import socket
+import threading
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +43,10 @@ __all__ = [
     "Adapter",
     "LoadResult",
     "RowContext",
+    "ROLES",
+    "hub_offline_reason",
     "load_examples",
+    "parse_source",
     "register_format",
 ]
 
@@ -50,6 +64,20 @@ HUB_FORMATS = {
     "ehovy/race": "race",
     "allenai/ai2_arc": "arc",
 }
+
+#: The subset a hub dataset needs when none is given (keys lower-case). MMLU's `all` has
+#: every subject (and its `auxiliary_train` split); RACE's `all` joins middle and high;
+#: ARC's Challenge set is the one usually reported; GPQA's main set (diamond is a subset).
+HUB_DEFAULT_SUBSETS = {
+    "cais/mmlu": "all",
+    "ehovy/race": "all",
+    "allenai/ai2_arc": "ARC-Challenge",
+    "idavidrein/gpqa": "gpqa_main",
+}
+
+#: What a dataset is loaded as; picks the default split where none is given.
+ROLES = ("benchmark", "train")
+DEFAULT_SPLITS = {"benchmark": "test", "train": "train"}
 
 #: Our field names, as accepted in a generic format's `columns` mapping.
 FIELDS = ("id", "question", "choices", "label", "context", "subject")
@@ -79,9 +107,13 @@ class Adapter:
     csv_delimiter: str
     uses_columns: bool
     description: str
+    default_splits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
 
 
 FORMATS: dict[str, Adapter] = {}
+
+#: How to name a format, on the command line and in the API (used in error messages).
+FORMAT_HINT = "pass the format (--benchmark-format / --train-format on the command line, format= in the API)"
 
 
 def register_format(
@@ -90,8 +122,14 @@ def register_format(
     extensions: Sequence[str] = READABLE,
     csv_delimiter: str = ",",
     uses_columns: bool = False,
+    default_splits: Mapping[str, str] | None = None,
 ) -> Callable[[Converter], Converter]:
-    """Register `convert(record, ctx) -> MCExample | None` as format `name`."""
+    """Register `convert(record, ctx) -> MCExample | None` as format `name`.
+
+    `default_splits` maps a role ("benchmark", "train") to the split loaded from a hub
+    dataset or dataset repository folder when none is given; unspecified roles use
+    `test` for benchmarks and `train` for training data.
+    """
     unknown = set(extensions) - set(READABLE)
     if unknown:
         raise ValueError(f"format {name!r}: no reader for {sorted(unknown)}; readable: {READABLE}")
@@ -107,6 +145,7 @@ def register_format(
             csv_delimiter=csv_delimiter,
             uses_columns=uses_columns,
             description=doc[0] if doc else "",
+            default_splits={**DEFAULT_SPLITS, **(default_splits or {})},
         )
         return convert
 
@@ -123,6 +162,8 @@ class LoadResult:
     format: str
     dropped: int = 0  # rows dropped on purpose (drop_erroneous=True)
     files: list[str] = field(default_factory=list)  # local files matched, in reading order
+    subset: str | None = None  # the subset (config) read, for hub datasets and repository folders
+    split: str | None = None  # the split read, likewise
 
 
 # --------------------------------------------------------------------------- field helpers
@@ -246,7 +287,7 @@ def _pylaundering(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     return MCExample.from_dict(record)
 
 
-@register_format("gpqa")
+@register_format("gpqa", default_splits={"benchmark": "train", "train": "train"})
 def _gpqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """GPQA: `Question`, `Correct Answer`, `Incorrect Answer 1..3`, `High-level domain`.
 
@@ -271,7 +312,7 @@ def _gpqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     )
 
 
-@register_format("mmlu")
+@register_format("mmlu", default_splits={"benchmark": "test", "train": "auxiliary_train"})
 def _mmlu(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """MMLU (cais/mmlu): `question`, `choices` (list), `answer` (index or letter), `subject`."""
     choices = _list(record, "choices")
@@ -284,7 +325,7 @@ def _mmlu(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     )
 
 
-@register_format("mmlu_redux", csv_delimiter=";")
+@register_format("mmlu_redux", csv_delimiter=";", default_splits={"benchmark": "test", "train": "test"})
 def _mmlu_redux(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
     """MMLU-Redux: per-subject files (`;` CSV, choices as a list literal) with `error_type`.
 
@@ -304,9 +345,12 @@ def _mmlu_redux(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
     )
 
 
-@register_format("medmcqa")
+@register_format("medmcqa", default_splits={"benchmark": "validation", "train": "train"})
 def _medmcqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
-    """MedMCQA: `question`, `opa`..`opd`, `cop` (0-based), `subject_name`; `exp` is ignored."""
+    """MedMCQA: `question`, `opa`..`opd`, `cop` (0-based), `subject_name`; `exp` is ignored.
+
+    The hub's test split hides the answers (`cop` -1), so a benchmark defaults to `validation`.
+    """
     choices = [_text(record, f"op{c}") for c in "abcd"]
     cop = record.get("cop")
     if cop in (-1, "-1"):
@@ -420,9 +464,24 @@ class _Stream:
     rows: Iterator[tuple[int, Any]]  # (1-based row, record or DataError for an unreadable row)
 
 
+def _not_utf8(err: UnicodeDecodeError, data: bytes) -> str:
+    byte = data[err.start : err.start + 1].hex() if err.start < len(data) else "??"
+    line = data.count(b"\n", 0, err.start) + 1
+    return f"not UTF-8 text: byte 0x{byte} at line {line}; re-save the file as UTF-8"
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for lineno, line in enumerate(handle, 1):
+    # Each line is decoded on its own, so a line that is not UTF-8 is one malformed row.
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                byte = raw[err.start : err.start + 1].hex()
+                yield lineno, DataError(f"not UTF-8 text: byte 0x{byte} at column {err.start + 1}")
+                continue
             if not line.strip():
                 continue
             try:
@@ -432,18 +491,47 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _read_json(path: Path) -> Iterator[tuple[int, Any]]:
+    data = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(_not_utf8(err, data), source=str(path)) from None
+    try:
+        parsed = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
-    if not isinstance(data, list):
-        raise DataError(f"expected a JSON list of objects, got {type(data).__name__}", source=str(path))
-    yield from enumerate(data, 1)
+    if not isinstance(parsed, list):
+        raise DataError(f"expected a JSON list of objects, got {type(parsed).__name__}", source=str(path))
+    yield from enumerate(parsed, 1)
 
 
 def _read_csv(path: Path, delimiter: str) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        yield from enumerate(csv.DictReader(handle, delimiter=delimiter), 1)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            for row, record in enumerate(csv.DictReader(handle, delimiter=delimiter), 1):
+                yield row, record
+    except UnicodeDecodeError:
+        # The reader decodes ahead of the rows it yields: locate the bad byte in the file.
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise DataError(
+                _not_utf8(err, data), source=str(path), row=_csv_row_at(data, err.start, delimiter)
+            ) from None
+        raise
+
+
+def _csv_row_at(data: bytes, offset: int, delimiter: str) -> int | None:
+    """The 1-based record (header excluded) holding byte `offset`; None for the header."""
+    prefix = data[:offset].decode("utf-8-sig", errors="replace")
+    try:
+        records = sum(1 for _ in csv.reader(io.StringIO(prefix, newline=""), delimiter=delimiter))
+    except csv.Error:
+        return None
+    if not prefix or prefix.endswith(("\n", "\r")):
+        records += 1  # the bad byte starts a new record
+    return records - 1 if records > 1 else None
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[int, Any]]:
@@ -473,28 +561,254 @@ def _read_file(path: Path, adapter: Adapter) -> Iterator[tuple[int, Any]]:
     raise DataError(f"cannot read {suffix or 'extension-less'} files; readable: {readable}", source=str(path))
 
 
-def _hub_stream(name: str, subset: str | None, split: str | None) -> _Stream:
-    import datasets  # imported lazily: it is slow to import and unneeded for local files
+# --------------------------------------------------------------------------- hub and repositories
+
+#: Seconds the one connection probe may take before the hub counts as unreachable.
+PROBE_TIMEOUT = 2.0
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def _probe(host: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to host:port opens within `timeout` (DNS included)."""
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    # getaddrinfo ignores socket timeouts, so the whole attempt runs in a thread we stop waiting for.
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+@functools.lru_cache(maxsize=1)
+def hub_offline_reason() -> str | None:
+    """Why the Hugging Face hub cannot be reached, or None when it can; decided once per process.
+
+    Offline when HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set, or when one TCP
+    connection to the hub (HF_ENDPOINT, or through HTTPS_PROXY when set) does not open
+    within PROBE_TIMEOUT seconds. `hub_offline_reason.cache_clear()` forgets the answer.
+    """
+    from urllib.parse import urlsplit
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return f"{var} is set"
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    target = urlsplit(proxy if proxy and "://" in proxy else endpoint)
+    host = target.hostname or "huggingface.co"
+    port = target.port or (80 if target.scheme == "http" else 443)
+    if _probe(host, port, PROBE_TIMEOUT):
+        return None
+    return f"no connection to {host}:{port} within {PROBE_TIMEOUT:g} s"
+
+
+def _cached_on_disk(name: str) -> bool:
+    """Whether `datasets` may find the hub dataset `name` in its local caches."""
+    try:
+        import datasets.config
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    candidates = [
+        Path(constants.HF_HUB_CACHE) / ("datasets--" + name.replace("/", "--")),
+        Path(datasets.config.HF_DATASETS_CACHE) / name.replace("/", "___"),
+    ]
+    return any(p.exists() or p.with_name(p.name.lower()).exists() for p in candidates)
+
+
+@contextmanager
+def _hub_mode(name: str) -> Iterator[None]:
+    """Fail at once when the hub is unreachable, unless `datasets` has the dataset cached.
+
+    A cached dataset is read in offline mode, so `datasets` does not spend ~30 s
+    retrying the network first.
+    """
+    reason = hub_offline_reason()
+    if reason is None:
+        yield
+        return
+    if not _cached_on_disk(name):
+        raise DataError(
+            f"not a local file or folder, and the Hugging Face hub is unreachable ({reason});"
+            " pass a local file or folder (a downloaded dataset repository works), or set"
+            " HF_ENDPOINT to a reachable mirror",
+            source=name,
+        )
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No "Generating train split" progress bars while loading (callers draw their own)."""
+    import datasets
+
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+
+
+def _is_dataset_repo(path: Path) -> bool:
+    """A folder laid out as a Hugging Face dataset repository (read with `datasets`).
+
+    Either a README.md whose YAML header has `configs:`, or a `data/` folder of data
+    files (the standard `data/<split>-*.parquet` layout). Other folders are plain.
+    """
+    if not path.is_dir():
+        return False
+    readme = path / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        header = re.match(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", text, re.S)
+        if header and re.search(r"^configs\s*:", header.group(1), re.M):
+            return True
+    data = path / "data"
+    return data.is_dir() and any(p.is_file() and p.suffix.lower() in READABLE for p in data.rglob("*"))
+
+
+def _available(name: str, subset: str | None) -> tuple[list[str] | None, list[str] | None]:
+    """(subsets, splits of `subset`) of a dataset, each None when it cannot be listed."""
+    import datasets
 
     try:
-        loaded = datasets.load_dataset(name, subset, split=split)
-    except Exception as err:  # noqa: BLE001 - re-raised with the hint a user needs
-        raise DataError(
-            f"could not load from the Hugging Face hub ({type(err).__name__}: {err});"
-            " if you meant a local path, it does not exist",
-            source=name,
-        ) from err
+        configs = list(datasets.get_dataset_config_names(name))
+    except Exception:  # noqa: BLE001 - only used to improve an error message
+        configs = None
+    if subset is None and configs and len(configs) == 1:
+        subset = configs[0]
+    try:
+        splits = list(datasets.get_dataset_split_names(name, subset))
+    except Exception:  # noqa: BLE001 - likewise
+        splits = None
+    return configs, splits
+
+
+def _dataset_stream(
+    name: str,
+    subset: str | None,
+    split: str | None,
+    *,
+    role: str | None,
+    adapter: Adapter,
+    local: bool,
+) -> tuple[_Stream, str | None, str]:
+    """Rows of one split via `datasets.load_dataset` (a hub name or a repository folder).
+
+    Returns the stream, the subset and the split read. With no split, the format's
+    default for `role` is used; when a dataset lacks it but has a single split, that one.
+    """
+    import datasets  # imported lazily: it is slow to import and unneeded for local files
+
+    where = "the dataset folder" if local else "from the Hugging Face hub"
+    if subset is None and not local:
+        subset = HUB_DEFAULT_SUBSETS.get(name.lower())
+    explicit = split is not None
+    if split is None and role is not None:
+        split = adapter.default_splits[role]
+    with _quiet_datasets(), (_no_hub() if local else _hub_mode(name)):
+        try:
+            loaded = datasets.load_dataset(name, subset, split=split)
+        except Exception as err:  # noqa: BLE001 - re-raised with the hint a user needs
+            retry = _diagnose(err, name, subset, split, explicit=explicit, local=local, role=role)
+            if retry is None:
+                raise DataError(
+                    f"could not load {where} ({type(err).__name__}: {err})"
+                    + ("" if local else "; if you meant a local path, it does not exist"),
+                    source=name,
+                ) from err
+            split = retry
+            loaded = datasets.load_dataset(name, subset, split=split)
     if split is None:
         if len(loaded) != 1:
-            raise DataError(f"pass a split; this dataset has {sorted(loaded)}", source=name)
+            raise DataError(
+                f"pass a split (name:subset:split, split=, or a role); this dataset has {sorted(loaded)}",
+                source=name,
+            )
         [(split, loaded)] = loaded.items()
     parts = [p for p in (subset, split) if p]
-    return _Stream(
+    stem = Path(name).name if local else name.rsplit("/", 1)[-1]
+    stream = _Stream(
         label=f"{name} ({', '.join(parts)})",
-        id_prefix="/".join([name.rsplit("/", 1)[-1], *parts]),
+        id_prefix="/".join([stem, *parts]),
         group=subset,
         rows=enumerate(loaded, 1),
     )
+    return stream, subset, split
+
+
+@contextmanager
+def _no_hub() -> Iterator[None]:
+    yield
+
+
+def _diagnose(
+    err: Exception,
+    name: str,
+    subset: str | None,
+    split: str | None,
+    *,
+    explicit: bool,
+    local: bool,
+    role: str | None,
+) -> str | None:
+    """For a failed load: raise a DataError naming what exists, or return a split to retry with.
+
+    Only local folders, or hub errors that are ValueErrors (which is how `datasets`
+    reports unknown configs and splits), are examined: listing a hub dataset needs the
+    network that may just have failed.
+    """
+    if not (local or isinstance(err, ValueError)):
+        return None
+    configs, splits = _available(name, subset)
+    if configs and (subset not in configs if subset is not None else len(configs) > 1):
+        what = f"no subset {subset!r}" if subset is not None else "pass a subset (name:subset:split or subset=)"
+        raise DataError(f"{what}; available subsets: {', '.join(configs)}", source=name) from err
+    if splits and split is not None and split not in splits:
+        if not explicit and len(splits) == 1:
+            return splits[0]
+        why = "" if explicit else f" (the default for a {role})"
+        raise DataError(
+            f"no split {split!r}{why}; available splits: {', '.join(splits)}"
+            + (f" of subset {subset!r}" if subset else ""),
+            source=name,
+        ) from err
+    return None
+
+
+def parse_source(spec: str) -> tuple[str, str | None, str | None]:
+    """`name[:subset[:split]]` -> (name, subset, split); empty parts are None.
+
+    An existing local path is never split (even with a colon in it), nor is a URL;
+    `folder:config:split` works for a local dataset repository folder. Examples:
+    `cais/mmlu:all:test`, `allenai/ai2_arc:ARC-Challenge`, `ehovy/race::validation`.
+    """
+    if ":" not in spec or "://" in spec or Path(spec).expanduser().exists() or re.match(r"^[A-Za-z]:[\\/]", spec):
+        return spec, None, None
+    parts = spec.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise DataError("expected name[:subset[:split]]", source=spec)
+    name, subset, split = (parts + [""] * 3)[:3]
+    return name, subset or None, split or None
 
 
 def _looks_like_path(source: str) -> bool:
@@ -525,7 +839,7 @@ def _infer_local(source: str, files: list[Path]) -> str:
         return "pylaundering"
     raise DataError(
         "cannot infer the format (only .jsonl files are assumed to be pylaundering JSONL);"
-        f" pass format=, one of {', '.join(sorted(FORMATS))}",
+        f" {FORMAT_HINT}, one of {', '.join(sorted(FORMATS))}",
         source=source,
     )
 
@@ -536,7 +850,7 @@ def _infer_hub(name: str) -> str:
     except KeyError:
         raise DataError(
             "not a local file or folder, nor a hub dataset whose format is known;"
-            f" to load it from the hub, pass format=, one of {', '.join(sorted(FORMATS))}",
+            f" to load it from the hub, {FORMAT_HINT}, one of {', '.join(sorted(FORMATS))}",
             source=name,
         ) from None
 
@@ -564,6 +878,7 @@ def load_examples(
     *,
     split: str | None = None,
     subset: str | None = None,
+    role: str | None = None,
     columns: dict[str, str] | None = None,
     skip_malformed: bool = False,
     drop_erroneous: bool = False,
@@ -571,36 +886,85 @@ def load_examples(
 ) -> LoadResult:
     """Load multiple-choice examples from a local file or folder, or a hub dataset.
 
-    A source that exists on disk is local (`split` and `subset` are then unused);
-    otherwise a name like `owner/name` is looked up on the hub. `format` is inferred
-    for `.jsonl` (our own schema) and for well-known hub names (`HUB_FORMATS`);
-    anything else needs it. Malformed rows raise `DataError` naming source, row and
-    field, unless `skip_malformed` (then they are counted in `skipped`). Ids missing
-    from the source are `<file name>:<row>`, stable across runs. Duplicate ids are
-    malformed rows: teacher-logit caches key on them.
+    `source` may carry its subset and split as `name:subset:split` (`parse_source`);
+    explicit `subset=` / `split=` win over those. A source that exists on disk is
+    local: a plain file or folder is read directly (and takes no subset or split); a
+    folder laid out as a Hugging Face dataset repository (README.md with `configs:`,
+    or `data/<split>-*` files) goes through `datasets.load_dataset` like a hub name.
+    Otherwise a name like `owner/name` is looked up on the hub (failing at once when
+    the hub is unreachable and the dataset is not cached; `hub_offline_reason`).
+
+    Subsets and splits: a hub dataset that needs a subset gets the one in
+    `HUB_DEFAULT_SUBSETS` (`cais/mmlu` -> `all`, `ehovy/race` -> `all`,
+    `allenai/ai2_arc` -> `ARC-Challenge`, `Idavidrein/gpqa` -> `gpqa_main`). With no
+    split, `role` ("benchmark" or "train") picks the format's default: `test` for a
+    benchmark and `train` for training data, except MMLU (training: `auxiliary_train`),
+    MedMCQA (benchmark: `validation`, because its test split has no answers), GPQA
+    (only `train`) and MMLU-Redux (only `test`); a dataset lacking the default but with
+    one split uses that one. With neither split nor role, a dataset must have one split.
+    Unknown subsets or splits raise `DataError` naming the available ones.
+
+    `format` is inferred for `.jsonl` (our own schema) and for well-known hub names
+    (`HUB_FORMATS`); anything else needs it. Malformed rows raise `DataError` naming
+    source, row and field, unless `skip_malformed` (then they are counted in
+    `skipped`). Ids missing from the source are `<file name>:<row>` (or
+    `<dataset>/<subset>/<split>:<row>`), stable across runs. Duplicate ids are malformed
+    rows: teacher-logit caches key on them.
     """
     if format is not None and format not in FORMATS:
         raise DataError(f"unknown format {format!r}; known: {', '.join(sorted(FORMATS))}", source=source)
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
 
-    path = Path(source).expanduser()
+    name, parsed_subset, parsed_split = parse_source(source)
+    subset = subset if subset is not None else parsed_subset
+    split = split if split is not None else parsed_split
+    path = Path(name).expanduser()
     local = path.exists()
-    if not local and _looks_like_path(source):
-        raise DataError("no such file or folder", source=source)
-    files = _local_files(path, format) if local else []
-    format = format or (_infer_local(source, files) if local else _infer_hub(source))
+    if not local and _looks_like_path(name):
+        raise DataError("no such file or folder", source=name)
+    repo = local and _is_dataset_repo(path)
+    if local and not repo and (subset is not None or split is not None):
+        given = ", ".join(f"{k} {v!r}" for k, v in (("subset", subset), ("split", split)) if v is not None)
+        raise DataError(
+            f"{given} given, but this is a plain file or folder, not a dataset repository"
+            " (a README.md listing configs:, or data/<split>-* files)",
+            source=name,
+        )
+    files = _local_files(path, format) if local and not repo else []
+    if format is None:
+        if repo:
+            format = _infer_local(name, _repo_files(path))
+        else:
+            format = _infer_local(name, files) if local else _infer_hub(name)
     adapter = FORMATS[format]
     cols, explicit = _resolve_columns(adapter, columns)  # before any (slow) hub download
 
     streams: Iterable[_Stream]
-    if local:
+    if local and not repo:
         streams = (_Stream(str(f), f.name, f.stem, _read_file(f, adapter)) for f in files)
     else:
-        streams = [_hub_stream(source, subset, split)]
-    result = LoadResult([], 0, source, format, files=[str(f) for f in files])
+        stream, subset, split = _dataset_stream(
+            str(path) if local else name, subset, split, role=role, adapter=adapter, local=local
+        )
+        streams = [stream]
+        files = [path] if local else []
+    result = LoadResult(
+        [], 0, source, format, files=[str(f) for f in files], subset=subset if repo or not local else None,
+        split=split if repo or not local else None,
+    )
     _collect(result, streams, adapter, cols, explicit, skip_malformed, drop_erroneous, limit)
     return result
+
+
+def _repo_files(path: Path) -> list[Path]:
+    """The data files of a dataset repository folder (for format inference)."""
+    return sorted(
+        p for p in path.rglob("*")
+        if p.is_file() and p.suffix.lower() in READABLE and not any(part.startswith(".") for part in p.parts)
+    )
 
 
 def _collect(
