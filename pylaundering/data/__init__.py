@@ -19,6 +19,7 @@ from .adapters import (
     parse_source,
     register_format,
 )
+from .overlap import find_overlap, normalise_text
 from .schema import DataError, MCExample, atomic_write_text, examples_hash, write_jsonl
 from .synth import make_synthetic, write_synthetic
 
@@ -53,9 +54,11 @@ __all__ = [
     "RowContext",
     "atomic_write_text",
     "examples_hash",
+    "find_overlap",
     "hub_offline_reason",
     "load_examples",
     "make_synthetic",
+    "normalise_text",
     "parse_source",
     "register_format",
     "write_jsonl",
