@@ -1,15 +1,26 @@
 """`launder`: reproduce, measure and detect data laundering.
 
-Thin by design: parse flags, call pylaundering, print, and map errors to exit codes
-(0 success, 1 failure, 2 usage error, 130 interrupted with a checkpoint left behind).
+Thin by design: parse flags, call pylaundering, print, and map errors to exit codes:
+  0  success
+  1  failure: one line on stderr (`launder --debug ...` shows the traceback): missing or malformed
+     data, a model that cannot be loaded, --resume with different settings, out of memory, ...
+  2  usage error: an unknown flag, or a value that is wrong in itself (wrong type, out of range,
+     unknown choice, an inconsistent combination), whether it came from a flag or a --config file
+     and whichever command received it
+  130 interrupted (Ctrl-C / SIGTERM), with a checkpoint left behind for --resume
+Under --json, stdout holds only the JSON result (anything else printed meanwhile, by us or by a
+library, goes to stderr).
 New subcommands are new functions on `app` (or a sub-app added with `app.add_typer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -17,12 +28,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pylaundering.train import DEFAULT_TARGET_ACCURACY
+
 app = typer.Typer(
     name="launder",
     help="Reproduce, measure and detect data laundering: benchmark knowledge passed into a model through "
     "knowledge distillation (Mansurov et al., arXiv 2412.15255). Phases: place (contaminate a teacher), "
     "layer (distill a student on legitimate data), integrate (score it on the benchmark); run does all three "
-    "plus controls.",
+    "plus controls. Exit codes: 0 success, 1 failure (one line; --debug shows the traceback), 2 usage error "
+    "(unknown flag or bad value, from a flag or a config file), 130 interrupted.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -34,58 +48,150 @@ app.add_typer(data_app, name="data")
 out_console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never break a path in an error line
 
-EXPECTED_ERRORS = (ValueError, OSError)  # DataError, ModelError are ValueErrors
+_state = {"debug": bool(os.environ.get("PYLAUNDERING_DEBUG")), "json": None}
+
+
+@app.callback()
+def main_options(
+    debug: bool = typer.Option(False, "--debug", help="On failure, print the full traceback (also: "
+                               "PYLAUNDERING_DEBUG=1)."),
+):
+    """Options for every command (put them before the command: `launder --debug run ...`)."""
+    if debug:
+        _state["debug"] = True
+
+
+def _one_line(e: BaseException) -> str:
+    from pylaundering.phases.common import ConfigError
+
+    text = str(e).strip() or type(e).__name__
+    first = text.splitlines()[0]
+    if isinstance(e, (ValueError, OSError, ConfigError)):  # our own errors are written as one line
+        return first
+    if isinstance(e, RuntimeError) and "out of memory" in text.lower():
+        return f"out of memory: {first} (try a smaller --batch-size or --max-length)"
+    return f"{type(e).__name__}: {first}"
+
+
+@contextlib.contextmanager
+def _stdout_for_json(enabled: bool):
+    """Under --json, everything written to stdout (Python or C level) goes to stderr until the
+    JSON result is written; emit() keeps the result and it is printed on the real stdout last."""
+    if not enabled:
+        yield
+        return
+    _state["json"] = []
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+        saved = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner): Python level only
+        fd = saved = None
+    try:
+        if fd is not None:
+            os.dup2(sys.stderr.fileno(), fd)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        if fd is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+        pending, _state["json"] = _state["json"], None
+        for text in pending:
+            sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def handle_errors(fn):
-    """Expected failures print one clear line and exit 1; Ctrl-C after a checkpoint exits 130."""
+    """Every failure prints one clear line: usage errors (ConfigError) exit 2, others 1; Ctrl-C
+    after a checkpoint exits 130. --debug adds the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from pylaundering.phases.common import ConfigError
+        from pylaundering.progress import quiet_libraries
         from pylaundering.train.loop import Interrupted
 
+        if kwargs.get("quiet"):
+            quiet_libraries()
         try:
-            return fn(*args, **kwargs)
+            with _stdout_for_json(bool(kwargs.get("as_json"))):
+                return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
         except Interrupted as e:
             err_console.print(f"[yellow]{e}")
             raise typer.Exit(130)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted")
             raise typer.Exit(130)
-        except EXPECTED_ERRORS as e:
-            err_console.print(f"[red]error:[/red] {e}", highlight=False)
-            raise typer.Exit(1)
+        except Exception as e:  # noqa: BLE001 - the CLI's contract: one line, an exit code
+            if _state["debug"]:
+                traceback.print_exc()
+            code = 2 if isinstance(e, ConfigError) else 1
+            kind = "usage error" if code == 2 else "error"
+            hint = "" if _state["debug"] or isinstance(e, (ValueError, OSError)) else " (--debug shows the traceback)"
+            err_console.print(f"[red]{kind}:[/red] {_one_line(e)}{hint}", highlight=False, markup=True)
+            raise typer.Exit(code)
 
     return wrapper
 
 
 def emit(result: dict, as_json: bool, table: Table | None = None) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
+        text = json.dumps(result, indent=2, default=str) + "\n"
+        if _state["json"] is not None:
+            _state["json"].append(text)
+        else:
+            sys.stdout.write(text)
     elif table is not None:
         out_console.print(table)
 
 
-def _load(source: str, fmt: Optional[str], skip_malformed: bool, quiet: bool):
-    from pylaundering.data.adapters import load_examples
+def _load(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str,
+          skip_malformed: bool, quiet: bool):
+    from pylaundering.experiments.run import load_source
 
-    res = load_examples(source, fmt, skip_malformed=skip_malformed)
+    res = load_source(source, fmt, subset=subset, split=split, role=role, key=role, skip_malformed=skip_malformed)
     if res.skipped and not quiet:
         err_console.print(f"[yellow]skipped {res.skipped} malformed rows in {source}")
     return res.examples
 
 
+def _target(value: Optional[str]):
+    """--target-accuracy: a number in (0, 1], or 0 / none / off for no early stop."""
+    from pylaundering.phases.common import normalize_target
+
+    return normalize_target(value, "target_accuracy")
+
+
 # Shared option declarations (one place for the help texts).
-Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines.")
-AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout (progress goes to stderr).")
-Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines (also silences transformers "
+                     "and huggingface_hub bars and messages).")
+AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout, and nothing else there "
+                      "(progress and messages go to stderr).")
+Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint; finished phases "
+                      "are reused only if their recorded settings and data match (else refused, naming the "
+                      "differing keys).")
 Seed = typer.Option(0, "--seed", help="Random seed (data order, initialisation, dropout).")
-MaxLength = typer.Option(48, "--max-length", help="Max tokens per (question, choice) sequence.")
-BatchSize = typer.Option(16, "--batch-size", help="Questions per optimisation step.")
+MaxLength = typer.Option(None, "--max-length", min=8, help="Max tokens per (question, choice) sequence. Default: the "
+                         "length that covers 95% of the sequences, up to the model's limit.")
+BatchSize = typer.Option(16, "--batch-size", min=1, help="Questions per optimisation step.")
 SkipMalformed = typer.Option(False, "--skip-malformed", help="Skip malformed data rows (counted) instead of failing.")
 BenchFormat = typer.Option(None, "--benchmark-format", help="Benchmark format (gpqa, mmlu, mmlu_redux, medmcqa, race, "
                            "arc, csv, json, jsonl, pylaundering) when it cannot be inferred.")
 TrainFormat = typer.Option(None, "--train-format", help="Format of the legitimate training set (as --benchmark-format).")
+BenchSubset = typer.Option(None, "--benchmark-subset", help="Hub dataset configuration of the benchmark (or "
+                           "--benchmark name:subset:split).")
+BenchSplit = typer.Option(None, "--benchmark-split", help="Split of the benchmark (default: the format's evaluation "
+                          "split).")
+TrainSubset = typer.Option(None, "--train-subset", help="Hub dataset configuration of the training set (or "
+                           "--train name:subset:split).")
+TrainSplit = typer.Option(None, "--train-split", help="Split of the training set (default: the format's training "
+                          "split).")
+TARGET_HELP = ("Stop fine-tuning the teacher after an epoch whose training accuracy reaches this; 0 or 'none' "
+               "switches the stop off (train all epochs).")
 
 
 def _accuracy_table(title: str, rows: list[tuple[str, ...]], header=("Model", "Accuracy", "95% CI", "Train acc")):
@@ -105,19 +211,24 @@ def place(
     model: str = typer.Option("minilm", "--model", "-m", help="Teacher base: 'minilm' (offline default), 'tiny', a "
                               "model folder or a hub name (any AutoModelForMultipleChoice architecture)."),
     benchmark_format: Optional[str] = BenchFormat,
+    benchmark_subset: Optional[str] = BenchSubset,
+    benchmark_split: Optional[str] = BenchSplit,
     epochs: int = typer.Option(8, "--epochs", min=1, help="Maximum epochs."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
-    target_accuracy: Optional[float] = typer.Option(0.99, "--target-accuracy",
-                                                     help="Stop after an epoch whose training accuracy reaches this."),
-    batch_size: int = BatchSize, max_length: int = MaxLength, seed: int = Seed,
+    target_accuracy: str = typer.Option(str(DEFAULT_TARGET_ACCURACY), "--target-accuracy", help=TARGET_HELP),
+    batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
     skip_malformed: bool = SkipMalformed, resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]Placement[/bold]: fine-tune a teacher on benchmark items (the contaminated teacher)."""
     from pylaundering.phases import place as run_place
+    from pylaundering.phases.placement import check_place_params
 
-    examples = _load(benchmark, benchmark_format, skip_malformed, quiet)
+    target = check_place_params(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
+                                target_accuracy=_target(target_accuracy), seed=seed)  # before loading data
+    examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
+                     quiet)
     m = run_place(examples, out, model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                  target_accuracy=target_accuracy, seed=seed, resume=resume, quiet=quiet)
+                  target_accuracy=target, seed=seed, resume=resume, quiet=quiet)
     emit(m, as_json, _accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
 
 
@@ -129,6 +240,8 @@ def layer(
     train: str = typer.Option(..., "--train", help="Legitimate training SOURCE: a hub name, a file or a folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (model/, metrics.json)."),
     train_format: Optional[str] = TrainFormat,
+    train_subset: Optional[str] = TrainSubset,
+    train_split: Optional[str] = TrainSplit,
     base: str = typer.Option("minilm", "--base", help="Student base model ('minilm', 'tiny', a folder or hub name)."),
     student_layers: int = typer.Option(2, "--student-layers", min=1, help="Layers kept from the base (sheared/random)."),
     student_init: str = typer.Option("sheared", "--student-init", help="sheared: first N layers of the base (the "
@@ -147,13 +260,18 @@ def layer(
     online_teacher: bool = typer.Option(False, "--online-teacher", help="Run the teacher every step instead of "
                                         "reading cached logits."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Teacher-logit cache (default: OUT/cache)."),
-    batch_size: int = BatchSize, max_length: int = MaxLength, seed: int = Seed,
+    batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
     skip_malformed: bool = SkipMalformed, resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]Layering[/bold]: distill a fresh student from the teacher on legitimate data only."""
     from pylaundering.phases import layer as run_layer
+    from pylaundering.phases.layering import check_layer_params
 
-    examples = _load(train, train_format, skip_malformed, quiet)
+    check_layer_params(teacher=teacher, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
+                       data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
+                       max_length=max_length, student_layers=student_layers, student_init=student_init,
+                       student_model=student_model, seed=seed)  # before loading data
+    examples = _load(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
     m = run_layer(teacher, examples, out, base=base, student_layers=student_layers, student_init=student_init,
                   student_model=student_model, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
                   data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
@@ -170,14 +288,17 @@ def integrate(
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark SOURCE: a hub name, a file or a folder."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write metrics.json and predictions.jsonl here."),
     benchmark_format: Optional[str] = BenchFormat,
-    max_length: int = MaxLength,
-    batch_size: int = typer.Option(64, "--batch-size", help="Questions per forward pass."),
+    benchmark_subset: Optional[str] = BenchSubset,
+    benchmark_split: Optional[str] = BenchSplit,
+    max_length: Optional[int] = MaxLength,
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Questions per forward pass."),
     skip_malformed: bool = SkipMalformed, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]Integration[/bold]: score a model on a benchmark (accuracy, Wilson interval, chance, per subject)."""
     from pylaundering.phases import integrate as run_integrate
 
-    examples = _load(benchmark, benchmark_format, skip_malformed, quiet)
+    examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
+                     quiet)
     m = run_integrate(model, examples, out, max_length=max_length, batch_size=batch_size, quiet=quiet)
     m.pop("correct_mask", None)
     lo, hi = m["ci95"]
@@ -199,7 +320,15 @@ def run(
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run folder."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with RunConfig keys (flags win)."),
     benchmark_format: Optional[str] = BenchFormat,
+    benchmark_subset: Optional[str] = BenchSubset,
+    benchmark_split: Optional[str] = BenchSplit,
     train_format: Optional[str] = TrainFormat,
+    train_subset: Optional[str] = TrainSubset,
+    train_split: Optional[str] = TrainSplit,
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Max tokens per (question, choice) "
+                                             "sequence. Default: the length that covers 95% of the benchmark and "
+                                             "training sequences (teacher tokenizer), up to the model's limit."),
+    target_accuracy: Optional[str] = typer.Option(None, "--target-accuracy", help=TARGET_HELP + " Default 0.95."),
     loss: Optional[str] = typer.Option(None, "--loss", help="kl | reverse_kl | jsd | mse (default kl)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Distillation weight in [0, 1] (default 1)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Temperature (default 2)."),
@@ -209,7 +338,8 @@ def run(
     teacher_epochs: Optional[int] = typer.Option(None, "--teacher-epochs", help="Max teacher epochs (default 8)."),
     student_epochs: Optional[int] = typer.Option(None, "--student-epochs", help="Student epochs (default 3)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", help="Laundering rounds (default 1)."),
-    data_size: Optional[int] = typer.Option(None, "--data-size", help="Subset of the legitimate set."),
+    data_size: Optional[int] = typer.Option(None, "--data-size", help="Seeded subset of N legitimate items (N >= 1, at most "
+                                            "the set's size)."),
     online_teacher: Optional[bool] = typer.Option(None, "--online-teacher/--cached-teacher",
                                                   help="Teacher forward every step instead of cached logits."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Skip the clean-teacher and CE-only controls."),
@@ -224,6 +354,9 @@ def run(
     from pylaundering.experiments.run import run_experiment
 
     overrides = dict(benchmark=benchmark, train=train, model=model, benchmark_format=benchmark_format,
+                     benchmark_subset=benchmark_subset, benchmark_split=benchmark_split, train_subset=train_subset,
+                     train_split=train_split, max_length=max_length,
+                     target_accuracy=None if target_accuracy is None else (_target(target_accuracy) or 0),
                      train_format=train_format, loss=loss, alpha=alpha, temperature=temperature,
                      student_layers=student_layers, student_init=student_init, student_model=student_model,
                      teacher_epochs=teacher_epochs, student_epochs=student_epochs, iterations=iterations,
@@ -234,7 +367,9 @@ def run(
     table = _accuracy_table(f"launder run -> {out}", table_rows(metrics))
     emit(metrics, as_json, table)
     if not as_json:
-        out_console.print(verdict(metrics))
+        for warning in metrics.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        out_console.print(verdict(metrics)[1])
         out_console.print(f"report: {out / 'report.md'}   metrics: {out / 'metrics.json'}")
 
 
@@ -261,6 +396,7 @@ def data_synth(
 
 
 @app.command()
+@handle_errors
 def info():
     """Versions and which loss-kernel backend is active (C++, CUDA or the PyTorch reference), and why."""
     import torch

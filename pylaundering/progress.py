@@ -30,6 +30,34 @@ def _fmt(fields: dict) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
 
 
+def quiet_libraries() -> None:
+    """Silences what transformers and huggingface_hub print on their own: tqdm bars ("Writing model
+    shards", downloads), advisory warnings and hub retry lines. Called under --quiet."""
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    for name in ("transformers", "huggingface_hub", "datasets", "filelock", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets is imported only when needed
+    os.environ.setdefault("DATASETS_VERBOSITY", "error")
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, description: str, *, quiet: bool = False, completed: int = 0):
     if quiet:

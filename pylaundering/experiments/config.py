@@ -1,4 +1,11 @@
-"""The configuration of a full `launder run`: defaults, a TOML file, then command-line flags."""
+"""The configuration of a full `launder run`: defaults, a TOML file, then command-line flags.
+
+Every value is type-checked where it enters (a TOML value of the wrong type names the key and the
+file): int fields reject 1.5 and "zero", float fields accept ints, bools must be bools, optional
+fields accept nothing else than their type (TOML has no null: leave the key out for None). Then the
+whole configuration is checked at once (ranges, choices, combinations) before anything is
+trained; problems raise ``ConfigError`` (a usage error, exit 2 in the CLI).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..phases.common import (DEFAULT_TARGET_ACCURACY, ConfigError, check_choice, check_float, check_int,
+                             check_max_length, normalize_target)
+
 
 @dataclass
 class RunConfig:
-    # data: None means the offline synthetic default (pylaundering.data.synth)
+    # data: None means the offline synthetic default (pylaundering.data.synth). A SOURCE may carry
+    # its subset and split as `name:subset:split`; the *_subset/*_split fields say it explicitly.
     benchmark: str | None = None
     benchmark_format: str | None = None
+    benchmark_subset: str | None = None
+    benchmark_split: str | None = None
     train: str | None = None
     train_format: str | None = None
+    train_subset: str | None = None
+    train_split: str | None = None
     skip_malformed: bool = False
     synth_benchmark: int = 200
     synth_train: int = 700
@@ -25,12 +40,12 @@ class RunConfig:
     student_layers: int = 2
     student_init: str = "sheared"
     student_model: str | None = None
-    max_length: int = 48
+    max_length: int | None = None  # None: covers 95% of the run's sequences (teacher tokenizer), up to the model's limit
     batch_size: int = 16
     # placement (the contaminated teacher)
     teacher_epochs: int = 8
     teacher_lr: float = 2e-4
-    target_accuracy: float | None = 0.95
+    target_accuracy: float | None = DEFAULT_TARGET_ACCURACY  # None (or 0 / "none" in a file): no early stop
     # layering
     loss: str = "kl"
     alpha: float = 1.0
@@ -43,7 +58,10 @@ class RunConfig:
     online_teacher: bool = False
     # controls
     controls: bool = True
-    clean_teacher_epochs: int = 1
+    # None: the clean teacher gets the contaminated teacher's budget (same optimisation steps, same
+    # stop at target accuracy; see run.py). An int overrides that with a fixed epoch count (recorded
+    # in metrics.json as control_budget.rule = "epochs": an unequal control, for ablations only).
+    clean_teacher_epochs: int | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -52,46 +70,107 @@ class RunConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"extra"}
+_TYPES = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+COMMAND_LINE = "command line"
+
+
+def check_type(key: str, value: Any, source: str | None = None) -> Any:
+    """``value`` checked against the field's type; returns it (ints widened to float for float fields)."""
+    kind = _TYPES[key]
+    optional = kind.endswith("| None")
+    base = kind.replace("| None", "").strip()
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(key, "a value is required", source)
+    if key == "target_accuracy":
+        return normalize_target(value, key, source)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}", source)
+    elif base == "int":
+        check_int(key, value, source=source)
+    elif base == "float":
+        check_float(key, value, source=source)
+        value = float(value)
+    elif base == "str":
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}", source)
+    elif base.startswith("dict"):
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a table, got {value!r}", source)
+    return value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("(syntax)", f"not valid TOML: {e}", str(p)) from e
+    data = data.get("run", data)
+    unknown = sorted(set(data) - FIELDS - {"extra"})
+    if unknown:
+        raise ConfigError(", ".join(unknown), f"unknown config key(s); valid keys: {', '.join(sorted(FIELDS))}",
+                          str(p))
+    return {k: check_type(k, v, str(p)) for k, v in data.items()}
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
-    """Defaults, then the TOML file (top-level keys or a [run] table), then non-None overrides."""
+    """Defaults, then the TOML file (top-level keys or a [run] table), then non-None overrides.
+
+    Each value is type-checked with the key and its origin named; then the whole configuration
+    is validated (``validate``)."""
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"{p}: not valid TOML: {e}") from e
-        data = data.get("run", data)
-        unknown = sorted(set(data) - FIELDS)
-        if unknown:
-            raise ValueError(f"{p}: unknown config keys {unknown}; valid keys: {sorted(FIELDS)}")
-        values.update(data)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update(read_toml(path))
+        origin.update({k: str(path) for k in values})
+    for k, v in overrides.items():
+        if v is not None:
+            values[k] = check_type(k, v, COMMAND_LINE)
+            origin[k] = COMMAND_LINE
     cfg = RunConfig(**values)
-    _validate(cfg)
+    validate(cfg, origin)
     return cfg
 
 
-def _validate(cfg: RunConfig) -> None:
+def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
+    """Every rule that needs no data or model: ranges, choices and combinations (ConfigError)."""
     from ..models.loading import STUDENT_INITS
     from ..ops import KINDS
 
-    if cfg.loss not in KINDS:
-        raise ValueError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(KINDS)}")
-    if cfg.student_init not in STUDENT_INITS:
-        raise ValueError(f"unknown student init {cfg.student_init!r}; expected one of {', '.join(STUDENT_INITS)}")
-    if not 0 <= cfg.alpha <= 1:
-        raise ValueError(f"alpha must lie in [0, 1], got {cfg.alpha}")
-    if cfg.temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {cfg.temperature}")
-    if cfg.loss == "jsd" and not 0 < cfg.beta < 1:
-        raise ValueError(f"beta must lie strictly inside (0, 1), got {cfg.beta}")
-    for name in ("teacher_epochs", "student_epochs", "iterations", "batch_size", "max_length", "student_layers"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
-        raise ValueError(f"target_accuracy must lie in (0, 1], got {cfg.target_accuracy}")
+    origin = origin or {}
+
+    def src(key: str) -> str | None:
+        return origin.get(key)
+
+    for key in FIELDS:  # types first (a RunConfig built in code skips load_config)
+        check_type(key, getattr(cfg, key), src(key))
+    check_choice("loss", cfg.loss, tuple(KINDS), src("loss"))
+    check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))
+    check_float("alpha", cfg.alpha, low=0, high=1, source=src("alpha"))
+    check_float("temperature", cfg.temperature, low=0, low_open=True, source=src("temperature"))
+    if cfg.loss == "jsd":
+        check_float("beta", cfg.beta, low=0, high=1, low_open=True, high_open=True, source=src("beta"))
+    for name in ("teacher_epochs", "student_epochs", "iterations", "batch_size", "student_layers", "synth_train"):
+        check_int(name, getattr(cfg, name), minimum=1, source=src(name))
+    check_int("synth_benchmark", cfg.synth_benchmark, minimum=2, source=src("synth_benchmark"))
+    check_int("clean_teacher_epochs", cfg.clean_teacher_epochs, minimum=1, optional=True,
+              source=src("clean_teacher_epochs"))
+    check_int("data_size", cfg.data_size, minimum=1, optional=True, source=src("data_size"))
+    check_max_length(cfg.max_length, source=src("max_length"))
+    for name in ("teacher_lr", "student_lr"):
+        check_float(name, getattr(cfg, name), low=0, low_open=True, source=src(name))
+    cfg.target_accuracy = normalize_target(cfg.target_accuracy, source=src("target_accuracy"))
+    if cfg.student_init == "pretrained" and not cfg.student_model:
+        raise ConfigError("student_model", "--student-init pretrained needs --student-model (a small pretrained "
+                          "checkpoint)", src("student_init"))
+    if cfg.student_model and cfg.student_init != "pretrained":
+        raise ConfigError("student_model", f"is only used with --student-init pretrained (student_init is "
+                          f"{cfg.student_init!r})", src("student_model"))
+    if (cfg.benchmark is None) != (cfg.train is None):
+        raise ConfigError("benchmark" if cfg.benchmark is None else "train",
+                          "give both --benchmark and --train, or neither (the offline synthetic default)")

@@ -29,37 +29,81 @@ def table_rows(metrics: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def verdict(metrics: dict) -> str:
+def verdict(metrics: dict) -> tuple[str, str]:
+    """(code, sentence): laundering_detected | no_clear_effect | no_controls | train_contains_benchmark_items."""
+    overlap = metrics.get("data", {}).get("overlap") or {}
+    if overlap.get("exact_duplicates", 0) > 0:
+        return ("train_contains_benchmark_items",
+                f"Not laundering: the legitimate set holds {overlap['exact_duplicates']} exact copies of benchmark "
+                "items, so the student saw benchmark items; its score cannot be attributed to the teacher's soft "
+                "labels.")
     if "control_student" not in metrics:
-        return "No controls were run, so the student's score cannot be attributed to laundering."
+        return "no_controls", "No controls were run, so the student's score cannot be attributed to laundering."
     s_lo = metrics["student"]["benchmark_ci95"][0]
     c_hi = metrics["control_student"]["benchmark_ci95"][1]
     ce_hi = metrics["ce_student"]["benchmark_ci95"][1] if "ce_student" in metrics else 0.0
     p = metrics["comparisons"].get("student_vs_control_student", {}).get("p_value")
     ptxt = f" (McNemar p = {p:.2g} against the control student)" if p is not None else ""
     if s_lo > max(c_hi, ce_hi, metrics["chance"]):
-        return ("Laundering detected: the student's 95% interval lies entirely above both controls' intervals and "
+        return ("laundering_detected",
+                "Laundering detected: the student's 95% interval lies entirely above both controls' intervals and "
                 f"chance{ptxt}. It never trained on the benchmark; the teacher's soft labels carried it over.")
-    return ("No clear laundering effect: the student's interval overlaps a control's or chance"
-            f"{ptxt}.")
+    return "no_clear_effect", f"No clear laundering effect: the student's interval overlaps a control's or chance{ptxt}."
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def render_markdown(metrics: dict) -> str:
+    data = metrics["data"]
     lines = ["# pylaundering run report", "",
-             f"Benchmark: `{metrics['data']['benchmark']}` ({metrics['n_benchmark']} items), "
-             f"legitimate set: `{metrics['data']['train']}` ({metrics['n_train']} items).", "",
+             f"Benchmark: `{data['benchmark']}` ({metrics['n_benchmark']} items), "
+             f"legitimate set: `{data['train']}` ({metrics['n_train']} items).", "",
              "| Model | Benchmark accuracy | 95% Wilson interval | Accuracy on its own training data |",
              "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(metrics)]
-    lines += ["", f"**{verdict(metrics)}**", ""]
+    text = metrics.get("verdict_text") or verdict(metrics)[1]
+    lines += ["", f"**{text}**", ""]
+    for w in metrics.get("warnings", []):
+        lines.append(f"- Warning: {w}.")
+    if metrics.get("warnings"):
+        lines.append("")
     for name, c in metrics.get("comparisons", {}).items():
         lines.append(f"- {name}: student-only correct {c['a_only']}, other-only correct {c['b_only']}, "
                      f"exact McNemar p = {c['p_value']:.3g}")
+    teachers = [(label, metrics[arm]) for arm, label in (("teacher", "Teacher"), ("clean_teacher", "Clean teacher"))
+                if arm in metrics and "training" in metrics[arm]]
+    if teachers:
+        lines += ["", "| Teacher | Training accuracy (final / last epoch) | Steps | Epochs | Stopped by |", "|---|---|---|---|---|"]
+        for label, m in teachers:
+            t = m["training"]
+            lines.append(f"| {label} | {_pct(m['train_accuracy'])} / {_pct(t['last_epoch_train_accuracy'])} | "
+                         f"{t['steps']} | {t['epochs_run']} | {t['stop_reason']} |")
+    budget = metrics.get("control_budget")
+    if budget:
+        lines += ["", f"Control budget ({budget['rule']}): {budget['why']}"]
+    ml = metrics.get("max_length") or {}
+    if ml.get("value") is not None:
+        how = (f"chosen to cover {100 * ml['coverage']:.0f}% of the sequences" if ml.get("chosen") == "auto"
+               else "as configured")
+        lines += ["", f"Max length: {ml['value']} tokens ({how})."]
+    for name, t in (data.get("truncation") or {}).items():
+        if t.get("truncated_sequences"):
+            lines.append(f"Truncation ({name}): {t['truncated_sequences']} of {t['sequences']} sequences cut "
+                         f"(context {t.get('context_truncated', 0)}, question {t.get('question_truncated', 0)}, "
+                         f"choice {t.get('choice_truncated', 0)}).")
+    ov = data.get("overlap")
+    if ov:
+        lines += ["", f"Benchmark/training overlap ({ov.get('method', '?')}): {ov.get('exact_duplicates', 0)} exact "
+                  f"duplicates, {ov.get('question_duplicates', 0)} question duplicates of "
+                  f"{ov.get('benchmark_items', metrics['n_benchmark'])} benchmark items "
+                  f"(rate {100 * (ov.get('rate') or 0):.1f}%)."]
     lines += ["", f"Checkpoint selection: {metrics['checkpoint_selection']}.",
               f"Teacher logits: {metrics.get('teacher_logits', {}).get('cache', 'n/a')} "
               "(computed once and cached, unless --online-teacher).", "",
               "Timings (s): " + ", ".join(f"{k} {v}" for k, v in metrics["timings_s"].items() if v is not None), ""]
-    if metrics["data"]["benchmark_format"] == "pylaundering" and "data" in metrics["data"]["benchmark"]:
+    if data["benchmark_format"] == "pylaundering" and "data" in data["benchmark"]:
         lines += ["Note: the offline default is a synthetic benchmark of made-up facts, built so that a model that "
                   "never saw it scores at chance. It demonstrates the mechanism; real benchmarks show smaller "
                   "effects.", ""]

@@ -4,38 +4,98 @@ result interpretable, in one run folder.
 Arms (all students share architecture, initialisation, data and schedule):
   teacher          fine-tuned on the benchmark (contaminated)
   student          distilled from the teacher on the legitimate set only
-  control_student  distilled, identically, from a clean teacher fine-tuned on the legitimate set
+  clean_teacher    fine-tuned on the legitimate set only, with the teacher's budget (control_budget)
+  control_student  distilled, identically, from the clean teacher
   ce_student       trained with cross-entropy alone on the legitimate set (no teacher)
 If the student beats both controls on the benchmark, benchmark knowledge crossed over through
-the teacher's soft outputs: that is data laundering.
+the teacher's soft outputs: that is data laundering (unless the legitimate set itself holds
+benchmark items: see ``data.overlap`` and ``verdict``).
+
+Order: the whole configuration is checked, the data loaded and the models' configs read before
+the run folder is created or anything is trained, so a bad value fails in seconds and leaves
+nothing behind.
 
 Run folder (``metrics.json`` is the stable, machine-readable result):
   config.json  environment.json  metrics.json  report.md  accuracy.png
   data/  teacher/  student/  clean_teacher/  control_student/  ce_student/  eval/<arm>/  cache/
+A folder "holds a run" once a phase has started in it (a ``*/phase.json``); a folder with only a
+``config.json`` left by a run that failed before training is reused.
+
+Resume (``--resume``): the configuration must equal ``config.json`` (else refused, naming the
+changed keys); each phase is reused only when its recorded parameters and data hashes match
+(``phases/common.py``); ``environment.json`` keeps the first run's environment and appends one
+entry per resume to its ``resumes`` list (``at``: UTC time, ``environment``).
+
+metrics.json, schema_version 1. Keys (those added since the first version are marked +):
+  schema_version, chance, n_benchmark, n_train, seed
+  teacher, student, clean_teacher, control_student, ce_student: per arm benchmark_accuracy,
+      benchmark_ci95 [low, high] (Wilson), benchmark_correct, train_accuracy, per_subject, model_dir,
+      + training {steps, epochs_run, stop_reason ("target_accuracy" | "max_steps" | "epochs"),
+                  last_epoch_train_accuracy, target_accuracy, reached_target}   (the two teachers)
+  comparisons: student_vs_control_student, student_vs_ce_student (exact McNemar)
+  data: benchmark, benchmark_format, benchmark_hash, benchmark_skipped, train, train_format,
+      train_hash, train_skipped,
+      + benchmark_subset, benchmark_split, train_subset, train_split,
+      + truncation {benchmark, train}: TruncationStats.to_dict() at the run's max_length with the
+        teacher's tokenizer (max_length, examples, sequences, truncated_sequences, ...),
+      + overlap: find_overlap(benchmark, train) (method, exact_duplicates, question_duplicates,
+        benchmark_items, rate, examples)
+  + max_length {value, chosen: "auto" | "config", coverage}
+  + control_budget {rule, why, teacher_steps, clean_teacher_steps, ...}
+  + verdict: "laundering_detected" | "no_clear_effect" | "no_controls" | "train_contains_benchmark_items"
+  + verdict_text: the verdict in one sentence (as in report.md)
+  + warnings: list of sentences (teacher stopped short of its target, truncation, overlap)
+  checkpoint_selection, teacher_logits, timings_s
 """
 
 from __future__ import annotations
 
+import inspect
 import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..data.adapters import load_examples
 from ..data.schema import examples_hash
-from ..data.synth import write_synthetic
+from ..data.synth import make_synthetic, write_synthetic
+from ..models.tiny import TINY_CONFIG
 from ..phases import integrate, layer, place
-from ..phases.common import resolve_base
+from ..phases.common import (MAX_LENGTH_COVERAGE, ConfigError, check_student, choose_length, mismatch_line,
+                             resolve_base, ResumeMismatch)
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact
 from ..train.checkpoint import read_json, write_json
-from .config import RunConfig
+from .config import RunConfig, validate
+from .report import verdict as verdict_of
 from .report import write_report
 
 METRICS_SCHEMA_VERSION = 1
 ARMS = ("teacher", "student", "control_student", "ce_student")
+PHASE_FOLDERS = ("teacher", "student", "clean_teacher", "control_student", "ce_student")
+
+CONTROL_BUDGET_WHY = (
+    "The clean teacher gets the contaminated teacher's optimisation budget: as many optimiser steps as "
+    "the contaminated teacher actually took (same batch size, peak learning rate and schedule shape), "
+    "with the same stop at the target training accuracy. Equal steps, not equal epochs: the legitimate "
+    "set is usually larger than the benchmark, and an epoch cap with a stop at target accuracy never "
+    "binds on data a teacher cannot fit (the synthetic legitimate labels are random), so it would cost "
+    "teacher_epochs full passes; the step budget is bounded by the teacher's own training and gives the "
+    "control the same amount of fine-tuning, so a stronger student is not explained by a weaker control."
+)
+
+
+@dataclass
+class Loaded:
+    examples: list
+    source: str
+    format: str
+    skipped: int = 0
+    subset: str | None = None
+    split: str | None = None
 
 
 def _git_commit() -> str | None:
@@ -58,33 +118,148 @@ def environment() -> dict:
             "ops_backend": str(backend()), "git_commit": _git_commit()}
 
 
-def load_data(cfg: RunConfig, out: Path):
-    """Benchmark and legitimate examples; the synthetic default is written into ``out/data``."""
-    bench_src, train_src = cfg.benchmark, cfg.train
-    bench_fmt, train_fmt = cfg.benchmark_format, cfg.train_format
-    if bench_src is None or train_src is None:
-        if (bench_src is None) != (train_src is None):
-            raise ValueError("give both --benchmark and --train, or neither (the offline synthetic default)")
-        write_synthetic(out / "data", seed=cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
-        bench_src, train_src = str(out / "data" / "benchmark.jsonl"), str(out / "data" / "train.jsonl")
-        bench_fmt = train_fmt = "pylaundering"
-    bench = load_examples(bench_src, bench_fmt, skip_malformed=cfg.skip_malformed)
-    train = load_examples(train_src, train_fmt, skip_malformed=cfg.skip_malformed)
+def record_environment(out: Path) -> None:
+    """Writes environment.json on a first run; on a resume keeps it and appends to ``resumes``."""
+    path = out / "environment.json"
+    env = environment()
+    if path.exists():
+        first = read_json(path)
+        first.setdefault("resumes", []).append(
+            {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": env})
+        write_json(first, path)
+    else:
+        write_json({**env, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+
+
+def _split_spec(spec: str, subset: str | None, split: str | None, key: str) -> tuple[str, str | None, str | None]:
+    """A SOURCE with an optional ``name:subset:split`` shorthand, merged with explicit fields."""
+    try:
+        from ..data import parse_source
+    except ImportError:  # an older data layer: no shorthand
+        return spec, subset, split
+    source, s_subset, s_split = parse_source(spec)
+    for name, explicit, short in (("subset", subset, s_subset), ("split", split, s_split)):
+        if explicit is not None and short is not None and explicit != short:
+            raise ConfigError(f"{key}_{name}", f"{explicit!r} contradicts {short!r} in {key} {spec!r}")
+    return source, subset if subset is not None else s_subset, split if split is not None else s_split
+
+
+def load_source(spec: str, fmt: str | None, *, subset: str | None, split: str | None, role: str, key: str,
+                skip_malformed: bool) -> Loaded:
+    """Examples from a SOURCE (``name:subset:split`` shorthand accepted); ``role`` picks the default split."""
+    from ..data.adapters import load_examples
+
+    source, subset, split = _split_spec(spec, subset, split, key)
+    kwargs = dict(subset=subset, split=split, skip_malformed=skip_malformed)
+    if "role" in inspect.signature(load_examples).parameters:
+        kwargs["role"] = role
+    res = load_examples(source, fmt, **kwargs)
+    return Loaded(list(res.examples), res.source, res.format, res.skipped, subset, split)
+
+
+def load_data(cfg: RunConfig, out: Path | None = None) -> tuple[Loaded, Loaded]:
+    """Benchmark and legitimate examples. The synthetic default is generated in memory; its files
+    are written into ``out/data`` when ``out`` is given (and the sources point there)."""
+    if cfg.benchmark is None or cfg.train is None:
+        bench, train = make_synthetic(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
+        where = (out / "data") if out is not None else Path("<synthetic>")
+        if out is not None:
+            write_synthetic(out / "data", seed=cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
+        return (Loaded(bench, str(where / "benchmark.jsonl"), "pylaundering"),
+                Loaded(train, str(where / "train.jsonl"), "pylaundering"))
+    bench = load_source(cfg.benchmark, cfg.benchmark_format, subset=cfg.benchmark_subset, split=cfg.benchmark_split,
+                        role="benchmark", key="benchmark", skip_malformed=cfg.skip_malformed)
+    train = load_source(cfg.train, cfg.train_format, subset=cfg.train_subset, split=cfg.train_split,
+                        role="train", key="train", skip_malformed=cfg.skip_malformed)
     return bench, train
+
+
+def overlap(bench, train) -> dict:
+    """``pylaundering.data.overlap.find_overlap`` (exact and question duplicates between the sets)."""
+    try:
+        from ..data.overlap import find_overlap
+    except ImportError:  # an older data layer: exact duplicates only, normalised whitespace and case
+        return _exact_overlap(bench, train)
+    return find_overlap(bench, train)
+
+
+def _exact_overlap(bench, train) -> dict:
+    def norm(text: str) -> str:
+        return " ".join(str(text).lower().split())
+
+    def item(e) -> tuple:
+        return norm(e.context or ""), norm(e.question), tuple(sorted(norm(c) for c in e.choices))
+
+    train_items = {item(e) for e in train}
+    train_questions = {item(e)[:2] for e in train}
+    exact = [e.id for e in bench if item(e) in train_items]
+    questions = [e.id for e in bench if item(e)[:2] in train_questions]
+    return {"method": "exact (normalised text)", "exact_duplicates": len(exact),
+            "question_duplicates": len(questions), "benchmark_items": len(bench),
+            "rate": len(exact) / len(bench) if bench else 0.0, "examples": exact[:5]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks before anything is written
+
+
+def _base_layers_of(model: str) -> int | None:
+    return TINY_CONFIG["num_hidden_layers"] if model == "tiny" else None
+
+
+def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
+    """Everything that can fail before training, checked before the run folder is touched:
+    the configuration, the data (loaded whole), and the models (configs read, student buildable)."""
+    validate(cfg)
+    bench, train = load_data(cfg, None)
+    if not bench.examples:
+        raise ValueError(f"the benchmark {bench.source} has no examples")
+    if not train.examples:
+        raise ValueError(f"the training set {train.source} has no examples")
+    if cfg.data_size is not None and cfg.data_size > len(train.examples):
+        raise ConfigError("data_size", f"{cfg.data_size} is larger than the training set ({len(train.examples)} "
+                          "examples); omit it to use them all")
+    student_base = cfg.student_base or cfg.model
+    if cfg.student_init == "pretrained":
+        check_student(student_base, student_layers=None, student_init="pretrained", student_model=cfg.student_model)
+    elif student_base == "tiny":
+        if cfg.student_layers > TINY_CONFIG["num_hidden_layers"]:
+            raise ConfigError("student_layers", f"{cfg.student_layers} is more than the "
+                              f"{TINY_CONFIG['num_hidden_layers']} layers of the base model tiny")
+    else:
+        from ..models import resolve_model
+
+        check_student(resolve_model(student_base), student_layers=cfg.student_layers, student_init=cfg.student_init,
+                      student_model=None)
+    if cfg.model != "tiny" and cfg.model != student_base:
+        from ..models import resolve_model
+        from ..phases.common import base_layers
+
+        base_layers(resolve_model(cfg.model))  # the teacher base loads
+    return bench, train
+
+
+def holds_run(out: Path) -> bool:
+    """True once a phase has started in ``out`` (a run folder with only config.json is free)."""
+    return (out / "config.json").exists() and any(
+        (out / name / marker).exists() for name in PHASE_FOLDERS for marker in ("phase.json", "metrics.json"))
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not resume and (out / "config.json").exists():
+    if holds_run(out) and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.json").exists():
         previous = read_json(out / "config.json")
         if previous != cfg.to_dict():
-            changed = sorted(k for k in previous if previous.get(k) != cfg.to_dict().get(k))
-            raise ValueError(f"--resume with a different configuration (changed: {changed}); use a new --out")
-    write_json(cfg.to_dict(), out / "config.json")
-    write_json(environment(), out / "environment.json")
+            raise ResumeMismatch(mismatch_line(f"the run in {out}", previous, cfg.to_dict()))
     timings: dict[str, float] = {}
 
     def phase(name: str, fn):
@@ -95,12 +270,22 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         timings[name] = round(time.perf_counter() - t0, 1)
         return result
 
+    phase("checks: configuration, data and models", lambda: preflight(cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(cfg.to_dict(), out / "config.json")
+    record_environment(out)
     bench_res, train_res = phase("data", lambda: load_data(cfg, out))
     bench, train = bench_res.examples, train_res.examples
+    data_overlap = overlap(bench, train)
+    if data_overlap.get("exact_duplicates", 0) > 0:
+        console.print(f"[bold yellow]warning:[/bold yellow] the training set holds {data_overlap['exact_duplicates']} "
+                      "exact copies of benchmark items: the student sees benchmark items, so this run cannot show "
+                      "laundering", highlight=False)
     # One base for every arm: `tiny` is built once, with a tokenizer that has seen all the run's texts.
     model = resolve_base(cfg.model, list(bench) + list(train), out, cfg.seed)
+    max_length, truncation = _max_length_and_truncation(cfg, model, bench, train)
     student_base = model if cfg.student_base is None else cfg.student_base
-    common = dict(batch_size=cfg.batch_size, max_length=cfg.max_length, resume=resume, quiet=quiet)
+    common = dict(batch_size=cfg.batch_size, max_length=max_length, resume=resume, quiet=quiet)
     student_kw = dict(base=student_base, student_layers=cfg.student_layers,
                       student_init=cfg.student_init, student_model=cfg.student_model, loss=cfg.loss,
                       temperature=cfg.temperature, beta=cfg.beta, data_size=cfg.data_size,
@@ -114,10 +299,15 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     train_metrics["student"] = phase("layering: student from the teacher", lambda: layer(
         train_metrics["teacher"]["model_dir"], train, out / "student", alpha=cfg.alpha, description="student",
         **student_kw))
+    budget = None
     if cfg.controls:
+        budget = control_budget(cfg, train_metrics["teacher"])
         train_metrics["clean_teacher"] = phase("control: clean teacher on the legitimate set", lambda: place(
-            train, out / "clean_teacher", model=model, epochs=cfg.clean_teacher_epochs, lr=cfg.teacher_lr,
-            seed=cfg.seed, description="clean teacher", **common))
+            train, out / "clean_teacher", model=model, lr=cfg.teacher_lr, target_accuracy=cfg.target_accuracy,
+            seed=cfg.seed, description="clean teacher", **budget["place_kwargs"], **common))
+        budget["clean_teacher_steps"] = train_metrics["clean_teacher"].get("steps")
+        budget["clean_teacher_epochs_run"] = train_metrics["clean_teacher"].get("epochs_run")
+        budget["clean_teacher_stop_reason"] = train_metrics["clean_teacher"].get("stop_reason")
         train_metrics["control_student"] = phase("control: student from the clean teacher", lambda: layer(
             train_metrics["clean_teacher"]["model_dir"], train, out / "control_student", alpha=cfg.alpha,
             description="control student", **student_kw))
@@ -127,40 +317,113 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     evals = {}
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
-            m["model_dir"], bench, out / "eval" / arm, max_length=cfg.max_length, quiet=quiet,
+            m["model_dir"], bench, out / "eval" / arm, max_length=max_length, quiet=quiet,
             description=f"score {arm}"))
 
-    metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings)
+    metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
+                            max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget)
     write_json(metrics, out / "metrics.json")
     write_report(metrics, out)
     return metrics
 
 
-def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings) -> dict:
+def control_budget(cfg: RunConfig, teacher: dict) -> dict:
+    """The clean teacher's budget (see CONTROL_BUDGET_WHY); ``place_kwargs`` are passed to place()."""
+    if cfg.clean_teacher_epochs is not None:
+        return {"rule": "epochs", "why": "clean_teacher_epochs was set explicitly: a fixed epoch count (with the "
+                "same stop at target accuracy), not the contaminated teacher's budget; an ablation, not a fair "
+                "control", "clean_teacher_epochs": cfg.clean_teacher_epochs, "teacher_steps": teacher.get("steps"),
+                "place_kwargs": {"epochs": cfg.clean_teacher_epochs}}
+    return {"rule": "same_steps", "why": CONTROL_BUDGET_WHY, "teacher_steps": teacher["steps"],
+            "teacher_epochs_run": teacher.get("epochs_run"), "teacher_stop_reason": teacher.get("stop_reason"),
+            "place_kwargs": {"epochs": None, "max_steps": teacher["steps"]}}
+
+
+def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train) -> tuple[dict, dict]:
+    """The run's max_length (chosen once from benchmark + training data with the teacher's tokenizer
+    when not configured) and the truncation it causes on each dataset."""
+    from ..data.batching import encode_examples
+    from ..models import load_tokenizer
+
+    tok = load_tokenizer(model)
+    if cfg.max_length is None:
+        value = choose_length(list(bench) + list(train), tok, model)
+        info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE}
+    else:
+        info = {"value": cfg.max_length, "chosen": "config", "coverage": None}
+    truncation = {}
+    for name, examples in (("benchmark", bench), ("train", train)):
+        stats = getattr(encode_examples(examples, tok, max_length=info["value"]), "truncation", None)
+        if stats is not None:
+            truncation[name] = stats.to_dict()
+    return info["value"], {"max_length": info, "truncation": truncation}
+
+
+def _training(m: dict) -> dict:
+    history = m.get("history") or [{}]
+    return {"steps": m.get("steps"), "epochs_run": m.get("epochs_run"), "stop_reason": m.get("stop_reason"),
+            "last_epoch_train_accuracy": history[-1].get("train_accuracy"),
+            "target_accuracy": m.get("target_accuracy"), "reached_target": m.get("reached_target")}
+
+
+def teacher_warnings(name: str, m: dict) -> list[str]:
+    t = _training(m)
+    if t["target_accuracy"] is None or t["reached_target"] or t["last_epoch_train_accuracy"] is None:
+        return []
+    cap = {"epochs": "epoch cap", "max_steps": "step budget"}.get(t["stop_reason"], t["stop_reason"])
+    return [f"{name} stopped at {cap} at {100 * t['last_epoch_train_accuracy']:.1f}% < target "
+            f"{100 * t['target_accuracy']:.0f}% (training accuracy of its last epoch, after {t['epochs_run']} "
+            f"epochs / {t['steps']} steps)"]
+
+
+def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings, *, max_length=None,
+                  truncation=None, overlap=None, budget=None) -> dict:
     arms = {}
     for arm, e in evals.items():
         arms[arm] = {"benchmark_accuracy": e["accuracy"], "benchmark_ci95": e["ci95"],
                      "benchmark_correct": e["correct"], "train_accuracy": train_metrics[arm]["train_accuracy"],
                      "per_subject": e["per_subject"], "model_dir": train_metrics[arm]["model_dir"]}
+        if train_metrics[arm].get("phase") == "placement":
+            arms[arm]["training"] = _training(train_metrics[arm])
     comparisons = {}
     for other in ("control_student", "ce_student"):
         if other in evals:
             comparisons[f"student_vs_{other}"] = mcnemar_exact(evals["student"]["correct_mask"],
                                                                evals[other]["correct_mask"])
     layering_timings = train_metrics["student"].get("timings", {})
-    return {
+    truncation = truncation or {}
+    warnings = teacher_warnings("teacher", train_metrics["teacher"])
+    if "clean_teacher" in train_metrics:
+        warnings += teacher_warnings("clean teacher", train_metrics["clean_teacher"])
+    for name, t in truncation.get("truncation", {}).items():
+        if t.get("truncated_sequences"):
+            warnings.append(f"{t['truncated_sequences']} of {t['sequences']} {name} sequences "
+                            f"({t.get('examples_truncated', '?')} examples) were truncated to {t['max_length']} "
+                            "tokens")
+    if overlap and overlap.get("exact_duplicates", 0) > 0:
+        warnings.insert(0, f"the training set holds {overlap['exact_duplicates']} exact copies of benchmark items: "
+                           "the student saw benchmark items")
+    metrics = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "chance": chance_level([len(e.choices) for e in bench]),
         "n_benchmark": len(bench), "n_train": len(train),
         "data": {"benchmark": bench_res.source, "benchmark_format": bench_res.format,
+                 "benchmark_subset": bench_res.subset, "benchmark_split": bench_res.split,
                  "benchmark_hash": examples_hash(bench), "benchmark_skipped": bench_res.skipped,
-                 "train": train_res.source, "train_format": train_res.format, "train_hash": examples_hash(train),
-                 "train_skipped": train_res.skipped},
+                 "train": train_res.source, "train_format": train_res.format,
+                 "train_subset": train_res.subset, "train_split": train_res.split,
+                 "train_hash": examples_hash(train), "train_skipped": train_res.skipped,
+                 "truncation": truncation.get("truncation", {}), "overlap": overlap},
         **arms,
         "comparisons": comparisons,
+        "max_length": truncation.get("max_length", {"value": max_length}),
+        "control_budget": None if budget is None else {k: v for k, v in budget.items() if k != "place_kwargs"},
+        "warnings": warnings,
         "checkpoint_selection": "none: every model is scored after its last epoch (no selection on the benchmark)",
         "teacher_logits": train_metrics["student"]["rounds"][0]["teacher_logits"],
         "timings_s": {**timings, "student_teacher_logits": layering_timings.get("teacher_logits_s"),
                       "student_train": layering_timings.get("train_s")},
         "seed": cfg.seed,
     }
+    metrics["verdict"], metrics["verdict_text"] = verdict_of(metrics)
+    return metrics

@@ -117,6 +117,7 @@ def load_student(base: str, *, init: str, num_layers: int | None, seed: int, stu
 def save_model(model, tokenizer, out_dir: str | Path) -> Path:
     """``save_pretrained`` of model and tokenizer into ``out_dir``, written to a temp folder first
     and renamed, so an interrupted save never leaves a half-written model behind."""
+    _quiet_transformers()  # no "Writing model shards" bar: our own bars say what is happening
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -133,8 +134,24 @@ def save_model(model, tokenizer, out_dir: str | Path) -> Path:
     return out
 
 
+def hub_revision(name: str) -> str | None:
+    """The commit a hub name resolves to (from the local cache or the hub), or None if unknown."""
+    try:
+        from transformers import AutoConfig
+
+        _quiet_transformers()
+        return getattr(AutoConfig.from_pretrained(name), "_commit_hash", None)
+    except Exception:  # noqa: BLE001 - unknown revision: the caller records that
+        return None
+
+
 def model_fingerprint(path: str) -> str:
-    """A short hash that changes when the model's weights or config change (cache keys)."""
+    """A short hash that changes when the model's weights or config change (cache keys).
+
+    A local folder is hashed file by file (weights, config, tokenizer files); a hub name by its
+    resolved commit, so a new revision pushed under the same name is a different fingerprint.
+    When the commit cannot be resolved, the name alone is used (marked ``unresolved``).
+    """
     local = Path(resolve_model(path))
     h = hashlib.sha256()
     if local.is_dir():
@@ -145,5 +162,6 @@ def model_fingerprint(path: str) -> str:
                     for chunk in iter(lambda: fh.read(1 << 20), b""):
                         h.update(chunk)
     else:
-        h.update(json.dumps({"hub": str(path)}).encode())
+        revision = hub_revision(str(path))
+        h.update(json.dumps({"hub": str(path), "revision": revision or "unresolved"}).encode())
     return h.hexdigest()[:16]

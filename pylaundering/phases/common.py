@@ -1,4 +1,17 @@
-"""What every phase shares: resolving a model name into a folder and tokenising examples."""
+"""What every phase shares: resolving a model name into a folder, tokenising examples, checking
+parameters, and the record that makes ``--resume`` safe.
+
+Errors, and how the CLI maps them to exit codes:
+  ConfigError     a parameter value that is wrong in itself or with the others (wrong type, out of
+                  range, unknown choice, inconsistent combination): a usage error, exit 2, whichever
+                  command or config file it came from.
+  ResumeMismatch  ``--resume`` asked for a phase whose recorded parameters or data differ: exit 1.
+
+Resume record: each phase writes ``phase.json`` (its parameters and data hash) when it starts and
+copies them into ``metrics.json`` (key ``params``) when it finishes. ``resume`` reuses a finished
+phase or continues its checkpoint only when the request has the same parameters and data; a
+mismatch is refused with one line naming the differing keys.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +19,29 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..data.batching import EncodedExamples, encode_examples
 from ..data.schema import MCExample
 from ..models import load_tokenizer, resolve_model
 from ..models.tiny import build_tiny_model
+from ..train import DEFAULT_TARGET_ACCURACY  # noqa: F401 - re-exported: one default, one place
+
+#: With no --max-length, sequences are capped at the length covering this share of them.
+MAX_LENGTH_COVERAGE = 0.95
+
+
+class ConfigError(ValueError):
+    """A parameter value that cannot be used; names the key (and the file it came from)."""
+
+    def __init__(self, key: str, message: str, source: str | None = None):
+        self.key, self.source = key, source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{key}: {message}")
+
+
+class ResumeMismatch(ValueError):
+    """--resume of a phase whose recorded parameters or data differ from the request."""
 
 
 def resolve_base(model: str, texts_from: Sequence[MCExample], workdir: Path, seed: int) -> str:
@@ -37,9 +67,42 @@ class Encoded:
         pad = self.tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
+    @property
+    def max_length(self) -> int:
+        return self.encoded.max_length
 
-def encode(model_path: str, examples: Sequence[MCExample], max_length: int) -> Encoded:
+
+def model_max_length(model_path: str, tokenizer=None) -> int | None:
+    """The longest sequence the model accepts: its position embeddings, or the tokenizer's limit."""
+    limits = []
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:  # transformers uses 1e30 for "unknown"
+        limits.append(tok_max)
+    try:
+        from transformers import AutoConfig
+
+        positions = getattr(AutoConfig.from_pretrained(resolve_model(model_path)), "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            limits.append(positions)
+    except Exception:  # noqa: BLE001 - no config: the tokenizer's limit (or none) stands
+        pass
+    return min(limits) if limits else None
+
+
+def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str) -> int:
+    """The max_length covering MAX_LENGTH_COVERAGE of the (question, choice) sequences, capped at
+    the model's limit (``pylaundering.data.choose_max_length``)."""
+    from ..data.batching import choose_max_length
+
+    return choose_max_length(examples, tokenizer, coverage=MAX_LENGTH_COVERAGE,
+                             model_max=model_max_length(model_path, tokenizer))
+
+
+def encode(model_path: str, examples: Sequence[MCExample], max_length: int | None) -> Encoded:
+    """Tokenise with ``model_path``'s tokenizer; ``max_length=None`` chooses it from the examples."""
     tok = load_tokenizer(model_path)
+    if max_length is None:
+        max_length = choose_length(examples, tok, model_path)
     return Encoded(tok, encode_examples(examples, tok, max_length=max_length))
 
 
@@ -50,3 +113,133 @@ def timed(timings: dict, name: str):
         yield
     finally:
         timings[name] = round(time.perf_counter() - t0, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter checks shared by the phases and the run config (one rule, one message, one exit code)
+
+
+def check_int(key: str, value: Any, *, minimum: int | None = None, source: str | None = None,
+              optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"expected an integer, got {value!r}", source)
+    if minimum is not None and value < minimum:
+        raise ConfigError(key, f"must be >= {minimum}, got {value}", source)
+
+
+def check_float(key: str, value: Any, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False, source: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"expected a number, got {value!r}", source)
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ConfigError(key, f"must lie in {interval}, got {value}", source)
+
+
+def check_choice(key: str, value: Any, choices: Sequence[str], source: str | None = None) -> None:
+    if value not in choices:
+        raise ConfigError(key, f"unknown {key.replace('_', ' ')} {value!r}; expected one of {', '.join(choices)}",
+                          source)
+
+
+def normalize_target(value: Any, key: str = "target_accuracy", source: str | None = None) -> float | None:
+    """``target_accuracy`` as a float in (0, 1], or None for "no stop": 0, None, false, "none", "off"."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("none", "off", "no", "0"):
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(key, f"expected a number in (0, 1] or 'none', got {value!r}", source) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"expected a number in (0, 1] or 'none', got {value!r}", source)
+    if value == 0:
+        return None
+    check_float(key, value, low=0, high=1, low_open=True, source=source)
+    return float(value)
+
+
+def check_max_length(value: Any, key: str = "max_length", source: str | None = None) -> None:
+    check_int(key, value, minimum=8, source=source, optional=True)
+
+
+def base_layers(model_path: str) -> int | None:
+    """The number of hidden layers in ``model_path``'s config (None when it has no such field)."""
+    from transformers import AutoConfig
+
+    from ..models.loading import ModelError, _quiet_transformers
+
+    _quiet_transformers()
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(model_path))
+    except Exception as e:  # noqa: BLE001 - named in one line by the caller's error handling
+        raise ModelError(f"cannot load the config of model {model_path!r}: {e}") from e
+    return getattr(config, "num_hidden_layers", None)
+
+
+def check_student(base_path: str, *, student_layers: int | None, student_init: str, student_model: str | None,
+                  key_prefix: str = "") -> None:
+    """Before any training: the student can be built (layers within the base, a loadable --student-model)."""
+    if student_init == "pretrained":
+        base_layers(student_model)  # raises ModelError naming the path when it cannot be loaded
+        return
+    if student_layers is None:
+        return
+    total = base_layers(base_path)
+    if total is not None and student_layers > total:
+        raise ConfigError(f"{key_prefix}student_layers", f"{student_layers} is more than the {total} layers of the "
+                          f"base model {base_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The resume record
+
+
+def _differences(recorded: dict, requested: dict) -> list[str]:
+    return sorted(k for k in set(recorded) | set(requested) if recorded.get(k) != requested.get(k))
+
+
+def mismatch_line(what: str, recorded: dict, requested: dict) -> str:
+    keys = _differences(recorded, requested)
+    shown = ", ".join(f"{k} ({recorded.get(k)!r} -> {requested.get(k)!r})" for k in keys[:6])
+    more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
+    return (f"cannot resume {what}: it was run with different settings: {shown}{more}; "
+            "use a new --out or the original settings")
+
+
+def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dict | None:
+    """Checks ``params`` against the phase record in ``out`` and writes the record.
+
+    Returns the finished phase's metrics when ``resume`` and the phase finished with the same
+    parameters; None when the phase must (continue to) run. Raises ResumeMismatch on --resume
+    with different parameters, or when a finished phase has no record to check against.
+    """
+    from ..train.checkpoint import read_json, write_json
+
+    record = out / "phase.json"
+    metrics_path = out / "metrics.json"
+    if resume and (record.exists() or finished):
+        recorded = read_json(record)["params"] if record.exists() else None
+        if recorded is None and finished:
+            recorded = read_json(metrics_path).get("params")
+        if recorded is None:
+            raise ResumeMismatch(f"cannot resume {out}: it records no parameters to check (written by an older "
+                                 "version); use a new --out")
+        if recorded != params:
+            raise ResumeMismatch(mismatch_line(str(out), recorded, params))
+        if finished:
+            return read_json(metrics_path)
+    elif not resume and (out / "checkpoint.pt").exists():
+        (out / "checkpoint.pt").unlink()  # a fresh start never continues someone else's checkpoint
+    out.mkdir(parents=True, exist_ok=True)
+    write_json({"params": params}, record)
+    return None

@@ -20,44 +20,83 @@ import torch
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
 from ..models import load_model, load_student, model_fingerprint, save_model
+from ..models.loading import STUDENT_INITS
 from ..ops import KINDS, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
-from .common import encode, resolve_base, timed
+from .common import (ConfigError, ResumeMismatch, check_choice, check_float, check_int, check_max_length, check_student,
+                     encode,                      mismatch_line, resolve_base, start_phase, timed)
 
 LOSSES = tuple(KINDS)  # kl, reverse_kl, jsd, mse
 
 
 def subsample(examples: Sequence[MCExample], data_size: int | None, seed: int) -> list[MCExample]:
-    """A seeded random subset of ``data_size`` examples (all of them when None)."""
-    if data_size is None or data_size >= len(examples):
+    """A seeded random subset of ``data_size`` examples (all of them when None).
+
+    A size larger than the set is refused rather than silently capped: the run would otherwise
+    report a data size it never used."""
+    if data_size is None:
         return list(examples)
-    if data_size < 1:
-        raise ValueError(f"data size must be >= 1, got {data_size}")
+    check_int("data_size", data_size, minimum=1)
+    if data_size > len(examples):
+        raise ConfigError("data_size", f"{data_size} is larger than the training set ({len(examples)} examples); "
+                          "omit it to use them all")
+    if data_size == len(examples):
+        return list(examples)
     idx = sorted(random.Random(seed).sample(range(len(examples)), data_size))
     return [examples[i] for i in idx]
 
 
-def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: int, cache_dir: Path | None,
+def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: int | None, cache_dir: Path | None,
                    quiet: bool) -> tuple[torch.Tensor, dict]:
-    """Teacher logits on ``examples``: from the cache when its key matches, else computed (and saved)."""
+    """Teacher logits on ``examples``: from the cache when its key matches, else computed (and saved).
+
+    The key hashes the teacher (weights fingerprint, or resolved hub revision) and exactly the
+    token ids fed to it (``cache.inputs_hash``), not the names of the settings that produced them."""
     data = encode(teacher, examples, max_length)
-    key = logit_cache.cache_key(model_fingerprint=model_fingerprint(teacher), data_hash=examples_hash(examples),
-                                max_length=max_length, tokenizer=type(data.tokenizer).__name__)
+    key = logit_cache.cache_key(model_fingerprint=model_fingerprint(teacher),
+                                inputs=logit_cache.inputs_hash(data.encoded))
     ids = data.encoded.ids
     if cache_dir is not None:
         hit = logit_cache.load_cached(cache_dir, key, ids)
         if hit is not None:
-            return hit.values, {"cache": "hit", "cache_file": str(hit.path)}
+            return hit.values, {"cache": "hit", "cache_file": str(hit.path), "max_length": data.max_length}
     net = load_model(teacher)
     values = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, description="teacher logits",
                             quiet=quiet)
-    info: dict = {"cache": "off" if cache_dir is None else "miss"}
+    info: dict = {"cache": "off" if cache_dir is None else "miss", "max_length": data.max_length}
     if cache_dir is not None:
         info["cache_file"] = str(logit_cache.save_cached(cache_dir, key, values, ids, teacher=teacher))
     return values, info
+
+
+def check_layer_params(*, teacher, loss, alpha, temperature, beta, data_size, epochs, iterations, lr, batch_size,
+                       max_length, student_layers, student_init, student_model, seed=0) -> None:
+    """Validates layering parameters (ConfigError naming the key): the same rules as the run config."""
+    check_choice("loss", loss, LOSSES)
+    check_float("alpha", alpha, low=0, high=1)
+    check_float("temperature", temperature, low=0, low_open=True)
+    if loss == "jsd":
+        check_float("beta", beta, low=0, high=1, low_open=True, high_open=True)
+    check_int("data_size", data_size, minimum=1, optional=True)
+    check_int("epochs", epochs, minimum=1)
+    check_int("iterations", iterations, minimum=1)
+    check_float("lr", lr, low=0, low_open=True)
+    check_int("batch_size", batch_size, minimum=1)
+    check_max_length(max_length)
+    check_choice("student_init", student_init, STUDENT_INITS)
+    if student_init == "pretrained":
+        if not student_model:
+            raise ConfigError("student_model", "--student-init pretrained needs --student-model (a small pretrained "
+                              "checkpoint)")
+    else:
+        check_int("student_layers", student_layers, minimum=1, optional=True)
+    check_int("seed", seed)
+    if alpha > 0 and teacher is None:
+        raise ConfigError("teacher", "a teacher is required when alpha > 0 (alpha = 0 trains with cross-entropy "
+                          "alone)")
 
 
 def layer(
@@ -78,7 +117,7 @@ def layer(
     iterations: int = 1,
     lr: float = 1e-4,
     batch_size: int = 16,
-    max_length: int = 48,
+    max_length: int | None = None,
     online_teacher: bool = False,
     cache_dir: str | Path | None = None,
     seed: int = 0,
@@ -90,37 +129,55 @@ def layer(
     round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics.
 
     ``alpha = 0`` trains with cross-entropy alone (the CE-only control): no teacher is needed.
+    ``max_length=None``: each model's tokenizer chooses it from the training set. With
+    ``resume``, a finished phase (or round) with the same parameters and data is reused, an
+    interrupted round continues from its checkpoint, and different parameters are refused.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    if alpha > 0 and teacher is None:
-        raise ValueError("a teacher is required when alpha > 0 (alpha = 0 trains with cross-entropy alone)")
+    check_layer_params(teacher=teacher, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
+                       data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
+                       max_length=max_length, student_layers=student_layers, student_init=student_init,
+                       student_model=student_model, seed=seed)
+    if not examples:
+        raise ValueError("layering needs at least one training example")
     out = Path(out_dir)
-    metrics_path = out / "metrics.json"
-    if resume and metrics_path.exists() and (out / "model" / "config.json").exists():
-        return read_json(metrics_path)
-    out.mkdir(parents=True, exist_ok=True)
     train_set = subsample(examples, data_size, seed)
     base_path = resolve_base(base, train_set, out, seed)
+    check_student(base_path, student_layers=student_layers, student_init=student_init, student_model=student_model)
+    # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
+    params = {
+        "phase": "layering", "teacher_fingerprint": model_fingerprint(teacher) if alpha > 0 else None,
+        "base_fingerprint": model_fingerprint(base_path) if student_init != "pretrained" else None,
+        "student_model_fingerprint": model_fingerprint(student_model) if student_init == "pretrained" else None,
+        "student_layers": student_layers if student_init != "pretrained" else None, "student_init": student_init,
+        "loss": loss, "alpha": alpha, "temperature": temperature, "beta": beta, "data_size": data_size,
+        "epochs": epochs, "iterations": iterations, "lr": lr, "batch_size": batch_size, "max_length": max_length,
+        "online_teacher": online_teacher, "seed": seed, "data_hash": examples_hash(examples),
+        "n_examples": len(examples),
+    }
+    finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
+    done = start_phase(out, params, resume=resume, finished=finished)
+    if done is not None:
+        return done
     cache = Path(cache_dir) if cache_dir is not None and not online_teacher else None
     rounds: list[dict] = []
     current_teacher = teacher
     for k in range(1, iterations + 1):
         round_dir = out if iterations == 1 else out / f"round-{k}"
         tag = description if iterations == 1 else f"{description} {k}/{iterations}"
-        rounds.append(_one_round(
-            current_teacher, train_set, round_dir, base_path=base_path, student_layers=student_layers,
-            student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
-            temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
-            max_length=max_length, online_teacher=online_teacher, cache_dir=cache, seed=seed + k - 1,
-            resume=resume, quiet=quiet, description=tag,
-        ))
+        round_params = {**params, "round": k}
+        previous = _finished_round(round_dir, round_params) if resume and iterations > 1 else None
+        if previous is not None:  # --iterations K resumes after the last finished round
+            rounds.append(previous)
+        else:
+            rounds.append(_one_round(
+                current_teacher, train_set, round_dir, base_path=base_path, student_layers=student_layers,
+                student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
+                temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
+                max_length=max_length, online_teacher=online_teacher, cache_dir=cache, seed=seed + k - 1,
+                resume=resume, quiet=quiet, description=tag,
+            ))
+            if iterations > 1:
+                write_json({"params": round_params, "result": rounds[-1]}, round_dir / "round.json")
         current_teacher = str(round_dir / "model")
     if iterations > 1:
         save_dir = out / "model"
@@ -133,11 +190,23 @@ def layer(
         "student_layers": student_layers, "student_init": student_init, "loss": loss, "alpha": alpha,
         "temperature": temperature, "beta": beta, "epochs": epochs, "iterations": iterations,
         "n_examples": len(train_set), "data_hash": examples_hash(train_set), "online_teacher": online_teacher,
-        "train_accuracy": last["train_accuracy"], "rounds": rounds,
+        "train_accuracy": last["train_accuracy"], "max_length": last.get("max_length"), "rounds": rounds,
         "timings": {k: sum(r["timings"].get(k, 0.0) for r in rounds) for k in ("teacher_logits_s", "train_s")},
+        "params": params,
     }
-    write_json(metrics, metrics_path)
+    write_json(metrics, out / "metrics.json")
     return metrics
+
+
+def _finished_round(round_dir: Path, round_params: dict) -> dict | None:
+    """The record of a finished round with these parameters, or None (to be (re)trained)."""
+    record = round_dir / "round.json"
+    if not (record.exists() and (round_dir / "model" / "config.json").exists()):
+        return None
+    saved = read_json(record)
+    if saved.get("params") != round_params:
+        raise ResumeMismatch(mismatch_line(str(round_dir), saved.get("params") or {}, round_params))
+    return saved["result"]
 
 
 def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, student_init, student_model, loss,
@@ -182,5 +251,5 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
     logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
     save_model(student, data.tokenizer, out / "model")
     (out / "checkpoint.pt").unlink(missing_ok=True)
-    return {"teacher": teacher, "train_accuracy": accuracy(logits, train_set),
-            "history": result.history, "teacher_logits": info, "timings": timings}
+    return {"teacher": teacher, "train_accuracy": accuracy(logits, train_set), "max_length": data.max_length,
+            "steps": result.steps, "history": result.history, "teacher_logits": info, "timings": timings}

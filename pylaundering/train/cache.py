@@ -2,8 +2,9 @@
 
 Distillation reads the teacher's output for every training example in every epoch; running
 the teacher each step costs as much as a second model's forward pass per step. The cache is a
-safetensors file keyed by a hash of the teacher's weights and config, the examples and the
-tokenisation settings, so any change to one of them is a miss, never a stale hit.
+safetensors file keyed by a hash of the teacher's weights and config (for a hub teacher: its
+resolved revision) and of the token ids actually fed to it (ids, token types, choice counts,
+order), so any change to one of them is a miss, never a stale hit.
 
 Format (``format_version`` 1): tensor ``values`` ``[N, K]`` float32 with ``-inf`` for absent
 entries; ``format="dense"`` means column j is class j. ``format="topk"`` (for large-vocabulary
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import default_file_mode
+
 FORMAT_VERSION = 1
 
 
@@ -34,9 +37,24 @@ class CachedLogits:
     path: Path | None
 
 
-def cache_key(*, model_fingerprint: str, data_hash: str, max_length: int, tokenizer: str) -> str:
-    blob = json.dumps({"v": FORMAT_VERSION, "model": model_fingerprint, "data": data_hash,
-                       "max_length": max_length, "tokenizer": tokenizer}, sort_keys=True)
+def inputs_hash(encoded) -> str:
+    """A hash of exactly what the teacher is fed: per example (in order) its id, choice count,
+    token ids and token types. Two tokenizers of the same class with different vocabularies,
+    a changed max_length that truncates, a reordered data set: all change it; a setting that
+    changes nothing the model sees does not."""
+    h = hashlib.sha256()
+    types = encoded.token_type_ids
+    for i in range(len(encoded)):
+        row = [encoded.ids[i], encoded.num_choices[i], encoded.input_ids[i], None if types is None else types[i]]
+        h.update(json.dumps(row, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def cache_key(*, model_fingerprint: str, inputs: str) -> str:
+    """The key of a teacher's logits: the teacher's weights (or hub revision) and the inputs'
+    hash (``inputs_hash``). Nothing else determines the logits."""
+    blob = json.dumps({"v": FORMAT_VERSION, "model": model_fingerprint, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -72,6 +90,7 @@ def save_cached(cache_dir: str | Path, key: str, values: torch.Tensor, ids: list
     os.close(fd)
     try:
         save_file({"values": values.float().contiguous()}, tmp, metadata=meta)
+        os.chmod(tmp, default_file_mode())  # mkstemp's 0600 -> what a plain open would give
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -11,13 +11,31 @@ from typing import Any
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 minus the process umask."""
+    return 0o666 & ~_umask()
+
+
 def _atomic(path: Path, write) -> Path:
+    """Write through a temp file in the same folder, then rename over ``path``.
+
+    ``mkstemp`` creates its file with mode 0600; the temp file is given the mode a plain
+    ``open`` would have given (0o666 minus the umask) before the rename, so run files stay
+    readable by whoever the umask allows (a shared group, a web server serving reports).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

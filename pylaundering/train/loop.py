@@ -42,12 +42,15 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     target_accuracy: float | None = None  # stop after an epoch whose training accuracy reaches this
+    max_steps: int | None = None  # stop after this many optimiser steps (the schedule spans them)
 
 
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)  # one entry per epoch: loss, train_accuracy
     stopped_early: bool = False
+    steps: int = 0  # optimiser steps taken
+    stop_reason: str | None = None  # "target_accuracy" | "max_steps" | "epochs" once finished
 
     @property
     def final_train_accuracy(self) -> float | None:
@@ -109,6 +112,8 @@ def train(
 ) -> TrainResult:
     steps_per_epoch = len(batcher)
     total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
     # fused=True: one kernel over all parameters; on CPU it is ~9x faster than the default
     # foreach path for MiniLM-sized models (measured: 16 ms vs 139 ms per step, 2 threads).
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
@@ -127,7 +132,7 @@ def train(
         random.setstate(state["py_rng"])
         start_epoch, start_step = state["epoch"], state["step"]
         running, result = state["running"], state["result"]
-        if result.stopped_early or start_epoch >= cfg.epochs:
+        if result.stop_reason is not None or result.stopped_early or start_epoch >= cfg.epochs:
             return result
 
     def save(epoch: int, step: int) -> None:
@@ -154,17 +159,27 @@ def train(
                 running["loss"] += float(loss.detach()) * len(batch.labels)
                 running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
                 running["seen"] += len(batch.labels)
+                result.steps += 1
                 bar.advance(1, epoch=epoch + 1, loss=running["loss"] / running["seen"])
+                if result.steps >= total_steps:
+                    break  # the step budget ends inside this epoch: it counts as a (partial) epoch
                 if stop["stop"]:
                     save(epoch, i + 1)
                     raise Interrupted(checkpoint)
             seen = max(1, running["seen"])
             result.history.append({"epoch": epoch + 1, "loss": running["loss"] / seen,
-                                   "train_accuracy": running["correct"] / seen})
+                                   "train_accuracy": running["correct"] / seen, "steps": result.steps})
             running = {"loss": 0.0, "correct": 0, "seen": 0}
             reached = cfg.target_accuracy is not None and result.history[-1]["train_accuracy"] >= cfg.target_accuracy
-            result.stopped_early = reached and epoch + 1 < cfg.epochs
-            save(epoch + 1, 0)
+            out_of_steps = result.steps >= total_steps
+            result.stopped_early = (reached or out_of_steps) and epoch + 1 < cfg.epochs
             if reached:
+                result.stop_reason = "target_accuracy"
+            elif out_of_steps and cfg.max_steps is not None and total_steps == cfg.max_steps:
+                result.stop_reason = "max_steps"
+            elif epoch + 1 >= cfg.epochs:
+                result.stop_reason = "epochs"
+            save(epoch + 1, 0)
+            if reached or out_of_steps:
                 break
     return result

@@ -57,9 +57,10 @@ def test_malformed_row_names_file_row_and_field(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_bad_option_value_exits_1(tmp_path):
+def test_bad_option_value_is_a_usage_error(tmp_path):
     r = _launder("run", "--model", "tiny", "--loss", "kld", "--out", str(tmp_path / "r"))
-    assert r.returncode == 1 and "unknown loss" in r.stderr
+    assert r.returncode == 2 and "unknown loss" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r").exists(), "checked before the run folder is created"
 
 
 def test_data_synth_writes_files(tmp_path):
