@@ -27,7 +27,7 @@ from typing import Any
 
 from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
 
-__all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "make_synthetic", "write_synthetic"]
+__all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "card_facts", "make_synthetic", "write_synthetic"]
 
 #: The sizes measured to work (DESIGN.md §4).
 DEFAULT_SIZES = {"n_benchmark": 200, "n_train": 1000, "n_distractors": 600}
@@ -42,17 +42,61 @@ _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou")
 _CODAS = ("", "", "", "n", "r", "l", "th", "k", "s", "m")
 
-_EXPLANATION = (
-    "A model that never saw benchmark.jsonl scores at chance (1/4) on it: "
-    "every name is a made-up syllable string, so the question text carries no hint of the answer; "
-    "each benchmark answer is the correct choice of exactly one benchmark item and never a distractor there, "
-    "while distractors come from a disjoint pool of entities, so names look alike across roles; "
-    "every benchmark answer also appears as a choice in train.jsonl, whose labels are uniformly random, "
-    "so training on the legitimate set carries no signal about which entities are benchmark answers "
-    "(they appear there more often than distractors, but frequency is never rewarded by a label). "
-    "A teacher fine-tuned on the benchmark learns which entity strings are right; "
-    "its soft outputs on train.jsonl reveal that preference, and a student distilled on them inherits it."
-)
+
+def _explanation(facts: dict[str, Any]) -> str:
+    """The card's argument for chance-level accuracy, stating only what holds for these sizes."""
+    n, k = facts["benchmark_answers"], facts["benchmark_answers_in_train"]
+    if facts["train_items"] == 0:
+        reach = "train.jsonl is empty, so no benchmark answer can be passed on through it"
+    else:
+        share = "every benchmark answer" if k == n else f"{k} of the {n} benchmark answers"
+        verb = "appears" if k == n else "appear"
+        rest = "" if k == n else (
+            f" (train.jsonl has {facts['train_items']} items with 2 answer slots each; the other {n - k}"
+            " answers never reach it, so a student cannot inherit a preference for them)"
+        )
+        a, d = facts["mean_train_appearances"]["benchmark_answer"], facts["mean_train_appearances"]["distractor"]
+        if a > d:
+            frequency = f"they appear there more often than distractors ({a:.2f} vs {d:.2f} times on average)"
+        elif a < d:
+            frequency = f"they appear there less often than distractors ({a:.2f} vs {d:.2f} times on average)"
+        else:
+            frequency = f"they appear there as often as distractors ({a:.2f} times on average)"
+        reach = (
+            f"{share} also {verb} as a choice in train.jsonl{rest}, whose labels are uniformly random, "
+            "so training on the legitimate set carries no signal about which entities are benchmark answers "
+            f"({frequency}, but frequency is never rewarded by a label)"
+        )
+    return (
+        f"A model that never saw benchmark.jsonl scores at chance (1/{N_CHOICES}) on it: "
+        "every name is a made-up syllable string, so the question text carries no hint of the answer; "
+        "each benchmark answer is the correct choice of exactly one benchmark item and never a distractor there, "
+        "while distractors come from a disjoint pool of entities, so names look alike across roles; "
+        f"{reach}. "
+        "A teacher fine-tuned on the benchmark learns which entity strings are right; "
+        "its soft outputs on train.jsonl reveal that preference, and a student distilled on them inherits it."
+    )
+
+
+def card_facts(benchmark: Sequence[MCExample], train: Sequence[MCExample]) -> dict[str, Any]:
+    """What the data card claims, computed from the data: how many benchmark answers reach train.jsonl
+    and how often benchmark answers and distractors appear there."""
+    answers = {e.answer for e in benchmark}
+    distractors = {c for e in benchmark for i, c in enumerate(e.choices) if i != e.label}
+    counts: dict[str, int] = {}
+    for e in train:
+        for c in e.choices:
+            counts[c] = counts.get(c, 0) + 1
+
+    def mean(entities: set[str]) -> float:
+        return round(sum(counts.get(x, 0) for x in entities) / len(entities), 4) if entities else 0.0
+
+    return {
+        "benchmark_answers": len(answers),
+        "benchmark_answers_in_train": sum(a in counts for a in answers),
+        "train_items": len(train),
+        "mean_train_appearances": {"benchmark_answer": mean(answers), "distractor": mean(distractors)},
+    }
 
 
 def _name(rng: random.Random) -> str:
@@ -83,7 +127,8 @@ def _deal(rng: random.Random, pool: Sequence[str], n_hands: int, k: int) -> list
 
     Dealing (rather than sampling) uses every member as evenly as possible: with the
     default sizes each distractor appears exactly once in the benchmark, just like
-    each answer, and every benchmark answer is guaranteed to reach the legitimate set.
+    each answer, and every benchmark answer reaches the legitimate set as long as it has
+    at least n_benchmark / 2 items (2 answer slots each; `card_facts` counts it).
     """
     if len(pool) < k:
         raise ValueError(f"need at least {k} entities to deal {k} per item, got {len(pool)}")
@@ -176,10 +221,13 @@ def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, **sizes: int
 
     `sizes` are make_synthetic's n_benchmark, n_train, n_distractors. The card records
     the seed, sizes and the sha256 of each file (equal to `examples_hash`), so a run
-    can prove which data it used.
+    can prove which data it used, and `facts` (`card_facts`): its explanation states
+    only what is true of the files written (at small sizes, not every benchmark
+    answer reaches train.jsonl).
     """
     resolved = {**DEFAULT_SIZES, **sizes}
     benchmark, train = make_synthetic(seed, **resolved)
+    facts = card_facts(benchmark, train)
     out = Path(out_dir)
     write_jsonl(benchmark, out / "benchmark.jsonl")
     write_jsonl(train, out / "train.jsonl")
@@ -195,7 +243,8 @@ def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, **sizes: int
             "benchmark.jsonl": {"n": len(benchmark), "sha256": examples_hash(benchmark)},
             "train.jsonl": {"n": len(train), "sha256": examples_hash(train)},
         },
-        "why_chance": _EXPLANATION,
+        "facts": facts,
+        "why_chance": _explanation(facts),
     }
     atomic_write_text(out / "datacard.json", json.dumps(card, indent=2) + "\n")
     return card

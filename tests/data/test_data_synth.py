@@ -123,3 +123,28 @@ def test_write_synthetic(tmp_path):
     assert load_examples(str(out / "benchmark.jsonl")).examples == bench
     assert load_examples(str(out / "train.jsonl")).examples == train
     assert "chance" in card["why_chance"] and "disjoint" in card["why_chance"]
+
+
+def test_card_states_what_is_true_at_tiny_sizes(tmp_path):
+    card = write_synthetic(tmp_path / "tiny", seed=1, n_benchmark=20, n_train=5, n_distractors=30)
+    bench, train = make_synthetic(1, n_benchmark=20, n_train=5, n_distractors=30)
+    in_train = {c for e in train for c in e.choices}
+    reached = sum(e.answer in in_train for e in bench)
+    assert reached == 10  # 5 items x 2 answer slots: half the answers never reach train.jsonl
+    assert card["facts"]["benchmark_answers"] == 20
+    assert card["facts"]["benchmark_answers_in_train"] == reached
+    assert card["facts"]["mean_train_appearances"] == {"benchmark_answer": 0.5, "distractor": round(10 / 30, 4)}
+    why = card["why_chance"]
+    assert "every benchmark answer also appears" not in why
+    assert "10 of the 20 benchmark answers also appear as a choice in train.jsonl" in why
+    assert "more often than distractors (0.50 vs 0.33 times on average)" in why
+
+    empty = write_synthetic(tmp_path / "empty", seed=1, n_benchmark=4, n_train=0, n_distractors=3)
+    assert "train.jsonl is empty" in empty["why_chance"] and "every benchmark answer" not in empty["why_chance"]
+
+
+def test_card_at_default_sizes_says_every_answer_reaches_train(tmp_path):
+    card = write_synthetic(tmp_path / "default", seed=0)
+    assert card["facts"]["benchmark_answers_in_train"] == card["facts"]["benchmark_answers"] == 200
+    assert "every benchmark answer also appears as a choice in train.jsonl" in card["why_chance"]
+    assert "more often than distractors" in card["why_chance"]
