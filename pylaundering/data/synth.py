@@ -57,13 +57,13 @@ def _explanation(facts: dict[str, Any]) -> str:
         )
         a, d = facts["mean_train_appearances"]["benchmark_answer"], facts["mean_train_appearances"]["distractor"]
         if a > d:
-            frequency = f"they appear there more often than distractors ({a:.2f} vs {d:.2f} times on average)"
+            frequency = f"they appear there more often than distractors, {a:.2f} vs {d:.2f} times on average"
         elif a < d:
-            frequency = f"they appear there less often than distractors ({a:.2f} vs {d:.2f} times on average)"
+            frequency = f"they appear there less often than distractors, {a:.2f} vs {d:.2f} times on average"
         else:
-            frequency = f"they appear there as often as distractors ({a:.2f} times on average)"
+            frequency = f"they appear there as often as distractors, {a:.2f} times on average"
         reach = (
-            f"{share} also {verb} as a choice in train.jsonl{rest}, whose labels are uniformly random, "
+            f"{share} also {verb} as a choice in train.jsonl{rest}; its labels are uniformly random, "
             "so training on the legitimate set carries no signal about which entities are benchmark answers "
             f"({frequency}, but frequency is never rewarded by a label)"
         )

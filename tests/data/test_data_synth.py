@@ -137,7 +137,7 @@ def test_card_states_what_is_true_at_tiny_sizes(tmp_path):
     why = card["why_chance"]
     assert "every benchmark answer also appears" not in why
     assert "10 of the 20 benchmark answers also appear as a choice in train.jsonl" in why
-    assert "more often than distractors (0.50 vs 0.33 times on average)" in why
+    assert "more often than distractors, 0.50 vs 0.33 times on average, but" in why
 
     empty = write_synthetic(tmp_path / "empty", seed=1, n_benchmark=4, n_train=0, n_distractors=3)
     assert "train.jsonl is empty" in empty["why_chance"] and "every benchmark answer" not in empty["why_chance"]
