@@ -57,8 +57,7 @@ def main_options(
                                "PYLAUNDERING_DEBUG=1)."),
 ):
     """Options for every command (put them before the command: `launder --debug run ...`)."""
-    if debug:
-        _state["debug"] = True
+    _state["debug"] = debug or bool(os.environ.get("PYLAUNDERING_DEBUG"))
 
 
 def _one_line(e: BaseException) -> str:

@@ -50,7 +50,6 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
 
 from __future__ import annotations
 
-import inspect
 import platform
 import subprocess
 import sys
@@ -136,11 +135,10 @@ def record_environment(out: Path) -> None:
 
 
 def _split_spec(spec: str, subset: str | None, split: str | None, key: str) -> tuple[str, str | None, str | None]:
-    """A SOURCE with an optional ``name:subset:split`` shorthand, merged with explicit fields."""
-    try:
-        from ..data import parse_source
-    except ImportError:  # an older data layer: no shorthand
-        return spec, subset, split
+    """A SOURCE with an optional ``name:subset:split`` shorthand, merged with the explicit fields
+    (which must not contradict it)."""
+    from ..data import parse_source
+
     source, s_subset, s_split = parse_source(spec)
     for name, explicit, short in (("subset", subset, s_subset), ("split", split, s_split)):
         if explicit is not None and short is not None and explicit != short:
@@ -150,15 +148,13 @@ def _split_spec(spec: str, subset: str | None, split: str | None, key: str) -> t
 
 def load_source(spec: str, fmt: str | None, *, subset: str | None, split: str | None, role: str, key: str,
                 skip_malformed: bool) -> Loaded:
-    """Examples from a SOURCE (``name:subset:split`` shorthand accepted); ``role`` picks the default split."""
+    """Examples from a SOURCE (``name:subset:split`` shorthand accepted); ``role`` ("benchmark" or
+    "train") picks the default split of a hub dataset."""
     from ..data.adapters import load_examples
 
     source, subset, split = _split_spec(spec, subset, split, key)
-    kwargs = dict(subset=subset, split=split, skip_malformed=skip_malformed)
-    if "role" in inspect.signature(load_examples).parameters:
-        kwargs["role"] = role
-    res = load_examples(source, fmt, **kwargs)
-    return Loaded(list(res.examples), res.source, res.format, res.skipped, subset, split)
+    res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed)
+    return Loaded(list(res.examples), res.source, res.format, res.skipped, res.subset, res.split)
 
 
 def load_data(cfg: RunConfig, out: Path | None = None) -> tuple[Loaded, Loaded]:
@@ -179,28 +175,10 @@ def load_data(cfg: RunConfig, out: Path | None = None) -> tuple[Loaded, Loaded]:
 
 
 def overlap(bench, train) -> dict:
-    """``pylaundering.data.overlap.find_overlap`` (exact and question duplicates between the sets)."""
-    try:
-        from ..data.overlap import find_overlap
-    except ImportError:  # an older data layer: exact duplicates only, normalised whitespace and case
-        return _exact_overlap(bench, train)
+    """``pylaundering.data.overlap.find_overlap``: exact and question duplicates between the sets."""
+    from ..data.overlap import find_overlap
+
     return find_overlap(bench, train)
-
-
-def _exact_overlap(bench, train) -> dict:
-    def norm(text: str) -> str:
-        return " ".join(str(text).lower().split())
-
-    def item(e) -> tuple:
-        return norm(e.context or ""), norm(e.question), tuple(sorted(norm(c) for c in e.choices))
-
-    train_items = {item(e) for e in train}
-    train_questions = {item(e)[:2] for e in train}
-    exact = [e.id for e in bench if item(e) in train_items]
-    questions = [e.id for e in bench if item(e)[:2] in train_questions]
-    return {"method": "exact (normalised text)", "exact_duplicates": len(exact),
-            "question_duplicates": len(questions), "benchmark_items": len(bench),
-            "rate": len(exact) / len(bench) if bench else 0.0, "examples": exact[:5]}
 
 
 # ------------------------------------------------------------------------------------------------

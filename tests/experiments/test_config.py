@@ -1,0 +1,122 @@
+"""The run configuration: typed values naming key and file, one rule and one exit code per bad
+value whichever command gets it, and the errors contract of the CLI (one line, --debug)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from pylaundering.cli.app import app
+from pylaundering.experiments.config import RunConfig, load_config
+from pylaundering.phases.common import ConfigError
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("line, key, words", [
+    ('alpha = "0.5"', "alpha", "expected a number"),
+    ('seed = "zero"', "seed", "expected an integer"),
+    ("teacher_epochs = 1.5", "teacher_epochs", "expected an integer"),
+    ("student_epochs = true", "student_epochs", "expected an integer"),
+    ('online_teacher = "yes"', "online_teacher", "expected true or false"),
+    ("controls = 1", "controls", "expected true or false"),
+    ("model = 3", "model", "expected a string"),
+    ("target_accuracy = 1.5", "target_accuracy", "(0, 1]"),
+    ("max_length = 4", "max_length", ">= 8"),
+    ("data_size = 0", "data_size", ">= 1"),
+])
+def test_toml_values_are_type_checked_naming_key_and_file(tmp_path, line, key, words):
+    path = tmp_path / "run.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, {})
+    msg = str(exc.value)
+    assert str(path) in msg and key in msg and words in msg, msg
+    assert "\n" not in msg
+
+
+def test_float_fields_accept_ints_and_target_can_be_switched_off(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("alpha = 1\ntemperature = 3\ntarget_accuracy = 0\n")
+    cfg = load_config(path, {})
+    assert cfg.alpha == 1.0 and isinstance(cfg.alpha, float) and cfg.temperature == 3.0
+    assert cfg.target_accuracy is None
+    path.write_text('target_accuracy = "none"\n')
+    assert load_config(path, {}).target_accuracy is None
+    assert load_config(None, {}).target_accuracy == 0.95
+
+
+def test_one_target_accuracy_default_everywhere():
+    import inspect
+
+    from pylaundering.phases import place
+    from pylaundering.train import DEFAULT_TARGET_ACCURACY
+
+    assert DEFAULT_TARGET_ACCURACY == 0.95
+    assert RunConfig().target_accuracy == DEFAULT_TARGET_ACCURACY
+    assert inspect.signature(place).parameters["target_accuracy"].default == DEFAULT_TARGET_ACCURACY
+    help_text = runner.invoke(app, ["place", "--help"], env={"COLUMNS": "200"}).output
+    assert "0.95" in help_text and "none" in help_text
+    assert "0.99" not in help_text
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (dict(student_init="pretrained"), "student_model"),
+    (dict(student_model="some/model"), "student_model"),
+    (dict(benchmark="b.jsonl"), "train"),
+    (dict(loss="kld"), "loss"),
+    (dict(alpha=1.5), "alpha"),
+])
+def test_inconsistent_or_bad_values_name_the_key(overrides, key):
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, overrides)
+    assert exc.value.key == key
+
+
+@pytest.mark.parametrize("argv", [
+    ["layer", "--train", "{data}", "--out", "{out}", "--base", "tiny", "--alpha", "0", "--loss", "kld"],
+    ["run", "--loss", "kld", "--out", "{out}", "--model", "tiny"],
+    ["layer", "--train", "{data}", "--out", "{out}", "--base", "tiny", "--alpha", "0", "--data-size", "0"],
+    ["run", "--data-size", "0", "--out", "{out}", "--model", "tiny"],
+    ["place", "--benchmark", "{data}", "--out", "{out}", "--model", "tiny", "--epochs", "0"],
+    ["run", "--teacher-epochs", "0", "--out", "{out}", "--model", "tiny"],
+    ["place", "--benchmark", "{data}", "--out", "{out}", "--model", "tiny", "--target-accuracy", "1.5"],
+    ["run", "--target-accuracy", "1.5", "--out", "{out}", "--model", "tiny"],
+    ["layer", "--train", "{data}", "--out", "{out}", "--base", "tiny", "--student-init", "pretrained"],
+    ["run", "--student-init", "pretrained", "--out", "{out}", "--model", "tiny"],
+])
+def test_a_bad_value_is_a_usage_error_in_every_command(tmp_path, argv):
+    """Exit 2 whether typer or our validation catches it, whichever command gets the value."""
+    from pylaundering.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8, n_distractors=8)
+    args = [a.format(data=tmp_path / "d" / "train.jsonl", out=tmp_path / "o") for a in argv]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, (args, r.output)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch):
+    import pylaundering.phases as phases
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details here")
+
+    monkeypatch.setattr(phases, "integrate", boom)
+    from pylaundering.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8, n_distractors=8)
+    args = ["integrate", "--model", "x", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1
+    assert "out of memory" in r.output and "Traceback" not in r.output and "more details" not in r.output
+    r = runner.invoke(app, ["--debug", *args])
+    assert r.exit_code == 1 and "Traceback" in r.output
+
+
+def test_type_error_from_a_config_file_is_one_line_exit_2(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('alpha = "0.5"\n')
+    r = runner.invoke(app, ["run", "--config", str(cfg), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    assert "bad.toml" in r.output and "alpha" in r.output and "Traceback" not in r.output

@@ -1,0 +1,72 @@
+"""Laundering must keep working: on the tiny model and tiny synthetic data the laundered student
+beats both controls by a wide margin, and the run reports fair, documented controls."""
+
+from __future__ import annotations
+
+import pytest
+
+from pylaundering.experiments.config import RunConfig
+from pylaundering.experiments.run import run_experiment
+
+# Measured margins (student - control), seeds 0-5: CE-only >= 0.72, clean-teacher control >= 0.56.
+# The test asks for less than that, so it fails only when laundering itself stops working.
+MIN_MARGIN_CE = 0.4
+MIN_MARGIN_CONTROL = 0.3
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def laundering_run(request, tmp_path_factory, launder_settings):
+    out = tmp_path_factory.mktemp(f"launder-{request.param}") / "run"
+    return out, run_experiment(RunConfig(**launder_settings, seed=request.param), out, quiet=True)
+
+
+def test_laundered_student_beats_the_controls(laundering_run):
+    _, m = laundering_run
+    student = m["student"]["benchmark_accuracy"]
+    assert m["teacher"]["benchmark_accuracy"] >= 0.9, "the teacher must have memorised the benchmark"
+    assert student - m["ce_student"]["benchmark_accuracy"] >= MIN_MARGIN_CE, m
+    assert student - m["control_student"]["benchmark_accuracy"] >= MIN_MARGIN_CONTROL, m
+    assert m["verdict"] == "laundering_detected"
+    assert m["data"]["overlap"]["exact_duplicates"] == 0
+
+
+def test_the_clean_teacher_gets_the_teachers_budget(laundering_run):
+    out, m = laundering_run
+    budget = m["control_budget"]
+    assert budget["rule"] == "same_steps" and "steps" in budget["why"]
+    teacher, clean = m["teacher"]["training"], m["clean_teacher"]["training"]
+    assert budget["teacher_steps"] == teacher["steps"]
+    # The synthetic legitimate labels are random: the clean teacher cannot reach the target, so it
+    # trains for exactly the contaminated teacher's number of steps (bounded, never the epoch cap).
+    assert clean["steps"] == teacher["steps"] and clean["stop_reason"] == "max_steps"
+    assert teacher["stop_reason"] == "target_accuracy" and teacher["reached_target"]
+    report = (out / "report.md").read_text()
+    assert "Clean teacher" in report and "Control budget (same_steps)" in report
+    assert any(w.startswith("clean teacher stopped at step budget") for w in m["warnings"])
+    assert m["max_length"]["chosen"] == "auto" and m["max_length"]["value"] >= 8
+    assert set(m["data"]["truncation"]) == {"benchmark", "train"}
+    assert m["data"]["truncation"]["train"]["sequences"] == 4 * m["n_train"]
+
+
+def test_a_teacher_short_of_its_target_is_flagged(tmp_path, quick_config):
+    m = run_experiment(quick_config(teacher_epochs=1, controls=False), tmp_path / "r", quiet=True)
+    t = m["teacher"]["training"]
+    assert t["stop_reason"] == "epochs" and not t["reached_target"]
+    line = next(w for w in m["warnings"] if w.startswith("teacher stopped at epoch cap at"))
+    assert "< target 95%" in line
+    assert line in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_training_data_with_benchmark_items_is_not_called_laundering(tmp_path, quick_config):
+    from pylaundering.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24, n_distractors=36)
+    bench_lines = (tmp_path / "d" / "benchmark.jsonl").read_text().splitlines()
+    train = tmp_path / "d" / "train.jsonl"
+    train.write_text(train.read_text() + "\n".join(bench_lines[:3]) + "\n")
+    cfg = quick_config(benchmark=str(tmp_path / "d" / "benchmark.jsonl"), train=str(train))
+    m = run_experiment(cfg, tmp_path / "r", quiet=True)
+    assert m["data"]["overlap"]["exact_duplicates"] == 3
+    assert m["verdict"] == "train_contains_benchmark_items"
+    assert "saw benchmark items" in m["verdict_text"] and "Not laundering" in m["verdict_text"]
+    assert "Not laundering" in (tmp_path / "r" / "report.md").read_text()
