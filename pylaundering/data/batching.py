@@ -10,6 +10,7 @@ to set their logits to -inf.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -175,7 +176,7 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
         for _ in example.choices:
             enc = encodings[k]
             k += 1
-            ids, types, keep, cut = _cut(enc, context_chars, budget)
+            ids, types, cut = _cut(enc, context_chars, budget, max_length)
             stats.sequences += 1
             if cut:
                 example_cut = True
@@ -183,8 +184,8 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
                 stats.context_truncated += cut[0]
                 stats.question_truncated += cut[1]
                 stats.choice_truncated += cut[2]
-            ids_rows.append([ids[i] for i in keep])
-            type_rows.append([types[i] for i in keep])
+            ids_rows.append(ids)
+            type_rows.append(types)
         stats.examples_truncated += example_cut
         input_ids.append(ids_rows)
         token_types.append(type_rows)
@@ -199,25 +200,36 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
     )
 
 
-def _cut(enc: Any, context_chars: int, budget: int) -> tuple[list[int], list[int], list[int], tuple[int, ...]]:
-    """(ids, type ids, positions to keep, (context, question, choice) cut flags or ())."""
-    ids, types, offsets = enc.ids, enc.type_ids, enc.offsets
-    context: list[int] = []
-    question: list[int] = []
-    choice: list[int] = []
-    for i, seq in enumerate(enc.sequence_ids):
-        if seq == 0:
-            # The first segment is "context question"; a token ending after the context's
-            # last character (the space included) belongs to the question.
-            (question if offsets[i][1] > context_chars else context).append(i)
-        elif seq == 1:
-            choice.append(i)
-    kc, kq, ka = _budgets(len(context), len(question), len(choice), budget)
-    if (kc, kq, ka) == (len(context), len(question), len(choice)):
-        return ids, types, list(range(len(ids))), ()
-    drop = set(context[kc:]) | set(question[: len(question) - kq]) | set(choice[ka:])
-    keep = [i for i in range(len(ids)) if i not in drop]
-    return ids, types, keep, (int(kc < len(context)), int(kq < len(question)), int(ka < len(choice)))
+def _span(seq: list[int | None], which: int, default: int) -> tuple[int, int]:
+    """[start, stop) of segment `which` in a pair encoding (segments are contiguous)."""
+    if which not in seq:
+        return default, default
+    start = seq.index(which)
+    return start, len(seq) - seq[::-1].index(which)
+
+
+def _cut(enc: Any, context_chars: int, budget: int, max_length: int) -> tuple[list[int], list[int], tuple[int, ...]]:
+    """(ids, type ids, (context, question, choice) cut flags, or () when nothing was cut).
+
+    Works on slices (C speed): only sequences longer than max_length look at offsets.
+    """
+    ids, types = enc.ids, enc.type_ids
+    if len(ids) <= max_length:
+        return ids, types, ()
+    seq = enc.sequence_ids
+    s0, e0 = _span(seq, 0, 1 if seq and seq[0] is None else 0)
+    s1, e1 = _span(seq, 1, e0)
+    # The first segment is "context question"; a token ending after the context's last
+    # character (the space included) belongs to the question. Ends never decrease.
+    q0 = bisect.bisect_right(enc.offsets, context_chars, lo=s0, hi=e0, key=lambda o: o[1]) if context_chars else s0
+    n_context, n_question, n_choice = q0 - s0, e0 - q0, e1 - s1
+    kc, kq, ka = _budgets(n_context, n_question, n_choice, budget)
+
+    def keep(values: list[int]) -> list[int]:
+        return values[: s0 + kc] + values[e0 - kq : e0] + values[e0:s1] + values[s1 : s1 + ka] + values[e1:]
+
+    cut = (int(kc < n_context), int(kq < n_question), int(ka < n_choice))
+    return keep(ids), keep(types), cut if any(cut) else ()
 
 
 def choose_max_length(

@@ -124,3 +124,56 @@ def test_choose_max_length(minilm_tokenizer):
     with pytest.raises(ValueError):
         choose_max_length(items, tok, coverage=0)
 
+
+
+@pytest.fixture(scope="module")
+def char_tokenizer():
+    """One token per letter (no word pieces), so expected cuts can be computed by hand."""
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters])}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Sequence(
+        [tokenizers.pre_tokenizers.WhitespaceSplit(), tokenizers.pre_tokenizers.Split(tokenizers.Regex("."), "isolated")]
+    )
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", unk_token="[UNK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_cuts_follow_the_rule(char_tokenizer, seed):
+    import random
+
+    rng = random.Random(seed)
+
+    def word(n: int) -> str:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+
+    context = word(rng.randint(1, 30)) if rng.random() < 0.7 else None
+    question, choice = word(rng.randint(1, 20)), word(rng.randint(1, 20))
+    max_length = rng.randint(5, 50)
+    budget = max_length - 3
+    enc = encode_examples([MCExample("x", question, (choice, choice), 0, context=context)], char_tokenizer, max_length)
+    got = char_tokenizer.decode(enc.input_ids[0][0]).replace(" ", "")
+    c, q, a = len(context or ""), len(question), len(choice)
+    if c + q + a <= budget:
+        kc, kq, ka = c, q, a
+    elif q + a <= budget:
+        kc, kq, ka = budget - q - a, q, a
+    else:
+        floor = min(q, max(1, budget // 4))
+        kc, kq, ka = (0, budget - a, a) if a <= budget - floor else (0, floor, budget - floor)
+    expected = f"[CLS]{(context or '')[:kc]}{question[q - kq:]}[SEP]{choice[:ka]}[SEP]"
+    assert got == expected
+    assert len(enc.input_ids[0][0]) == kc + kq + ka + 3 <= max_length
+    assert enc.token_type_ids[0][0] == [0] * (kc + kq + 2) + [1] * (ka + 1)
+    stats = enc.truncation
+    assert (stats.context_truncated, stats.question_truncated, stats.choice_truncated) == (
+        2 * int(kc < c), 2 * int(kq < q), 2 * int(ka < a)  # two identical choices
+    )
