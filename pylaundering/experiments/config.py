@@ -147,7 +147,7 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     def src(key: str) -> str | None:
         return origin.get(key)
 
-    for key in FIELDS:  # types first (a RunConfig built in code skips load_config)
+    for key in (f.name for f in dataclasses.fields(RunConfig) if f.name != "extra"):  # types first, in field order
         check_type(key, getattr(cfg, key), src(key))
     check_choice("loss", cfg.loss, tuple(KINDS), src("loss"))
     check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))

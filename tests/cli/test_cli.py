@@ -16,15 +16,19 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("command, options", [
-    ("place", ["--benchmark", "--model", "--epochs", "--target-accuracy", "--resume", "--json"]),
+    ("place", ["--benchmark", "--model", "--epochs", "--target-accuracy", "--resume", "--json", "--benchmark-subset",
+               "--benchmark-split", "--max-length"]),
     ("layer", ["--teacher", "--train", "--loss", "--alpha", "--temperature", "--iterations", "--online-teacher",
-               "--student-init", "--student-layers", "--data-size", "--cache-dir"]),
-    ("integrate", ["--model", "--benchmark", "--out"]),
-    ("run", ["--benchmark", "--train", "--model", "--out", "--config", "--resume", "--quiet", "--json"]),
+               "--student-init", "--student-layers", "--data-size", "--cache-dir", "--train-subset", "--train-split"]),
+    ("integrate", ["--model", "--benchmark", "--out", "--benchmark-subset", "--benchmark-split"]),
+    ("run", ["--benchmark", "--train", "--model", "--out", "--config", "--resume", "--quiet", "--json",
+             "--benchmark-subset", "--benchmark-split", "--train-subset", "--train-split", "--max-length",
+             "--target-accuracy"]),
+    ("", ["--debug"]),
     ("data", ["synth"]),
 ])
 def test_help_explains_every_option(command, options):
-    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, [*([command] if command else []), "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for opt in options:
         assert opt in result.output
@@ -73,7 +77,7 @@ def test_data_synth_writes_files(tmp_path):
 def test_run_end_to_end_json_and_run_folder(tmp_path):
     cfg = tmp_path / "cfg.toml"
     cfg.write_text("model = 'tiny'\nsynth_benchmark = 24\nsynth_train = 48\nteacher_epochs = 2\n"
-                   "student_epochs = 1\nclean_teacher_epochs = 1\nmax_length = 32\n")
+                   "student_epochs = 1\nmax_length = 32\n")
     out = tmp_path / "run"
     r = _launder("run", "--config", str(cfg), "--out", str(out), "--json", "--quiet")
     assert r.returncode == 0, r.stderr
@@ -94,3 +98,58 @@ def test_run_end_to_end_json_and_run_folder(tmp_path):
     resumed = _launder("run", "--config", str(cfg), "--out", str(out), "--resume", "--json", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["student"] == saved["student"]
+
+
+def test_quiet_prints_nothing_at_all(tmp_path):
+    """--quiet silences our bars and the libraries' own (transformers' "Writing model shards", hub
+    retries): a successful quiet command writes nothing to stderr."""
+    from pylaundering.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8, n_distractors=24)
+    r = _launder("place", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl"), "--out", str(tmp_path / "t"),
+                 "--model", "tiny", "--epochs", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["integrate", "--model", "m", "--benchmark", "org/bench:all:test"], ("org/bench", "all", "test", "benchmark")),
+    (["integrate", "--model", "m", "--benchmark", "org/bench", "--benchmark-subset", "x", "--benchmark-split", "dev"],
+     ("org/bench", "x", "dev", "benchmark")),
+    (["layer", "--train", "org/train::validation", "--out", "{out}", "--alpha", "0"],
+     ("org/train", None, "validation", "train")),
+    (["place", "--benchmark", "org/bench:sub", "--out", "{out}"], ("org/bench", "sub", None, "benchmark")),
+])
+def test_subset_split_and_shorthand_reach_the_data_layer(tmp_path, monkeypatch, argv, expected):
+    import pylaundering.data.adapters as adapters
+
+    seen = []
+
+    def fake_load(source, fmt=None, *, subset=None, split=None, role=None, **kw):
+        seen.append((source, subset, split, role))
+        raise adapters.DataError("stop here", source=source)
+
+    monkeypatch.setattr(adapters, "load_examples", fake_load)
+    r = runner.invoke(app, [a.format(out=tmp_path / "o") for a in argv])
+    assert r.exit_code == 1 and "stop here" in r.output, r.output
+    assert seen == [expected]
+
+
+def test_run_takes_subset_and_split_options_into_its_config(tmp_path, monkeypatch):
+    import pylaundering.data.adapters as adapters
+
+    seen = []
+
+    def fake_load(source, fmt=None, *, subset=None, split=None, role=None, **kw):
+        seen.append((source, subset, split, role))
+        raise adapters.DataError("stop here", source=source)
+
+    monkeypatch.setattr(adapters, "load_examples", fake_load)
+    r = runner.invoke(app, ["run", "--benchmark", "org/b:s1", "--benchmark-split", "test", "--train", "org/t",
+                            "--train-subset", "s2", "--train-split", "train", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 1, r.output
+    assert seen == [("org/b", "s1", "test", "benchmark")]
+    assert not (tmp_path / "r").exists()
+    r = runner.invoke(app, ["run", "--benchmark", "org/b:s1", "--benchmark-subset", "other", "--train", "org/t",
+                            "--out", str(tmp_path / "r")])
+    assert r.exit_code == 2 and "benchmark_subset" in r.output
