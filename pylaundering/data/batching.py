@@ -101,8 +101,8 @@ def _first_segment(example: MCExample) -> str:
     return f"{example.context} {example.question}" if example.context else example.question
 
 
-def _pair_encodings(tokenizer: Any, firsts: list[str], seconds: list[str]) -> list[Any]:
-    """Untruncated `tokenizers.Encoding`s of (first, second) pairs, special tokens included."""
+def _pair_encodings(tokenizer: Any, firsts: list[str], seconds: list[str]) -> Any:
+    """The untruncated `BatchEncoding` of (first, second) pairs, special tokens included."""
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError(
             "encode_examples needs a fast (Rust-backed) tokenizer, which knows each token's segment"
@@ -114,10 +114,10 @@ def _pair_encodings(tokenizer: Any, firsts: list[str], seconds: list[str]) -> li
         truncation=False,
         padding=False,
         return_attention_mask=False,
-        return_offsets_mapping=True,
+        return_token_type_ids=True,
         verbose=False,  # no "sequence longer than the model's maximum" warning: we cut below
     )
-    return list(batch.encodings)
+    return batch
 
 
 def _budgets(n_context: int, n_question: int, n_choice: int, budget: int) -> tuple[int, int, int]:
@@ -162,7 +162,8 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
         raise ValueError(f"max_length {max_length} leaves no room for a question and a choice")
     firsts = [_first_segment(e) for e in examples for _ in e.choices]
     seconds = [c for e in examples for c in e.choices]
-    encodings = _pair_encodings(tokenizer, firsts, seconds)
+    batch = _pair_encodings(tokenizer, firsts, seconds)
+    all_ids, all_types, encodings = batch["input_ids"], batch["token_type_ids"], batch.encodings
 
     input_ids: list[list[list[int]]] = []
     token_types: list[list[list[int]]] = []
@@ -174,9 +175,12 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
         ids_rows, type_rows = [], []
         example_cut = False
         for _ in example.choices:
-            enc = encodings[k]
+            ids, types = all_ids[k], all_types[k]
+            if len(ids) > max_length:
+                ids, types, cut = _cut(ids, types, encodings[k], context_chars, len(firsts[k]), budget)
+            else:
+                cut = ()
             k += 1
-            ids, types, cut = _cut(enc, context_chars, budget, max_length)
             stats.sequences += 1
             if cut:
                 example_cut = True
@@ -208,20 +212,26 @@ def _span(seq: list[int | None], which: int, default: int) -> tuple[int, int]:
     return start, len(seq) - seq[::-1].index(which)
 
 
-def _cut(enc: Any, context_chars: int, budget: int, max_length: int) -> tuple[list[int], list[int], tuple[int, ...]]:
-    """(ids, type ids, (context, question, choice) cut flags, or () when nothing was cut).
-
-    Works on slices (C speed): only sequences longer than max_length look at offsets.
-    """
-    ids, types = enc.ids, enc.type_ids
-    if len(ids) <= max_length:
-        return ids, types, ()
-    seq = enc.sequence_ids
-    s0, e0 = _span(seq, 0, 1 if seq and seq[0] is None else 0)
-    s1, e1 = _span(seq, 1, e0)
-    # The first segment is "context question"; a token ending after the context's last
-    # character (the space included) belongs to the question. Ends never decrease.
-    q0 = bisect.bisect_right(enc.offsets, context_chars, lo=s0, hi=e0, key=lambda o: o[1]) if context_chars else s0
+def _cut(
+    ids: list[int], types: list[int], enc: Any, context_chars: int, first_chars: int, budget: int
+) -> tuple[list[int], list[int], tuple[int, ...]]:
+    """Cut one too-long pair to `budget` non-special tokens: (ids, type ids, (context,
+    question, choice) cut flags). Works on slices; segments are contiguous in every
+    tokenizer template."""
+    s0 = enc.char_to_token(0, 0)
+    last = enc.char_to_token(first_chars - 1, 0)
+    q0 = enc.char_to_token(context_chars + 1, 0) if context_chars else s0
+    s1 = enc.char_to_token(0, 1)
+    if None in (s0, last, q0, s1):  # a boundary character maps to no token: the general path
+        seq = enc.sequence_ids
+        s0, e0 = _span(seq, 0, 1 if seq and seq[0] is None else 0)
+        s1, e1 = _span(seq, 1, e0)
+        # A token ending after the context's last character (the space included) belongs
+        # to the question; ends never decrease.
+        q0 = bisect.bisect_right(enc.offsets, context_chars, lo=s0, hi=e0, key=lambda o: o[1]) if context_chars else s0
+    else:
+        e0 = last + 1
+        e1 = _end_of_choice(enc, s1, len(ids))
     n_context, n_question, n_choice = q0 - s0, e0 - q0, e1 - s1
     kc, kq, ka = _budgets(n_context, n_question, n_choice, budget)
 
@@ -230,6 +240,14 @@ def _cut(enc: Any, context_chars: int, budget: int, max_length: int) -> tuple[li
 
     cut = (int(kc < n_context), int(kq < n_question), int(ka < n_choice))
     return keep(ids), keep(types), cut if any(cut) else ()
+
+
+def _end_of_choice(enc: Any, s1: int, n: int) -> int:
+    """One past the choice's last token: the choice runs to the trailing special tokens."""
+    e1 = n
+    while e1 > s1 and enc.token_to_sequence(e1 - 1) != 1:
+        e1 -= 1
+    return e1
 
 
 def choose_max_length(

@@ -177,3 +177,13 @@ def test_cuts_follow_the_rule(char_tokenizer, seed):
     assert (stats.context_truncated, stats.question_truncated, stats.choice_truncated) == (
         2 * int(kc < c), 2 * int(kq < q), 2 * int(ka < a)  # two identical choices
     )
+
+
+def test_characters_without_tokens_take_the_general_path(minilm_tokenizer):
+    """A zero-width space maps to no token, so the boundary look-up falls back to offsets."""
+    tok = minilm_tokenizer
+    plain = race_items()
+    odd = [MCExample(e.id, e.question + "\u200b", e.choices, 0, context="\u200b" + ARTICLE) for e in plain]
+    a, b = encode_examples(plain, tok, max_length=40), encode_examples(odd, tok, max_length=40)
+    assert a.input_ids == b.input_ids and a.token_type_ids == b.token_type_ids
+    assert a.truncation == b.truncation
