@@ -26,6 +26,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pylaundering.train import DEFAULT_TARGET_ACCURACY
@@ -65,8 +66,8 @@ def _one_line(e: BaseException) -> str:
 
     text = str(e).strip() or type(e).__name__
     first = text.splitlines()[0]
-    if isinstance(e, (ValueError, OSError, ConfigError)):  # our own errors are written as one line
-        return first
+    if isinstance(e, (ValueError, OSError, ConfigError)):  # our own errors: every line kept, on one line
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())
     if isinstance(e, RuntimeError) and "out of memory" in text.lower():
         return f"out of memory: {first} (try a smaller --batch-size or --max-length)"
     return f"{type(e).__name__}: {first}"
@@ -131,7 +132,7 @@ def handle_errors(fn):
             code = 2 if isinstance(e, ConfigError) else 1
             kind = "usage error" if code == 2 else "error"
             hint = "" if _state["debug"] or isinstance(e, (ValueError, OSError)) else " (--debug shows the traceback)"
-            err_console.print(f"[red]{kind}:[/red] {_one_line(e)}{hint}", highlight=False, markup=True)
+            err_console.print(f"[red]{kind}:[/red] {escape(_one_line(e))}{hint}", highlight=False)
             raise typer.Exit(code)
 
     return wrapper

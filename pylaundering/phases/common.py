@@ -179,10 +179,17 @@ def base_layers(model_path: str) -> int | None:
     from ..models.loading import ModelError, _quiet_transformers
 
     _quiet_transformers()
+    path = resolve_model(model_path)
+    local = Path(path).expanduser()
+    if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") > 1 or "\\" in path):
+        raise ModelError(f"model {model_path!r}: no such folder")
+    if local.is_dir() and not (local / "config.json").exists():
+        raise ModelError(f"model {model_path!r}: the folder has no config.json (not a save_pretrained folder)")
     try:
-        config = AutoConfig.from_pretrained(resolve_model(model_path))
+        config = AutoConfig.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - named in one line by the caller's error handling
-        raise ModelError(f"cannot load the config of model {model_path!r}: {e}") from e
+        hint = "" if local.exists() else " (not a local folder; hub names need network access)"
+        raise ModelError(f"cannot load the config of model {model_path!r}{hint}: {e}") from e
     return getattr(config, "num_hidden_layers", None)
 
 

@@ -24,13 +24,15 @@ def integrate(
     examples: Sequence[MCExample],
     out_dir: str | Path | None = None,
     *,
-    max_length: int = 48,
+    max_length: int | None = None,
     batch_size: int = 64,
     quiet: bool = False,
     description: str = "integration",
 ) -> dict:
     """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
-    ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities)."""
+    ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities).
+    ``max_length=None`` chooses it from the benchmark (95% of sequences whole, up to the model's
+    limit); the value used and what it cut are in ``max_length`` and ``truncation``."""
     if not examples:
         raise ValueError("the benchmark has no examples")
     data = encode(model, examples, max_length)
@@ -47,6 +49,7 @@ def integrate(
     metrics = {
         "model": model, "n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)),
         "chance": chance_level([len(e.choices) for e in examples]), "data_hash": examples_hash(examples),
+        "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(),
         "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
                         for s, v in sorted(by_subject.items())},
     }
