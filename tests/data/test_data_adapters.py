@@ -11,6 +11,10 @@ import pytest
 from pylaundering.data import FORMATS, DataError, MCExample, load_examples, register_format, write_jsonl
 
 
+#: The format hint of error messages names both the command line and the API.
+HINT = r"pass the format \(--benchmark-format / --train-format on the command line, format= in the API\)"
+
+
 def write_csv(path: Path, header: list[str], rows: list[list], delimiter: str = ",") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -285,7 +289,7 @@ def test_columns_validation(tmp_path):
 
 def test_format_inference(tmp_path):
     path = gpqa_file(tmp_path)
-    with pytest.raises(DataError, match=r"cannot infer the format.*pass the format \(--benchmark-format / --train-format on the command line, format= in the API\)"):
+    with pytest.raises(DataError, match=rf"cannot infer the format.*{HINT}"):
         load_examples(str(path))
     with pytest.raises(DataError, match="unknown format 'nope'"):
         load_examples(str(path), "nope")
@@ -377,7 +381,7 @@ def test_hub_split_choice_and_unknown_names(monkeypatch, online):
     monkeypatch.setattr(datasets, "load_dataset", FakeHub({"train": [row], "test": [row]}))
     with pytest.raises(DataError, match=r"pass a split .*; this dataset has \['test', 'train'\]"):
         load_examples("Idavidrein/gpqa", subset="gpqa_diamond")
-    with pytest.raises(DataError, match=r"nor a hub dataset whose format is known.*pass the format \(--benchmark-format / --train-format on the command line, format= in the API\)"):
+    with pytest.raises(DataError, match=rf"nor a hub dataset whose format is known.*{HINT}"):
         load_examples("someone/something")
 
 

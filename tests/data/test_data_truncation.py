@@ -134,9 +134,8 @@ def char_tokenizer():
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters])}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Sequence(
-        [tokenizers.pre_tokenizers.WhitespaceSplit(), tokenizers.pre_tokenizers.Split(tokenizers.Regex("."), "isolated")]
-    )
+    pre = tokenizers.pre_tokenizers
+    tok.pre_tokenizer = pre.Sequence([pre.WhitespaceSplit(), pre.Split(tokenizers.Regex("."), "isolated")])
     tok.post_processor = tokenizers.processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
