@@ -786,7 +786,7 @@ def _diagnose(
     if splits and split is not None and split not in splits:
         if not explicit and len(splits) == 1:
             return splits[0]
-        why = "" if explicit else f" (the default for a {role})"
+        why = "" if explicit else f" (the default for {'a benchmark' if role == 'benchmark' else 'training data'})"
         raise DataError(
             f"no split {split!r}{why}; available splits: {', '.join(splits)}"
             + (f" of subset {subset!r}" if subset else ""),
