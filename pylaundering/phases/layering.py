@@ -158,6 +158,9 @@ def layer(
     done = start_phase(out, params, resume=resume, finished=finished)
     if done is not None:
         return done
+    if not resume:  # a fresh start never reuses rounds of an earlier run in this folder
+        for stale in out.glob("round-*/round.json"):
+            stale.unlink()
     cache = Path(cache_dir) if cache_dir is not None and not online_teacher else None
     rounds: list[dict] = []
     current_teacher = teacher
