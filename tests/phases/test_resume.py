@@ -66,3 +66,17 @@ def test_target_accuracy_stops_early(tiny_teacher, small_data, tmp_path):
     result = train(model, batcher, _loss, TrainConfig(epochs=5, batch_size=4, target_accuracy=0.0),
                    checkpoint=tmp_path / "c.pt", quiet=True)
     assert len(result.history) == 1 and result.stopped_early
+
+
+def test_max_steps_is_a_step_budget_inside_an_epoch(tiny_teacher, small_data, tmp_path):
+    model, batcher = _setup(tiny_teacher, small_data[1][:16])  # 4 batches per epoch
+    result = train(model, batcher, _loss, TrainConfig(epochs=10, batch_size=4, max_steps=6),
+                   checkpoint=tmp_path / "c.pt", quiet=True)
+    assert result.steps == 6 and result.stop_reason == "max_steps" and len(result.history) == 2
+    assert result.history[-1]["steps"] == 6
+    again = train(model, batcher, _loss, TrainConfig(epochs=10, batch_size=4, max_steps=6),
+                  checkpoint=tmp_path / "c.pt", resume=True, quiet=True)
+    assert again.steps == 6, "a finished budget is not trained again on resume"
+    full = train(*_setup(tiny_teacher, small_data[1][:16]), _loss, TrainConfig(epochs=2, batch_size=4),
+                 checkpoint=tmp_path / "d.pt", quiet=True)
+    assert full.steps == 8 and full.stop_reason == "epochs"
