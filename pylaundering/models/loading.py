@@ -134,15 +134,22 @@ def save_model(model, tokenizer, out_dir: str | Path) -> Path:
     return out
 
 
-def hub_revision(name: str) -> str | None:
-    """The commit a hub name resolves to (from the local cache or the hub), or None if unknown."""
-    try:
-        from transformers import AutoConfig
+def hub_revision(name: str, revision: str = "main") -> str | None:
+    """The commit that ``name`` (a hub model) resolved to when it was last loaded, from the local
+    hub cache (``refs/<revision>`` -> ``snapshots/<commit>``); None when it is not cached.
 
-        _quiet_transformers()
-        return getattr(AutoConfig.from_pretrained(name), "_commit_hash", None)
-    except Exception:  # noqa: BLE001 - unknown revision: the caller records that
+    Offline and instant: what matters is the commit whose files ``from_pretrained`` read, and the
+    cache's ref is updated whenever a load resolves the name against the hub."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(name, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - not a valid repo id, no cache: unknown
         return None
+    if not isinstance(found, str):
+        return None
+    parts = Path(found).parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
 
 
 def model_fingerprint(path: str) -> str:

@@ -103,3 +103,28 @@ def test_corrupt_cache_file_is_recomputed(tiny_teacher, small_data, tmp_path):
     again, info2 = teacher_logits(str(tiny_teacher), train, max_length=32, cache_dir=tmp_path, quiet=True)
     assert info2["cache"] == "miss"
     assert torch.equal(values, again)
+
+
+def test_hub_teacher_fingerprint_follows_the_resolved_revision(tmp_path, monkeypatch):
+    """A hub name is fingerprinted by the commit it resolved to, so a new revision pushed under the
+    same name is a cache miss (it used to be the name alone: a stale hit)."""
+    import huggingface_hub.constants
+
+    from pylaundering.models.loading import hub_revision, model_fingerprint
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--teacher"
+
+    def publish(commit):
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+
+    publish("1111111")
+    first = model_fingerprint("org/teacher")
+    assert hub_revision("org/teacher") == "1111111"
+    publish("2222222")
+    assert hub_revision("org/teacher") == "2222222"
+    assert model_fingerprint("org/teacher") != first
+    assert hub_revision("org/not-cached") is None
