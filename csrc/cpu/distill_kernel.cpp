@@ -176,8 +176,12 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     // Reverse KL: A = sum e_s (u_s - ms/T), B = sum e_s (u_t - mt/T) give
     // KL(ps || pt) = (A - B)/zs - log zs + log zt without a pass over log-probabilities.
     double A = 0, B = 0;
+    // NaN or +inf in a live logit (student, or the teacher of a soft kind) poisons the row: its
+    // loss and gradient are NaN, as plain PyTorch's are, so a diverging run is never hidden. (A
+    // NaN never wins a `>` against the running max, so without this check it would be skipped.)
+    bool poisoned = false;
     if (need_s_stats) {
-      for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
+      for (int64_t b0 = 0, blk = 0; b0 < V && !poisoned; b0 += kBlock, ++blk) {
         const int64_t b1 = std::min(V, b0 + kBlock);
         Vec vms(neg_inf<acc_t>()), vmt(neg_inf<acc_t>());
         for (int64_t j = b0; j < b1; j += VS) {
@@ -185,7 +189,12 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
           vms = at::vec::maximum(vms, load<scalar_t, acc_t>(s + j, n));
           if constexpr (kSoft) vmt = at::vec::maximum(vmt, load<scalar_t, acc_t>(t + j, n));
         }
-        const double bms = hmax(vms);
+        const double bms = hmax(vms);  // at::vec::maximum propagates NaN
+        if (!(bms < std::numeric_limits<double>::infinity())) poisoned = true;
+        if constexpr (kSoft) {
+          if (!(hmax(vmt) < std::numeric_limits<double>::infinity())) poisoned = true;
+        }
+        if (poisoned) break;
         if (bms > ms) {
           if (zs > 0) {
             const double rs = std::exp((ms - bms) * invT);
@@ -242,6 +251,11 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
         A += hsum(vA);
         B += hsum(vB);
       }
+    }
+    if (poisoned) {
+      out_loss[r] = std::numeric_limits<acc_t>::quiet_NaN();
+      if (g) std::fill(g, g + V, static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN()));
+      continue;
     }
     const double lzs = std::log(zs), lzt = std::log(zt);
     const double lz1 = ce_shares ? lzs : std::log(z1);

@@ -77,7 +77,7 @@ __host__ __device__ inline acc_t min_normal() {
   return sizeof(acc_t) == sizeof(float) ? static_cast<acc_t>(FLT_MIN) : static_cast<acc_t>(DBL_MIN);
 }
 
-// Comparison max: NaN-free inputs only matter here (a NaN logit poisons the row either way).
+// Comparison max; NaN and +inf are counted separately (RowStats::bad) and poison the row.
 template <typename acc_t>
 __host__ __device__ inline acc_t amax(acc_t a, acc_t b) {
   return a > b ? a : b;
@@ -230,16 +230,20 @@ struct KindTraits {
 //   KL(ps || pt) = A/zs - log zs - B/zs + log zt without a pass over log-probabilities.
 // A side whose maximum is still -inf has all-zero sums. B is -inf when a live student element
 // meets a masked teacher element (the KL is then infinite); rescaling leaves that -inf alone.
+// bad counts NaN / +inf live logits (student, or the teacher of a soft kind): such a row's loss
+// and gradient are NaN, as plain PyTorch's are (a NaN never wins a `>` against the running max,
+// so without the count it would be skipped). A count (not a bool) so shuffles move one acc_t.
 template <typename acc_t>
 struct RowStats {
   acc_t ms, zs, z1;
   acc_t mt, zt;
   acc_t A, B;
+  acc_t bad;
 };
 
 template <typename acc_t>
 __host__ __device__ inline RowStats<acc_t> stats_identity() {
-  return {neg_inf<acc_t>(), 0, 0, neg_inf<acc_t>(), 0, 0, 0};
+  return {neg_inf<acc_t>(), 0, 0, neg_inf<acc_t>(), 0, 0, 0, 0};
 }
 
 // Re-expresses st relative to larger maxima (ms_new >= st.ms, mt_new >= st.mt); the CPU
@@ -275,7 +279,7 @@ __host__ __device__ inline RowStats<acc_t> merge_stats(RowStats<acc_t> a, RowSta
   const acc_t ms = amax(a.ms, b.ms), mt = amax(a.mt, b.mt);
   rebase<RKL>(a, ms, mt, invT);
   rebase<RKL>(b, ms, mt, invT);
-  return {ms, a.zs + b.zs, a.z1 + b.z1, mt, a.zt + b.zt, a.A + b.A, a.B + b.B};
+  return {ms, a.zs + b.zs, a.z1 + b.z1, mt, a.zt + b.zt, a.A + b.A, a.B + b.B, a.bad + b.bad};
 }
 
 // This thread's statistics over its share of the row.
@@ -294,12 +298,19 @@ __host__ __device__ inline RowStats<acc_type<scalar_t>> pass1_partial(const Kern
     [[maybe_unused]] acc_t xt[W];  // teacher logits: soft kinds only
     load_chunk<scalar_t, W>(s + j, xs);
     acc_t cms = xs[0], cmt = neg_inf<acc_t>();
+    const acc_t inf = -neg_inf<acc_t>();
 #pragma unroll
-    for (int e = 1; e < W; ++e) cms = amax(cms, xs[e]);
+    for (int e = 0; e < W; ++e) {
+      cms = amax(cms, xs[e]);
+      if (!(xs[e] < inf)) st.bad += 1;
+    }
     if constexpr (K::soft) {
       load_chunk<scalar_t, W>(t + j, xt);
 #pragma unroll
-      for (int e = 0; e < W; ++e) cmt = amax(cmt, xt[e]);
+      for (int e = 0; e < W; ++e) {
+        cmt = amax(cmt, xt[e]);
+        if (!(xt[e] < inf)) st.bad += 1;
+      }
     }
     rebase<K::rkl>(st, amax(st.ms, cms), amax(st.mt, cmt), invT);
     // A side masked in every element so far has no max to subtract yet (and -inf - -inf = NaN).
@@ -479,12 +490,13 @@ __host__ __device__ inline acc_t jsd_fix(const RowConsts<acc_t>& c, const Sums<a
 }
 
 template <typename scalar_t, int VEC>
-__host__ __device__ inline void zero_partial(scalar_t* g, int64_t V, int64_t head, int tid, int nthr) {
+__host__ __device__ inline void fill_partial(scalar_t* g, int64_t V, int64_t head, int tid, int nthr,
+                                             acc_type<scalar_t> value) {
   for_each_chunk<VEC>(V, head, tid, nthr, [&](auto w, int64_t j) {
     constexpr int W = decltype(w)::value;
     acc_type<scalar_t> z[W];
 #pragma unroll
-    for (int e = 0; e < W; ++e) z[e] = 0;
+    for (int e = 0; e < W; ++e) z[e] = value;
     store_chunk<scalar_t, W>(g + j, z);
   });
 }
@@ -496,7 +508,7 @@ __device__ inline RowStats<acc_t> shfl_xor(const RowStats<acc_t>& v, int m) {
   constexpr unsigned kAll = 0xffffffffu;
   return {__shfl_xor_sync(kAll, v.ms, m), __shfl_xor_sync(kAll, v.zs, m), __shfl_xor_sync(kAll, v.z1, m),
           __shfl_xor_sync(kAll, v.mt, m), __shfl_xor_sync(kAll, v.zt, m), __shfl_xor_sync(kAll, v.A, m),
-          __shfl_xor_sync(kAll, v.B, m)};
+          __shfl_xor_sync(kAll, v.B, m), __shfl_xor_sync(kAll, v.bad, m)};
 }
 
 template <typename acc_t>
@@ -561,7 +573,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 
     if (a.has_labels && y == a.ignore_index) {  // ignored row: loss 0, gradient 0
       if (tid == 0) L[row] = 0;
-      if (g != nullptr) zero_partial<scalar_t, VEC>(g, V, head, tid, nthr);
+      if (g != nullptr) fill_partial<scalar_t, VEC>(g, V, head, tid, nthr, acc_t(0));
       continue;
     }
 
@@ -569,6 +581,11 @@ __global__ void __launch_bounds__(kMaxThreads)
     if (K::soft || a.ce) {
       st = pass1_partial<scalar_t, KIND, VEC>(a, s, t, head, tid, nthr);
       st = group_allreduce(st, merge_st, stats_identity<acc_t>(), smem_stats);
+      if (st.bad > 0) {  // uniform per row group (all-reduced)
+        if (tid == 0) L[row] = static_cast<acc_t>(NAN);
+        if (g != nullptr) fill_partial<scalar_t, VEC>(g, V, head, tid, nthr, static_cast<acc_t>(NAN));
+        continue;
+      }
     }
     RowConsts<acc_t> c = make_row_consts<KIND>(a, st);
 
