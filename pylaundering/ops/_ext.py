@@ -19,6 +19,9 @@ try:
     from pylaundering import _C  # noqa: F401  (import registers the torch ops)
 except ImportError as e:  # pragma: no cover - exercised only without a build
     _LOAD_ERROR = str(e)
+# Read once: the ops consult it on every call, also inside torch.compile, which cannot trace a
+# pybind11 function (a graph break that fails fullgraph=True).
+_BUILT_WITH_CUDA = bool(_C.built_with_cuda()) if _C is not None else False
 
 _WARNED = False
 
@@ -43,7 +46,7 @@ def compiled_available(device: torch.device | str = "cpu") -> bool:
         return False
     dev = torch.device(device)
     if dev.type == "cuda":
-        return bool(_C.built_with_cuda())
+        return _BUILT_WITH_CUDA
     return dev.type == "cpu"
 
 
@@ -55,7 +58,7 @@ def backend(device: torch.device | str = "cpu") -> Backend:
     if _C is None:
         return Backend("reference", f"compiled extension pylaundering._C not importable: {_LOAD_ERROR}")
     if dev.type == "cuda":
-        if _C.built_with_cuda():
+        if _BUILT_WITH_CUDA:
             return Backend("cuda", "pylaundering._C built with CUDA kernels")
         return Backend("reference", "pylaundering._C was built without CUDA (torch or nvcc had no CUDA at build time)")
     if dev.type == "cpu":

@@ -7,12 +7,14 @@ call time, so the reference fallback is also checked in-process over the whole o
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
 import torch
 
 import pylaundering.ops as O
+from pylaundering.ops import _ext
 from ops_oracle import CASES, REDUCTIONS, TOL, assert_close_scaled, fused_and_oracle, make_inputs, requires_compiled
 
 
@@ -210,3 +212,19 @@ def test_missing_extension_falls_back_with_one_warning(run_py):
     assert len(res["msgs"]) == 1 and "slow PyTorch reference" in res["msgs"][0], res["msgs"]
     assert res["err"] < 1e-5 and res["same"]
     assert res["label_err"] and "out of range" in res["label_err"]
+
+
+def test_compiled_extension_is_loaded():
+    """A broken or missing build fails the suite instead of quietly skipping every kernel test.
+
+    Users who run the tests without building on purpose opt out explicitly: with
+    PYLAUNDERING_BACKEND=reference (the reference is then what the suite tests) or
+    PYLAUNDERING_TEST_WITHOUT_EXTENSION=1.
+    """
+    if _ext.forced_reference() or os.environ.get("PYLAUNDERING_TEST_WITHOUT_EXTENSION") == "1":
+        pytest.skip("running without the compiled extension on purpose")
+    assert _ext._C is not None, (
+        f"pylaundering._C did not load ({_ext._LOAD_ERROR}); build it with `make install`, or set "
+        "PYLAUNDERING_TEST_WITHOUT_EXTENSION=1 to test the reference fallback only"
+    )
+    assert _ext.compiled_available("cpu") and O.backend("cpu").name == "cpp"
