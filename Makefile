@@ -12,7 +12,7 @@ NVCC   ?= $(shell command -v nvcc 2>/dev/null)
 # Threads for the CPU kernels and the training loops (the reference machine has 2 cores).
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: all venv install demo ops-demo test test-fast test-slow bench cuda-check clean
+.PHONY: all venv install demo ops-demo test test-fast test-slow bench cuda-check gpu-check clean
 
 all: install
 
@@ -51,6 +51,11 @@ bench: install
 cuda-check: $(VENV)/.deps
 	@if [ -z "$(NVCC)" ]; then echo "cuda-check: nvcc not found, skipped"; else \
 	  NVCC="$(NVCC)" PY="$(PY)" bash tools/cuda_check.sh; fi
+
+# On a machine with a CUDA GPU and a CUDA torch (no network needed): build against that torch,
+# run the op tests on the GPU and the GPU benchmark; results in $$OUT or gpu-results/.
+gpu-check:
+	bash tools/gpu_check.sh
 
 clean:
 	rm -rf build _skbuild dist *.egg-info .pytest_cache .benchmarks .hypothesis

@@ -1,0 +1,29 @@
+"""``python -m pylaundering.bench [--device cuda] [--json out.json] [--repeats N]``: the ops table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .ops import format_table, run
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pylaundering.bench", description=__doc__)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    args = ap.parse_args(argv)
+    report = run(args.device, repeats=args.repeats, compile_ok=not args.no_compile)
+    print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

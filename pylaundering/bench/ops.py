@@ -1,0 +1,193 @@
+"""Fused distillation loss vs the eager reference vs torch.compile of the reference, per shape.
+
+Each case is a training step's loss part (forward + backward, student gradient materialised) or
+inference (forward only). Reported per implementation: median, min and spread (IQR / median) of
+``repeats`` timed calls after warm-up; effective bandwidth = minimal bytes moved / median time
+(forward: read student and teacher, 2 elements' bytes per logit; forward+backward: also write the
+gradient, 3); its fraction of the copy bandwidth (``y.copy_(x)`` of one input, 2 elements' bytes)
+measured in the same run; and peak extra memory: on CUDA ``torch.cuda.max_memory_allocated`` above
+the inputs; on the CPU not measured here (see benchmarks/peak_memory.py, which counts allocations
+in a fresh process). A baseline that cannot run is reported with its reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+import pylaundering.ops as O
+
+T = 2.0
+
+
+@dataclass(frozen=True)
+class Case:
+    rows: int
+    cols: int
+    dtype: torch.dtype
+    alpha: float = 1.0  # 1: Hinton KD; < 1 mixes in hard-label CE
+    backward: bool = True
+
+    @property
+    def name(self) -> str:
+        kind = "kd" if self.alpha == 1.0 else f"kd+ce(a={self.alpha})"
+        mode = "fwd+bwd" if self.backward else "fwd"
+        return f"{self.rows}x{self.cols} {str(self.dtype).replace('torch.', '')} {kind} {mode}"
+
+
+def eager_loss(s, t, y, alpha):
+    """What a user writes in plain PyTorch (computed in fp32 like the fused op)."""
+    sf, tf = s.float(), t.float()
+    kd = F.kl_div(F.log_softmax(sf / T, -1), F.log_softmax(tf / T, -1), log_target=True, reduction="batchmean") * T * T
+    if alpha < 1.0:
+        kd = alpha * kd + (1.0 - alpha) * F.cross_entropy(sf, y)
+    return kd
+
+
+def fused_loss(s, t, y, alpha):
+    return O.distill_loss(s, t, y if alpha < 1.0 else None, kind="kl", alpha=alpha, temperature=T)
+
+
+def _liger_loss():
+    """Liger-Kernel's KL (takes log-probabilities), on CUDA only; None and the reason otherwise."""
+    try:
+        from liger_kernel.transformers import LigerKLDIVLoss  # type: ignore
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        return None, f"liger-kernel not importable ({type(e).__name__}: {e})"
+    kl = LigerKLDIVLoss(reduction="batchmean", log_target=True)
+
+    def f(s, t, y, alpha):
+        if alpha < 1.0:
+            raise NotImplementedError("no fused KD+CE in Liger's KL loss")
+        return kl(F.log_softmax(s.float() / T, -1), F.log_softmax(t.float() / T, -1)) * T * T
+
+    return f, None
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, device, repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _summary(times: list[float]) -> dict:
+    q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), statistics.median(times), max(times)]
+    med = statistics.median(times)
+    return {"median_ms": med * 1e3, "min_ms": min(times) * 1e3, "spread": (q[2] - q[0]) / med if med else 0.0,
+            "repeats": len(times)}
+
+
+def bench_case(case: Case, device: torch.device, repeats: int = 10, warmup: int = 3, compile_ok: bool = True) -> dict:
+    g = torch.Generator(device="cpu").manual_seed(0)
+    s = (torch.randn(case.rows, case.cols, generator=g) * 3).to(device=device, dtype=case.dtype)
+    t = (torch.randn(case.rows, case.cols, generator=g) * 3).to(device=device, dtype=case.dtype)
+    y = torch.randint(0, case.cols, (case.rows,), generator=g).to(device)
+    esize = s.element_size()
+    n = case.rows * case.cols
+    bytes_min = n * esize * (3 if case.backward else 2)
+
+    dst = torch.empty_like(s)
+    copy = _summary(_time(lambda: dst.copy_(s), device, repeats, warmup))
+    copy_gbps = 2 * n * esize / (copy["median_ms"] / 1e3) / 1e9
+    del dst
+
+    impls: dict = {"fused": fused_loss, "eager": eager_loss}
+    missing: dict[str, str] = {}
+    if compile_ok:
+        torch._dynamo.reset()
+        impls["compile"] = torch.compile(eager_loss, dynamic=False)
+    else:
+        missing["compile"] = "disabled (--no-compile)"
+    if device.type == "cuda":
+        liger, why = _liger_loss()
+        if liger is None:
+            missing["liger"] = why
+        elif case.alpha < 1.0:
+            missing["liger"] = "Liger's KL loss has no fused CE term"
+        else:
+            impls["liger"] = liger
+    else:
+        missing["liger"] = "Liger-Kernel runs on CUDA (Triton) only"
+
+    results = {}
+    for name, fn in impls.items():
+        def step(fn=fn):
+            if case.backward:
+                a = s.detach().requires_grad_(True)
+                fn(a, t, y, case.alpha).backward()
+                return a.grad
+            with torch.no_grad():
+                return fn(s, t, y, case.alpha)
+        try:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+                base = torch.cuda.memory_allocated(device)
+            r = _summary(_time(step, device, repeats, warmup))
+            if device.type == "cuda":
+                r["peak_extra_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        except Exception as e:  # noqa: BLE001 - a failing baseline is reported, not fatal
+            missing[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            continue
+        r["GBps"] = bytes_min / (r["median_ms"] / 1e3) / 1e9
+        r["fraction_of_copy"] = r["GBps"] / copy_gbps
+        results[name] = r
+    if "fused" in results:
+        for name, r in results.items():
+            r["fused_speedup"] = r["median_ms"] / results["fused"]["median_ms"]
+    return {"case": case.name, "rows": case.rows, "cols": case.cols, "dtype": str(case.dtype).replace("torch.", ""),
+            "alpha": case.alpha, "backward": case.backward, "bytes_min": bytes_min,
+            "copy": {**copy, "GBps": copy_gbps}, "results": results, "missing": missing}
+
+
+def default_cases(device: torch.device, dtype: torch.dtype | None = None) -> list[Case]:
+    if device.type == "cuda":
+        dt = dtype or torch.bfloat16
+        return [Case(4096, 128256, dt), Case(4096, 128256, dt, backward=False), Case(4096, 32000, dt),
+                Case(4096, 32000, torch.float32), Case(16384, 4, torch.float32, alpha=0.5)]
+    dt = dtype or torch.float32
+    return [Case(4096, 32000, dt), Case(16384, 4, dt, alpha=0.5)]
+
+
+def format_table(report: dict) -> str:
+    lines = [f"device: {report['device']}  torch {report['torch']}  backend: {report['backend']}"]
+    hdr = f"{'case':<40}{'impl':<9}{'median ms':>10}{'min ms':>9}{'spread':>8}{'x fused':>8}{'GB/s':>8}{'% copy':>8}{'peak MB':>9}"
+    lines += [hdr, "-" * len(hdr)]
+    for c in report["cases"]:
+        for name, r in c["results"].items():
+            peak = f"{r['peak_extra_mb']:.0f}" if "peak_extra_mb" in r else "-"
+            lines.append(f"{c['case']:<40}{name:<9}{r['median_ms']:>10.3f}{r['min_ms']:>9.3f}{r['spread']:>8.2f}"
+                         f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GBps']:>8.0f}{100 * r['fraction_of_copy']:>7.0f}%{peak:>9}")
+        lines.append(f"{'':<40}{'copy':<9}{c['copy']['median_ms']:>10.3f}{'':>9}{'':>8}{'':>8}{c['copy']['GBps']:>8.0f}")
+        for name, why in c["missing"].items():
+            lines.append(f"{'':<40}{name:<9} missing: {why}")
+    lines.append("x fused = impl time / fused time; GB/s = minimal bytes (read s, t; write grad) / median time.")
+    return "\n".join(lines)
+
+
+def run(device: str = "cpu", cases: list[Case] | None = None, repeats: int = 10, warmup: int = 3,
+        compile_ok: bool = True) -> dict:
+    dev = torch.device(device)
+    cases = cases or default_cases(dev)
+    report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+              "torch": torch.__version__, "backend": str(O.backend(dev)), "threads": torch.get_num_threads(),
+              "cases": []}
+    for c in cases:
+        report["cases"].append(bench_case(c, dev, repeats, warmup, compile_ok))
+    return report

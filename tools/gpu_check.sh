@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# One-command GPU check (`make gpu-check`) for a machine with a CUDA GPU, a CUDA build of torch,
+# nvcc, CMake, pybind11, scikit-build-core, pytest and hypothesis, and possibly no network:
+#   1. builds pylaundering._C against the INSTALLED torch (no venv, nothing installed or upgraded:
+#      a wheel is built without build isolation or dependencies and only its _C*.so is copied into
+#      ./pylaundering/, where the source tree imports it), for this GPU's architecture only;
+#   2. runs the op test suite with CUDA (tests/ops: the CUDA file, NaN/inf, and the CPU tests);
+#   3. runs the ops benchmark on the GPU (fused vs eager vs torch.compile, bandwidth, peak memory).
+# Everything goes to the folder $OUT names (default gpu-results/): gpu-check.log, build.log,
+# pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt. Exit status: 0 only if all passed.
+# Environment: PYTHON (default python3), GPU_CHECK_TESTS (default tests/ops), GPU_CHECK_PYTEST_ARGS,
+# GPU_CHECK_BENCH=0 to skip the benchmark.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+RES="${OUT:-gpu-results}"
+mkdir -p "$RES"
+LOG="$RES/gpu-check.log"
+: >"$LOG"
+say() { echo "[gpu-check $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
+status=0
+
+say "python: $(command -v "$PY")"
+if ! "$PY" - >>"$LOG" 2>&1 <<'PYEOF'
+import sys, torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+if not torch.cuda.is_available() or torch.version.cuda is None:
+    sys.exit("gpu-check needs a CUDA build of torch and a visible GPU")
+p = torch.cuda.get_device_properties(0)
+print("device", p.name, f"sm_{p.major}{p.minor}", p.multi_processor_count, "SMs", round(p.total_memory / 2**30), "GiB")
+PYEOF
+then
+  say "FAILED: no usable CUDA torch (see $LOG)"; exit 1
+fi
+tail -n 2 "$LOG"
+nvcc --version 2>/dev/null | tail -n 1 | tee -a "$LOG"
+
+ARCH="$("$PY" -c 'import torch; p = torch.cuda.get_device_capability(0); print(f"{p[0]}{p[1]}")')"
+say "building for sm_$ARCH against the installed torch (log: $RES/build.log)"
+WHEELS="$(mktemp -d)"
+t0=$SECONDS
+if CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$ARCH ${CMAKE_ARGS:-}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+   "$PY" -m pip wheel . --no-build-isolation --no-deps --no-index -w "$WHEELS" -v >"$RES/build.log" 2>&1; then
+  rm -f pylaundering/_C*.so
+  "$PY" - "$WHEELS" <<'PYEOF'
+import glob, sys, zipfile
+whl = glob.glob(sys.argv[1] + "/pylaundering-*.whl")[0]
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        if n.startswith("pylaundering/_C") and n.endswith(".so"):
+            z.extract(n, ".")
+            print("extracted", n)
+PYEOF
+  say "build ok in $((SECONDS - t0)) s"
+else
+  say "FAILED: build (tail of $RES/build.log follows)"; tail -n 40 "$RES/build.log" | tee -a "$LOG"; exit 1
+fi
+rm -rf "$WHEELS"
+"$PY" -c "import pylaundering.ops as o; print('backend cuda:', o.backend('cuda')); print('backend cpu:', o.backend('cpu'))" 2>&1 | tee -a "$LOG"
+# Seen on a GPU image: the module linked without libstdc++.so, i.e. with a private static copy;
+# every C++ argument check then crashed the process instead of raising. Say so up front.
+if command -v ldd >/dev/null && ! ldd pylaundering/_C*.so | grep -q "libstdc++"; then
+  say "WARNING: pylaundering/_C does not link libstdc++.so dynamically (static runtime?): C++ errors may crash"
+fi
+
+say "op tests (log: $RES/pytest.log)"
+t0=$SECONDS
+# With pytest-xdist, tests run in worker processes: faster, and a crashing test is reported as a
+# crashed worker instead of ending the whole run.
+XDIST=""
+if "$PY" -c "import xdist" 2>/dev/null; then XDIST="-n ${GPU_CHECK_WORKERS:-8}"; fi
+# shellcheck disable=SC2086
+if "$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops} -q -p no:cacheprovider $XDIST --maxfail=50 -o addopts="" -rfE \
+     --junitxml="$RES/junit.xml" ${GPU_CHECK_PYTEST_ARGS:-} >"$RES/pytest.log" 2>&1; then
+  say "tests passed in $((SECONDS - t0)) s: $(tail -n 1 "$RES/pytest.log")"
+else
+  status=1
+  say "FAILED: tests ($((SECONDS - t0)) s); tail of pytest.log:"; tail -n 60 "$RES/pytest.log" | tee -a "$LOG"
+fi
+
+if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
+  say "ops benchmark on the GPU"
+  if "$PY" -m pylaundering.bench --device cuda --json "$RES/bench-cuda.json" >"$RES/bench-cuda.txt" 2>&1; then
+    cat "$RES/bench-cuda.txt" | tee -a "$LOG"
+  else
+    status=1; say "FAILED: benchmark"; tail -n 30 "$RES/bench-cuda.txt" | tee -a "$LOG"
+  fi
+fi
+say "done: $([ $status = 0 ] && echo PASSED || echo FAILED)"
+exit $status
