@@ -346,3 +346,26 @@ def test_fp64_with_float32_exact_parameters_is_fp64_accurate():
         got = O.distill_loss(s, t, y, kind=kind, alpha=0.375, temperature=0.625, beta=0.25, reduction="none")
         exp = 0.375 * distill_rows(s, t, kind, 0.625, 0.25) + 0.625 * F.cross_entropy(s, y, reduction="none")
         torch.testing.assert_close(got, exp, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("T", [16.0, 1e3, 1e6])
+def test_large_temperature_stays_accurate(T, dtype, direction):
+    """T^2 * KL at large T: float32 rounding of log-probabilities would grow like T^2 (a negative
+    KL of -27672 at T = 1e6 where the value is 0.8); the value and gradient stay accurate."""
+    g = torch.Generator().manual_seed(7)
+    s = torch.randn(4, 1000, generator=g).to(dtype)
+    t = torch.randn(4, 1000, generator=g).to(dtype)
+    a = s.clone().requires_grad_(True)
+    out = O.kl_div(a, t, temperature=T, direction=direction)
+    out.backward()
+    assert out.dtype == dtype and a.grad.dtype == dtype
+    b = s.double().requires_grad_(True)
+    ls, lt = F.log_softmax(b / T, -1), F.log_softmax(t.double() / T, -1)
+    inp, tgt = (ls, lt) if direction == "forward" else (lt, ls)
+    exp = F.kl_div(inp, tgt, log_target=True, reduction="batchmean") * T * T
+    exp.backward()
+    rtol = 1e-3 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out.double(), exp, rtol=rtol, atol=0)
+    torch.testing.assert_close(a.grad.double(), b.grad, rtol=rtol, atol=rtol * float(b.grad.abs().max()))

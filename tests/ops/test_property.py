@@ -139,3 +139,32 @@ def test_low_precision_never_nan(p, dtype):
     p32 = {**p, "s": p["s"].to(dtype).float(), "t": p["t"].to(dtype).float()}
     rows32, _ = _run_kernel(p32, torch.float32)
     assert torch.equal(rows, rows32.to(dtype))  # one rounding of the float32 value (inf past the range)
+
+
+@given(p=problems(max_rows=4), n_bad=st.integers(1, 3), value=st.sampled_from([math.nan, math.inf]),
+       side=st.sampled_from(["student", "teacher"]), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_nonfinite_logits_are_never_hidden(p, n_bad, value, side, dtype):
+    """NaN / +inf drawn into live logits: the kernel's row values agree with the reference's in
+    which rows are finite (a poisoned row is never reported as a finite loss), other rows exact."""
+    s, t, live = p["s"].clone(), p["t"].clone(), p["live"]
+    g = torch.Generator().manual_seed(int(n_bad * 7919 + p["V"]))
+    r = int(torch.randint(0, s.shape[0], (1,), generator=g))
+    cols = live[r].nonzero().squeeze(1)
+    pick = cols[torch.randint(0, len(cols), (n_bad,), generator=g)]
+    (s if side == "student" else t)[r, pick] = value
+    kind, alpha, y = p["kind"], p["alpha"], p["y"]
+    note(f"row {r} cols {pick.tolist()} = {value} in {side}, kind={kind} alpha={alpha}")
+    kw = dict(kind=kind, alpha=alpha, temperature=p["T"], beta=p["beta"], reduction="none")
+    if alpha == 0:
+        kw["kind"] = "kl"
+    got = O.distill_loss(s.to(dtype), t.to(dtype), y, **kw).double()
+    code = R.NO_DISTILL if alpha == 0 else {"kl": R.FORWARD_KL, "reverse_kl": R.REVERSE_KL, "jsd": R.JSD,
+                                            "mse": R.MSE}[kind]
+    exp = R.fused_distill_rows(s, t if alpha > 0 else None, y, code, alpha, p["T"], p["beta"], -100)
+    assert torch.equal(torch.isfinite(got), torch.isfinite(exp)), (got, exp)
+    ignored = y is not None and int(y[r]) == -100
+    reads_side = side == "student" or (alpha > 0)
+    if reads_side and not ignored:
+        assert not torch.isfinite(got[r]), f"row {r} is poisoned but its loss is {got[r].item()}"
+    others = [i for i in range(s.shape[0]) if i != r]
+    assert torch.isfinite(got[others]).all()
