@@ -185,10 +185,6 @@ def overlap(bench, train) -> dict:
 # Checks before anything is written
 
 
-def _base_layers_of(model: str) -> int | None:
-    return TINY_CONFIG["num_hidden_layers"] if model == "tiny" else None
-
-
 def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
     """Everything that can fail before training, checked before the run folder is touched:
     the configuration, the data (loaded whole), and the models (configs read, student buildable)."""
