@@ -63,8 +63,8 @@ from ..data.schema import examples_hash
 from ..data.synth import make_synthetic, write_synthetic
 from ..models.tiny import TINY_CONFIG
 from ..phases import integrate, layer, place
-from ..phases.common import (MAX_LENGTH_COVERAGE, ConfigError, check_student, choose_length, mismatch_line,
-                             resolve_base, ResumeMismatch)
+from ..phases.common import (MAX_LENGTH_COVERAGE, ConfigError, ResumeMismatch, check_student, choose_length,
+                             differences, mismatch_line, resolve_base)
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact
 from ..train.checkpoint import read_json, write_json
@@ -232,7 +232,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and (out / "config.json").exists():
         previous = read_json(out / "config.json")
-        if previous != cfg.to_dict():
+        if differences(previous, cfg.to_dict()):
             raise ResumeMismatch(mismatch_line(f"the run in {out}", previous, cfg.to_dict()))
     timings: dict[str, float] = {}
 

@@ -211,12 +211,14 @@ def check_student(base_path: str, *, student_layers: int | None, student_init: s
 # The resume record
 
 
-def _differences(recorded: dict, requested: dict) -> list[str]:
+def differences(recorded: dict, requested: dict) -> list[str]:
+    """Keys whose values differ; a key absent on one side equals None (a setting added later with
+    a None default does not make an older record differ)."""
     return sorted(k for k in set(recorded) | set(requested) if recorded.get(k) != requested.get(k))
 
 
 def mismatch_line(what: str, recorded: dict, requested: dict) -> str:
-    keys = _differences(recorded, requested)
+    keys = differences(recorded, requested)
     shown = ", ".join(f"{k} ({recorded.get(k)!r} -> {requested.get(k)!r})" for k in keys[:6])
     more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
     return (f"cannot resume {what}: it was run with different settings: {shown}{more}; "
@@ -241,7 +243,7 @@ def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dic
         if recorded is None:
             raise ResumeMismatch(f"cannot resume {out}: it records no parameters to check (written by an older "
                                  "version); use a new --out")
-        if recorded != params:
+        if differences(recorded, params):
             raise ResumeMismatch(mismatch_line(str(out), recorded, params))
         if finished:
             return read_json(metrics_path)

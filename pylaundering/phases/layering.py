@@ -27,7 +27,7 @@ from ..train.checkpoint import read_json, write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
 from .common import (ConfigError, ResumeMismatch, check_choice, check_float, check_int, check_max_length, check_student,
-                     encode,                      mismatch_line, resolve_base, start_phase, timed)
+                     differences, encode, mismatch_line, resolve_base, start_phase, timed)
 
 LOSSES = tuple(KINDS)  # kl, reverse_kl, jsd, mse
 
@@ -207,7 +207,7 @@ def _finished_round(round_dir: Path, round_params: dict) -> dict | None:
     if not (record.exists() and (round_dir / "model" / "config.json").exists()):
         return None
     saved = read_json(record)
-    if saved.get("params") != round_params:
+    if differences(saved.get("params") or {}, round_params):
         raise ResumeMismatch(mismatch_line(str(round_dir), saved.get("params") or {}, round_params))
     return saved["result"]
 

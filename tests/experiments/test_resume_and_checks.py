@@ -165,3 +165,16 @@ def test_run_files_follow_the_umask(tmp_path, umask, mode):
         os.umask(old)
     for p in paths:
         assert (p.stat().st_mode & 0o777) == mode, (p, oct(p.stat().st_mode))
+
+
+def test_a_setting_added_later_with_a_none_default_does_not_block_a_resume(tmp_path, quick_config):
+    out = tmp_path / "r"
+    first = run_experiment(quick_config(), out, quiet=True)
+    config = json.loads((out / "config.json").read_text())
+    del config["train_split"]  # as written by a version without that setting
+    (out / "config.json").write_text(json.dumps(config))
+    assert _numbers(run_experiment(quick_config(), out, resume=True, quiet=True)) == _numbers(first)
+    config["max_length"] = 48
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ResumeMismatch, match=r"max_length \(48 -> None\)"):
+        run_experiment(quick_config(), out, resume=True, quiet=True)
