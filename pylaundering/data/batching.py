@@ -257,8 +257,12 @@ def choose_max_length(
     coverage: float = 0.95,
     model_max: int | None = None,
 ) -> int:
-    """The smallest max_length at which `coverage` of the (first segment, choice) sequences fit whole.
+    """The smallest max_length at which `coverage` of the (first segment, choice) sequences fit
+    whole and every question fits whole with each of its choices.
 
+    So only contexts (passages) are ever cut by default, never a question or a choice, unless the
+    model's limit forces it: on data without contexts nothing is cut. Batches are padded only to
+    their own longest sequence, so a long limit costs only the sequences that use it.
     Lengths are of the untruncated sequences, special tokens included. The result is
     capped at `model_max` (the model's position limit, e.g. `config.max_position_embeddings`),
     or, when that is None, at `tokenizer.model_max_length` if it is a real limit
@@ -276,14 +280,17 @@ def choose_max_length(
     else:
         lengths.sort()
         chosen = lengths[max(0, math.ceil(coverage * len(lengths)) - 1)]
+        chosen = max(chosen, max(sequence_lengths(examples, tokenizer, with_context=False)))
     if model_max is not None:
         chosen = min(chosen, model_max)
     return max(8, chosen)
 
 
-def sequence_lengths(examples: Sequence[MCExample], tokenizer: Any) -> list[int]:
-    """Untruncated token count of every (first segment, choice) sequence, special tokens included."""
-    firsts = sorted({_first_segment(e) for e in examples})
+def sequence_lengths(examples: Sequence[MCExample], tokenizer: Any, *, with_context: bool = True) -> list[int]:
+    """Untruncated token count of every (first segment, choice) sequence, special tokens included
+    (``with_context=False``: of the question alone with each choice)."""
+    first = _first_segment if with_context else (lambda e: e.question)
+    firsts = sorted({first(e) for e in examples})
     choices = sorted({c for e in examples for c in e.choices})
     if not firsts:
         return []
@@ -295,7 +302,7 @@ def sequence_lengths(examples: Sequence[MCExample], tokenizer: Any) -> list[int]
 
     first_len, choice_len = count(firsts), count(choices)
     n_special = tokenizer.num_special_tokens_to_add(pair=True)
-    return [first_len[_first_segment(e)] + choice_len[c] + n_special for e in examples for c in e.choices]
+    return [first_len[first(e)] + choice_len[c] + n_special for e in examples for c in e.choices]
 
 
 @dataclass

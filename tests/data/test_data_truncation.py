@@ -114,13 +114,23 @@ def test_choose_max_length(minilm_tokenizer):
     items = short + race_items()[:1]  # 38 short sequences and 4 long ones
     full = encode_examples(items, tok, max_length=512)
     lengths = sorted(len(ids) for rows in full.input_ids for ids in rows)
-    assert choose_max_length(items, tok, coverage=0.9) == lengths[math.ceil(0.9 * len(lengths)) - 1]
-    assert choose_max_length(items, tok, coverage=0.9) < 16
+    # the quantile, raised so that every question fits whole with each of its choices
+    no_ctx = [MCExample(e.id, e.question, e.choices, e.label) for e in items]
+    whole = max(len(ids) for rows in encode_examples(no_ctx, tok, max_length=512).input_ids for ids in rows)
+    assert choose_max_length(items, tok, coverage=0.9) == max(lengths[math.ceil(0.9 * len(lengths)) - 1], whole)
+    assert choose_max_length(items, tok, coverage=0.9) < lengths[-1]  # the article is what gets cut
+    enc = encode_examples(items, tok, max_length=choose_max_length(items, tok, coverage=0.9))
+    assert enc.truncation.question_truncated == 0 and enc.truncation.choice_truncated == 0
     assert choose_max_length(items, tok, coverage=1.0) == lengths[-1]
     assert choose_max_length(items, tok, coverage=1.0, model_max=64) == 64
     huge = [MCExample("h", "Why?", ("a", "b"), 0, context=ARTICLE * 3)]
     assert choose_max_length(huge, tok, coverage=1.0) == 512  # capped at tokenizer.model_max_length
     assert choose_max_length(short, tok, coverage=0.5) == 8  # at least 8
+    # without contexts nothing is ever cut by default, however long a rare question is
+    long_q = short + [MCExample("q", "Which of the following statements about the enzyme kinetics of "
+                                "competitive inhibition at high substrate concentration is true?", ("a", "b"), 0)]
+    enc = encode_examples(long_q, tok, max_length=choose_max_length(long_q, tok))
+    assert enc.truncation.truncated_sequences == 0
     with pytest.raises(ValueError):
         choose_max_length(items, tok, coverage=0)
 
