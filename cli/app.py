@@ -176,7 +176,7 @@ Resume = typer.Option(False, "--resume", help="Continue an interrupted run from 
                       "differing keys).")
 Seed = typer.Option(0, "--seed", help="Random seed (data order, initialisation, dropout).")
 MaxLength = typer.Option(None, "--max-length", min=8, help="Max tokens per (question, choice) sequence. Default: the "
-                         "length that covers 95% of the sequences, up to the model's limit.")
+                         "length that covers 95% of the sequences and keeps every question whole, up to the model's limit.")
 BatchSize = typer.Option(16, "--batch-size", min=1, help="Questions per optimisation step.")
 SkipMalformed = typer.Option(False, "--skip-malformed", help="Skip malformed data rows (counted) instead of failing.")
 BenchFormat = typer.Option(None, "--benchmark-format", help="Benchmark format (gpqa, mmlu, mmlu_redux, medmcqa, race, "

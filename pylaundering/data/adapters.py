@@ -703,6 +703,17 @@ def _available(name: str, subset: str | None) -> tuple[list[str] | None, list[st
     return configs, splits
 
 
+def _private_cache_dir() -> str:
+    """A temporary `datasets` cache folder, removed when the process exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="pylaundering-datasets-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _dataset_stream(
     name: str,
     subset: str | None,
@@ -725,9 +736,13 @@ def _dataset_stream(
     explicit = split is not None
     if split is None and role is not None:
         split = adapter.default_splits[role]
+    # A local folder is read into a private, temporary cache every time: `datasets` keys its cache
+    # on the folder, not on the files' contents, and served an edited file's old rows and schema
+    # (seen: a renamed column still missing; force_redownload then failed on the stale schema).
+    fresh = {"cache_dir": _private_cache_dir()} if local else {}
     with _quiet_datasets(), (_no_hub() if local else _hub_mode(name)):
         try:
-            loaded = datasets.load_dataset(name, subset, split=split)
+            loaded = datasets.load_dataset(name, subset, split=split, **fresh)
         except Exception as err:  # noqa: BLE001 - re-raised with the hint a user needs
             retry = _diagnose(err, name, subset, split, explicit=explicit, local=local, role=role)
             if retry is None:
@@ -737,7 +752,7 @@ def _dataset_stream(
                     source=name,
                 ) from err
             split = retry
-            loaded = datasets.load_dataset(name, subset, split=split)
+            loaded = datasets.load_dataset(name, subset, split=split, **fresh)
     if split is None:
         if len(loaded) != 1:
             raise DataError(

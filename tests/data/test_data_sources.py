@@ -295,3 +295,23 @@ def test_csv_not_utf8_names_file_and_row(tmp_path):
     start_of_row.write_bytes(b"question,choices,label\n\xff,\"['a', 'b']\",0\n")
     with pytest.raises(DataError, match=rf"^{start_of_row}, row 1: not UTF-8"):
         load_examples(str(start_of_row), "csv")
+
+
+def test_edited_local_dataset_folder_is_reread(tmp_path):
+    """`datasets` caches a local folder by its path: an edited file must not be served stale."""
+    import json as _json
+
+    root = tmp_path / "repo"
+    (root / "data").mkdir(parents=True)
+    (root / "README.md").write_text("---\nconfigs:\n- config_name: main\n  data_files:\n  - split: test\n"
+                                    "    path: data/test.jsonl\n---\n")
+    rows = [{"id": f"q{i}", "question": f"Question {i}?", "choices": ["a", "b", "c"], "answer": 0} for i in range(3)]
+    path = root / "data" / "test.jsonl"
+    path.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="label"):
+        load_examples(f"{root}:main:test", "pylaundering")
+    # the user renames the column; the next load must see it
+    path.write_text("".join(_json.dumps({"label": 2, **{k: v for k, v in r.items() if k != "answer"}}) + "\n"
+                            for r in rows))
+    again = load_examples(f"{root}:main:test", "pylaundering")
+    assert [e.label for e in again.examples] == [2, 2, 2]
