@@ -409,6 +409,11 @@ def info():
     out_console.print(f"ops backend (cuda): {backend('cuda')}")
 
 
+from . import bench as _bench  # noqa: E402
+
+_bench.register(app, handle_errors=handle_errors, emit=emit, out_console=out_console, err_console=err_console)
+
+
 def main() -> None:
     app()
 

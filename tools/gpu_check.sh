@@ -7,7 +7,7 @@
 #   2. runs the op test suite with CUDA (tests/ops: the CUDA file, NaN/inf, and the CPU tests);
 #   3. runs the ops benchmark on the GPU (fused vs eager vs torch.compile, bandwidth, peak memory).
 # Everything goes to the folder $OUT names (default gpu-results/): gpu-check.log, build.log,
-# pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt. Exit status: 0 only if all passed.
+# pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt, bench-cuda.png. Exit status: 0 only if all passed.
 # Environment: PYTHON (default python3), GPU_CHECK_TESTS (default tests/ops), GPU_CHECK_PYTEST_ARGS,
 # GPU_CHECK_BENCH=0 to skip the benchmark.
 set -uo pipefail
@@ -80,7 +80,8 @@ fi
 
 if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
   say "ops benchmark on the GPU"
-  if "$PY" -m pylaundering.bench --device cuda --json "$RES/bench-cuda.json" >"$RES/bench-cuda.txt" 2>&1; then
+  if "$PY" -m pylaundering.bench --device cuda --json "$RES/bench-cuda.json" --plot "$RES/bench-cuda.png" \
+       >"$RES/bench-cuda.txt" 2>&1; then
     cat "$RES/bench-cuda.txt" | tee -a "$LOG"
   else
     status=1; say "FAILED: benchmark"; tail -n 30 "$RES/bench-cuda.txt" | tee -a "$LOG"

@@ -1,4 +1,6 @@
-"""``python -m pylaundering.bench [--device cuda] [--json out.json] [--repeats N]``: the ops table."""
+"""``python -m pylaundering.bench [--device cuda] [--json out.json] [--plot out.png] [--repeats N]``: the
+ops table without the CLI (the GPU check runs it from a source tree that has no `launder` command);
+`launder bench ops` is the full command."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     args = ap.parse_args(argv)
     report = run(args.device, repeats=args.repeats, compile_ok=not args.no_compile)
@@ -22,6 +25,10 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
+    if args.plot:
+        from .plot import plot_report
+
+        plot_report(report, args.plot)
     return 0
 
 

@@ -1,0 +1,79 @@
+"""`launder bench ops` on tiny shapes (the numbers are not judged: speed targets live in the
+benchmarks), its JSON report, plot, regression check and errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from typer.testing import CliRunner
+
+from pylaundering.bench.compare import compare
+from pylaundering.cli.app import app
+
+runner = CliRunner()
+TINY = ["bench", "ops", "--shapes", "16x50,64x4", "--repeats", "3", "--warmup", "1", "--no-compile", "--threads", "1"]
+
+
+def _report(tmp_path, name="r.json", extra=()):
+    out = tmp_path / name
+    res = runner.invoke(app, [*TINY, "--json-out", str(out), *extra])
+    return res, out
+
+
+def test_bench_ops_writes_a_valid_report_and_plot(tmp_path):
+    png = tmp_path / "bench.png"
+    res, out = _report(tmp_path, extra=["--plot", str(png), "--profile", str(tmp_path / "prof")])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["backend"].startswith(("cpp", "reference"))
+    assert [c["case"] for c in report["cases"]] == ["16x50 float32 kd fwd+bwd", "64x4 float32 kd fwd+bwd"]
+    for c in report["cases"]:
+        assert set(c["results"]) == {"fused", "eager"}
+        for r in c["results"].values():
+            assert r["median_ms"] > 0 and r["min_ms"] <= r["median_ms"] and r["repeats"] == 3
+            assert r["GBps"] > 0 and 0 < r["fraction_of_copy"]
+        assert c["results"]["fused"]["fused_speedup"] == 1.0
+        assert c["copy"]["GBps"] > 0
+        # never dropped silently: each missing baseline has its reason
+        assert "--no-compile" in c["missing"]["compile"] and "CUDA" in c["missing"]["liger"]
+    assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+    traces = report["profiles"]
+    assert len(traces) == 2 and all(json.loads(open(t).read())["traceEvents"] for t in traces)
+    assert "fused" in res.output and "copy" in res.output
+
+
+def test_compare_passes_an_identical_report_and_flags_a_planted_regression(tmp_path):
+    res, old = _report(tmp_path)
+    assert res.exit_code == 0, res.output
+    report = json.loads(old.read_text())
+    same = compare(report, report)
+    assert same["rows"] and not same["regressions"]
+    slower = copy.deepcopy(report)
+    slower["cases"][1]["results"]["fused"]["median_ms"] *= 3  # planted: the fused op got 3x slower
+    flagged = compare(slower, report)
+    assert [(r["case"], r["impl"]) for r in flagged["regressions"]] == [("64x4 float32 kd fwd+bwd", "fused")]
+    # within noise: a 1% change is not a regression
+    noisy = copy.deepcopy(report)
+    noisy["cases"][0]["results"]["fused"]["median_ms"] *= 1.01
+    assert not compare(noisy, report)["regressions"]
+
+    # through the CLI: an old report 10x faster than anything this machine does -> exit 1
+    fast = copy.deepcopy(report)
+    for c in fast["cases"]:
+        c["results"]["fused"]["median_ms"] /= 10
+        c["results"]["fused"]["spread"] = 0.0
+    fast_path = tmp_path / "fast.json"
+    fast_path.write_text(json.dumps(fast))
+    res = runner.invoke(app, [*TINY, "--compare", str(fast_path)])
+    assert res.exit_code == 1 and "REGRESSION" in res.output
+
+
+def test_bench_errors_are_one_line_usage_errors(tmp_path):
+    res = runner.invoke(app, ["bench", "ops", "--shapes", "4096by32000"])
+    assert res.exit_code == 2 and "ROWSxV" in res.output
+    res = runner.invoke(app, ["bench", "ops", "--dtype", "float8", "--shapes", "4x4"])
+    assert res.exit_code == 2 and "unknown dtype" in res.output
+    res = runner.invoke(app, ["bench", "ops", "--compare", str(tmp_path / "missing.json"), "--shapes", "4x4"])
+    assert res.exit_code == 1 and "missing.json" in res.output
+    assert "Traceback" not in res.output
