@@ -413,6 +413,10 @@ from . import bench as _bench  # noqa: E402
 
 _bench.register(app, handle_errors=handle_errors, emit=emit, out_console=out_console, err_console=err_console)
 
+from . import scan as _scan  # noqa: E402
+
+_scan.register(app, handle_errors=handle_errors, emit=emit, out_console=out_console, err_console=err_console)
+
 
 def main() -> None:
     app()

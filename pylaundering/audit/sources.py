@@ -1,0 +1,263 @@
+"""Training rows for the scan, streamed one at a time (never the whole set in memory).
+
+A TRAIN_SOURCE is read as one of:
+
+* multiple-choice data, in any format `pylaundering.data.adapters` knows (local files and
+  folders, dataset repository folders, hub names); a row's text is its context, question and
+  choices;
+* plain text: a `.txt` file (one row per line), or JSONL / Parquet / CSV / hub rows whose
+  `text` column (`text_field`) holds the row's text.
+
+`format=None` infers: `.txt` is text; a JSONL/Parquet/CSV row with the text field and no
+`question`/`choices` is text; other `.jsonl` is our MC schema; anything else needs a format
+(`"text"` or an MC format name). Rows carry what `--write-clean` needs to write them back in
+the format they were read in (`TrainRow.write_kind`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pylaundering.data import adapters as _ad
+from pylaundering.data.schema import DataError, MCExample
+
+__all__ = ["TEXT_FORMAT", "TrainRow", "SourceStats", "iter_rows", "check_train_format"]
+
+#: The --train-format value for plain text rows.
+TEXT_FORMAT = "text"
+TEXT_SUFFIXES = (".txt",)
+RECORD_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+# How a clean row is written back: MC examples as our JSONL, text lines as lines, text records
+# (JSONL/Parquet/hub rows with a text column) as JSONL records.
+WRITE_MC, WRITE_LINES, WRITE_RECORDS = "mc_jsonl", "text_lines", "text_records_jsonl"
+
+
+@dataclass
+class TrainRow:
+    source: str  # the file or dataset the row came from (as named in errors)
+    row: int  # 1-based row (line number in JSONL and text files, record number otherwise)
+    id: str  # the example's id; `<file name>:<row>` for text rows
+    text: str  # what is scanned
+    write_kind: str
+    payload: Any  # MCExample, the original line (text) or the original record
+
+
+@dataclass
+class SourceStats:
+    source: str
+    kind: str  # "mc" or "text"
+    format: str
+    rows: int = 0
+    skipped: int = 0  # malformed rows skipped with skip_malformed
+
+
+def check_train_format(fmt: str | None) -> None:
+    if fmt is not None and fmt != TEXT_FORMAT and fmt not in _ad.FORMATS:
+        raise DataError(f"unknown format {fmt!r}; known: {TEXT_FORMAT} (plain text), {', '.join(sorted(_ad.FORMATS))}")
+
+
+def example_text(example: MCExample) -> str:
+    """Context (when present), question and choices, space-separated (then normalised by the scan)."""
+    parts = [example.context] if example.context else []
+    return " ".join([*parts, example.question, *example.choices])
+
+
+def _read_text_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                byte = raw[err.start: err.start + 1].hex()
+                yield lineno, DataError(f"not UTF-8 text: byte 0x{byte} at column {err.start + 1}")
+
+
+def _read_parquet_stream(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    row = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            row += 1
+            yield row, record
+
+
+def _records(path: Path, adapter: _ad.Adapter) -> Iterator[tuple[int, Any]]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _ad._read_jsonl(path)
+    if suffix == ".parquet":
+        return _read_parquet_stream(path)
+    return _ad._read_file(path, adapter)
+
+
+def _peek(rows: Iterator[tuple[int, Any]]) -> tuple[Any, Iterator[tuple[int, Any]]]:
+    """The first readable record, and an iterator over all rows (the first included)."""
+    buffered = []
+    first = None
+    for item in rows:
+        buffered.append(item)
+        if not isinstance(item[1], DataError):
+            first = item[1]
+            break
+
+    def chain():
+        yield from buffered
+        yield from rows
+
+    return first, chain()
+
+
+class _Reader:
+    def __init__(self, fmt: str | None, text_field: str, skip_malformed: bool, stats: list[SourceStats]):
+        self.fmt, self.text_field, self.skip, self.stats = fmt, text_field, skip_malformed, stats
+
+    # ------------------------------------------------------------------ one source
+    def source(self, spec: str) -> Iterator[TrainRow]:
+        name, subset, split = _ad.parse_source(spec)
+        path = Path(name).expanduser()
+        if path.exists() and not _ad._is_dataset_repo(path):
+            if subset is not None or split is not None:
+                raise DataError("a subset or split was given, but this is a plain file or folder", source=name)
+            if path.is_file():
+                files = [path]
+            else:
+                files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                               and p.suffix.lower() in TEXT_SUFFIXES + RECORD_SUFFIXES)
+                if not files:
+                    raise DataError(f"no {', '.join(TEXT_SUFFIXES + RECORD_SUFFIXES)} files in this folder", source=name)
+            for f in files:
+                yield from self.file(f)
+            return
+        if not path.exists() and _ad._looks_like_path(name):
+            raise DataError("no such file or folder", source=name)
+        yield from self.dataset(name, subset, split, local=path.exists())
+
+    def file(self, path: Path) -> Iterator[TrainRow]:
+        suffix = path.suffix.lower()
+        if suffix in TEXT_SUFFIXES:
+            if self.fmt not in (None, TEXT_FORMAT):
+                raise DataError(f"a {suffix} file is plain text; --train-format {self.fmt} does not apply", source=str(path))
+            stats = SourceStats(str(path), "text", TEXT_FORMAT)
+            self.stats.append(stats)
+            yield from self._text_rows(_read_text_lines(path), stats, path.name, WRITE_LINES, field=None)
+            return
+        if suffix not in RECORD_SUFFIXES:
+            readable = ", ".join(TEXT_SUFFIXES + RECORD_SUFFIXES)
+            raise DataError(f"cannot read {suffix or 'extension-less'} files; readable: {readable}", source=str(path))
+        adapter = _ad.FORMATS[self.fmt] if self.fmt not in (None, TEXT_FORMAT) else _ad.FORMATS["csv"]
+        rows = _records(path, adapter)
+        fmt = self.fmt
+        if fmt is None:
+            first, rows = _peek(rows)
+            if isinstance(first, Mapping) and self.text_field in first and not {"question", "choices"} <= set(first):
+                fmt = TEXT_FORMAT
+            elif suffix == ".jsonl":
+                fmt = "pylaundering"
+            else:
+                raise DataError(f"cannot infer the format: no {self.text_field!r} column (--text-field) and not a "
+                                f".jsonl file of our schema; pass --train-format ({TEXT_FORMAT} or one of "
+                                f"{', '.join(sorted(_ad.FORMATS))})", source=str(path))
+        if fmt == TEXT_FORMAT:
+            stats = SourceStats(str(path), "text", f"{TEXT_FORMAT} ({self.text_field!r} column)")
+            self.stats.append(stats)
+            yield from self._text_rows(rows, stats, path.name, WRITE_RECORDS, field=self.text_field)
+        else:
+            stats = SourceStats(str(path), "mc", fmt)
+            self.stats.append(stats)
+            yield from self._mc_rows(rows, stats, _ad.FORMATS[fmt], path.name, path.stem)
+
+    def dataset(self, name: str, subset: str | None, split: str | None, *, local: bool) -> Iterator[TrainRow]:
+        fmt = self.fmt
+        if fmt is None:
+            fmt = _ad._infer_local(name, _ad._repo_files(Path(name))) if local else _ad._infer_hub(name)
+        adapter = _ad.FORMATS["pylaundering" if fmt == TEXT_FORMAT else fmt]
+        stream, subset, split = _ad._dataset_stream(name, subset, split, role="train", adapter=adapter, local=local)
+        if fmt == TEXT_FORMAT:
+            stats = SourceStats(stream.label, "text", f"{TEXT_FORMAT} ({self.text_field!r} column)")
+            self.stats.append(stats)
+            yield from self._text_rows(stream.rows, stats, stream.id_prefix, WRITE_RECORDS, field=self.text_field)
+        else:
+            stats = SourceStats(stream.label, "mc", fmt)
+            self.stats.append(stats)
+            yield from self._mc_rows(stream.rows, stats, adapter, stream.id_prefix, stream.group)
+
+    # ------------------------------------------------------------------ rows
+    def _bad(self, err: DataError, stats: SourceStats, row: int) -> None:
+        if not self.skip:
+            raise err.located(source=stats.source, row=row) from None
+        stats.skipped += 1
+
+    def _text_rows(self, rows, stats: SourceStats, id_prefix: str, write_kind: str, *, field: str | None):
+        for row, record in rows:
+            try:
+                if isinstance(record, DataError):
+                    raise record
+                if field is None:
+                    text = record
+                else:
+                    if not isinstance(record, Mapping):
+                        raise DataError(f"expected an object with named fields, got {type(record).__name__}")
+                    if field not in record:
+                        raise DataError(f"no {field!r} column (name another with --text-field)")
+                    text = record[field]
+                    if text is None:
+                        text = ""
+                    if not isinstance(text, str):
+                        raise DataError(f"expected text, got {type(text).__name__}", field=field)
+            except DataError as err:
+                self._bad(err, stats, row)
+                continue
+            stats.rows += 1
+            yield TrainRow(stats.source, row, f"{id_prefix}:{row}", text, write_kind, record)
+
+    def _mc_rows(self, rows, stats: SourceStats, adapter: _ad.Adapter, id_prefix: str, group: str | None):
+        cols, explicit = _ad._resolve_columns(adapter, None)
+        for row, record in rows:
+            ctx = _ad.RowContext(f"{id_prefix}:{row}", group, cols, explicit, False)
+            try:
+                if isinstance(record, DataError):
+                    raise record
+                if not isinstance(record, Mapping):
+                    raise DataError(f"expected an object with named fields, got {type(record).__name__}")
+                example = adapter.convert(record, ctx)
+            except DataError as err:
+                self._bad(err, stats, row)
+                continue
+            if example is None:
+                continue
+            stats.rows += 1
+            yield TrainRow(stats.source, row, example.id, example_text(example), WRITE_MC, example)
+
+
+def iter_rows(
+    sources: list[str],
+    format: str | None = None,
+    *,
+    text_field: str = "text",
+    skip_malformed: bool = False,
+    stats: list[SourceStats] | None = None,
+) -> Iterator[TrainRow]:
+    """Every row of every source, in order; `stats` (if given) receives one entry per file read."""
+    check_train_format(format)
+    reader = _Reader(format, text_field, skip_malformed, stats if stats is not None else [])
+    for spec in sources:
+        yield from reader.source(spec)
+
+
+def record_line(row: TrainRow) -> str:
+    """The row as written by --write-clean (no newline)."""
+    if row.write_kind == WRITE_MC:
+        from pylaundering.data.schema import canonical_line
+
+        return canonical_line(row.payload)
+    if row.write_kind == WRITE_LINES:
+        return row.payload
+    return json.dumps(row.payload, ensure_ascii=False, default=str)
