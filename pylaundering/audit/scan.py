@@ -20,6 +20,7 @@ against the item's words, so a hash collision never reports a false match.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from zlib import crc32
 
 from pylaundering.data.overlap import normalise_text
 from pylaundering.data.schema import DataError, MCExample, examples_hash
@@ -43,7 +45,8 @@ NORMALISATION = "Unicode NFKC, casefold, punctuation (Unicode P*) removed, white
 
 _PRIME = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
-_MASK32 = (1 << 32) - 1
+#: MinHashLSH weights (false positive, false negative): candidates are checked exactly, so favour recall.
+LSH_WEIGHTS = (0.1, 0.9)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,10 @@ class ScanParams:
     seed: int = 1
 
     def check(self) -> None:
-        from pylaundering.phases.common import ConfigError
+        def ConfigError(key: str, message: str):  # noqa: N802 - imported only on failure (it pulls in torch)
+            from pylaundering.phases.common import ConfigError as _ConfigError
+
+            return _ConfigError(key, message)
 
         if self.n < 1:
             raise ConfigError("n", f"must be >= 1, got {self.n}")
@@ -77,17 +83,46 @@ class ScanParams:
             raise ConfigError("batch_size", f"must be >= 1, got {self.batch_size}")
 
 
+class _WordNormaliser:
+    """`normalise_text(text).split()`, computed word by word with a cache of `normalise_text(word)`.
+
+    The same function, made cheap: the text is cut at whitespace first and each distinct word is
+    normalised once (training text repeats its words). This equals normalising the whole text because
+    normalise_text never joins across whitespace: NFKC composes a mark only with a preceding letter
+    (never with a space), punctuation is removed per character, and the result is split at whitespace
+    again (tests/audit compare the two on random Unicode text). The cache is cleared when it
+    reaches `max_words`, so memory stays bounded on any input.
+    """
+
+    def __init__(self, max_words: int = 1_000_000):
+        self.cache: dict[str, list[str]] = {}
+        self.max_words = max_words
+
+    def __call__(self, text: str) -> list[str]:
+        cache = self.cache
+        out: list[str] = []
+        for w in text.split():
+            norm = cache.get(w)
+            if norm is None:
+                if len(cache) >= self.max_words:
+                    cache.clear()
+                norm = cache[w] = normalise_text(w).split()
+            out += norm
+        return out
+
+
 def _ngrams(words: Sequence[str], n: int):
     return zip(*[words[i:] for i in range(n)])
 
 
-def _shingles(words: Sequence[str], k: int) -> set:
-    return set(words) if k == 1 else set(_ngrams(words, k))
+def _shingles(words: Sequence[str], k: int) -> set[str]:
+    return set(words) if k == 1 else set(map(" ".join, _ngrams(words, k)))
 
 
 class _MinHasher:
     """MinHash signatures (datasketch's classic scheme: (a * h + b) mod (2^61 - 1), 32-bit), for
-    many sets at once with numpy; shingles are hashed with Python's hash() to 32 bits."""
+    many sets at once with numpy; shingles are hashed with CRC-32 of their UTF-8 bytes, so the
+    signatures (and which near duplicates LSH proposes) are the same in every process."""
 
     def __init__(self, num_perm: int, seed: int):
         gen = np.random.RandomState(seed)
@@ -98,7 +133,7 @@ class _MinHasher:
     def signatures(self, shingle_sets: Sequence[Iterable]) -> np.ndarray:
         """(len(shingle_sets), num_perm) uint64; every set must be non-empty."""
         lengths = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=len(shingle_sets))
-        flat = [hash(x) & _MASK32 for s in shingle_sets for x in s]
+        flat = [crc32(x.encode("utf-8", "surrogatepass")) for s in shingle_sets for x in s]
         hv = np.array(flat, dtype=np.uint64)[:, None]
         with np.errstate(over="ignore"):
             phv = (hv * self.a + self.b) % _PRIME
@@ -108,13 +143,23 @@ class _MinHasher:
         return np.minimum.reduceat(phv, starts, axis=0)
 
 
-def _minhash(hashvalues: np.ndarray):
-    from datasketch import MinHash
+class _Carrier:
+    """One datasketch MinHash whose `hashvalues` are set to each signature in turn: MinHashLSH reads
+    only `hashvalues` (and the scheme), and building a MinHash draws its permutations anew each time
+    (about 0.5 ms, more than the rest of a row's scan)."""
 
-    try:
-        return MinHash(hashvalues=hashvalues, scheme="legacy")
-    except TypeError:  # datasketch < 2.0 has one scheme (the classic one) and no `scheme` argument
-        return MinHash(hashvalues=hashvalues)
+    def __init__(self, num_perm: int):
+        from datasketch import MinHash
+
+        zeros = np.zeros(num_perm, dtype=np.uint64)
+        try:
+            self.minhash = MinHash(hashvalues=zeros, permutations=(zeros, zeros), scheme="legacy")
+        except TypeError:  # datasketch < 2.0: one scheme (the classic one), no `scheme` argument
+            self.minhash = MinHash(hashvalues=zeros, permutations=(zeros, zeros))
+
+    def __call__(self, hashvalues: np.ndarray):
+        self.minhash.hashvalues = hashvalues
+        return self.minhash
 
 
 @dataclass
@@ -167,13 +212,30 @@ class BenchmarkIndex:
 
             self.hasher = _MinHasher(params.num_perm, params.seed)
             self.shingles = [_shingles(it.words, params.shingle_size) for it in self.items]
-            self.lsh = MinHashLSH(threshold=params.threshold, num_perm=params.num_perm)
+            # Recall first: the LSH index proposes candidates from a lower threshold, weighted against
+            # false negatives; each candidate is then kept only if its exact Jaccard reaches the threshold.
+            self.lsh = MinHashLSH(threshold=self.lsh_threshold(params.threshold), num_perm=params.num_perm,
+                                  weights=LSH_WEIGHTS)
+            self.carrier = _Carrier(params.num_perm)
             with_shingles = [i for i, s in enumerate(self.shingles) if s]
             if with_shingles:
                 sigs = self.hasher.signatures([self.shingles[i] for i in with_shingles])
                 with self.lsh.insertion_session() as session:
                     for i, sig in zip(with_shingles, sigs):
-                        session.insert(i, _minhash(sig))
+                        session.insert(i, self.carrier(sig))
+
+    @staticmethod
+    def lsh_threshold(threshold: float) -> float:
+        return max(0.05, threshold - 0.1)
+
+    def lsh_info(self) -> dict[str, Any] | None:
+        """Bands, rows per band, and the chance that a pair at exactly the threshold becomes a candidate."""
+        if self.lsh is None:
+            return None
+        b, r, t = self.lsh.b, self.lsh.r, self.params.threshold
+        return {"candidate_threshold": round(self.lsh_threshold(t), 4), "weights": list(LSH_WEIGHTS), "bands": b,
+                "rows_per_band": r, "recall_at_threshold": round(1 - (1 - t ** r) ** b, 4),
+                "shingle_hash": "crc32 of UTF-8"}
 
     @staticmethod
     def _choice_key(ex: MCExample, q: str) -> int:
@@ -211,6 +273,7 @@ class _Scanner:
         self.hits: dict[int, _ItemHits] = {}
         self.rows = 0
         self.contaminated_rows = 0
+        self.normalise = _WordNormaliser()
 
     def _record(self, item: int, row: TrainRow, kinds: dict[str, Any]) -> None:
         h = self.hits.setdefault(item, _ItemHits())
@@ -226,13 +289,13 @@ class _Scanner:
 
     def batch(self, rows: list[TrainRow]) -> list[bool]:
         """Scan a batch of rows; returns per row whether it matched anything."""
-        idx = self.index
+        idx, norm = self.index, self.normalise
         found: list[dict[int, dict[str, Any]]] = []
         norm_words: list[list[str]] = []
         for row in rows:
             per_item: dict[int, dict[str, Any]] = {}
-            text = normalise_text(row.text)
-            words = text.split()
+            words = norm(row.text)
+            text = " ".join(words)
             norm_words.append(words)
             if text:
                 h = hash(text)
@@ -243,7 +306,7 @@ class _Scanner:
                     if idx.items[i].question == text:
                         per_item.setdefault(i, {})["question"] = True
                 if isinstance(row.payload, MCExample):
-                    q = normalise_text(row.payload.question)
+                    q = " ".join(norm(row.payload.question))
                     if q:
                         for i in idx.question.get(hash(q), ()):
                             if idx.items[i].question == q:
@@ -269,7 +332,7 @@ class _Scanner:
             if todo:
                 sigs = idx.hasher.signatures([s for _, s in todo])
                 for (j, s), sig in zip(todo, sigs):
-                    for i in idx.lsh.query(_minhash(sig)):
+                    for i in idx.lsh.query(idx.carrier(sig)):
                         other = idx.shingles[i]
                         jac = len(s & other) / len(s | other)
                         if jac >= self.p.threshold:
@@ -391,6 +454,9 @@ def scan(
 
     t1 = time.perf_counter()
     try:
+        first = next(rows, None)  # open the first source (and fail on it) before the progress bar starts
+        if first is not None:
+            rows = itertools.chain([first], rows)
         with progress_bar(None, "scanning", quiet=quiet) as bar:  # type: ignore[arg-type]
             scanner = scan_rows(index, rows, progress=bar, on_batch=writer)
         if scanner.rows == 0:
@@ -439,6 +505,7 @@ def _report(index, scanner, bench_info, stats, params, write_clean, writer, t_in
         "parameters": {
             "n": params.n, "min_n": params.min_n, "near": params.near, "threshold": params.threshold,
             "num_perm": params.num_perm, "shingle_size": params.shingle_size, "max_matches": params.max_matches,
+            "lsh": index.lsh_info(),
             "normalisation": NORMALISATION,
             "item_text": "context (when present) + question + choices",
         },

@@ -247,6 +247,10 @@ def iter_rows(
 ) -> Iterator[TrainRow]:
     """Every row of every source, in order; `stats` (if given) receives one entry per file read."""
     check_train_format(format)
+    for spec in sources:  # a missing file fails before anything is read
+        name = _ad.parse_source(spec)[0]
+        if not Path(name).expanduser().exists() and _ad._looks_like_path(name):
+            raise DataError("no such file or folder", source=name)
     reader = _Reader(format, text_field, skip_malformed, stats if stats is not None else [])
     for spec in sources:
         yield from reader.source(spec)
