@@ -47,6 +47,8 @@ _PRIME = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
 #: MinHashLSH weights (false positive, false negative): candidates are checked exactly, so favour recall.
 LSH_WEIGHTS = (0.1, 0.9)
+_POS_BITS = 24  # n-gram index entries: item << _POS_BITS | word position
+_POS_MASK = (1 << _POS_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -130,17 +132,26 @@ class _MinHasher:
         self.b = gen.randint(0, int(_PRIME), size=num_perm, dtype=np.uint64)
         self.num_perm = num_perm
 
-    def signatures(self, shingle_sets: Sequence[Iterable]) -> np.ndarray:
-        """(len(shingle_sets), num_perm) uint64; every set must be non-empty."""
+    def signatures(self, shingle_sets: Sequence[Iterable[str]], chunk: int = 1 << 16) -> np.ndarray:
+        """(len(shingle_sets), num_perm) uint64; every set must be non-empty.
+
+        The shingle hashes of all sets are permuted `chunk` at a time (chunk x num_perm x 8 bytes,
+        32 MiB by default), so a batch of long documents never needs more memory than that."""
         lengths = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=len(shingle_sets))
-        flat = [crc32(x.encode("utf-8", "surrogatepass")) for s in shingle_sets for x in s]
-        hv = np.array(flat, dtype=np.uint64)[:, None]
-        with np.errstate(over="ignore"):
-            phv = (hv * self.a + self.b) % _PRIME
-        phv &= _MAX_HASH
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        return np.minimum.reduceat(phv, starts, axis=0)
+        flat = np.fromiter((crc32(x.encode("utf-8", "surrogatepass")) for s in shingle_sets for x in s),
+                           dtype=np.uint64, count=int(lengths.sum()))
+        owner = np.repeat(np.arange(len(lengths)), lengths)
+        out = np.full((len(lengths), self.num_perm), _MAX_HASH, dtype=np.uint64)
+        for start in range(0, len(flat), chunk):
+            hv = flat[start: start + chunk, None]
+            rows = owner[start: start + chunk]
+            with np.errstate(over="ignore"):
+                phv = (hv * self.a + self.b) % _PRIME
+            phv &= _MAX_HASH
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            seg = rows[starts]  # distinct within a chunk
+            out[seg] = np.minimum(out[seg], np.minimum.reduceat(phv, starts, axis=0))
+        return out
 
 
 class _Carrier:
@@ -183,7 +194,8 @@ class BenchmarkIndex:
         self.full: dict[int, list[int]] = {}  # hash(normalised item text) -> items
         self.question: dict[int, list[int]] = {}  # hash(normalised question) -> items
         self.choice_set: dict[int, list[int]] = {}  # hash((question, sorted choices)) -> items (MC rows)
-        self.grams: dict[int, dict[int, list[tuple[int, int]]]] = {}  # n -> hash -> [(item, word pos)]
+        # n -> n-gram hash -> item << POS_BITS | word position (an int; a list of them on a repeated hash)
+        self.grams: dict[int, dict[int, int | list[int]]] = {}
         for i, ex in enumerate(benchmark):
             text = normalise_text(example_text(ex))
             words = text.split()
@@ -201,28 +213,38 @@ class BenchmarkIndex:
                 self.question.setdefault(hash(q), []).append(i)
                 self.choice_set.setdefault(self._choice_key(ex, q), []).append(i)
             if en is not None:
+                if len(words) > _POS_MASK:
+                    raise DataError(f"item {ex.id!r} has {len(words)} words; at most {_POS_MASK} are indexed")
                 table = self.grams.setdefault(en, {})
                 for pos, h in enumerate(map(hash, _ngrams(words, en))):
-                    table.setdefault(h, []).append((i, pos))
+                    code = i << _POS_BITS | pos
+                    old = table.get(h)
+                    if old is None:
+                        table[h] = code
+                    elif isinstance(old, int):
+                        table[h] = [old, code]
+                    else:
+                        old.append(code)
         self.ns = sorted(self.grams)
-        self.keysets = {n: frozenset(t) for n, t in self.grams.items()}
+        self.keysets = {n: t.keys() for n, t in self.grams.items()}
         self.lsh = None
         if params.near:
             from datasketch import MinHashLSH
 
             self.hasher = _MinHasher(params.num_perm, params.seed)
-            self.shingles = [_shingles(it.words, params.shingle_size) for it in self.items]
             # Recall first: the LSH index proposes candidates from a lower threshold, weighted against
             # false negatives; each candidate is then kept only if its exact Jaccard reaches the threshold.
             self.lsh = MinHashLSH(threshold=self.lsh_threshold(params.threshold), num_perm=params.num_perm,
                                   weights=LSH_WEIGHTS)
             self.carrier = _Carrier(params.num_perm)
-            with_shingles = [i for i, s in enumerate(self.shingles) if s]
-            if with_shingles:
-                sigs = self.hasher.signatures([self.shingles[i] for i in with_shingles])
-                with self.lsh.insertion_session() as session:
-                    for i, sig in zip(with_shingles, sigs):
-                        session.insert(i, self.carrier(sig))
+            k = params.shingle_size
+            with self.lsh.insertion_session() as session:
+                for start in range(0, len(self.items), 1024):  # bounded memory for the signatures
+                    part = [(i, _shingles(self.items[i].words, k)) for i in range(start, min(start + 1024, len(self.items)))]
+                    part = [(i, sh) for i, sh in part if sh]
+                    if part:
+                        for (i, _), sig in zip(part, self.hasher.signatures([sh for _, sh in part])):
+                            session.insert(i, self.carrier(sig))
 
     @staticmethod
     def lsh_threshold(threshold: float) -> float:
@@ -319,7 +341,11 @@ class _Scanner:
                     table = idx.grams[n]
                     positions: dict[int, list[int]] = {}
                     for q_pos, (g, h) in enumerate(((g, hash(g)) for g in _ngrams(words, n))):
-                        for i, pos in table.get(h, ()):
+                        codes = table.get(h)
+                        if codes is None:
+                            continue
+                        for code in (codes,) if isinstance(codes, int) else codes:
+                            i, pos = code >> _POS_BITS, code & _POS_MASK
                             if tuple(idx.items[i].words[pos: pos + n]) == g:
                                 positions.setdefault(i, []).append(q_pos)
                     for i, ps in positions.items():
@@ -333,7 +359,7 @@ class _Scanner:
                 sigs = idx.hasher.signatures([s for _, s in todo])
                 for (j, s), sig in zip(todo, sigs):
                     for i in idx.lsh.query(idx.carrier(sig)):
-                        other = idx.shingles[i]
+                        other = _shingles(idx.items[i].words, k)
                         jac = len(s & other) / len(s | other)
                         if jac >= self.p.threshold:
                             found[j].setdefault(i, {})["near"] = jac
@@ -506,6 +532,7 @@ def _report(index, scanner, bench_info, stats, params, write_clean, writer, t_in
             "n": params.n, "min_n": params.min_n, "near": params.near, "threshold": params.threshold,
             "num_perm": params.num_perm, "shingle_size": params.shingle_size, "max_matches": params.max_matches,
             "lsh": index.lsh_info(),
+            "spans": "word offsets [start, end) in the normalised training row, and its words there",
             "normalisation": NORMALISATION,
             "item_text": "context (when present) + question + choices",
         },

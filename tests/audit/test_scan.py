@@ -231,3 +231,30 @@ def test_cli_bad_input_one_line(planted, args, code, needle):
     assert needle in err and "Traceback" not in err
     if code == 1:
         assert len(err.splitlines()) == 1, err
+
+
+def test_minhash_signatures_match_datasketch_and_do_not_depend_on_chunking():
+    import numpy as np
+    from datasketch import MinHash
+
+    from pylaundering.audit.scan import _MinHasher
+
+    hasher = _MinHasher(64, seed=1)
+    sets = [{"a", "b", "c"}, {f"w{i}" for i in range(300)}, {"x"}]
+    whole = hasher.signatures(sets)
+    assert np.array_equal(whole, hasher.signatures(sets, chunk=7))
+    from zlib import crc32
+
+    for s, sig in zip(sets, whole):  # datasketch's classic scheme with the same permutations and hash
+        kw = {"scheme": "legacy"} if "scheme" in MinHash.__init__.__code__.co_varnames else {}
+        m = MinHash(num_perm=64, hashfunc=lambda x: crc32(x.encode()), permutations=(hasher.a, hasher.b), **kw)
+        m.update_batch(list(s))
+        assert np.array_equal(m.hashvalues, sig)
+
+
+def test_write_clean_refuses_mixed_row_kinds(planted, tmp_path):
+    path, *_ = planted
+    out = tmp_path / "clean.txt"
+    with pytest.raises(ValueError, match="mix"):
+        scan([str(path / "train.txt"), str(path / "bench.jsonl")], str(path / "bench.jsonl"), write_clean=out)
+    assert not out.exists() and not list(tmp_path.glob(".clean.txt.*"))
