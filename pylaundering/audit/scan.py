@@ -21,6 +21,7 @@ against the item's words, so a hash collision never reports a false match.
 from __future__ import annotations
 
 import itertools
+from itertools import chain
 import os
 import time
 from collections import Counter
@@ -97,20 +98,20 @@ class _WordNormaliser:
     """
 
     def __init__(self, max_words: int = 1_000_000):
-        self.cache: dict[str, list[str]] = {}
+        self.cache: dict[str, tuple[str, ...]] = {}
         self.max_words = max_words
 
     def __call__(self, text: str) -> list[str]:
         cache = self.cache
-        out: list[str] = []
-        for w in text.split():
-            norm = cache.get(w)
-            if norm is None:
-                if len(cache) >= self.max_words:
-                    cache.clear()
-                norm = cache[w] = normalise_text(w).split()
-            out += norm
-        return out
+        words = text.split()
+        parts = list(map(cache.get, words))  # the loops run in C; misses are filled below
+        if None in parts:
+            if len(cache) + len(words) > self.max_words:
+                cache.clear()
+            for j, w in enumerate(words):
+                if parts[j] is None:
+                    parts[j] = cache[w] = tuple(normalise_text(w).split())
+        return list(chain.from_iterable(parts))
 
 
 def _ngrams(words: Sequence[str], n: int):
@@ -554,6 +555,14 @@ def _report(index, scanner, bench_info, stats, params, write_clean, writer, t_in
     }
 
 
+def _near_text(p: dict[str, Any]) -> str:
+    shingles = "word sets" if p["shingle_size"] == 1 else f"word {p['shingle_size']}-shingles"
+    lsh = p.get("lsh") or {}
+    return (f"exact Jaccard >= {p['threshold']} of {shingles}, among MinHash LSH candidates ({p['num_perm']} "
+            f"permutations, {lsh.get('bands')} bands of {lsh.get('rows_per_band')}: a pair at the threshold is a "
+            f"candidate with probability {lsh.get('recall_at_threshold')}) |")
+
+
 def format_markdown(report: dict[str, Any], *, max_items: int = 200) -> str:
     t, p = report["totals"], report["parameters"]
     lines = [
@@ -570,9 +579,7 @@ def format_markdown(report: dict[str, Any], *, max_items: int = 200) -> str:
         f"| exact | {t['by_kind']['exact']} | the whole normalised item (MC rows: choices in any order) |",
         f"| question | {t['by_kind']['question']} | the normalised question alone |",
         f"| ngram | {t['by_kind']['ngram']} | a word {p['n']}-gram (shorter items: their effective n) |",
-        f"| near | {t['by_kind']['near']} | " + (f"Jaccard >= {p['threshold']} of word {p['shingle_size']}-shingles "
-                                                 f"(MinHash LSH, {p['num_perm']} permutations) |"
-                                                 if p["near"] else "not checked (--no-near) |"),
+        f"| near | {t['by_kind']['near']} | " + (_near_text(p) if p["near"] else "not checked (--no-near) |"),
         "",
         f"Normalisation: {p['normalisation']}. Item text: {p['item_text']}. "
         f"Effective n per item: " + ", ".join(f"{k}: {v}" for k, v in report["effective_n"].items()) + ".",
