@@ -176,10 +176,27 @@ class _Reader:
 
     def dataset(self, name: str, subset: str | None, split: str | None, *, local: bool) -> Iterator[TrainRow]:
         fmt = self.fmt
+        stream = None
         if fmt is None:
-            fmt = _ad._infer_local(name, _ad._repo_files(Path(name))) if local else _ad._infer_hub(name)
+            try:
+                fmt = _ad._infer_local(name, _ad._repo_files(Path(name))) if local else _ad._infer_hub(name)
+            except DataError as err:
+                if not local:
+                    raise DataError(f"{err.message}, or {TEXT_FORMAT} (a {self.text_field!r} column)",
+                                    source=name) from None
+                # a dataset repository folder of text rows: look at its first row
+                stream, subset, split = _ad._dataset_stream(name, subset, split, role="train",
+                                                            adapter=_ad.FORMATS["pylaundering"], local=True)
+                first, rows = _peek(stream.rows)
+                if not (isinstance(first, Mapping) and self.text_field in first):
+                    raise DataError(f"{err.message}, or {TEXT_FORMAT} (a {self.text_field!r} column)",
+                                    source=name) from None
+                stream = _ad._Stream(stream.label, stream.id_prefix, stream.group, rows)
+                fmt = TEXT_FORMAT
         adapter = _ad.FORMATS["pylaundering" if fmt == TEXT_FORMAT else fmt]
-        stream, subset, split = _ad._dataset_stream(name, subset, split, role="train", adapter=adapter, local=local)
+        if stream is None:
+            stream, subset, split = _ad._dataset_stream(name, subset, split, role="train", adapter=adapter,
+                                                        local=local)
         if fmt == TEXT_FORMAT:
             stats = SourceStats(stream.label, "text", f"{TEXT_FORMAT} ({self.text_field!r} column)")
             self.stats.append(stats)

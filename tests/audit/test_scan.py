@@ -258,3 +258,15 @@ def test_write_clean_refuses_mixed_row_kinds(planted, tmp_path):
     with pytest.raises(ValueError, match="mix"):
         scan([str(path / "train.txt"), str(path / "bench.jsonl")], str(path / "bench.jsonl"), write_clean=out)
     assert not out.exists() and not list(tmp_path.glob(".clean.txt.*"))
+
+
+def test_dataset_repository_folder_of_text_rows(planted, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, bench, lines, _ = planted
+    (tmp_path / "repo" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"text": lines}), tmp_path / "repo" / "data" / "train-00000-of-00001.parquet")
+    report = scan([str(tmp_path / "repo")], str(path / "bench.jsonl"), params=ScanParams(near=False))
+    assert report["train"][0]["kind"] == "text" and report["train"][0]["rows"] == 6
+    assert set(_by_id(report)) == {"item-0", "item-1", "item-2"}
