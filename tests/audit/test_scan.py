@@ -270,3 +270,13 @@ def test_dataset_repository_folder_of_text_rows(planted, tmp_path):
     report = scan([str(tmp_path / "repo")], str(path / "bench.jsonl"), params=ScanParams(near=False))
     assert report["train"][0]["kind"] == "text" and report["train"][0]["rows"] == 6
     assert set(_by_id(report)) == {"item-0", "item-1", "item-2"}
+
+
+def test_help_explains_the_options():
+    from pylaundering.cli.app import app
+
+    r = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    for opt in ("--benchmark", "--benchmark-format", "--train-format", "--text-field", "-n", "--min-n", "--near",
+                "--no-near", "--threshold", "--out", "--write-clean", "--json", "--quiet"):
+        assert opt in r.output
