@@ -67,18 +67,6 @@ def example_text(example: MCExample) -> str:
     return " ".join([*parts, example.question, *example.choices])
 
 
-def _read_text_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, 1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield lineno, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                byte = raw[err.start: err.start + 1].hex()
-                yield lineno, DataError(f"not UTF-8 text: byte 0x{byte} at column {err.start + 1}")
-
-
 def _read_parquet_stream(path: Path) -> Iterator[tuple[int, Any]]:
     import pyarrow.parquet as pq
 
@@ -147,7 +135,7 @@ class _Reader:
                 raise DataError(f"a {suffix} file is plain text; --train-format {self.fmt} does not apply", source=str(path))
             stats = SourceStats(str(path), "text", TEXT_FORMAT)
             self.stats.append(stats)
-            yield from self._text_rows(_read_text_lines(path), stats, path.name, WRITE_LINES, field=None)
+            yield from self._text_rows(_ad.read_lines(path), stats, path.name, WRITE_LINES, field=None)
             return
         if suffix not in RECORD_SUFFIXES:
             readable = ", ".join(TEXT_SUFFIXES + RECORD_SUFFIXES)

@@ -470,24 +470,31 @@ def _not_utf8(err: UnicodeDecodeError, data: bytes) -> str:
     return f"not UTF-8 text: byte 0x{byte} at line {line}; re-save the file as UTF-8"
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    # Each line is decoded on its own, so a line that is not UTF-8 is one malformed row.
+def read_lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
+    """(line number, text without the line end) per line, streamed. Each line is decoded on its
+    own (a leading BOM dropped), so a line that is not UTF-8 is one malformed row (a DataError)."""
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, 1):
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                line = raw.decode("utf-8")
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
                 byte = raw[err.start : err.start + 1].hex()
                 yield lineno, DataError(f"not UTF-8 text: byte 0x{byte} at column {err.start + 1}")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as err:
-                yield lineno, DataError(f"invalid JSON: {err.msg} (column {err.colno})")
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    for lineno, line in read_lines(path):
+        if isinstance(line, DataError):
+            yield lineno, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as err:
+            yield lineno, DataError(f"invalid JSON: {err.msg} (column {err.colno})")
 
 
 def _read_json(path: Path) -> Iterator[tuple[int, Any]]:
