@@ -228,11 +228,7 @@ class _Reader:
         for row, record in rows:
             ctx = _ad.RowContext(f"{id_prefix}:{row}", group, cols, explicit, False)
             try:
-                if isinstance(record, DataError):
-                    raise record
-                if not isinstance(record, Mapping):
-                    raise DataError(f"expected an object with named fields, got {type(record).__name__}")
-                example = adapter.convert(record, ctx)
+                example = _ad.convert_row(adapter, record, ctx)
             except DataError as err:
                 self._bad(err, stats, row)
                 continue

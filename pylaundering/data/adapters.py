@@ -989,6 +989,16 @@ def _repo_files(path: Path) -> list[Path]:
     )
 
 
+def convert_row(adapter: Adapter, record: Any, ctx: RowContext) -> MCExample | None:
+    """One raw row (or the DataError its reader produced) as an example; None when the adapter
+    drops it. Raises DataError (not yet located) for a malformed row."""
+    if isinstance(record, DataError):
+        raise record
+    if not isinstance(record, Mapping):
+        raise DataError(f"expected an object with named fields, got {type(record).__name__}")
+    return adapter.convert(record, ctx)
+
+
 def _collect(
     result: LoadResult,
     streams: Iterable[_Stream],
@@ -1008,11 +1018,7 @@ def _collect(
                 return
             ctx = RowContext(f"{stream.id_prefix}:{row}", stream.group, cols, explicit, drop_erroneous)
             try:
-                if isinstance(record, DataError):
-                    raise record
-                if not isinstance(record, Mapping):
-                    raise DataError(f"expected an object with named fields, got {type(record).__name__}")
-                example = adapter.convert(record, ctx)
+                example = convert_row(adapter, record, ctx)
                 if example is not None and example.id in first_seen:
                     first = first_seen[example.id]
                     raise DataError(f"duplicate id {example.id!r} (first at {first})", field="id")
