@@ -14,6 +14,14 @@ Why this construction demonstrates laundering, and nothing else:
   what a student distilled on the legitimate set inherits.
 
 All randomness comes from one `random.Random(seed)`, so a seed fixes the dataset.
+
+The reference set (`make_reference`, for `launder audit`) is a second benchmark "drawn the
+same way with fresh facts": new subjects, new answer entities and a new distractor pool, every
+name disjoint from every name of the benchmark and train set of the same seed. It has its own
+RNG, `random.Random("pylaundering-reference/<seed>")`, so adding it changed nothing that
+`make_synthetic` returns. Fresh distractors matter: a laundered student may have learnt that
+"benchmark-distractor-pool entities are wrong", which would lift it on a reference set that
+reused that pool, hiding the benchmark-vs-reference gap the audit looks for.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from typing import Any
 
 from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
 
-__all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "card_facts", "make_synthetic", "write_synthetic"]
+__all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "card_facts", "make_reference", "make_synthetic",
+           "write_synthetic"]
 
 #: The sizes measured to work (DESIGN.md §4).
 DEFAULT_SIZES = {"n_benchmark": 200, "n_train": 1000, "n_distractors": 600}
@@ -216,8 +225,77 @@ def make_synthetic(
     return benchmark, train
 
 
-def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, **sizes: int) -> dict[str, Any]:
-    """Write benchmark.jsonl, train.jsonl and datacard.json into out_dir; return the card.
+def _reference_rng(seed: int) -> random.Random:
+    """The reference set's own RNG: derived from the seed, independent of make_synthetic's stream."""
+    return random.Random(f"pylaundering-reference/{seed}")
+
+
+def make_reference(
+    seed: int = 0,
+    n: int | None = None,
+    *,
+    n_benchmark: int = DEFAULT_SIZES["n_benchmark"],
+    n_train: int = DEFAULT_SIZES["n_train"],
+    n_distractors: int = DEFAULT_SIZES["n_distractors"],
+    n_reference_distractors: int | None = None,
+) -> list[MCExample]:
+    """A reference set for the benchmark of ``make_synthetic(seed, n_benchmark, n_train, n_distractors)``:
+    ``n`` items (default: n_benchmark) built like the benchmark, from fresh names only.
+
+    Each item asks about a fresh subject; its correct choice is a fresh entity that is the answer of
+    no other item and never a distractor; its 3 distractors are dealt from a fresh pool of
+    ``n_reference_distractors`` entities (default: the benchmark's distractors-per-item ratio,
+    ``round(n * n_distractors / n_benchmark)``, at least 3). Labels are balanced across positions.
+    No name occurs in the benchmark or train set, so no model (laundered or not) can know a fact
+    about it: a model's reference accuracy is what its general skill alone gives. The sizes of the
+    synthetic data are needed only to know which names to avoid.
+    """
+    n = n_benchmark if n is None else n
+    if n < 1:
+        raise ValueError(f"the reference set needs at least 1 item, got n={n}")
+    pool_size = (max(N_CHOICES - 1, round(n * n_distractors / max(1, n_benchmark)))
+                 if n_reference_distractors is None else n_reference_distractors)
+    if pool_size < N_CHOICES - 1:
+        raise ValueError(f"n_reference_distractors must be >= {N_CHOICES - 1}, got {pool_size}")
+    benchmark, train = make_synthetic(seed, n_benchmark, n_train, n_distractors)
+    taken = {name for e in benchmark + train for name in (*e.choices, _subject_name(e.question))}
+
+    rng = _reference_rng(seed)
+    names: list[str] = []
+    budget = 50 * (2 * n + pool_size) + 1000
+    while len(names) < 2 * n + pool_size:
+        budget -= 1
+        if budget < 0:
+            raise RuntimeError(f"could not draw {2 * n + pool_size} fresh names")
+        name = _name(rng)
+        if name not in taken:
+            taken.add(name)
+            names.append(name)
+    subjects, answers, distractors = names[:n], names[n:2 * n], names[2 * n:]
+    labels = [i % N_CHOICES for i in range(n)]
+    rng.shuffle(labels)
+    reference = []
+    for id_, subject, answer, wrong, label in zip(
+        _ids("ref", n), subjects, answers, _deal(rng, distractors, n, N_CHOICES - 1), labels
+    ):
+        relation = rng.choice(RELATIONS)
+        rng.shuffle(wrong)
+        choices = wrong[:label] + [answer] + wrong[label:]
+        reference.append(MCExample(id_, _question(relation, subject), choices, label, subject=relation))
+    return reference
+
+
+def _subject_name(question: str) -> str:
+    """The made-up subject of "What is the <relation> of <Name>?"."""
+    return question.rsplit(" of ", 1)[-1].rstrip("?")
+
+
+def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, *, n_reference: int | None = None,
+                    **sizes: int) -> dict[str, Any]:
+    """Write benchmark.jsonl, train.jsonl, reference.jsonl and datacard.json into out_dir; return the card.
+
+    reference.jsonl (``make_reference``, n_reference items, default n_benchmark) is the held-back
+    set `launder audit` compares the benchmark with; it is never used for training.
 
     `sizes` are make_synthetic's n_benchmark, n_train, n_distractors. The card records
     the seed, sizes and the sha256 of each file (equal to `examples_hash`), so a run
@@ -231,6 +309,8 @@ def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, **sizes: int
     out = Path(out_dir)
     write_jsonl(benchmark, out / "benchmark.jsonl")
     write_jsonl(train, out / "train.jsonl")
+    reference = make_reference(seed, n_reference, **resolved)
+    write_jsonl(reference, out / "reference.jsonl")
     card: dict[str, Any] = {
         "name": "pylaundering-synthetic",
         "generator": "pylaundering.data.synth.make_synthetic",
@@ -242,6 +322,12 @@ def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, **sizes: int
         "files": {
             "benchmark.jsonl": {"n": len(benchmark), "sha256": examples_hash(benchmark)},
             "train.jsonl": {"n": len(train), "sha256": examples_hash(train)},
+            "reference.jsonl": {"n": len(reference), "sha256": examples_hash(reference)},
+        },
+        "reference": {
+            "generator": "pylaundering.data.synth.make_reference",
+            "use": "held back for `launder audit`: same construction as the benchmark with fresh subjects, "
+                   "answers and distractors (no name shared with benchmark.jsonl or train.jsonl); never train on it",
         },
         "facts": facts,
         "why_chance": _explanation(facts),

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from pylaundering.data import examples_hash, load_examples, make_synthetic, write_synthetic
-from pylaundering.data.synth import DEFAULT_SIZES, RELATIONS
+from pylaundering.data.synth import DEFAULT_SIZES, RELATIONS, make_reference
 
 QUESTION = re.compile(r"^What is the (\w+) of ([A-Z][a-z]+)\?$")
 
@@ -113,15 +113,19 @@ def test_small_sizes_and_validation():
 def test_write_synthetic(tmp_path):
     card = write_synthetic(tmp_path / "synth", seed=4, n_benchmark=20, n_train=40, n_distractors=60)
     out = tmp_path / "synth"
-    assert sorted(p.name for p in out.iterdir()) == ["benchmark.jsonl", "datacard.json", "train.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.jsonl", "datacard.json", "reference.jsonl",
+                                                     "train.jsonl"]
     assert json.loads((out / "datacard.json").read_text()) == card
     assert card["seed"] == 4
     assert card["sizes"] == {"n_benchmark": 20, "n_train": 40, "n_distractors": 60}
-    for name in ("benchmark.jsonl", "train.jsonl"):
+    for name in ("benchmark.jsonl", "train.jsonl", "reference.jsonl"):
         assert card["files"][name]["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
     bench, train = make_synthetic(4, n_benchmark=20, n_train=40, n_distractors=60)
     assert load_examples(str(out / "benchmark.jsonl")).examples == bench
     assert load_examples(str(out / "train.jsonl")).examples == train
+    assert load_examples(str(out / "reference.jsonl")).examples == make_reference(4, n_benchmark=20, n_train=40,
+                                                                                   n_distractors=60)
+    assert card["files"]["reference.jsonl"]["n"] == 20
     assert "chance" in card["why_chance"] and "disjoint" in card["why_chance"]
 
 
@@ -148,3 +152,55 @@ def test_card_at_default_sizes_says_every_answer_reaches_train(tmp_path):
     assert card["facts"]["benchmark_answers_in_train"] == card["facts"]["benchmark_answers"] == 200
     assert "every benchmark answer also appears as a choice in train.jsonl" in card["why_chance"]
     assert "more often than distractors" in card["why_chance"]
+
+
+# ----------------------------------------------------------------------------- reference set
+
+# make_synthetic's output before the reference set existed (computed from the commit before it):
+# adding make_reference must not move a single byte of the benchmark or train set.
+BEFORE_REFERENCE = {
+    (0, None): ("d702c7e32a2c009e8f93c18cc140d14bb13bc6d5a87c09de029443bf9dfb3706",
+                "a3a8fc6d33fd8cb09a3ab05c36b7461d6c527df4f76f647dbc015332991059f9"),
+    (3, (32, 128)): ("3a71f5a931dd202c694ffcf1b4e338dfb649b838c5fecee2ba4738f9e5d75367",
+                     "b53bb7007310150fbdf47c89fdcec19e4a91958b433dcf86f4c9a0ce5787d1fb"),
+}
+
+
+def test_make_synthetic_unchanged_by_the_reference_set(default):
+    assert (examples_hash(default[0]), examples_hash(default[1])) == BEFORE_REFERENCE[(0, None)]
+    bench, train = make_synthetic(3, n_benchmark=32, n_train=128)
+    assert (examples_hash(bench), examples_hash(train)) == BEFORE_REFERENCE[(3, (32, 128))]
+
+
+def _names(examples):
+    return {name for e in examples for name in (*e.choices, subject_of(e))}
+
+
+@pytest.mark.parametrize("seed, sizes", [(0, {}), (3, {"n_benchmark": 32, "n_train": 128}),
+                                         (5, {"n_benchmark": 8, "n_train": 16, "n_distractors": 24})])
+def test_reference_names_are_fresh(seed, sizes):
+    bench, train = make_synthetic(seed, **sizes)
+    ref = make_reference(seed, **sizes)
+    assert len(ref) == len(bench)
+    assert not _names(ref) & _names(bench + train)
+    subjects = [subject_of(e) for e in ref]
+    answers = [e.answer for e in ref]
+    distractors = {c for e in ref for i, c in enumerate(e.choices) if i != e.label}
+    assert len(set(subjects)) == len(ref) and len(set(answers)) == len(ref)  # one fact per subject and answer
+    assert not set(answers) & distractors and not set(subjects) & (set(answers) | distractors)
+    # drawn the same way: a distractor pool of the benchmark's ratio, dealt evenly
+    bench_pool = {c for e in bench for i, c in enumerate(e.choices) if i != e.label}
+    assert len(distractors) == len(bench_pool)
+
+
+def test_reference_shape_balance_and_determinism():
+    ref = make_reference(0, 40, n_benchmark=20, n_train=40, n_distractors=60)
+    assert len(ref) == 40 and ref[0].id == "ref-0001"
+    assert make_reference(0, 40, n_benchmark=20, n_train=40, n_distractors=60) == ref
+    assert make_reference(1, 40, n_benchmark=20, n_train=40, n_distractors=60) != ref
+    assert Counter(e.label for e in ref) == {0: 10, 1: 10, 2: 10, 3: 10}
+    for e in ref:
+        assert QUESTION.match(e.question).group(1) in RELATIONS and e.subject in RELATIONS
+        assert len(e.choices) == 4 and len(set(e.choices)) == 4
+    with pytest.raises(ValueError):
+        make_reference(0, 0)
