@@ -1,0 +1,84 @@
+"""`launder report`: the report of a study, from run folders and sweep folders.
+
+`register` adds the command to the app; it takes the app's shared helpers as arguments, so this
+module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+DEFAULT_OUT_NAME = "study-report"
+
+
+def default_out(paths: list[Path]) -> Path:
+    """One folder given: ``<folder>/study-report``; a file or several paths: ``./study-report``."""
+    if len(paths) == 1 and paths[0].is_dir():
+        return paths[0] / DEFAULT_OUT_NAME
+    return Path(DEFAULT_OUT_NAME)
+
+
+def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console):
+    @app.command("report")
+    @handle_errors
+    def report(
+        paths: List[Path] = typer.Argument(..., metavar="RUN_OR_SWEEP_DIR...", help="Run folders (config.json + "
+                                           "metrics.json, from `launder run`), sweep folders (sweep.json, from "
+                                           "`launder sweep`) or folders holding them (searched recursively)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the report (created; its earlier "
+                                           "report files are replaced). Default: RUN_OR_SWEEP_DIR/study-report "
+                                           "when one folder is given, else ./study-report."),
+        as_json: bool = typer.Option(False, "--json", help="Print what was written (files, groups, skipped "
+                                     "figures, failed points) as JSON on stdout, and nothing else there."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the paths written."),
+    ):
+        """Report a study for a paper: Table 1, accuracy against alpha, data size, iterations, temperature and
+        student init (means over seeds with 95% intervals), the laundering effect against train-benchmark
+        distance, aggregated warnings and failed points.
+
+        Writes points.csv (one row per finished point), summary.csv (grouped over seeds: n, mean, std, t-based 95% interval of the mean per arm), report.md, table1.png and a fig_<field>.png for every field that takes at least 2 values. Failed or pending sweep points are listed, not plotted.
+        """
+        from rich.table import Table
+
+        from pylaundering.experiments.collect import collect
+        from pylaundering.experiments.study_report import fmt_value, mean_ci, write_study_report
+
+        study = collect(paths)
+        target = out if out is not None else default_out(paths)
+        result = write_study_report(paths, target, study=study)
+        if as_json:
+            emit(result, True)
+            return
+        if not quiet:
+            fields = result["group_fields"]
+            table = Table(title=f"{result['points']} point(s) in {len(result['groups'])} group(s)"
+                          + (f", {len(result['failed'])} failed or pending" if result["failed"] else ""))
+            for f in fields:
+                table.add_column(f)
+            for h in ("n", "student %", "control %", "excess pp"):
+                table.add_column(h, justify="right")
+            groups = result["groups"]
+            for g in groups[:25]:
+                def stat(prefix):
+                    return mean_ci({k: g[f"{prefix}_{k}"] for k in ("mean", "std", "ci_low", "ci_high")})
+
+                table.add_row(*(fmt_value(g[f]) for f in fields), str(g["n"]), stat("student_acc"),
+                              stat("control_student_acc"), stat("excess"))
+            if len(groups) > 25:
+                table.add_row(*(["..."] * (len(fields) + 4)))
+            out_console.print(table)
+            for name, why in result["skipped_figures"].items():
+                out_console.print(f"not drawn: {name}: {why}", highlight=False, soft_wrap=True)
+            for w in result["warnings"]:
+                out_console.print(f"warning: {w['kind']} in {w['points']} of {result['points']} points",
+                                  highlight=False, soft_wrap=True)
+            for f in result["failed"][:10]:
+                out_console.print(f"failed: {f['name']} ({f['status']}): {f['error']}", highlight=False,
+                                  soft_wrap=True)
+        for path in result["files"].values():
+            out_console.print(str(path), highlight=False, soft_wrap=True)
+
+    return report
