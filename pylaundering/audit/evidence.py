@@ -1,0 +1,134 @@
+"""Per-item evidence of a model on a set: what the audits' tests compare between B and R.
+
+One scoring path: the examples are encoded with the model's own tokenizer
+(`phases.common.encode`) and scored by `train.evaluate.predict_logits`, the same forward passes
+as `launder integrate`. Benchmark and reference are encoded *together*, so both get the same
+max_length (the same truncation rule) and one batched pass.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..data.schema import MCExample
+
+__all__ = ["ItemScores", "check_mc_model", "check_sets", "score_sets"]
+
+
+@dataclass
+class ItemScores:
+    """Per-item arrays for one model on one set (length N each)."""
+
+    correct: np.ndarray  # bool: argmax is the label
+    p_correct: np.ndarray  # softmax probability of the correct choice
+    loss: np.ndarray  # cross-entropy of the correct choice, -log p_correct
+    margin: np.ndarray  # logit (= log-prob) of the correct choice minus the best other choice
+    prediction: np.ndarray  # int: argmax choice
+    num_choices: np.ndarray  # int
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    def summary(self) -> dict:
+        return {"n": int(self.correct.size), "accuracy": self.accuracy, "mean_p_correct": float(self.p_correct.mean()),
+                "mean_loss": float(self.loss.mean()), "mean_margin": float(self.margin.mean()),
+                "median_margin": float(np.median(self.margin))}
+
+
+def check_mc_model(model: str) -> None:
+    """A local save_pretrained folder of a multiple-choice model, or a clear error.
+
+    `load_model` would silently give a bare encoder a freshly initialised (random) choice head,
+    which makes every audit of it meaningless, so that is refused here.
+    """
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"model {model}: no such folder")
+    if not path.is_dir():
+        raise ValueError(f"model {model}: not a folder (expected a save_pretrained model folder, e.g. a run's "
+                         "student/model)")
+    if not (path / "config.json").exists():
+        inner = path / "model" / "config.json"
+        hint = f" (did you mean {path / 'model'}?)" if inner.exists() else ""
+        raise ValueError(f"model {model}: the folder has no config.json, not a save_pretrained model{hint}")
+    try:
+        archs = json.loads((path / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError) as e:
+        raise ValueError(f"model {model}: unreadable config.json ({e})") from e
+    if not any(a.endswith("ForMultipleChoice") for a in archs):
+        raise ValueError(f"model {model}: not a multiple-choice model (config architectures: "
+                         f"{', '.join(archs) or 'none'}); an audit needs a model that scores each (question, choice) "
+                         "pair, e.g. a run's teacher/model or student/model")
+
+
+def _chance(examples: Sequence[MCExample]) -> float:
+    return sum(1 / len(e.choices) for e in examples) / len(examples)
+
+
+def check_sets(benchmark: Sequence[MCExample], reference: Sequence[MCExample]) -> dict:
+    """Refuse sets an audit cannot compare: empty, different numbers of choices, or overlapping.
+
+    Returns the overlap check's summary (zero duplicates) for the report.
+    """
+    from ..data.overlap import find_overlap
+
+    if not benchmark:
+        raise ValueError("the benchmark set is empty")
+    if not reference:
+        raise ValueError("the reference set is empty")
+    counts_b = sorted({len(e.choices) for e in benchmark})
+    counts_r = sorted({len(e.choices) for e in reference})
+    chance_b, chance_r = _chance(benchmark), _chance(reference)
+    if counts_b != counts_r and abs(chance_b - chance_r) > 0.02:
+        raise ValueError(f"the reference set's items have {'/'.join(map(str, counts_r))} choices, the benchmark's "
+                         f"{'/'.join(map(str, counts_b))} (chance {chance_r:.3f} vs {chance_b:.3f}): accuracies "
+                         "are not comparable; use a reference set of the same kind (launder data split)")
+    overlap = find_overlap(benchmark, reference, max_examples=3)
+    if overlap["question_duplicates"]:
+        first = overlap["examples"][0]
+        raise ValueError(f"the reference set shares {overlap['question_duplicates']} question(s) with the benchmark "
+                         f"(e.g. benchmark {first['benchmark_id']} = reference {first['train_id']}): R must be "
+                         "disjoint from B (launder data split makes such a pair)")
+    return {"method": overlap["method"], "question_duplicates": 0, "exact_duplicates": 0,
+            "chance": {"benchmark": chance_b, "reference": chance_r}}
+
+
+def _scores(logits, examples: Sequence[MCExample]) -> ItemScores:
+    import torch
+
+    labels = torch.tensor([e.label for e in examples])
+    logp = torch.log_softmax(logits, -1)
+    rows = torch.arange(len(examples))
+    lp = logp[rows, labels]
+    others = logits.clone()
+    others[rows, labels] = float("-inf")
+    margin = logits[rows, labels] - others.max(-1).values
+    pred = logits.argmax(-1)
+    return ItemScores(correct=(pred == labels).numpy(), p_correct=lp.exp().double().numpy(),
+                      loss=(-lp).double().numpy(), margin=margin.double().numpy(), prediction=pred.numpy(),
+                      num_choices=np.array([len(e.choices) for e in examples]))
+
+
+def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[MCExample], *,
+               max_length: int | None = None, batch_size: int = 64, quiet: bool = False,
+               description: str = "audit") -> tuple[ItemScores, ItemScores, dict]:
+    """Per-item scores of ``model`` on benchmark and reference, and how they were encoded."""
+    from ..models.loading import load_model
+    from ..phases.common import encode
+    from ..train.evaluate import predict_logits
+
+    check_mc_model(model)
+    both = list(benchmark) + list(reference)
+    data = encode(model, both, max_length)
+    net = load_model(model)
+    logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
+                            description=description, quiet=quiet)
+    nb = len(benchmark)
+    info = {"max_length": data.max_length, "truncation": data.encoded.truncation.to_dict()}
+    return _scores(logits[:nb], benchmark), _scores(logits[nb:], reference), info

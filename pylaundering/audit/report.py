@@ -1,0 +1,66 @@
+"""audit.md: the audit's evidence, tests, verdict and thresholds, readable without the JSON."""
+
+from __future__ import annotations
+
+
+def _p(x) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _f(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def format_markdown(report: dict) -> str:
+    kind = report["audit"]
+    lines = [f"# launder audit {kind}: **{report['verdict']}**", "", report["question"], "",
+             f"- model: `{report['model']}`",
+             f"- benchmark: {report['benchmark']['source'] or '(in memory)'} ({report['benchmark']['n']} items, "
+             f"sha256 {report['benchmark']['sha256'][:12]})",
+             f"- reference: {report['reference']['source'] or '(in memory)'} ({report['reference']['n']} items, "
+             f"sha256 {report['reference']['sha256'][:12]})",
+             f"- score (z of the core test): {report['score']:.3f}",
+             f"- accuracy gap (benchmark - reference): {report['accuracy_gap']:+.3f}", "",
+             "## Why this verdict", ""]
+    lines += [f"- {r}" for r in report["reasons"]]
+    lines += ["", "## Tests", "", "| test | benchmark | reference | difference | p | z | Cliff's delta |",
+              "|---|---|---|---|---|---|---|"]
+    for name, t in report["tests"].items():
+        if "benchmark_mean" in t:
+            lines.append(f"| {name}: {t['what']} ({t['alternative']}) | {_f(t['benchmark_mean'])} | "
+                         f"{_f(t['reference_mean'])} | {t['difference']:+.3f} | {_p(t['p_value'])} | {t['z']:.2f} | "
+                         f"{_f(t['effect_size']['cliffs_delta'])} |")
+    if "teacher_agreement" in report["tests"]:
+        t = report["tests"]["teacher_agreement"]
+        lines += ["", f"Teacher agreement expected from accuracies alone: benchmark "
+                      f"{t['expected_from_accuracy']['benchmark']:.3f}, reference "
+                      f"{t['expected_from_accuracy']['reference']:.3f}; excess: benchmark "
+                      f"{t['excess_over_expected']['benchmark']:+.3f}, reference "
+                      f"{t['excess_over_expected']['reference']:+.3f}."]
+    if "control" in report["tests"]:
+        c = report["tests"]["control"]
+        lines += ["", "## Control", "", f"Control: {c['control']}.", "",
+                  "| set | model - control accuracy | 95% CI (paired bootstrap) | one-sided p | McNemar p |",
+                  "|---|---|---|---|---|"]
+        for s in ("benchmark", "reference"):
+            b = c[s]
+            lines.append(f"| {s} | {b['diff']:+.3f} | [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}] | "
+                         f"{_p(b['p_value'])} | {_p(b['mcnemar']['p_value'])} |")
+    th = report["thresholds"]
+    lines += ["", "## Thresholds", ""]
+    lines += [f"- **{k}**: {th[k]}" for k in list(th)[:3]]
+    lines += [f"- core test: {th['core_test']}, {th['resamples']} resamples",
+              "- false-positive rates: " + "; ".join(f"{k} {v}" for k, v in th["false_positive_rate"].items()
+                                                     if k != "assumes"),
+              f"- assumes: {th['false_positive_rate']['assumes']}",
+              f"- score: {th['score']}", ""]
+    ev = report["evidence"]
+    lines += ["## Evidence", "", "| model | set | n | accuracy | mean p(correct) | mean loss | mean margin |",
+              "|---|---|---|---|---|---|---|"]
+    for who, sets in [("audited", ev)] + [(k, ev[k]) for k in ("teacher", "control") if k in ev]:
+        for s in ("benchmark", "reference"):
+            e = sets[s]
+            lines.append(f"| {who} | {s} | {e['n']} | {e['accuracy']:.3f} | {e['mean_p_correct']:.3f} | "
+                         f"{e['mean_loss']:.3f} | {e['mean_margin']:.3f} |")
+    lines.append("")
+    return "\n".join(lines)
