@@ -1,0 +1,225 @@
+"""`launder audit teacher|student` and `launder data split`: detect laundering without the training data.
+
+`register` adds the commands; it takes the app's shared helpers as arguments, so this module never
+imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+
+Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on); 1 bad input (one line on
+stderr); 2 usage error; 3 the verdict is at or above --fail-on (for CI pipelines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+FAIL_EXIT = 3
+
+_SETS_HELP = ("SOURCE: a file (.jsonl in our schema, .csv, .json, .parquet), a folder or a hub name "
+              "(name:subset:split).")
+
+
+def _default_out(model: str, kind: str) -> Path:
+    """Next to the model: a run's <arm>/model gets <arm>/audit-<kind>; any other folder X gets X-audit-<kind>."""
+    path = Path(model).expanduser()
+    if path.name == "model":
+        return path.parent / f"audit-{kind}"
+    return path.parent / f"{path.name}-audit-{kind}"
+
+
+def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, out_console, err_console):
+    audit_app = typer.Typer(
+        help="Audit a model for benchmark knowledge without its training data: compare it on the benchmark with a "
+             "reference set of the same kind that no teacher saw (make one with `launder data split` or `launder "
+             "data synth`). Exit codes: 0 done, 1 bad input, 2 usage error, 3 verdict at or above --fail-on.",
+        no_args_is_help=True)
+    app.add_typer(audit_app, name="audit")
+
+    def load(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str, key: str,
+             skip_malformed: bool, quiet: bool):
+        from pylaundering.experiments.run import load_source
+
+        res = load_source(source, fmt, subset=subset, split=split, role=role, key=key, skip_malformed=skip_malformed)
+        if res.skipped and not quiet:
+            err_console.print(f"[yellow]skipped {res.skipped} malformed rows in {source}")
+        return list(res.examples)
+
+    def check_fail_on(kind: str, level: Optional[str]):
+        from pylaundering.audit.verdict import LEVELS
+        from pylaundering.phases.common import ConfigError
+
+        if level is not None and level not in LEVELS[kind][1:]:
+            raise ConfigError("--fail-on", f"must be one of {', '.join(LEVELS[kind][1:])}, got {level!r}")
+
+    def finish(kind: str, report: dict, as_json: bool, quiet: bool, fail_on: Optional[str]):
+        from pylaundering.audit.verdict import level_at_least
+
+        if as_json:
+            emit(report, True)
+        elif not quiet:
+            colour = {"clean": "green", "suspicious": "yellow"}.get(report["verdict"], "red")
+            out_console.print(f"verdict: [bold {colour}]{report['verdict']}[/]  score (z) {report['score']:.2f}  "
+                              f"accuracy benchmark {report['evidence']['benchmark']['accuracy']:.3f} vs reference "
+                              f"{report['evidence']['reference']['accuracy']:.3f}", highlight=False)
+            for reason in report["reasons"]:
+                out_console.print(f"  because {reason}", highlight=False)
+            for name, t in report["tests"].items():
+                out_console.print(f"  {name:<18} p = {t['p_value']:.4g}", highlight=False)
+            th = report["thresholds"]
+            strong = [k for k in th["false_positive_rate"] if k not in ("suspicious_or_above", "assumes")][0]
+            out_console.print(f"  thresholds: {strong}: {th[strong]}; suspicious: {th['suspicious']} "
+                              f"(false-positive rate {th['false_positive_rate'][strong]} / "
+                              f"{th['false_positive_rate']['suspicious_or_above']} if benchmark and reference "
+                              "items are exchangeable)", highlight=False)
+            out_console.print(f"report: {report['files']['markdown']}   json: {report['files']['json']}",
+                              highlight=False)
+        if fail_on is not None and level_at_least(kind, report["verdict"], fail_on):
+            if not as_json:
+                err_console.print(f"verdict {report['verdict']} is at or above --fail-on {fail_on}: exit {FAIL_EXIT}",
+                                  highlight=False)
+            raise typer.Exit(FAIL_EXIT)
+
+    Benchmark = typer.Option(..., "--benchmark", "-b", help="The benchmark " + _SETS_HELP)
+    Reference = typer.Option(..., "--reference", "-r", help="The reference set: items of the same kind and "
+                             "difficulty that no teacher saw, disjoint from the benchmark. " + _SETS_HELP)
+    BenchmarkFormat = typer.Option(None, "--benchmark-format", help="Benchmark format when it cannot be inferred "
+                                   "(gpqa, mmlu, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, pylaundering).")
+    ReferenceFormat = typer.Option(None, "--reference-format", help="Reference format (as --benchmark-format).")
+    Out = typer.Option(None, "--out", "-o", help="Folder for audit.json and audit.md. Default: next to the model "
+                       "(a run's <arm>/model -> <arm>/audit-<kind>; another folder X -> X-audit-<kind>).")
+    MaxLength = typer.Option(None, "--max-length", min=8, help="Max tokens per (question, choice) sequence. "
+                             "Default: chosen from benchmark + reference together (same truncation for both).")
+    SkipMalformed = typer.Option(False, "--skip-malformed", help="Skip malformed rows (counted) instead of failing.")
+    AsJson = typer.Option(False, "--json", help="Print the report as JSON on stdout, and nothing else there.")
+    Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines.")
+
+    @audit_app.command("teacher")
+    @handle_errors
+    def teacher(
+        model: str = typer.Argument(..., metavar="MODEL", help="A multiple-choice model folder (save_pretrained), "
+                                    "e.g. a run's teacher/model."),
+        benchmark: str = Benchmark,
+        reference: str = Reference,
+        benchmark_format: Optional[str] = BenchmarkFormat,
+        reference_format: Optional[str] = ReferenceFormat,
+        out: Optional[Path] = Out,
+        fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|contaminated", help="Exit 3 "
+                                              "when the verdict is at or above this level."),
+        max_length: Optional[int] = MaxLength,
+        skip_malformed: bool = SkipMalformed,
+        as_json: bool = AsJson,
+        quiet: bool = Quiet,
+    ):
+        """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated, with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""
+        from pylaundering.audit import audit_teacher
+
+        check_fail_on("teacher", fail_on)
+        bench = load(benchmark, benchmark_format, None, None, "benchmark", "benchmark", skip_malformed, quiet)
+        ref = load(reference, reference_format, None, None, "benchmark", "reference", skip_malformed, quiet)
+        report = audit_teacher(model, bench, ref, out_dir=out if out is not None else _default_out(model, "teacher"),
+                               max_length=max_length, quiet=quiet or as_json, benchmark_source=benchmark,
+                               reference_source=reference)
+        finish("teacher", report, as_json, quiet, fail_on)
+
+    @audit_app.command("student")
+    @handle_errors
+    def student(
+        model: str = typer.Argument(..., metavar="MODEL", help="The suspected student: a multiple-choice model "
+                                    "folder, e.g. a run's student/model."),
+        benchmark: str = Benchmark,
+        reference: str = Reference,
+        teacher_model: Optional[str] = typer.Option(None, "--teacher", "-t", help="A suspected teacher's model "
+                                                    "folder: adds the agreement test (does the student pick the "
+                                                    "teacher's answers more on the benchmark than on the reference?)."),
+        control: Optional[str] = typer.Option(None, "--control", "-c", help="A control student's model folder (same "
+                                              "kind, trained without the suspect teacher): adds the paired "
+                                              "comparison (bootstrap interval, exact McNemar) on the benchmark."),
+        train: Optional[str] = typer.Option(None, "--train", help="Legitimate training SOURCE: train a control "
+                                            "here (cross-entropy only, no teacher, the suspect's architecture and "
+                                            "tokenizer from random weights) and compare with it, as --control."),
+        train_format: Optional[str] = typer.Option(None, "--train-format", help="Format of --train."),
+        train_epochs: int = typer.Option(3, "--train-epochs", min=1, help="Epochs of the --train control."),
+        train_lr: float = typer.Option(1e-4, "--train-lr", help="Learning rate of the --train control."),
+        benchmark_format: Optional[str] = BenchmarkFormat,
+        reference_format: Optional[str] = ReferenceFormat,
+        out: Optional[Path] = Out,
+        fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|laundered", help="Exit 3 when "
+                                              "the verdict is at or above this level."),
+        max_length: Optional[int] = MaxLength,
+        seed: int = typer.Option(0, "--seed", help="Seed of the --train control."),
+        skip_malformed: bool = SkipMalformed,
+        as_json: bool = AsJson,
+        quiet: bool = Quiet,
+    ):
+        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered, with thresholds and false-positive rates in the report."""
+        from pylaundering.audit import audit_student, train_control
+        from pylaundering.phases.common import ConfigError
+
+        check_fail_on("student", fail_on)
+        if control is not None and train is not None:
+            raise ConfigError("--train", "give --control or --train, not both")
+        bench = load(benchmark, benchmark_format, None, None, "benchmark", "benchmark", skip_malformed, quiet)
+        ref = load(reference, reference_format, None, None, "benchmark", "reference", skip_malformed, quiet)
+        out_dir = out if out is not None else _default_out(model, "student")
+        description = None
+        if train is not None:
+            from pylaundering.audit.evidence import check_mc_model, check_sets
+
+            check_mc_model(model)
+            check_sets(bench, ref)  # fail before training
+            legit = load(train, train_format, None, None, "train", "train", skip_malformed, quiet)
+            if not quiet and not as_json:
+                err_console.print(f"training a control on {len(legit)} legitimate items -> {out_dir / 'control'}")
+            control, description = train_control(legit, model, out_dir / "control", epochs=train_epochs, lr=train_lr,
+                                                 seed=seed, quiet=quiet or as_json)
+        report = audit_student(model, bench, ref, teacher=teacher_model, control=control,
+                               control_description=description, out_dir=out_dir, max_length=max_length,
+                               quiet=quiet or as_json, benchmark_source=benchmark, reference_source=reference)
+        finish("student", report, as_json, quiet, fail_on)
+
+    @data_app.command("split")
+    @handle_errors
+    def data_split(
+        source: str = typer.Argument(..., metavar="SOURCE", help="The benchmark to split. " + _SETS_HELP),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for benchmark.jsonl (kept), reference.jsonl "
+                                 "(held back) and split.json."),
+        reference_fraction: Optional[float] = typer.Option(None, "--reference-fraction", help="Share of items held "
+                                                           "back as the reference set (default 0.3)."),
+        reference_size: Optional[int] = typer.Option(None, "--reference-size", help="Number of items held back "
+                                                     "(instead of --reference-fraction)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="Format of SOURCE when it cannot be inferred."),
+        subset: Optional[str] = typer.Option(None, "--subset", help="Hub subset (config) of SOURCE."),
+        split: Optional[str] = typer.Option(None, "--split", help="Split of SOURCE (default: the benchmark split)."),
+        skip_malformed: bool = SkipMalformed,
+        as_json: bool = AsJson,
+    ):
+        """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding). Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""
+        from pylaundering.audit.reference import split_reference
+        from pylaundering.data.overlap import find_overlap
+        from pylaundering.data.schema import write_jsonl
+        from pylaundering.phases.common import ConfigError
+        from pylaundering.train.checkpoint import write_json
+
+        if reference_fraction is not None and reference_size is not None:
+            raise ConfigError("--reference-size", "give --reference-fraction or --reference-size, not both")
+        fraction = 0.3 if reference_fraction is None and reference_size is None else reference_fraction
+        examples = load(source, fmt, subset, split, "benchmark", "benchmark", skip_malformed, as_json)
+        bench, ref, info = split_reference(examples, fraction=fraction, size=reference_size, seed=seed)
+        overlap = find_overlap(bench, ref, max_examples=3)
+        info = {"source": source, "format": fmt, "subset": subset, "split": split, **info,
+                "overlap": {"question_duplicates": overlap["question_duplicates"],
+                            "exact_duplicates": overlap["exact_duplicates"]}}
+        write_jsonl(bench, out / "benchmark.jsonl")
+        write_jsonl(ref, out / "reference.jsonl")
+        write_json(info, out / "split.json")
+        if as_json:
+            emit(info, True)
+            return
+        out_console.print(f"wrote {out}/benchmark.jsonl ({len(bench)}), {out}/reference.jsonl ({len(ref)}), "
+                          f"{out}/split.json ({len(info['per_subject'])} subjects)", highlight=False)
+        if overlap["question_duplicates"]:
+            err_console.print(f"[yellow]warning:[/yellow] {overlap['question_duplicates']} benchmark item(s) share a "
+                              "question with a reference item (duplicates in the source); `launder audit` will "
+                              "refuse this pair until they are removed", highlight=False)
