@@ -44,7 +44,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         from rich.table import Table
 
         from pylaundering.experiments.collect import collect
-        from pylaundering.experiments.study_report import fmt_value, mean_ci, write_study_report
+        from pylaundering.experiments.study_report import fmt_value, mean_ci, mean_std, write_study_report
 
         study = collect(paths)
         target = out if out is not None else default_out(paths)
@@ -53,20 +53,21 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
             emit(result, True)
             return
         if not quiet:
-            fields = result["group_fields"]
+            fields = [f for f in result["group_fields"] if f in result["varying"]]
             table = Table(title=f"{result['points']} point(s) in {len(result['groups'])} group(s)"
                           + (f", {len(result['failed'])} failed or pending" if result["failed"] else ""))
             for f in fields:
                 table.add_column(f)
             for h in ("n", "student %", "control %", "excess pp"):
-                table.add_column(h, justify="right")
+                table.add_column(h, justify="right", no_wrap=True)
+            table.caption = "mean ± std over seeds; excess: student − control student [95% interval of the mean]"
             groups = result["groups"]
             for g in groups[:25]:
-                def stat(prefix):
-                    return mean_ci({k: g[f"{prefix}_{k}"] for k in ("mean", "std", "ci_low", "ci_high")})
+                def stat(prefix, fmt=mean_std):
+                    return fmt({k: g[f"{prefix}_{k}"] for k in ("mean", "std", "ci_low", "ci_high")})
 
                 table.add_row(*(fmt_value(g[f]) for f in fields), str(g["n"]), stat("student_acc"),
-                              stat("control_student_acc"), stat("excess"))
+                              stat("control_student_acc"), stat("excess", mean_ci).replace(", ", ","))
             if len(groups) > 25:
                 table.add_row(*(["..."] * (len(fields) + 4)))
             out_console.print(table)
@@ -76,8 +77,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                 out_console.print(f"warning: {w['kind']} in {w['points']} of {result['points']} points",
                                   highlight=False, soft_wrap=True)
             for f in result["failed"][:10]:
-                out_console.print(f"failed: {f['name']} ({f['status']}): {f['error']}", highlight=False,
-                                  soft_wrap=True)
+                out_console.print(f"{f['status']}: {f['name']}" + (f": {f['error']}" if f["error"] else ""),
+                                  highlight=False, soft_wrap=True)
         for path in result["files"].values():
             out_console.print(str(path), highlight=False, soft_wrap=True)
 

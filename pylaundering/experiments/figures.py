@@ -19,6 +19,8 @@ AXIS_LABELS = {
     "iterations": "laundering iterations (student k teaches round k + 1)",
     "temperature": "distillation temperature T",
 }
+LEGEND_LABELS = {"teacher": "teacher", "student": "laundered student", "control_student": "control student",
+                 "ce_student": "CE-only student"}
 FIELD_NAMES = {"alpha": "α", "data_size": "legitimate-data size", "iterations": "laundering iterations",
                "temperature": "temperature", "student_init": "student initialisation", "loss": "distillation loss"}
 
@@ -52,9 +54,24 @@ def _series_label(key: dict) -> str:
     return ", ".join(f"{k}={fmt_value(v)}" for k, v in key.items())
 
 
+def _determined_by(groups: list[Group], x: str, o: str) -> bool:
+    """True when every value of ``x`` comes with one value of ``o`` (student_model with student_init):
+    ``o`` then says nothing more than ``x`` and does not split lines or label bars."""
+    seen: dict[str, str] = {}
+    for g in groups:
+        k, v = repr(g.key.get(x)), repr(g.key.get(o))
+        if seen.setdefault(k, v) != v:
+            return False
+    return True
+
+
+def _others(groups: list[Group], fields: list[str], x: str, varying: list[str]) -> list[str]:
+    return [f for f in fields if f != x and f in varying and not _determined_by(groups, x, f)]
+
+
 def _series(groups: list[Group], fields: list[str], x: str, varying: list[str]) -> list[tuple[dict, list[Group]]]:
     """Groups split into lines: one per combination of the other varying fields."""
-    others = [f for f in fields if f != x and f in varying]
+    others = _others(groups, fields, x, varying)
     lines: dict[tuple, tuple[dict, list[Group]]] = {}
     for g in groups:
         k = tuple(repr(g.key[f]) for f in others)
@@ -111,9 +128,11 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
                         alpha=1.0 if arm == "student" else 0.85, zorder=3 if arm == "student" else 2)
                 banded = [p for p in pts if p[2] is not None]
                 band_kinds.update(p[4] for p in banded)
+                if arm == "ce_student":
+                    continue  # its band would cover the control's: the line alone
                 if len(banded) >= 2:
                     ax.fill_between([p[0] for p in banded], [100 * p[2] for p in banded],
-                                    [100 * p[3] for p in banded], color=c, alpha=0.15 if arm == "student" else 0.08,
+                                    [100 * p[3] for p in banded], color=c, alpha=0.15 if arm == "student" else 0.07,
                                     linewidth=0, zorder=0)
                 elif banded:
                     p = banded[0]
@@ -140,7 +159,7 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
     for arm in arms:
         ls, marker = ARM_STYLES[arm]
         style.append(Line2D([], [], color=ARM_COLORS[arm] if one else "black", linestyle=ls, marker=marker,
-                            label=ARM_LABELS[arm].lower()))
+                            label=LEGEND_LABELS[arm]))
     if _chance(groups) is not None:
         style.append(Line2D([], [], color="black", linestyle=":", label="chance"))
     fig.legend(handles=style, loc="outside lower center", ncol=len(style), frameon=False, fontsize=9)
@@ -158,15 +177,15 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
     return {"file": path.name, "title": f"Accuracy against {FIELD_NAMES.get(x, x)}",
             "caption": f"Benchmark accuracy (left) and accuracy on the legitimate training set (right) against "
                        f"{x}: laundered student solid, control student dashed, CE-only student dash-dot, teacher "
-                       f"grey, chance dotted; mean over seeds with bands of the {bands}."
+                       f"grey, chance dotted; mean over seeds, with bands (laundered and control students) of the {bands}."
                        + ("" if one else f" One colour per {' / '.join(series[0][0])}.")}
 
 
-def bar_figure(groups: list[Group], varying: list[str], f: str, path: Path) -> dict:
+def bar_figure(groups: list[Group], fields: list[str], varying: list[str], f: str, path: Path) -> dict:
     import numpy as np
 
     plt = _plt()
-    others = [v for v in varying if v != f]
+    others = _others(groups, fields, f, varying)
     gs = sorted(groups, key=lambda g: (str(g.key[f]), *(repr(g.key[o]) for o in others)))
     arms = [a for a in TABLE_ARMS if any(g.stats[f"{a}_acc"]["n"] for g in gs)]
     width = 0.8 / len(arms)
@@ -181,7 +200,7 @@ def bar_figure(groups: list[Group], varying: list[str], f: str, path: Path) -> d
             lo.append(100 * (m - b_lo) if m is not None and b_lo is not None else 0)
             hi.append(100 * (b_hi - m) if m is not None and b_hi is not None else 0)
         ax.bar(pos + (j - (len(arms) - 1) / 2) * width, means, width * 0.95, yerr=[lo, hi], capsize=3,
-               color=ARM_COLORS[arm], label=ARM_LABELS[arm].lower(), error_kw={"linewidth": 1})
+               color=ARM_COLORS[arm], label=LEGEND_LABELS[arm], error_kw={"linewidth": 1})
     chance = _chance(gs)
     if chance is not None:
         ax.axhline(100 * chance, color="black", linestyle=":", linewidth=1.3, label="chance")
@@ -191,9 +210,10 @@ def bar_figure(groups: list[Group], varying: list[str], f: str, path: Path) -> d
     ax.set_ylabel("benchmark accuracy (%)")
     ax.set_ylim(0, 105)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", frameon=False, fontsize=9)
-    ax.set_title(f"Benchmark accuracy by {FIELD_NAMES.get(f, f)} (mean over seeds, {_seed_text(gs)}; error bars: "
-                 "95% interval)", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.suptitle(f"Benchmark accuracy by {FIELD_NAMES.get(f, f)}\n(mean over seeds, {_seed_text(gs)}; error bars: "
+                 "95% interval of the mean)", fontsize=11)
     _save(fig, path)
     return {"file": path.name, "title": f"Benchmark accuracy by {FIELD_NAMES.get(f, f)}",
             "caption": f"Mean benchmark accuracy per {f} value; error bars are the 95% t-interval of the mean over "
@@ -205,7 +225,7 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
 
     plt = _plt()
     pts = [r for r in rows if r.get("distance") is not None and r.get("excess") is not None]
-    by = "loss" if "loss" in varying else None
+    by = next((f for f in ("loss", "student_init", "benchmark", "model") if f in varying), None)
     cats = sorted({str(r.get(by)) for r in pts}) if by else [""]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     for i, cat in enumerate(cats):
@@ -229,9 +249,9 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
     if by:
         handles += [Line2D([], [], marker="o", linestyle="none", color=SERIES_COLORS[i % len(SERIES_COLORS)],
                            label=f"{by}={c}") for i, c in enumerate(cats)]
-    fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=9)
-    ax.set_title(f"Laundering effect against distance ({len(pts)} points; error bars: 95% bootstrap interval)",
-                 fontsize=10)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False, fontsize=9)
+    fig.suptitle(f"Laundering effect against train–benchmark distance\n({len(pts)} runs; error bars: 95% paired "
+                 "bootstrap interval)", fontsize=11)
     _save(fig, path)
     return {"file": path.name, "title": "Laundering effect against train-benchmark distance",
             "caption": "Each point is one run: the laundered student's benchmark accuracy minus the control "
@@ -281,21 +301,21 @@ def draw_all(study: Study, groups: list[Group], fields: list[str], out: Path) ->
     table_figure(groups, fields, out / "table1.png")
     for x in NUMERIC_AXES:
         name = f"accuracy against {x}"
-        vals = _numbers(groups, x)
+        vals = sorted({r.get(x) for r in study.rows if isinstance(r.get(x), (int, float))})
         if x not in varying or len(vals) < 2:
             single = sorted({fmt_value(r.get(x)) for r in study.rows})
-            skipped[name] = (f"{x} takes {len(vals)} distinct value(s) ({', '.join(single)}) across the points; "
-                             "a line needs at least 2")
+            skipped[name] = (f"{x} is {', '.join(single)} in every point" if len(single) == 1 else
+                             f"{x} takes {len(vals)} numeric value(s) ({', '.join(single)})") + "; a line needs at least 2"
             continue
         figures[x] = line_figure(groups, fields, varying, x, out / f"fig_{x}.png")
     for f in ("student_init", "loss"):
         name = f"benchmark accuracy by {f}"
         if f not in varying:
-            skipped[name] = f"{f} takes one value ({fmt_value(study.rows[0].get(f))}) in every point"
+            skipped[name] = f"{f} is {fmt_value(study.rows[0].get(f))} in every point; bars need at least 2 values"
             continue
         if f == "loss" and any(x in figures for x in NUMERIC_AXES):
             continue  # the losses are the lines of the line figures
-        figures[f] = bar_figure(groups, varying, f, out / f"fig_{f}.png")
+        figures[f] = bar_figure(groups, fields, varying, f, out / f"fig_{f}.png")
     with_distance = [r for r in study.rows if r.get("distance") is not None and r.get("excess") is not None]
     if len(with_distance) < 2 or len({r["distance"] for r in with_distance}) < 2:
         skipped["effect against distance"] = (

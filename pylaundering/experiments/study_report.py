@@ -255,6 +255,12 @@ def render_markdown(study: Study, groups: list[Group], fields: list[str], figure
     counts = sorted({g.n for g in groups})
     lines.append(f"Seeds per group: {_seed_count_text(groups)}" + (
         " (groups with one seed have no standard deviation or interval of the mean)" if 1 in counts else "") + ".")
+    short = [g for g in groups if g.n < counts[-1]]
+    if short and len(short) <= 10:
+        varying_keys = [f for f in fields if f in varying]
+        lines.append("Fewer seeds: " + "; ".join(
+            (", ".join(f"{f} = {fmt_value(g.key[f])}" for f in varying_keys) or "the group")
+            + f" ({g.n}: seeds {', '.join(map(str, g.seeds))})" for g in short) + ".")
     lines += ["", "Accuracies are percentages; `data_size` is the number of legitimate examples the students trained "
               "on (the whole legitimate set when not set). Intervals of a mean over seeds are t-based 95% intervals "
               "(n - 1 degrees of freedom); a single run's interval is its 95% Wilson interval. points.csv and "
@@ -326,9 +332,11 @@ def render_markdown(study: Study, groups: list[Group], fields: list[str], figure
     if not warnings:
         lines += ["No point raised a warning.", ""]
     for w in warnings:
-        who = ", ".join(w["points"]) if len(w["points"]) <= 6 else ", ".join(w["points"][:6]) + ", ..."
-        lines.append(f"- {w['kind'][0].upper() + w['kind'][1:]} in {len(w['points'])} of {len(rows)} points "
-                     f"({who}); e.g. \"{w['example']}\".")
+        k = len(w["points"])
+        who = ("" if k == len(rows) else " (" + (", ".join(w["points"]) if k <= 6 else ", ".join(w["points"][:6])
+                                                 + f", and {k - 6} more") + ")")
+        lines.append(f"- {w['kind'][0].upper() + w['kind'][1:]} in {'all ' if k == len(rows) and k > 1 else ''}"
+                     f"{k} of {len(rows)} points{who}; e.g. \"{w['example']}\".")
     if warnings:
         lines.append("")
 
