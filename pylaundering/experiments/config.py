@@ -110,12 +110,16 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("(syntax)", f"not valid TOML: {e}", str(p)) from e
-    data = data.get("run", data)
+    return run_values(data.get("run", data), str(p))
+
+
+def run_values(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The RunConfig keys of a parsed TOML table, each type-checked (unknown keys refused)."""
     unknown = sorted(set(data) - FIELDS - {"extra"})
     if unknown:
         raise ConfigError(", ".join(unknown), f"unknown config key(s); valid keys: {', '.join(sorted(FIELDS))}",
-                          str(p))
-    return {k: check_type(k, v, str(p)) for k, v in data.items()}
+                          source)
+    return {k: check_type(k, v, source) for k, v in data.items()}
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:

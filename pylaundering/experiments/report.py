@@ -51,6 +51,11 @@ def verdict(metrics: dict) -> tuple[str, str]:
     return "no_clear_effect", f"No clear laundering effect: the student's interval overlaps a control's or chance{ptxt}."
 
 
+def _p(p: float, resamples: int) -> str:
+    """A resampling p-value: '= 0.012', or '< 0.0001' when no resample reached the observed value."""
+    return f"< {1 / resamples:.2g}" if p == 0 else f"= {p:.3g}"
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -70,8 +75,22 @@ def render_markdown(metrics: dict) -> str:
     if metrics.get("warnings"):
         lines.append("")
     for name, c in metrics.get("comparisons", {}).items():
-        lines.append(f"- {name}: student-only correct {c['a_only']}, other-only correct {c['b_only']}, "
-                     f"exact McNemar p = {c['p_value']:.3g}")
+        line = (f"- {name}: student-only correct {c['a_only']}, other-only correct {c['b_only']}, "
+                f"exact McNemar p = {c['p_value']:.3g}")
+        bs = c.get("bootstrap")
+        if bs:
+            lo, hi = bs["ci95"]
+            line += (f"; excess accuracy {100 * bs['diff']:+.1f} points, 95% paired-bootstrap interval "
+                     f"[{100 * lo:+.1f}, {100 * hi:+.1f}], one-sided bootstrap p {_p(bs['p_value'], bs['resamples'])} "
+                     f"({bs['resamples']} resamples)")
+        lines.append(line)
+    dist = metrics.get("distance")
+    if dist and dist.get("value") is not None:
+        lines += ["", f"Distance of the legitimate set from the benchmark: MMD^2 = {dist['value']:.4f} "
+                  f"(permutation p = {dist['p_value']:.3g}; {dist['method']}, {dist['n_benchmark']} + "
+                  f"{dist['n_train']} items, embeddings of `{dist['model']}`)."]
+    elif dist and dist.get("error"):
+        lines += ["", f"Distance of the legitimate set from the benchmark: not measured ({dist['error']})."]
     teachers = [(label, metrics[arm]) for arm, label in (("teacher", "Teacher"), ("clean_teacher", "Clean teacher"))
                 if arm in metrics and "training" in metrics[arm]]
     if teachers:

@@ -32,7 +32,12 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
       benchmark_ci95 [low, high] (Wilson), benchmark_correct, train_accuracy, per_subject, model_dir,
       + training {steps, epochs_run, stop_reason ("target_accuracy" | "max_steps" | "epochs"),
                   last_epoch_train_accuracy, target_accuracy, reached_target}   (the two teachers)
-  comparisons: student_vs_control_student, student_vs_ce_student (exact McNemar)
+  comparisons: student_vs_control_student, student_vs_ce_student (exact McNemar: a_only, b_only, p_value;
+      + bootstrap: stats.paired_bootstrap of the student's accuracy minus the other's, 10,000 paired
+        resamples: diff, ci95, p_value (one-sided, the counter-study's test), resamples)
+  + distance: distance.dataset_distance(teacher base, benchmark, legitimate set): method, value
+      (MMD^2), p_value (permutation), bandwidth, n_benchmark, n_train, ...; {"error": ...} if it failed
+  + shared {folder, keys}: in a sweep point, where its shared phases live (sharing.py)
   data: benchmark, benchmark_format, benchmark_hash, benchmark_skipped, train, train_format,
       train_hash, train_skipped,
       + benchmark_subset, benchmark_split, train_subset, train_split,
@@ -66,11 +71,12 @@ from ..phases import integrate, layer, place
 from ..phases.common import (MAX_LENGTH_COVERAGE, ConfigError, ResumeMismatch, check_student, choose_length,
                              differences, mismatch_line, resolve_base)
 from ..progress import console
-from ..stats import chance_level, mcnemar_exact
+from ..stats import chance_level, mcnemar_exact, paired_bootstrap
 from ..train.checkpoint import read_json, write_json
 from .config import RunConfig, validate
 from .report import verdict as verdict_of
 from .report import write_report
+from .sharing import link_shared
 
 METRICS_SCHEMA_VERSION = 1
 ARMS = ("teacher", "student", "control_student", "ce_student")
@@ -226,7 +232,11 @@ def holds_run(out: Path) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
+def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, quiet: bool = False,
+                   shared: str | Path | None = None) -> dict:
+    """Runs every arm into ``out_dir``; returns metrics.json's content. ``shared``: a folder where
+    the teachers, the CE-only student, the tiny base and the logit cache live, keyed by the fields
+    they depend on, so that the points of a sweep share them (``sharing.py``)."""
     out = Path(out_dir)
     if holds_run(out) and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -248,6 +258,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     write_json(cfg.to_dict(), out / "config.json")
     record_environment(out)
+    shared_keys = link_shared(cfg, out, Path(shared)) if shared is not None else None
     if cfg.benchmark is None:  # the synthetic default: its files go into the run folder
         bench_res, train_res = load_data(cfg, out)
     bench, train = bench_res.examples, train_res.examples
@@ -257,7 +268,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
                       "exact copies of benchmark items: the student sees benchmark items, so this run cannot show "
                       "laundering", highlight=False)
     # One base for every arm: `tiny` is built once, with a tokenizer that has seen all the run's texts.
-    model = resolve_base(cfg.model, list(bench) + list(train), out, cfg.seed)
+    base_home = out if shared_keys is None else Path(shared) / shared_keys["base"]
+    model = resolve_base(cfg.model, list(bench) + list(train), base_home, cfg.seed)
     max_length, truncation = _max_length_and_truncation(cfg, model, bench, train)
     student_base = model if cfg.student_base is None else cfg.student_base
     common = dict(batch_size=cfg.batch_size, max_length=max_length, resume=resume, quiet=quiet)
@@ -289,6 +301,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         train_metrics["ce_student"] = phase("control: cross-entropy-only student", lambda: layer(
             None, train, out / "ce_student", alpha=0.0, description="CE student", **student_kw))
 
+    distance = phase("distance: legitimate set vs benchmark", lambda: _distance(model, bench, train, cfg.seed,
+                                                                               out / "cache"))
     evals = {}
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
@@ -296,10 +310,23 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
             description=f"score {arm}"))
 
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
-                            max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget)
+                            max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
+                            distance=distance)
+    if shared_keys is not None:
+        metrics["shared"] = {"folder": str(shared), "keys": shared_keys}
     write_json(metrics, out / "metrics.json")
     write_report(metrics, out)
     return metrics
+
+
+def _distance(model: str, bench, train, seed: int, cache_dir: Path) -> dict:
+    """``distance.dataset_distance`` with the teacher's base; a failure is recorded, not fatal."""
+    from .distance import dataset_distance
+
+    try:
+        return dataset_distance(model, bench, train, seed=seed, cache_dir=cache_dir)
+    except (ValueError, OSError, RuntimeError) as e:
+        return {"method": None, "value": None, "p_value": None, "error": " ".join(str(e).split())}
 
 
 def control_budget(cfg: RunConfig, teacher: dict) -> dict:
@@ -357,7 +384,7 @@ def teacher_warnings(name: str, m: dict) -> list[str]:
 
 
 def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings, *, max_length=None,
-                  truncation=None, overlap=None, budget=None) -> dict:
+                  truncation=None, overlap=None, budget=None, distance=None) -> dict:
     arms = {}
     for arm, e in evals.items():
         arms[arm] = {"benchmark_accuracy": e["accuracy"], "benchmark_ci95": e["ci95"],
@@ -368,8 +395,9 @@ def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals,
     comparisons = {}
     for other in ("control_student", "ce_student"):
         if other in evals:
-            comparisons[f"student_vs_{other}"] = mcnemar_exact(evals["student"]["correct_mask"],
-                                                               evals[other]["correct_mask"])
+            a, b = evals["student"]["correct_mask"], evals[other]["correct_mask"]
+            comparisons[f"student_vs_{other}"] = {**mcnemar_exact(a, b),
+                                                  "bootstrap": paired_bootstrap(a, b, resamples=10000, seed=cfg.seed)}
     layering_timings = train_metrics["student"].get("timings", {})
     truncation = truncation or {}
     warnings = teacher_warnings("teacher", train_metrics["teacher"])
@@ -400,6 +428,7 @@ def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals,
         **arms,
         "comparisons": comparisons,
         "max_length": truncation.get("max_length", {"value": max_length}),
+        "distance": distance,
         "control_budget": None if budget is None else {k: v for k, v in budget.items() if k != "place_kwargs"},
         "warnings": warnings,
         "checkpoint_selection": "none: every model is scored after its last epoch (no selection on the benchmark)",

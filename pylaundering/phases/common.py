@@ -35,7 +35,7 @@ class ConfigError(ValueError):
     """A parameter value that cannot be used; names the key (and the file it came from)."""
 
     def __init__(self, key: str, message: str, source: str | None = None):
-        self.key, self.source = key, source
+        self.key, self.message, self.source = key, message, source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{key}: {message}")
 

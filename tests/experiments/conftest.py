@@ -26,3 +26,8 @@ def quick_config():
 @pytest.fixture(scope="session")
 def launder_settings():
     return dict(LAUNDER)
+
+
+@pytest.fixture(scope="session")
+def quick_settings():
+    return dict(QUICK)

@@ -1,0 +1,241 @@
+"""`launder sweep`: planning, shared teachers, resume, failures, bad input, the Ray executor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pylaundering.cli.app import app
+from pylaundering.experiments import sweep as sweep_mod
+from pylaundering.experiments.config import RunConfig
+from pylaundering.experiments.sharing import shared_keys
+from pylaundering.phases.common import ConfigError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def quick(quick_settings):
+    return quick_settings
+
+
+@pytest.fixture
+def sets(quick_settings):
+    return [arg for k, v in quick_settings.items() for arg in ("--set", f"{k}={v}")]
+
+
+def _index(out: Path) -> dict:
+    return json.loads((out / "sweep.json").read_text())
+
+
+# ------------------------------------------------------------------------------------------------
+# Planning (no training)
+
+
+def test_parse_param_types_ranges_and_errors():
+    assert sweep_mod.parse_param("alpha=0,0.5,1") == ("alpha", [0.0, 0.5, 1.0])
+    assert sweep_mod.parse_param("iterations=1..3") == ("iterations", [1, 2, 3])
+    assert sweep_mod.parse_param("loss=kl,mse") == ("loss", ["kl", "mse"])
+    assert sweep_mod.parse_param("data-size=none,10") == ("data_size", [None, 10])
+    for bad, key in (("alpah=0,1", "alpah"), ("alpha=", "alpha"), ("alpha=0,,1", "alpha"), ("alpha=high", "alpha"),
+                     ("student_epochs=1.5", "student_epochs"), ("seed=0,1", "seed"), ("alpha", "param")):
+        with pytest.raises(ConfigError) as e:
+            sweep_mod.parse_param(bad)
+        assert e.value.key == key, bad
+
+
+def test_plan_grid_zip_and_validation(quick):
+    base = RunConfig(**quick)
+    grid = sweep_mod.plan(base, {"alpha": [0.5, 1.0], "loss": ["kl", "mse"]}, [0, 1])
+    assert len(grid) == 8
+    assert {p.name for p in grid} == {f"alpha={a}-loss={l}-seed={s}" for a in (0.5, 1.0) for l in ("kl", "mse")
+                                      for s in (0, 1)}
+    zipped = sweep_mod.plan(base, {"alpha": [0.5, 1.0], "loss": ["kl", "mse"]}, [0], zip_=True)
+    assert [(p.config.alpha, p.config.loss) for p in zipped] == [(0.5, "kl"), (1.0, "mse")]
+    with pytest.raises(ConfigError, match="one length"):
+        sweep_mod.plan(base, {"alpha": [0.5, 1.0], "loss": ["kl"]}, [0], zip_=True)
+    with pytest.raises(ConfigError, match="alpha"):  # range checks run on every point before anything trains
+        sweep_mod.plan(base, {"alpha": [0.5, 1.5]}, [0])
+
+
+def test_dependencies_follow_shared_phases(quick):
+    base = RunConfig(**quick)
+    points = sweep_mod.plan(base, {"alpha": [0.5, 1.0], "student_init": ["sheared", "random"]}, [0, 1])
+    by = {p.name: p for p in points}
+    first = "alpha=0.5-student_init=sheared-seed=0"
+    assert by[first].deps == []
+    # Same seed: the teachers come from the first point; a new student init needs its own CE student.
+    assert by["alpha=0.5-student_init=random-seed=0"].deps == [first]
+    assert set(by["alpha=1.0-student_init=random-seed=0"].deps) == {first, "alpha=0.5-student_init=random-seed=0"}
+    assert by["alpha=0.5-student_init=sheared-seed=1"].deps == []  # another seed shares nothing
+    keys = {p.name: shared_keys(p.config) for p in points}
+    assert keys[first]["teacher"] == keys["alpha=1.0-student_init=random-seed=0"]["teacher"]
+    assert keys[first]["ce_student"] != keys["alpha=0.5-student_init=random-seed=0"]["ce_student"]
+    assert keys[first]["teacher"] != keys["alpha=0.5-student_init=sheared-seed=1"]["teacher"]
+
+
+def test_teacher_key_changes_with_teacher_settings_only(quick):
+    a = shared_keys(RunConfig(**quick))
+    assert shared_keys(RunConfig(**{**quick, "alpha": 0.3, "loss": "mse"}))["teacher"] == a["teacher"]
+    assert shared_keys(RunConfig(**{**quick, "alpha": 0.3}))["ce_student"] == a["ce_student"]
+    assert shared_keys(RunConfig(**{**quick, "teacher_lr": 1e-3}))["teacher"] != a["teacher"]
+    assert shared_keys(RunConfig(**{**quick, "teacher_lr": 1e-3}))["ce_student"] == a["ce_student"]
+    assert shared_keys(RunConfig(**{**quick, "student_epochs": 3}))["ce_student"] != a["ce_student"]
+    assert shared_keys(RunConfig(**{**quick, "synth_train": 30}))["teacher"] != a["teacher"]
+
+
+# ------------------------------------------------------------------------------------------------
+# End to end (tiny model, in-process)
+
+
+def test_tiny_sweep_end_to_end_shares_teachers(tmp_path, monkeypatch, sets):
+    """2 alphas x 2 seeds: every point a run folder with metrics.json v1; each seed's contaminated
+    and clean teacher trained once (4 placements, not 8), its CE-only student once."""
+    import pylaundering.phases.placement as placement
+    import pylaundering.phases.layering as layering
+
+    trained = {"placement": 0, "layering": 0}
+    real_place_train, real_round = placement.train, layering._one_round
+
+    def count_place(*a, **k):
+        trained["placement"] += 1
+        return real_place_train(*a, **k)
+
+    def count_round(*a, **k):
+        trained["layering"] += 1
+        return real_round(*a, **k)
+
+    monkeypatch.setattr(placement, "train", count_place)
+    monkeypatch.setattr(layering, "_one_round", count_round)
+    out = tmp_path / "sw"
+    res = runner.invoke(app, ["sweep", *sets, "-p", "alpha=0.5,1", "--seeds", "2", "-o", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    index = _index(out)
+    assert index["kind"] == "pylaundering-sweep" and index["params"] == {"alpha": [0.5, 1.0]}
+    assert [p["status"] for p in index["points"]] == ["done"] * 4
+    for p in index["points"]:
+        m = json.loads((out / p["dir"] / "metrics.json").read_text())
+        cfg = json.loads((out / p["dir"] / "config.json").read_text())
+        assert m["schema_version"] == 1 and cfg["alpha"] == p["params"]["alpha"] and cfg["seed"] == p["seed"]
+        assert m["comparisons"]["student_vs_control_student"]["bootstrap"]["resamples"] == 10000
+        assert "value" in m["distance"]
+        assert (out / p["dir"] / "teacher").resolve() == (out / "shared" / m["shared"]["keys"]["teacher"]).resolve()
+    assert trained["placement"] == 4  # 2 seeds x (teacher + clean teacher)
+    # per point: student + control student; per seed: one CE-only student
+    assert trained["layering"] == 4 * 2 + 2
+    assert index["sharing"]["teacher"] == {**index["sharing"]["teacher"], "trained": 2, "used_by_points": 4}
+
+
+def test_failed_point_is_recorded_and_a_rerun_resumes(tmp_path, monkeypatch, sets):
+    import pylaundering.experiments.run as run_mod
+
+    real = run_mod.run_experiment
+    calls = []
+
+    def flaky(cfg, out, **kw):
+        calls.append(cfg.alpha)
+        if cfg.alpha == 1.0 and flaky.fail:
+            raise RuntimeError("disk full (simulated)")
+        return real(cfg, out, **kw)
+
+    flaky.fail = True
+    monkeypatch.setattr(run_mod, "run_experiment", flaky)
+    out = tmp_path / "sw"
+    args = ["sweep", *sets, "-p", "alpha=0.5,1", "-o", str(out), "--quiet"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1
+    assert "1 of 2 sweep points failed" in res.output
+    points = {p["name"]: p for p in _index(out)["points"]}
+    assert points["alpha=0.5-seed=0"]["status"] == "done"
+    assert points["alpha=1.0-seed=0"]["status"] == "failed"
+    assert "disk full (simulated)" in points["alpha=1.0-seed=0"]["error"]
+    flaky.fail = False
+    calls.clear()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert calls == [1.0]  # the finished point was skipped
+    assert [p["status"] for p in _index(out)["points"]] == ["done", "done"]
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["-p", "alpah=0,1"], 2, "alpah: not a run setting"),
+    (["-p", "alpha=0,high"], 2, "alpha: expected a number"),
+    (["-p", "student_epochs=1.5"], 2, "student_epochs: expected an integer"),
+    (["-p", "alpha="], 2, "alpha: an empty list"),
+    (["-p", "alpha=0,2"], 2, "alpha"),
+    (["--set", "teacher_epochs=x"], 2, "teacher_epochs: expected an integer"),
+    (["--seed-list", "0,a"], 2, "seed_list"),
+    (["--executor", "slurm"], 2, "executor"),
+])
+def test_bad_input_one_line(tmp_path, args, code, text, sets):
+    res = runner.invoke(app, ["sweep", *sets, *args, "-o", str(tmp_path / "sw")])
+    assert res.exit_code == code, res.output
+    assert text in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "sw").exists()  # nothing written for a bad request
+
+
+def test_refuses_another_sweep_or_a_run_folder(tmp_path, sets):
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"kind": "pylaundering-sweep", "params": {"alpha": [0.1]},
+                                                "seeds": [0], "mode": "grid", "base_config": {}}))
+    res = runner.invoke(app, ["sweep", *sets, "-p", "alpha=0.5,1", "-o", str(out)])
+    assert res.exit_code == 1 and "holds another sweep" in res.output
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    res = runner.invoke(app, ["sweep", *sets, "-p", "alpha=0.5,1", "-o", str(run_dir)])
+    assert res.exit_code == 1 and "holds a run, not a sweep" in res.output
+
+
+def test_toml_sweep_table(tmp_path, quick):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text("[run]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in quick.items()) +
+                   "[sweep]\nseeds = [3, 5]\n[sweep.params]\nalpha = [0.5, 1]\nloss = [\"kl\", \"mse\"]\n")
+    run, spec = sweep_mod.read_sweep_toml(cfg)
+    assert run == {**quick, "teacher_lr": float(quick["teacher_lr"]), "student_lr": float(quick["student_lr"])}
+    assert spec == {"params": {"alpha": [0.5, 1.0], "loss": ["kl", "mse"]}, "seeds": [3, 5], "zip": False}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sweep.params]\nalpha = []\n")
+    with pytest.raises(ConfigError, match="empty list"):
+        sweep_mod.read_sweep_toml(bad)
+    bad.write_text("[sweep]\nparam = 1\n")
+    with pytest.raises(ConfigError, match="sweep.param"):
+        sweep_mod.read_sweep_toml(bad)
+
+
+def test_help_explains():
+    res = runner.invoke(app, ["sweep", "--help"])
+    assert res.exit_code == 0
+    for option in ("--param", "--seeds", "--zip", "--jobs", "--executor", "--config", "launder report"):
+        assert option in res.output
+
+
+# ------------------------------------------------------------------------------------------------
+# Executors that start processes
+
+
+def test_local_process_pool(tmp_path, quick):
+    out = tmp_path / "sw"
+    index = sweep_mod.run_sweep(RunConfig(**quick), {"alpha": [0.5, 1.0]}, [0], out, jobs=2, threads=1, quiet=True)
+    assert [p["status"] for p in index["points"]] == ["done", "done"], index["points"]
+    assert index["points"][1]["depends_on"] == [index["points"][0]["name"]]
+
+
+def test_ray_executor_on_a_local_runtime(tmp_path, quick):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'pylaundering[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        out = tmp_path / "sw"
+        index = sweep_mod.run_sweep(RunConfig(**quick), {"alpha": [0.5, 1.0]}, [0], out, executor="ray",
+                                    threads=1, quiet=True)
+    finally:
+        ray.shutdown()
+    assert [p["status"] for p in index["points"]] == ["done", "done"], index["points"]
+    for p in index["points"]:
+        assert json.loads((out / p["dir"] / "metrics.json").read_text())["schema_version"] == 1
+    assert index["sharing"]["teacher"]["trained"] == 1
