@@ -45,7 +45,7 @@ METRIC_COLUMNS = (
     *(f"{arm}_{k}" for arm in ARMS for k in _ARM_KEYS),
     "excess", "excess_ci_low", "excess_ci_high", "excess_p", "bootstrap_resamples",
     "mcnemar_p", "mcnemar_p_ce",
-    "distance_method", "distance", "distance_p",
+    "distance_method", "distance", "distance_p", "distance_error",
     "audit", "verdict", "n_warnings", "warnings",
 )
 SOURCE_COLUMNS = ("name", "sweep", "source")
@@ -215,7 +215,8 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
                 "mcnemar_p_ce": _num((comps.get("student_vs_ce_student") or {}).get("p_value"))})
     dist = metrics.get("distance") if isinstance(metrics.get("distance"), dict) else {}
     row.update({"distance_method": dist.get("method"), "distance": _num(dist.get("value")),
-                "distance_p": _num(dist.get("p_value"))})
+                "distance_p": _num(dist.get("p_value")),
+                "distance_error": " ".join(str(dist["error"]).split()) if dist.get("error") else None})
     warnings = [str(w) for w in (metrics.get("warnings") or [])]
     row.update({"audit": _audit_text(metrics.get("audit")), "verdict": metrics.get("verdict"),
                 "n_warnings": len(warnings), "warnings": " | ".join(warnings)})

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .collect import ARM_LABELS, Study
-from .study_report import NUMERIC_AXES, TABLE_ARMS, Group, fmt_value, mean_std, pct
+from .study_report import CATEGORICAL_AXES, NUMERIC_AXES, TABLE_ARMS, Group, fmt_value, mean_std, pct
 
+STUDY_AXES = (*NUMERIC_AXES, *CATEGORICAL_AXES, "benchmark", "model")
 ARM_COLORS = {"teacher": "#7f7f7f", "student": "#d62728", "control_student": "#1f77b4", "ce_student": "#2ca02c"}
 ARM_STYLES = {"student": ("-", "o"), "control_student": ("--", "s"), "ce_student": ("-.", "^")}
 SERIES_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -51,6 +52,8 @@ def _numbers(groups: list[Group], f: str) -> list:
 def _series_label(key: dict) -> str:
     if list(key) == ["loss"]:
         return str(key["loss"]).upper()
+    if len(key) == 1:
+        return fmt_value(next(iter(key.values())))
     return ", ".join(f"{k}={fmt_value(v)}" for k, v in key.items())
 
 
@@ -66,7 +69,11 @@ def _determined_by(groups: list[Group], x: str, o: str) -> bool:
 
 
 def _others(groups: list[Group], fields: list[str], x: str, varying: list[str]) -> list[str]:
-    return [f for f in fields if f != x and f in varying and not _determined_by(groups, x, f)]
+    """The varying fields that split lines (or label bars) besides ``x``. A field that merely follows
+    ``x`` (student_model with student_init) is left out; a study axis never is: two axes that change
+    together are confounded, and no line is drawn through them."""
+    return [f for f in fields if f != x and f in varying
+            and (f in STUDY_AXES or not _determined_by(groups, x, f))]
 
 
 def _series(groups: list[Group], fields: list[str], x: str, varying: list[str]) -> list[tuple[dict, list[Group]]]:
@@ -128,8 +135,8 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
                         alpha=1.0 if arm == "student" else 0.85, zorder=3 if arm == "student" else 2)
                 banded = [p for p in pts if p[2] is not None]
                 band_kinds.update(p[4] for p in banded)
-                if arm == "ce_student":
-                    continue  # its band would cover the control's: the line alone
+                if arm == "ce_student" or (arm == "control_student" and (not one or measure != "acc")):
+                    continue  # bands of the controls would bury the students': the lines alone
                 if len(banded) >= 2:
                     ax.fill_between([p[0] for p in banded], [100 * p[2] for p in banded],
                                     [100 * p[3] for p in banded], color=c, alpha=0.15 if arm == "student" else 0.07,
@@ -177,7 +184,8 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
     return {"file": path.name, "title": f"Accuracy against {FIELD_NAMES.get(x, x)}",
             "caption": f"Benchmark accuracy (left) and accuracy on the legitimate training set (right) against "
                        f"{x}: laundered student solid, control student dashed, CE-only student dash-dot, teacher "
-                       f"grey, chance dotted; mean over seeds, with bands (laundered and control students) of the {bands}."
+                       f"grey, chance dotted; mean over seeds, with bands of the {bands} (laundered student; control student too "
+                       "when there is one line per arm)."
                        + ("" if one else f" One colour per {' / '.join(series[0][0])}.")}
 
 
@@ -307,6 +315,11 @@ def draw_all(study: Study, groups: list[Group], fields: list[str], out: Path) ->
             skipped[name] = (f"{x} is {', '.join(single)} in every point" if len(single) == 1 else
                              f"{x} takes {len(vals)} numeric value(s) ({', '.join(single)})") + "; a line needs at least 2"
             continue
+        if not any(len({g.key[x] for g in gs}) >= 2 for _, gs in _series(groups, fields, x, varying)):
+            held = [f for f in _others(groups, fields, x, varying)]
+            skipped[name] = (f"no line has 2 values of {x} with the other varying fields ({', '.join(held)}) held "
+                             "fixed: they change together")
+            continue
         figures[x] = line_figure(groups, fields, varying, x, out / f"fig_{x}.png")
     for f in ("student_init", "loss"):
         name = f"benchmark accuracy by {f}"
@@ -316,11 +329,23 @@ def draw_all(study: Study, groups: list[Group], fields: list[str], out: Path) ->
         if f == "loss" and any(x in figures for x in NUMERIC_AXES):
             continue  # the losses are the lines of the line figures
         figures[f] = bar_figure(groups, fields, varying, f, out / f"fig_{f}.png")
+    errors = _distance_errors(study.rows)
     with_distance = [r for r in study.rows if r.get("distance") is not None and r.get("excess") is not None]
     if len(with_distance) < 2 or len({r["distance"] for r in with_distance}) < 2:
         skipped["effect against distance"] = (
             f"{len(with_distance)} point(s) have a distance in metrics.json" +
-            ("" if len(with_distance) < 2 else " but all the same value") + "; the figure needs at least 2 distinct")
+            ("" if len(with_distance) < 2 else " but all the same value") + "; the figure needs at least 2 distinct"
+            + errors)
     else:
         figures["distance"] = distance_figure(with_distance, varying, out / "fig_distance.png")
+        if errors:
+            figures["distance"]["caption"] += errors
     return figures, skipped
+
+
+def _distance_errors(rows: list[dict]) -> str:
+    failed = [r for r in rows if r.get("distance_error")]
+    if not failed:
+        return ""
+    return (f" (the distance failed in {len(failed)} point(s), e.g. {failed[0]['name']}: "
+            f"{failed[0]['distance_error'][:200]})")

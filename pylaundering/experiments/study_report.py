@@ -201,7 +201,7 @@ def fmt_value(v) -> str:
     if v is None:
         return "–"
     if isinstance(v, float):
-        return f"{v:g}"
+        return f"{v:.4g}"
     return str(v)
 
 

@@ -179,6 +179,24 @@ def test_distance_and_categorical_figures(tmp_path):
     assert "accuracy against alpha" in result["skipped_figures"]
 
 
+def test_distance_error_and_fields_that_change_together(tmp_path):
+    """A failed distance is a CSV column and named in report.md; two fields that always change together
+    draw no line figure (no line holds the other fixed), and say so."""
+    for i, (ds, it) in enumerate([(100, 1), (300, 2)]):
+        write_point(tmp_path / "runs" / f"r{i}", data_size=ds, iterations=it, distance=0.2)
+    m = json.loads((tmp_path / "runs" / "r1" / "metrics.json").read_text())
+    m["distance"] = {"error": "embedding model could not be loaded"}
+    (tmp_path / "runs" / "r1" / "metrics.json").write_text(json.dumps(m))
+    out = tmp_path / "o"
+    r = runner.invoke(app, ["report", str(tmp_path / "runs"), "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    points = {p["name"]: p for p in _read_csv(out / "points.csv")}
+    assert points["r1"]["distance_error"] == "embedding model could not be loaded" and points["r1"]["distance"] == ""
+    md = (out / "report.md").read_text()
+    assert "the distance failed in 1 point(s)" in md and "they change together" in md
+    assert not list(out.glob("fig_*.png"))
+
+
 def test_rerun_replaces_stale_figures(study, tmp_path):
     sweep, _ = study
     out = tmp_path / "o"
