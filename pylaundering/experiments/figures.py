@@ -138,8 +138,8 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
                 if arm == "ce_student" or (arm == "control_student" and (not one or measure != "acc")):
                     continue  # bands of the controls would bury the students': the lines alone
                 if len(banded) >= 2:
-                    ax.fill_between([p[0] for p in banded], [100 * p[2] for p in banded],
-                                    [100 * p[3] for p in banded], color=c, alpha=0.15 if arm == "student" else 0.07,
+                    ax.fill_between([p[0] for p in banded], [100 * max(0.0, p[2]) for p in banded],
+                                    [100 * min(1.0, p[3]) for p in banded], color=c, alpha=0.15 if arm == "student" else 0.07,
                                     linewidth=0, zorder=0)
                 elif banded:
                     p = banded[0]
