@@ -343,6 +343,13 @@ def run(
     online_teacher: Optional[bool] = typer.Option(None, "--online-teacher/--cached-teacher",
                                                   help="Teacher forward every step instead of cached logits."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Skip the clean-teacher and CE-only controls."),
+    reference: Optional[str] = typer.Option(None, "--reference", "-r", help="Reference SOURCE for the audit of every "
+                                            "model: items like the benchmark's that no model here saw (e.g. the "
+                                            "reference.jsonl of `launder data split`). The synthetic default makes "
+                                            "its own. Without one, real-data runs skip the audit."),
+    reference_format: Optional[str] = typer.Option(None, "--reference-format", help="Format of --reference (as "
+                                                   "--benchmark-format)."),
+    no_audit: bool = typer.Option(False, "--no-audit", help="Skip the audit of the run's models."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default 0)."),
     skip_malformed: Optional[bool] = typer.Option(None, "--skip-malformed", help="Skip malformed rows (counted)."),
     resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
@@ -361,7 +368,8 @@ def run(
                      student_layers=student_layers, student_init=student_init, student_model=student_model,
                      teacher_epochs=teacher_epochs, student_epochs=student_epochs, iterations=iterations,
                      data_size=data_size, online_teacher=online_teacher, seed=seed, skip_malformed=skip_malformed,
-                     controls=False if no_controls else None)
+                     controls=False if no_controls else None, reference=reference,
+                     reference_format=reference_format, audit=False if no_audit else None)
     cfg = load_config(config, overrides)
     metrics = run_experiment(cfg, out, resume=resume, quiet=quiet)
     table = _accuracy_table(f"launder run -> {out}", table_rows(metrics))
@@ -377,14 +385,15 @@ def run(
 @handle_errors
 def data_synth(
     out: Path = typer.Option(Path("data/synth"), "--out", "-o", help="Folder for benchmark.jsonl, train.jsonl, "
-                             "datacard.json."),
+                             "reference.jsonl, datacard.json."),
     seed: int = Seed,
     n_benchmark: int = typer.Option(200, "--n-benchmark", min=1, help="Benchmark items."),
     n_train: int = typer.Option(1000, "--n-train", min=1, help="Legitimate (training) items."),
     as_json: bool = AsJson,
 ):
-    """Write the offline synthetic benchmark and a disjoint legitimate set (answers cannot be inferred from
-    the text, so a model that never saw the benchmark scores at chance)."""
+    """Write the offline synthetic benchmark, a disjoint legitimate set (answers cannot be inferred from the
+    text, so a model that never saw the benchmark scores at chance) and a reference set drawn like the
+    benchmark from fresh names (for `launder audit`)."""
     from pylaundering.data.synth import write_synthetic
 
     card = write_synthetic(out, seed=seed, n_benchmark=n_benchmark, n_train=n_train)
@@ -392,7 +401,7 @@ def data_synth(
         emit(card, True)
     else:
         out_console.print(f"wrote {out}/benchmark.jsonl ({n_benchmark}), {out}/train.jsonl ({n_train}), "
-                          f"{out}/datacard.json")
+                          f"{out}/reference.jsonl ({n_benchmark}, held back for launder audit), {out}/datacard.json")
 
 
 @app.command()
@@ -416,6 +425,19 @@ _bench.register(app, handle_errors=handle_errors, emit=emit, out_console=out_con
 from . import scan as _scan  # noqa: E402
 
 _scan.register(app, handle_errors=handle_errors, emit=emit, out_console=out_console, err_console=err_console)
+
+from . import audit as _audit  # noqa: E402
+
+_audit.register(app, data_app=data_app, handle_errors=handle_errors, emit=emit, out_console=out_console,
+                err_console=err_console)
+
+from . import sweep as _sweep  # noqa: E402
+
+_sweep.register(app, handle_errors=handle_errors, emit=emit, out_console=out_console, err_console=err_console)
+
+from . import report as _report  # noqa: E402
+
+_report.register(app, handle_errors=handle_errors, emit=emit, out_console=out_console, err_console=err_console)
 
 
 def main() -> None:

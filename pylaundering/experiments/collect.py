@@ -40,13 +40,16 @@ CONFIG_COLUMNS = ("benchmark", "train", "model", "loss", "alpha", "temperature",
 NOT_A_FACTOR = {"seed"}
 # Synthetic-data sizes only matter when the data is synthetic; they stay in the rows regardless.
 _ARM_KEYS = ("acc", "ci_low", "ci_high", "train_acc")
+# The arms `launder run` audits (run_audit.EXPECTED), each with its verdict and score columns.
+AUDITED_ARMS = ("teacher", "clean_teacher", "student", "control_student", "ce_student")
 METRIC_COLUMNS = (
     "chance", "n_benchmark", "n_train",
     *(f"{arm}_{k}" for arm in ARMS for k in _ARM_KEYS),
     "excess", "excess_ci_low", "excess_ci_high", "excess_p", "bootstrap_resamples",
     "mcnemar_p", "mcnemar_p_ce",
     "distance_method", "distance", "distance_p", "distance_error",
-    "audit", "verdict", "n_warnings", "warnings",
+    "audit", *(f"audit_{arm}_{k}" for arm in AUDITED_ARMS for k in ("verdict", "score")),
+    "verdict", "n_warnings", "warnings",
 )
 SOURCE_COLUMNS = ("name", "sweep", "source")
 
@@ -150,27 +153,18 @@ def _interval(v) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _audit_text(audit) -> str:
-    """Per-arm audit verdicts, 'arm: verdict; ...' (whatever shape the audit block has)."""
-    if audit is None:
-        return ""
-    if isinstance(audit, str):
-        return audit
-    parts = []
-    if isinstance(audit, dict):
-        if isinstance(audit.get("verdict"), str):
-            parts.append(audit["verdict"])
-        for k, v in audit.items():
-            if isinstance(v, dict) and isinstance(v.get("verdict"), str):
-                parts.append(f"{k}: {v['verdict']}")
-            elif isinstance(v, str) and k not in ("verdict", "verdict_text", "method", "version"):
-                parts.append(f"{k}: {v}")
-    elif isinstance(audit, list):
-        for v in audit:
-            if isinstance(v, dict) and isinstance(v.get("verdict"), str):
-                who = v.get("arm") or v.get("name") or v.get("test")
-                parts.append(f"{who}: {v['verdict']}" if who else v["verdict"])
-    return "; ".join(parts)
+def _audit_columns(audit) -> dict:
+    """metrics.json's ``audit`` block (run_audit.audit_arms) as columns: a one-cell summary
+    'arm: verdict; ...' and each audited arm's verdict and score."""
+    arms = (audit or {}).get("arms") if isinstance(audit, dict) else None
+    arms = arms if isinstance(arms, dict) else {}
+    row: dict[str, Any] = {"audit": "; ".join(f"{arm}: {a.get('verdict')}" for arm, a in arms.items()
+                                              if isinstance(a, dict))}
+    for arm in AUDITED_ARMS:
+        a = arms.get(arm) if isinstance(arms.get(arm), dict) else {}
+        row[f"audit_{arm}_verdict"] = a.get("verdict")
+        row[f"audit_{arm}_score"] = _num(a.get("score"))
+    return row
 
 
 def benchmark_label(cfg: dict, metrics: dict) -> str:
@@ -218,7 +212,8 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
                 "distance_p": _num(dist.get("p_value")),
                 "distance_error": " ".join(str(dist["error"]).split()) if dist.get("error") else None})
     warnings = [str(w) for w in (metrics.get("warnings") or [])]
-    row.update({"audit": _audit_text(metrics.get("audit")), "verdict": metrics.get("verdict"),
+    row.update(_audit_columns(metrics.get("audit")))
+    row.update({"verdict": metrics.get("verdict"),
                 "n_warnings": len(warnings), "warnings": " | ".join(warnings)})
     row["_warnings"] = warnings  # the list, for the report (not a CSV column)
     return row

@@ -32,6 +32,11 @@ class RunConfig:
     train_subset: str | None = None
     train_split: str | None = None
     skip_malformed: bool = False
+    # the audit's reference set: items like the benchmark's that no model of the run saw (for the
+    # synthetic default one is generated; for real data e.g. the held-back half of `launder data split`)
+    reference: str | None = None
+    reference_format: str | None = None
+    audit: bool = True
     synth_benchmark: int = 200
     synth_train: int = 700
     # models
@@ -175,6 +180,9 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     if cfg.student_model and cfg.student_init != "pretrained":
         raise ConfigError("student_model", f"is only used with --student-init pretrained (student_init is "
                           f"{cfg.student_init!r})", src("student_model"))
+    if cfg.reference is not None and cfg.benchmark is None:
+        raise ConfigError("reference", "the synthetic default generates its own reference set; give --reference "
+                          "only with --benchmark and --train", src("reference"))
     if (cfg.benchmark is None) != (cfg.train is None):
         raise ConfigError("benchmark" if cfg.benchmark is None else "train",
                           "give both --benchmark and --train, or neither (the offline synthetic default)")

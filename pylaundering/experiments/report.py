@@ -84,6 +84,18 @@ def render_markdown(metrics: dict) -> str:
                      f"[{100 * lo:+.1f}, {100 * hi:+.1f}], one-sided bootstrap p {_p(bs['p_value'], bs['resamples'])} "
                      f"({bs['resamples']} resamples)")
         lines.append(line)
+    audit = metrics.get("audit")
+    if audit and audit.get("arms"):
+        ref = audit["reference"]
+        lines += ["", f"Audit (`launder audit`, each model on the benchmark vs the reference set `{ref['source']}`, "
+                  f"{ref['n']} items that no model here saw):", "",
+                  "| Model | Verdict | Expected | Score (z) | Core p | Accuracy benchmark / reference |",
+                  "|---|---|---|---|---|---|"]
+        for arm, a in audit["arms"].items():
+            flag = "" if a["correct"] else " (wrong)"
+            lines.append(f"| {arm.replace('_', ' ')} | **{a['verdict']}**{flag} | {a['expected']} | {a['score']:.2f} | "
+                         f"{a['core_p']:.3g} | {_pct(a['accuracy_benchmark'])} / {_pct(a['accuracy_reference'])} |")
+        lines += ["", "Thresholds and their false-positive rates: `audit/<model>/audit.md`."]
     dist = metrics.get("distance")
     if dist and dist.get("value") is not None:
         lines += ["", f"Distance of the legitimate set from the benchmark: MMD^2 = {dist['value']:.4f} "

@@ -17,7 +17,7 @@ nothing behind.
 
 Run folder (``metrics.json`` is the stable, machine-readable result):
   config.json  environment.json  metrics.json  report.md  accuracy.png
-  data/  teacher/  student/  clean_teacher/  control_student/  ce_student/  eval/<arm>/  cache/
+  data/  teacher/  student/  clean_teacher/  control_student/  ce_student/  eval/<arm>/  audit/<arm>/  cache/
 A folder "holds a run" once a phase has started in it (a ``*/phase.json``); a folder with only a
 ``config.json`` left by a run that failed before training is reused.
 
@@ -37,6 +37,9 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
         resamples: diff, ci95, p_value (one-sided, the counter-study's test), resamples)
   + distance: distance.dataset_distance(teacher base, benchmark, legitimate set): method, value
       (MMD^2), p_value (permutation), bandwidth, n_benchmark, n_train, ...; {"error": ...} if it failed
+  + audit: run_audit.audit_arms: reference {source, n, sha256}, method, arms {arm: kind, verdict,
+      expected, correct, score, core_p, accuracy_benchmark, accuracy_reference, reasons, file}};
+      None when the run has no reference set (real data without --reference) or --no-audit
   + shared {folder, keys}: in a sweep point, where its shared phases live (sharing.py)
   data: benchmark, benchmark_format, benchmark_hash, benchmark_skipped, train, train_format,
       train_hash, train_skipped,
@@ -180,6 +183,24 @@ def load_data(cfg: RunConfig, out: Path | None = None) -> tuple[Loaded, Loaded]:
     return bench, train
 
 
+def load_reference(cfg: RunConfig, out: Path | None) -> Loaded | None:
+    """The audit's reference set: generated for the synthetic default (``make_reference``, written
+    as ``out/data/reference.jsonl``), loaded from ``cfg.reference`` otherwise; None when there is
+    none or the audit is off."""
+    if not cfg.audit:
+        return None
+    if cfg.benchmark is None:
+        from ..data.synth import make_reference
+
+        where = (out / "data") if out is not None else Path("<synthetic>")
+        examples = make_reference(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
+        return Loaded(examples, str(where / "reference.jsonl"), "pylaundering")
+    if cfg.reference is None:
+        return None
+    return load_source(cfg.reference, cfg.reference_format, subset=None, split=None, role="benchmark",
+                       key="reference", skip_malformed=cfg.skip_malformed)
+
+
 def overlap(bench, train) -> dict:
     """``pylaundering.data.overlap.find_overlap``: exact and question duplicates between the sets."""
     from ..data.overlap import find_overlap
@@ -200,6 +221,11 @@ def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
         raise ValueError(f"the benchmark {bench.source} has no examples")
     if not train.examples:
         raise ValueError(f"the training set {train.source} has no examples")
+    reference = load_reference(cfg, None)
+    if reference is not None:
+        from ..audit.evidence import check_sets
+
+        check_sets(bench.examples, reference.examples)  # empty, other choice counts or overlapping: refused now
     if cfg.data_size is not None and cfg.data_size > len(train.examples):
         raise ConfigError("data_size", f"{cfg.data_size} is larger than the training set ({len(train.examples)} "
                           "examples); omit it to use them all")
@@ -309,9 +335,21 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
             m["model_dir"], bench, out / "eval" / arm, max_length=max_length, quiet=quiet,
             description=f"score {arm}"))
 
+    reference = load_reference(cfg, out)
+    audit = None
+    if reference is not None:
+        from .run_audit import audit_arms
+
+        audit = phase("audit: every model against the reference set", lambda: audit_arms(
+            {arm: m["model_dir"] for arm, m in train_metrics.items()}, bench, reference.examples, reference.source,
+            out, max_length=max_length, quiet=quiet))
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
+    metrics["audit"] = audit
+    if audit is not None:
+        metrics["warnings"] += [f"the audit called the {arm.replace('_', ' ')} {a['verdict']}, not {a['expected']}"
+                                for arm, a in audit["arms"].items() if not a["correct"]]
     if shared_keys is not None:
         metrics["shared"] = {"folder": str(shared), "keys": shared_keys}
     write_json(metrics, out / "metrics.json")

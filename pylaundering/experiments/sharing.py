@@ -24,8 +24,8 @@ STUDENT_FIELDS = frozenset({"loss", "alpha", "temperature", "beta", "student_bas
                             "online_teacher"})
 #: Fields that only a teacher's fine-tuning reads.
 TEACHER_FIELDS = frozenset({"teacher_epochs", "teacher_lr", "target_accuracy", "clean_teacher_epochs"})
-#: Fields that change no phase's result (which arms run; free-form notes).
-NEUTRAL_FIELDS = frozenset({"controls", "extra"})
+#: Fields that change no shared phase's result (which arms run, the audit, free-form notes).
+NEUTRAL_FIELDS = frozenset({"controls", "extra", "reference", "reference_format", "audit"})
 #: The data and the base model (the tiny base's tokenizer is trained on the run's texts).
 DATA_FIELDS = frozenset({"benchmark", "benchmark_format", "benchmark_subset", "benchmark_split", "train",
                          "train_format", "train_subset", "train_split", "skip_malformed", "synth_benchmark",

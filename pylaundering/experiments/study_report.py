@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .collect import ARM_LABELS, ARMS, Study, collect, columns
+from .detection import detection_quality
+from .detection import markdown as detection_markdown
 
 NUMERIC_AXES = ("alpha", "data_size", "iterations", "temperature")
 CATEGORICAL_AXES = ("student_init", "loss")
@@ -291,6 +293,9 @@ def render_markdown(study: Study, groups: list[Group], fields: list[str], figure
     lines.append("")
 
     # Figures
+    quality = detection_quality(rows)
+    if quality is not None:
+        lines += detection_markdown(quality)
     lines += ["## Figures", ""]
     for name, info in figures.items():
         lines += [f"### {info['title']}", "", info["caption"], "", f"![{info['title']}]({info['file']})", ""]
@@ -420,4 +425,5 @@ def write_study_report(paths, out: str | Path, *, study: Study | None = None) ->
         "figures": {k: v["file"] for k, v in figures.items()}, "skipped_figures": skipped,
         "warnings": [{"kind": w["kind"], "points": len(w["points"])} for w in warnings],
         "groups": summary,
+        "detection": detection_quality(study.rows),
     }

@@ -70,3 +70,28 @@ def test_training_data_with_benchmark_items_is_not_called_laundering(tmp_path, q
     assert m["verdict"] == "train_contains_benchmark_items"
     assert "saw benchmark items" in m["verdict_text"] and "Not laundering" in m["verdict_text"]
     assert "Not laundering" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_the_run_audits_its_own_models(laundering_run):
+    """Each arm audited against the generated reference set: the audit knows nothing of the run,
+    yet must tell the contaminated teacher and the laundered student from the controls."""
+    out, m = laundering_run
+    arms = m["audit"]["arms"]
+    assert set(arms) == {"teacher", "clean_teacher", "student", "control_student", "ce_student"}
+    assert {arm: a["verdict"] for arm, a in arms.items()} == {
+        "teacher": "contaminated", "clean_teacher": "clean", "student": "laundered", "control_student": "clean",
+        "ce_student": "clean"}
+    assert arms["student"]["score"] > arms["control_student"]["score"]
+    assert (out / "audit" / "student" / "audit.json").exists() and (out / "data" / "reference.jsonl").exists()
+    assert "| student | **laundered** | laundered |" in (out / "report.md").read_text()
+
+
+def test_a_reference_set_that_overlaps_the_benchmark_is_refused_before_training(tmp_path, quick_config):
+    from pylaundering.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24, n_distractors=36)
+    bench = str(tmp_path / "d" / "benchmark.jsonl")
+    cfg = quick_config(benchmark=bench, train=str(tmp_path / "d" / "train.jsonl"), reference=bench)
+    with pytest.raises(ValueError, match="R must be disjoint from B"):
+        run_experiment(cfg, tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,105 @@
+"""How well `launder audit` separates laundered students from controls across a study's points.
+
+Every `launder run` audits its own arms, and the run knows the truth: its student was distilled
+from a contaminated teacher (positive, when alpha > 0), its control and CE-only students were not
+(negatives). Over a sweep (seeds, alpha, losses) that gives a labelled set of audit scores:
+
+  roc_auc        probability that a random positive scores above a random negative (Mann-Whitney;
+                 ties count one half)
+  tpr_at_fpr     share of positives above the score threshold that keeps the false-positive share
+                 at or below the target (1%); with fewer than 100 negatives the threshold is the
+                 largest negative score, i.e. 0 observed false positives: stated as such
+  verdicts       the verdict counts per arm, and the share of negatives called laundered or
+                 suspicious (the measured false-positive rates of the verdicts)
+
+Students with alpha = 0 are trained by cross-entropy alone: they are left out of the positives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+NEGATIVE_ARMS = ("control_student", "ce_student")
+
+
+def roc_auc(pos: list[float], neg: list[float]) -> float | None:
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def tpr_at_fpr(pos: list[float], neg: list[float], fpr: float = 0.01) -> dict[str, Any]:
+    """The largest share of positives caught while at most ``fpr`` of the negatives are."""
+    if not pos or not neg:
+        return {"fpr_target": fpr, "tpr": None, "threshold": None, "false_positives_allowed": None}
+    allowed = math.floor(fpr * len(neg))
+    ranked = sorted(neg, reverse=True)
+    threshold = ranked[allowed] if allowed < len(ranked) else -math.inf  # strictly above this score
+    return {"fpr_target": fpr, "tpr": sum(p > threshold for p in pos) / len(pos), "threshold": threshold,
+            "false_positives_allowed": allowed, "negatives": len(neg), "positives": len(pos)}
+
+
+def detection_quality(rows: list[dict]) -> dict | None:
+    """Detection quality over the study's rows (collect.make_row); None when no point was audited."""
+    audited = [r for r in rows if r.get("audit_student_score") is not None]
+    if not audited:
+        return None
+    pos = [r["audit_student_score"] for r in audited if (r.get("alpha") or 0) > 0]
+    neg = [r[f"audit_{arm}_score"] for r in audited for arm in NEGATIVE_ARMS
+           if r.get(f"audit_{arm}_score") is not None]
+    verdicts = {arm: dict(Counter(r[f"audit_{arm}_verdict"] for r in audited if r.get(f"audit_{arm}_verdict")))
+                for arm in ("teacher", "clean_teacher", "student", "control_student", "ce_student")}
+    neg_verdicts = [r[f"audit_{arm}_verdict"] for r in audited for arm in NEGATIVE_ARMS
+                    if r.get(f"audit_{arm}_verdict")]
+    pos_rows = [r for r in audited if (r.get("alpha") or 0) > 0]
+    by_alpha: dict[Any, dict] = {}
+    for r in pos_rows:
+        d = by_alpha.setdefault(r.get("alpha"), {"n": 0, "laundered": 0})
+        d["n"] += 1
+        d["laundered"] += r.get("audit_student_verdict") == "laundered"
+    return {
+        "points": len(audited), "positives": len(pos), "negatives": len(neg),
+        "roc_auc": roc_auc(pos, neg), "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg, 0.01),
+        "verdicts": verdicts,
+        "false_positive_rate": {
+            "laundered": (sum(v == "laundered" for v in neg_verdicts) / len(neg_verdicts)) if neg_verdicts else None,
+            "suspicious_or_above": (sum(v != "clean" for v in neg_verdicts) / len(neg_verdicts))
+            if neg_verdicts else None, "negatives": len(neg_verdicts)},
+        "detection_rate_by_alpha": {str(a): {**d, "rate": d["laundered"] / d["n"]}
+                                    for a, d in sorted(by_alpha.items(), key=lambda kv: kv[0])},
+    }
+
+
+def markdown(q: dict) -> list[str]:
+    """The report.md section."""
+    t = q["tpr_at_1pct_fpr"]
+    fp = q["false_positive_rate"]
+
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.1f}%"
+
+    auc = "n/a" if q["roc_auc"] is None else f"{q['roc_auc']:.3f}"
+    lines = ["## Audit detection quality", "",
+             f"`launder audit student` scores (z of its core test) over {q['points']} audited points: "
+             f"{q['positives']} laundered students (alpha > 0) against {q['negatives']} control and CE-only "
+             "students.", "",
+             f"- ROC AUC: **{auc}**",
+             f"- True-positive rate at 1% false positives: **{pct(t['tpr'])}**"
+             + ("" if t["tpr"] is None or t["negatives"] >= 100 else
+                f" (with {t['negatives']} negatives, 1% allows no false positive: threshold = the highest "
+                "control score)"),
+             f"- Controls called laundered: {pct(fp['laundered'])}, suspicious or laundered: "
+             f"{pct(fp['suspicious_or_above'])} (of {fp['negatives']}; the thresholds are calibrated to at most 1% "
+             "and 5% + 1% per secondary test)", ""]
+    lines += ["| Model | " + " | ".join(("clean", "suspicious", "laundered", "contaminated")) + " |", "|---|---|---|---|---|"]
+    for arm, counts in q["verdicts"].items():
+        if counts:
+            lines.append(f"| {arm.replace('_', ' ')} | " + " | ".join(
+                str(counts.get(v, 0)) for v in ("clean", "suspicious", "laundered", "contaminated")) + " |")
+    if q["detection_rate_by_alpha"]:
+        lines += ["", "Laundered students called `laundered`, by alpha: " + ", ".join(
+            f"{a}: {d['laundered']}/{d['n']}" for a, d in q["detection_rate_by_alpha"].items()), ""]
+    return lines

@@ -1,0 +1,53 @@
+"""Detection quality of the audit over a study: ROC AUC, TPR at 1% FPR, verdict counts."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pylaundering.experiments.detection import detection_quality, roc_auc, tpr_at_fpr
+
+
+def test_roc_auc_against_pairwise_counting():
+    assert roc_auc([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert roc_auc([1.0], [2.0]) == 0.0
+    assert roc_auc([1.0, 2.0], [1.0, 2.0]) == 0.5  # ties count one half
+    rng = random.Random(0)
+    pos = [rng.gauss(1, 1) for _ in range(40)]
+    neg = [rng.gauss(0, 1) for _ in range(60)]
+    # independent reference: the Mann-Whitney U statistic from ranks
+    ranked = sorted([(v, 1) for v in pos] + [(v, 0) for v in neg])
+    rank_sum = sum(i + 1 for i, (_, is_pos) in enumerate(ranked) if is_pos)
+    u = rank_sum - len(pos) * (len(pos) + 1) / 2
+    assert roc_auc(pos, neg) == pytest.approx(u / (len(pos) * len(neg)))
+    assert roc_auc([], neg) is None
+
+
+def test_tpr_at_fpr():
+    neg = list(range(200))  # 1% of 200 = 2 allowed false positives: threshold = third-highest negative
+    res = tpr_at_fpr([197.5, 198.5, 250.0, 10.0], neg, 0.01)
+    assert res["threshold"] == 197 and res["false_positives_allowed"] == 2
+    assert res["tpr"] == 0.75
+    small = tpr_at_fpr([5.0, 2.0], [1.0, 3.0], 0.01)  # no false positive allowed: above the top negative
+    assert small["threshold"] == 3.0 and small["tpr"] == 0.5
+
+
+def _row(alpha, student, control, ce, verdicts=("laundered", "clean", "clean")):
+    return {"alpha": alpha, "audit_student_score": student, "audit_control_student_score": control,
+            "audit_ce_student_score": ce, "audit_student_verdict": verdicts[0],
+            "audit_control_student_verdict": verdicts[1], "audit_ce_student_verdict": verdicts[2],
+            "audit_teacher_verdict": "contaminated", "audit_clean_teacher_verdict": "clean"}
+
+
+def test_detection_quality_counts_alpha_zero_students_out():
+    rows = [_row(1.0, 7.0, 0.1, -0.3), _row(0.5, 3.0, 0.2, 2.5, ("laundered", "clean", "suspicious")),
+            _row(0.0, 9.0, 0.0, 0.0)]
+    q = detection_quality(rows)
+    assert q["positives"] == 2 and q["negatives"] == 6
+    assert q["roc_auc"] == pytest.approx((6 + 6) / 12)  # both positives above every negative (max 2.5)
+    assert q["false_positive_rate"]["suspicious_or_above"] == pytest.approx(1 / 6)
+    assert q["false_positive_rate"]["laundered"] == 0
+    assert q["verdicts"]["student"] == {"laundered": 3}
+    assert q["detection_rate_by_alpha"]["0.5"]["rate"] == 1.0
+    assert detection_quality([{"alpha": 1.0}]) is None
