@@ -207,6 +207,8 @@ def run_point(config: dict, out: str, shared: str, threads: int | None = None, q
     """Runs one point; never raises: returns ``{"status", "error", "seconds", "result"}``.
 
     ``_deps`` are the results of the points it waits for (Ray passes them to order the tasks)."""
+    from ..train.loop import Interrupted
+
     t0 = time.perf_counter()
     try:
         if threads is not None:
@@ -222,7 +224,7 @@ def run_point(config: dict, out: str, shared: str, threads: int | None = None, q
         metrics = run_experiment(RunConfig(**config), out, resume=True, quiet=quiet, shared=shared)
         return {"status": "done", "error": None, "seconds": round(time.perf_counter() - t0, 1),
                 "result": summary(metrics)}
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):  # the user stops the sweep: not a failing point
         raise
     except BaseException as e:  # noqa: BLE001 - a failing point is recorded and the sweep goes on
         text = " ".join(str(e).split()) or type(e).__name__
@@ -260,6 +262,8 @@ def open_sweep(out: Path, spec: dict, points: list[Point]) -> dict:
             raise ValueError(f"{path} is not a pylaundering sweep index; choose another --out")
         mine = {k: spec[k] for k in ("params", "seeds", "mode", "base_config")}
         theirs = {k: old.get(k) for k in mine}
+        # a setting added by a later version takes its default in an older index
+        theirs["base_config"] = {**RunConfig().to_dict(), **(theirs["base_config"] or {})}
         if _jsonable(mine) != _jsonable(theirs):
             changed = [k for k in mine if _jsonable(mine[k]) != _jsonable(theirs[k])]
             if "base_config" in changed:
@@ -358,6 +362,8 @@ def _run_pool(todo: list[Point], args: dict, record, *, jobs: int) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from ..train.loop import Interrupted
+
     pending = {p.name: p for p in todo}
     finished: set[str] = set()
     running = {}
@@ -373,6 +379,10 @@ def _run_pool(todo: list[Point], args: dict, record, *, jobs: int) -> None:
                 name = running.pop(fut)
                 try:
                     res = fut.result()
+                except (KeyboardInterrupt, Interrupted):  # a point stopped by a signal: stop the sweep
+                    for other in running:
+                        other.cancel()
+                    raise
                 except Exception as e:  # noqa: BLE001 - the worker process died
                     res = {"status": "failed", "error": f"{type(e).__name__}: {e}", "seconds": None, "result": None}
                 record(name, res)

@@ -239,3 +239,32 @@ def test_ray_executor_on_a_local_runtime(tmp_path, quick):
     for p in index["points"]:
         assert json.loads((out / p["dir"] / "metrics.json").read_text())["schema_version"] == 1
     assert index["sharing"]["teacher"]["trained"] == 1
+
+
+def test_an_interrupted_sweep_stops_instead_of_recording_a_failure(tmp_path, monkeypatch, quick):
+    """Ctrl-C / SIGTERM inside a point (the training loop's Interrupted) ends the sweep; the point
+    stays pending, so the next run resumes it from its checkpoint."""
+    import pylaundering.experiments.run as run_mod
+    from pylaundering.train.loop import Interrupted
+
+    def stop(cfg, out, **kw):
+        raise Interrupted(Path(out) / "checkpoint.pt")
+
+    monkeypatch.setattr(run_mod, "run_experiment", stop)
+    out = tmp_path / "sw"
+    with pytest.raises(Interrupted):
+        sweep_mod.run_sweep(RunConfig(**quick), {"alpha": [0.5, 1.0]}, [0], out, quiet=True)
+    assert [p["status"] for p in _index(out)["points"]] == ["pending", "pending"]
+
+
+def test_an_index_written_before_a_setting_existed_still_resumes(tmp_path, quick):
+    """sweep.json of an older version lacks settings added since: they take their defaults."""
+    out = tmp_path / "sw"
+    base = RunConfig(**quick)
+    points = sweep_mod.plan(base, {"alpha": [0.5]}, [0])
+    spec = sweep_mod.spec_dict(base, {"alpha": [0.5]}, [0], False)
+    old = {**spec, "base_config": {k: v for k, v in spec["base_config"].items() if k != "audit"}}
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"kind": "pylaundering-sweep", **old, "points": []}))
+    index = sweep_mod.open_sweep(out, spec, points)
+    assert [p["status"] for p in index["points"]] == ["pending"]
