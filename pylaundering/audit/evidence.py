@@ -9,6 +9,7 @@ max_length (the same truncation rule) and one batched pass.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -123,7 +124,16 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
     from ..phases.common import encode
     from ..train.evaluate import predict_logits
 
+    from ..data.schema import examples_hash
+    from ..models import model_fingerprint
+
     check_mc_model(model)
+    # One model is often scored by several audits (a teacher as a suspect and as a student's
+    # teacher; a sweep's shared teachers in every point): key on its weights, not its path.
+    key = (model_fingerprint(model), examples_hash(benchmark), examples_hash(reference), max_length)
+    if key in _SCORES:
+        _SCORES.move_to_end(key)
+        return _SCORES[key]
     both = list(benchmark) + list(reference)
     data = encode(model, both, max_length)
     net = load_model(model)
@@ -131,4 +141,12 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
                             description=description, quiet=quiet)
     nb = len(benchmark)
     info = {"max_length": data.max_length, "truncation": data.encoded.truncation.to_dict()}
-    return _scores(logits[:nb], benchmark), _scores(logits[nb:], reference), info
+    result = _scores(logits[:nb], benchmark), _scores(logits[nb:], reference), info
+    _SCORES[key] = result
+    while len(_SCORES) > _SCORES_KEPT:
+        _SCORES.popitem(last=False)
+    return result
+
+
+_SCORES: OrderedDict = OrderedDict()
+_SCORES_KEPT = 16

@@ -267,7 +267,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     if holds_run(out) and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and (out / "config.json").exists():
-        previous = read_json(out / "config.json")
+        # a setting added by a later version takes its default in an older config.json
+        previous = {**RunConfig().to_dict(), **read_json(out / "config.json")}
         if differences(previous, cfg.to_dict()):
             raise ResumeMismatch(mismatch_line(f"the run in {out}", previous, cfg.to_dict()))
     timings: dict[str, float] = {}

@@ -191,3 +191,25 @@ def test_cli_student_trains_its_own_control(run, tmp_path):
         control["control"]
     assert (tmp_path / "a" / "control" / "model" / "config.json").exists()
     assert control["benchmark"]["diff"] > 0.5  # the laundered student beats a CE-only control on B
+
+
+def test_a_model_is_scored_once_per_data_and_again_when_its_weights_change(run, tmp_path, monkeypatch):
+    import shutil
+
+    import pylaundering.train.evaluate as evaluate
+    from pylaundering.audit import evidence
+
+    bench, ref = run["bench"], run["ref"]
+    evidence._SCORES.clear()  # earlier tests scored the same weights
+    calls = []
+    real = evaluate.predict_logits
+    monkeypatch.setattr(evaluate, "predict_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
+    copy = tmp_path / "teacher"
+    shutil.copytree(model(run, "student"), copy)
+    first = evidence.score_sets(str(copy), bench, ref, quiet=True)
+    again = evidence.score_sets(str(copy), bench, ref, quiet=True)
+    assert len(calls) == 1 and again[0] is first[0]
+    shutil.rmtree(copy)
+    shutil.copytree(model(run, "teacher"), copy)  # same path, other weights: scored anew
+    other = evidence.score_sets(str(copy), bench, ref, quiet=True)
+    assert len(calls) == 2 and not (other[0].p_correct == first[0].p_correct).all()
