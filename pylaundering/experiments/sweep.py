@@ -317,6 +317,7 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
     write_json(index, _index_path(out))
     entries = {e["name"]: e for e in index["points"]}
     todo = [p for p in points if entries[p.name]["status"] != "done"]
+    adaptive = threads is None and executor == "local"
     threads = threads or default_threads(jobs)
     t0 = time.perf_counter()
 
@@ -350,15 +351,17 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
                 console.print(f"[bold cyan]==> point {p.name}", highlight=False)
             record(p.name, run_point(*args[p.name][:3], None, quiet))
     else:
-        _run_pool(todo, args, record, jobs=jobs)
+        _run_pool(todo, args, record, jobs=jobs, adaptive=adaptive)
     index["seconds"] = round(time.perf_counter() - t0, 1)
     index["sharing"] = sharing_summary(out, index)
     write_json(index, _index_path(out))
     return index
 
 
-def _run_pool(todo: list[Point], args: dict, record, *, jobs: int) -> None:
-    """A local process pool; a point is submitted once the points it waits for have finished."""
+def _run_pool(todo: list[Point], args: dict, record, *, jobs: int, adaptive: bool = False) -> None:
+    """A local process pool; a point is submitted once the points it waits for have finished.
+    ``adaptive``: a point gets cores / (points running with it) threads when submitted, so the
+    first point of a seed (which trains the shared teachers while the others wait) uses every core."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -371,8 +374,12 @@ def _run_pool(todo: list[Point], args: dict, record, *, jobs: int) -> None:
         while pending or running:
             ready = [p for p in pending.values() if all(d in finished or d not in {q.name for q in todo}
                                                          for d in p.deps)]
-            for p in ready[: max(0, jobs - len(running))]:
-                running[pool.submit(run_point, *args[p.name], True)] = p.name
+            batch = ready[: max(0, jobs - len(running))]
+            for p in batch:
+                config, out, shared, threads = args[p.name]
+                if adaptive:
+                    threads = default_threads(len(running) + len(batch))
+                running[pool.submit(run_point, config, out, shared, threads, True)] = p.name
                 del pending[p.name]
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
