@@ -96,6 +96,8 @@ def render_markdown(metrics: dict) -> str:
             lines.append(f"| {arm.replace('_', ' ')} | **{a['verdict']}**{flag} | {a['expected']} | {a['score']:.2f} | "
                          f"{a['core_p']:.3g} | {_pct(a['accuracy_benchmark'])} / {_pct(a['accuracy_reference'])} |")
         lines += ["", "Thresholds and their false-positive rates: `audit/<model>/audit.md`."]
+    elif audit and audit.get("skipped"):
+        lines += ["", f"Audit: not run ({audit['skipped']})."]
     dist = metrics.get("distance")
     if dist and dist.get("value") is not None:
         lines += ["", f"Distance of the legitimate set from the benchmark: MMD^2 = {dist['value']:.4f} "

@@ -39,7 +39,7 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
       (MMD^2), p_value (permutation), bandwidth, n_benchmark, n_train, ...; {"error": ...} if it failed
   + audit: run_audit.audit_arms: reference {source, n, sha256}, method, arms {arm: kind, verdict,
       expected, correct, score, core_p, accuracy_benchmark, accuracy_reference, reasons, file}};
-      None when the run has no reference set (real data without --reference) or --no-audit
+      {arms: {}, skipped: why} without a reference set (real data without --reference) or with --no-audit
   + shared {folder, keys}: in a sweep point, where its shared phases live (sharing.py)
   data: benchmark, benchmark_format, benchmark_hash, benchmark_skipped, train, train_format,
       train_hash, train_skipped,
@@ -347,7 +347,9 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
-    metrics["audit"] = audit
+    metrics["audit"] = audit if audit is not None else {"arms": {}, "skipped": (
+        "--no-audit" if not cfg.audit else "no reference set: pass --reference SOURCE (e.g. the held-back half of "
+        "`launder data split`) to audit every model of the run")}
     if audit is not None:
         metrics["warnings"] += [f"the audit called the {arm.replace('_', ' ')} {a['verdict']}, not {a['expected']}"
                                 for arm, a in audit["arms"].items() if not a["correct"]]

@@ -70,6 +70,8 @@ def test_training_data_with_benchmark_items_is_not_called_laundering(tmp_path, q
     assert m["verdict"] == "train_contains_benchmark_items"
     assert "saw benchmark items" in m["verdict_text"] and "Not laundering" in m["verdict_text"]
     assert "Not laundering" in (tmp_path / "r" / "report.md").read_text()
+    assert m["audit"]["arms"] == {} and m["audit"]["skipped"].startswith("no reference set")
+    assert "Audit: not run (no reference set" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_the_run_audits_its_own_models(laundering_run):
