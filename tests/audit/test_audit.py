@@ -213,3 +213,16 @@ def test_a_model_is_scored_once_per_data_and_again_when_its_weights_change(run, 
     shutil.copytree(model(run, "teacher"), copy)  # same path, other weights: scored anew
     other = evidence.score_sets(str(copy), bench, ref, quiet=True)
     assert len(calls) == 2 and not (other[0].p_correct == first[0].p_correct).all()
+
+
+def test_a_gap_of_exactly_the_minimum_reaches_it():
+    from types import SimpleNamespace
+
+    from pylaundering.audit.verdict import decide
+
+    assert 0.285 - 0.185 < MIN_ACCURACY_GAP  # floating point: the case this guards
+    tests = {"p_correct": {"p_value": 0.002, "z": 2.7}, "accuracy": {"p_value": 0.02}}
+    strong = decide("student", tests, SimpleNamespace(accuracy=0.285), SimpleNamespace(accuracy=0.185))
+    assert strong["verdict"] == "laundered"
+    weak = decide("student", tests, SimpleNamespace(accuracy=0.28), SimpleNamespace(accuracy=0.185))
+    assert weak["verdict"] == "suspicious"
