@@ -1,7 +1,8 @@
 """`launder sweep`: many runs over a grid (or zipped lists) of RunConfig fields and seeds.
 
 Sweep folder:
-  sweep.json           the specification and one entry per point (status, error, seconds, result)
+  sweep.json           the specification and one entry per point: status (pending, running, submitted
+                       to Ray, done, failed), error, seconds, result
   points/<name>/       a run folder per point (config.json, metrics.json schema v1, report.md, ...)
   shared/              teachers, CE-only students, tiny bases and the teacher-logit cache, each
                        keyed by the fields it depends on (``sharing.py``) and linked from the points
@@ -333,6 +334,10 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
             console.print(f"[bold]{e['status']}[/bold] {name} ({e['seconds']} s): {what}", highlight=False,
                           soft_wrap=True)
 
+    def started(name: str, status: str = "running") -> None:  # sweep.json shows what is under way
+        entries[name]["status"] = status
+        write_json(index, _index_path(out))
+
     skipped = len(points) - len(todo)
     if not quiet:
         from ..progress import console
@@ -341,24 +346,37 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
                       f"{jobs if executor == 'local' else 'ray'} job(s) x {threads} thread(s) -> {out}",
                       highlight=False)
     args = {p.name: (p.config.to_dict(), str(out / p.dir), str(out / "shared"), threads) for p in todo}
-    if executor == "ray":
-        _run_ray(todo, args, record, address=address, threads=threads, gpus=gpus_per_point, quiet=quiet)
-    elif jobs == 1:
-        for p in todo:
-            if not quiet:
-                from ..progress import console
-
-                console.print(f"[bold cyan]==> point {p.name}", highlight=False)
-            record(p.name, run_point(*args[p.name][:3], None, quiet))
-    else:
-        _run_pool(todo, args, record, jobs=jobs, adaptive=adaptive)
+    try:
+        _dispatch(executor, jobs, todo, args, record, started, address=address, threads=threads,
+                  gpus=gpus_per_point, adaptive=adaptive, quiet=quiet)
+    except BaseException:  # interrupted: what was under way is pending again (it resumes next time)
+        for e in index["points"]:
+            if e["status"] in ("running", "submitted"):
+                e["status"] = "pending"
+        write_json(index, _index_path(out))
+        raise
     index["seconds"] = round(time.perf_counter() - t0, 1)
     index["sharing"] = sharing_summary(out, index)
     write_json(index, _index_path(out))
     return index
 
 
-def _run_pool(todo: list[Point], args: dict, record, *, jobs: int, adaptive: bool = False) -> None:
+def _dispatch(executor, jobs, todo, args, record, started, *, address, threads, gpus, adaptive, quiet) -> None:
+    if executor == "ray":
+        _run_ray(todo, args, record, started, address=address, threads=threads, gpus=gpus, quiet=quiet)
+    elif jobs == 1:
+        for p in todo:
+            if not quiet:
+                from ..progress import console
+
+                console.print(f"[bold cyan]==> point {p.name}", highlight=False)
+            started(p.name)
+            record(p.name, run_point(*args[p.name][:3], None, quiet))
+    else:
+        _run_pool(todo, args, record, started, jobs=jobs, adaptive=adaptive)
+
+
+def _run_pool(todo: list[Point], args: dict, record, started, *, jobs: int, adaptive: bool = False) -> None:
     """A local process pool; a point is submitted once the points it waits for have finished.
     ``adaptive``: a point gets cores / (points running with it) threads when submitted, so the
     first point of a seed (which trains the shared teachers while the others wait) uses every core."""
@@ -380,6 +398,7 @@ def _run_pool(todo: list[Point], args: dict, record, *, jobs: int, adaptive: boo
                 if adaptive:
                     threads = default_threads(len(running) + len(batch))
                 running[pool.submit(run_point, config, out, shared, threads, True)] = p.name
+                started(p.name)
                 del pending[p.name]
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -396,7 +415,7 @@ def _run_pool(todo: list[Point], args: dict, record, *, jobs: int, adaptive: boo
                 finished.add(name)
 
 
-def _run_ray(todo: list[Point], args: dict, record, *, address: str | None, threads: int, gpus: float,
+def _run_ray(todo: list[Point], args: dict, record, started, *, address: str | None, threads: int, gpus: float,
              quiet: bool) -> None:
     """Each point a Ray task with its CPU (and GPU) request; a point's task takes the tasks of the
     points it waits for as arguments, so Ray starts it after them. The sweep folder must be on a
@@ -418,6 +437,7 @@ def _run_ray(todo: list[Point], args: dict, record, *, address: str | None, thre
         for p in todo:  # plan order: a point's dependencies come before it
             deps = [refs[d] for d in p.deps if d in names]
             refs[p.name] = task.remote(*args[p.name], True, *deps)
+            started(p.name, "submitted")  # Ray starts it when its dependencies are done
         by_ref = {ref: name for name, ref in refs.items()}
         remaining = list(refs.values())
         while remaining:
