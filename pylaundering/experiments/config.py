@@ -107,15 +107,20 @@ def check_type(key: str, value: Any, source: str | None = None) -> Any:
     return value
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
+def parse_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML file (a missing file or bad syntax: one clear error)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
     try:
-        data = tomllib.loads(p.read_text())
+        return tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("(syntax)", f"not valid TOML: {e}", str(p)) from e
-    return run_values(data.get("run", data), str(p))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    data = parse_toml(path)
+    return run_values(data.get("run", data), str(path))
 
 
 def run_values(data: dict[str, Any], source: str) -> dict[str, Any]:

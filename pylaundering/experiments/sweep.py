@@ -18,14 +18,13 @@ import dataclasses
 import itertools
 import re
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..phases.common import ConfigError
 from ..train.checkpoint import read_json, write_json
-from .config import COMMAND_LINE, FIELDS, RunConfig, check_type, run_values, validate
+from .config import COMMAND_LINE, FIELDS, RunConfig, check_type, parse_toml, run_values, validate
 from .sharing import SHARED_PHASES, shared_keys
 
 SWEEP_SCHEMA_VERSION = 1
@@ -97,12 +96,7 @@ def read_sweep_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     and a ``[sweep]`` table: ``params = {alpha = [0, 0.5, 1], loss = ["kl", "mse"]}``,
     ``seeds = 3`` or ``seeds = [0, 4]``, ``zip = false``."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("(syntax)", f"not valid TOML: {e}", str(p)) from e
+    data = parse_toml(p)
     sweep = data.pop("sweep", {}) or {}
     if not isinstance(sweep, dict):
         raise ConfigError("sweep", "expected a table", str(p))
