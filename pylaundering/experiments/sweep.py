@@ -240,6 +240,23 @@ def summary(metrics: dict) -> dict:
 # The sweep
 
 
+def preflight_points(points: list[Point], index: dict, *, quiet: bool) -> None:
+    """Loads the data and reads the models once per distinct data and model setting among the points
+    still to run, before the sweep folder is written: a dataset that cannot be read (a hub that is
+    unreachable, a malformed file) fails the sweep in seconds, not every point one by one."""
+    from .run import preflight
+
+    done = {e["name"] for e in index["points"] if e["status"] == "done"}
+    seen: set[str] = set()
+    for p in points:
+        key = shared_keys(p.config)["base"] + repr(sorted((k, getattr(p.config, k)) for k in (
+            "student_base", "student_layers", "student_init", "student_model", "data_size")))
+        if p.name in done or key in seen:
+            continue
+        seen.add(key)
+        preflight(p.config)
+
+
 def _index_path(out: Path) -> Path:
     return out / "sweep.json"
 
@@ -308,6 +325,7 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
     points = plan(base, params, seeds, zip_=zip_)
     spec = spec_dict(base, params, seeds, zip_)
     index = open_sweep(out, spec, points)
+    preflight_points(points, index, quiet=quiet)
     out.mkdir(parents=True, exist_ok=True)
     write_json(index, _index_path(out))
     entries = {e["name"]: e for e in index["points"]}

@@ -268,3 +268,12 @@ def test_an_index_written_before_a_setting_existed_still_resumes(tmp_path, quick
     (out / "sweep.json").write_text(json.dumps({"kind": "pylaundering-sweep", **old, "points": []}))
     index = sweep_mod.open_sweep(out, spec, points)
     assert [p["status"] for p in index["points"]] == ["pending"]
+
+
+def test_unreadable_data_fails_the_sweep_at_once(tmp_path, sets):
+    """Data that cannot be loaded fails before the sweep folder exists, not once per point."""
+    bad = ["--set", f"benchmark={tmp_path / 'missing.jsonl'}", "--set", f"train={tmp_path / 'missing.jsonl'}"]
+    res = runner.invoke(app, ["sweep", *sets, *bad, "-p", "alpha=0.5,1", "--seeds", "2", "-o", str(tmp_path / "sw")])
+    assert res.exit_code == 1 and "missing.jsonl" in res.output
+    assert res.output.count("error") == 1
+    assert not (tmp_path / "sw").exists()
