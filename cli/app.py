@@ -378,6 +378,11 @@ def run(
         for warning in metrics.get("warnings", []):
             err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         out_console.print(verdict(metrics)[1])
+        audited = (metrics.get("audit") or {}).get("arms") or {}
+        if audited:
+            out_console.print("audit (launder audit against the reference set): " + ", ".join(
+                f"{arm.replace('_', ' ')} {a['verdict']}" + ("" if a["correct"] else f" (expected {a['expected']})")
+                for arm, a in audited.items()), highlight=False, soft_wrap=True)
         out_console.print(f"report: {out / 'report.md'}   metrics: {out / 'metrics.json'}")
 
 

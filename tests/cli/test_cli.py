@@ -97,6 +97,9 @@ def test_run_end_to_end_json_and_run_folder(tmp_path):
     resumed = _launder("run", "--config", str(cfg), "--out", str(out), "--resume", "--json", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["student"] == saved["student"]
+    table = _launder("run", "--config", str(cfg), "--out", str(out), "--resume", "--quiet")
+    line = next(x for x in table.stdout.splitlines() if x.startswith("audit (launder audit"))
+    assert all(f"{arm.replace('_', ' ')} {a['verdict']}" in line for arm, a in saved["audit"]["arms"].items())
 
 
 def test_quiet_prints_nothing_at_all(tmp_path):
