@@ -349,14 +349,19 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
     def started(name: str, status: str = "running") -> None:  # sweep.json shows what is under way
         entries[name]["status"] = status
         write_json(index, _index_path(out))
+        if not quiet and (jobs > 1 or executor == "ray"):
+            from ..progress import console
+
+            console.print(f"{status} {name}", highlight=False, soft_wrap=True)
 
     skipped = len(points) - len(todo)
     if not quiet:
         from ..progress import console
 
         console.print(f"[bold cyan]==> sweep: {len(points)} points ({skipped} already done), executor {executor}, "
-                      f"{jobs if executor == 'local' else 'ray'} job(s) x {threads} thread(s) -> {out}",
-                      highlight=False)
+                      f"{jobs if executor == 'local' else 'ray'} job(s) x "
+                      f"{'cores / points running' if adaptive and jobs > 1 else threads} thread(s) -> {out}",
+                      highlight=False, soft_wrap=True)
     args = {p.name: (p.config.to_dict(), str(out / p.dir), str(out / "shared"), threads) for p in todo}
     try:
         _dispatch(executor, jobs, todo, args, record, started, address=address, threads=threads,
