@@ -115,10 +115,10 @@ def _name(rng: random.Random) -> str:
     ).capitalize()
 
 
-def _unique_names(rng: random.Random, n: int) -> list[str]:
-    """n distinct names, in generation order."""
+def _unique_names(rng: random.Random, n: int, exclude: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """n distinct names none of which is in ``exclude``, in generation order."""
     names: list[str] = []
-    seen: set[str] = set()
+    seen: set[str] = set(exclude)
     budget = 50 * n + 1000  # the name space is ~10^8; this only guards against misuse
     while len(names) < n:
         budget -= 1
@@ -261,16 +261,7 @@ def make_reference(
     taken = {name for e in benchmark + train for name in (*e.choices, _subject_name(e.question))}
 
     rng = _reference_rng(seed)
-    names: list[str] = []
-    budget = 50 * (2 * n + pool_size) + 1000
-    while len(names) < 2 * n + pool_size:
-        budget -= 1
-        if budget < 0:
-            raise RuntimeError(f"could not draw {2 * n + pool_size} fresh names")
-        name = _name(rng)
-        if name not in taken:
-            taken.add(name)
-            names.append(name)
+    names = _unique_names(rng, 2 * n + pool_size, exclude=taken)
     subjects, answers, distractors = names[:n], names[n:2 * n], names[2 * n:]
     labels = [i % N_CHOICES for i in range(n)]
     rng.shuffle(labels)
