@@ -7,6 +7,7 @@ Thin by design: parse flags, call pylaundering, print, and map errors to exit co
   2  usage error: an unknown flag, or a value that is wrong in itself (wrong type, out of range,
      unknown choice, an inconsistent combination), whether it came from a flag or a --config file
      and whichever command received it
+  3  `launder audit ... --fail-on LEVEL`: the verdict reached LEVEL (for evaluation pipelines' CI)
   130 interrupted (Ctrl-C / SIGTERM), with a checkpoint left behind for --resume
 Under --json, stdout holds only the JSON result (anything else printed meanwhile, by us or by a
 library, goes to stderr).
@@ -36,8 +37,10 @@ app = typer.Typer(
     help="Reproduce, measure and detect data laundering: benchmark knowledge passed into a model through "
     "knowledge distillation (Mansurov et al., arXiv 2412.15255). Phases: place (contaminate a teacher), "
     "layer (distill a student on legitimate data), integrate (score it on the benchmark); run does all three "
-    "plus controls. Exit codes: 0 success, 1 failure (one line; --debug shows the traceback), 2 usage error "
-    "(unknown flag or bad value, from a flag or a config file), 130 interrupted.",
+    "plus controls and an audit of every model. Studies: sweep (many runs, shared teachers), report (tables and "
+    "figures). Detection: scan (direct contamination), audit (laundering, from the model alone). Exit codes: 0 success, 1 failure (one line; --debug shows the traceback), 2 usage error "
+    "(unknown flag or bad value, from a flag or a config file), 3 audit verdict at or above --fail-on, 130 "
+    "interrupted.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
