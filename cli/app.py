@@ -38,7 +38,8 @@ app = typer.Typer(
     "knowledge distillation (Mansurov et al., arXiv 2412.15255). Phases: place (contaminate a teacher), "
     "layer (distill a student on legitimate data), integrate (score it on the benchmark); run does all three "
     "plus controls and an audit of every model. Studies: sweep (many runs, shared teachers), report (tables and "
-    "figures). Detection: scan (direct contamination), audit (laundering, from the model alone). Exit codes: 0 success, 1 failure (one line; --debug shows the traceback), 2 usage error "
+    "figures). Detection: scan (direct contamination), audit (laundering, from the model alone). Exit codes: "
+    "0 success, 1 failure (one line; --debug shows the traceback), 2 usage error "
     "(unknown flag or bad value, from a flag or a config file), 3 audit verdict at or above --fail-on, 130 "
     "interrupted.",
     no_args_is_help=True,
