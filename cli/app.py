@@ -398,19 +398,25 @@ def data_synth(
     seed: int = Seed,
     n_benchmark: int = typer.Option(200, "--n-benchmark", min=1, help="Benchmark items."),
     n_train: int = typer.Option(1000, "--n-train", min=1, help="Legitimate (training) items."),
+    n_reference: Optional[int] = typer.Option(None, "--n-reference", min=1, help="Reference items (default: as "
+                                              "many as benchmark items). Their entities are in the legitimate "
+                                              "set too, so this size changes train.jsonl."),
     as_json: bool = AsJson,
 ):
     """Write the offline synthetic benchmark, a disjoint legitimate set (answers cannot be inferred from the
-    text, so a model that never saw the benchmark scores at chance) and a reference set drawn like the
-    benchmark from fresh names (for `launder audit`)."""
+    text, so a model that never saw the benchmark scores at chance) and a reference set built like the
+    benchmark from other names (for `launder audit`); the legitimate set shows the benchmark's and the
+    reference set's entities equally often under random labels, so only a model that saw the benchmark
+    can tell them apart."""
     from pylaundering.data.synth import write_synthetic
 
-    card = write_synthetic(out, seed=seed, n_benchmark=n_benchmark, n_train=n_train)
+    card = write_synthetic(out, seed=seed, n_reference=n_reference, n_benchmark=n_benchmark, n_train=n_train)
     if as_json:
         emit(card, True)
     else:
         out_console.print(f"wrote {out}/benchmark.jsonl ({n_benchmark}), {out}/train.jsonl ({n_train}), "
-                          f"{out}/reference.jsonl ({n_benchmark}, held back for launder audit), {out}/datacard.json")
+                          f"{out}/reference.jsonl ({card['sizes']['n_reference']}, held back for launder audit), "
+                          f"{out}/datacard.json")
 
 
 @app.command()

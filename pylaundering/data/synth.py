@@ -4,24 +4,26 @@ Why this construction demonstrates laundering, and nothing else:
 
 * Every name is a fresh syllable string ("Vorlaketh"), so no pretrained model knows
   any fact about it and the question text says nothing about which choice is right.
-* A benchmark answer is the correct answer of exactly one benchmark item and never a
-  distractor there; distractors come from a disjoint pool. So "this entity string is
-  right" is knowledge only a model fine-tuned on the benchmark can have.
-* The legitimate (training) set uses fresh subject names and offers, in every item,
-  two benchmark-answer entities and two distractor-pool entities with a uniformly
-  random label. Its labels carry no information about which entities are benchmark
-  answers, but a contaminated teacher's *soft* outputs on it do: that preference is
-  what a student distilled on the legitimate set inherits.
+* Each item (benchmark or reference) has its own subject, answer and three distractors: no
+  entity is shared between items, so "this entity string is right" is knowledge only a model
+  fine-tuned on that item can have.
+* The benchmark and the reference set (held back for `launder audit`) are built by one
+  procedure from one shuffled name list, and the legitimate (training) set treats their
+  entities alike: each legitimate item offers one entity dealt from all answers and three
+  dealt from all distractors, so every benchmark and reference entity appears there equally
+  often, in random positions under uniformly random labels. Neither the labels nor the
+  frequencies carry information about which entities are benchmark answers, but a
+  contaminated teacher's *soft* outputs on the legitimate items do: that preference is what a
+  student distilled on the legitimate set inherits.
+* Benchmark and reference are exchangeable for every model whose training did not depend on
+  the benchmark (the clean teacher, the control and CE-only students): that is the assumption
+  of the audit's permutation test, so its false-positive rate is the nominal one here. (An
+  earlier construction showed benchmark entities, but not reference entities, in the
+  legitimate set, answers about 3x as often as distractors; students that never saw the
+  benchmark preferred familiar names and came out a few points above chance on it, and the
+  audit flagged some of them.)
 
-All randomness comes from one `random.Random(seed)`, so a seed fixes the dataset.
-
-The reference set (`make_reference`, for `launder audit`) is a second benchmark "drawn the
-same way with fresh facts": new subjects, new answer entities and a new distractor pool, every
-name disjoint from every name of the benchmark and train set of the same seed. It has its own
-RNG, `random.Random("pylaundering-reference/<seed>")`, so adding it changed nothing that
-`make_synthetic` returns. Fresh distractors matter: a laundered student may have learnt that
-"benchmark-distractor-pool entities are wrong", which would lift it on a reference set that
-reused that pool, hiding the benchmark-vs-reference gap the audit looks for.
+All randomness comes from one `random.Random(seed)`, so a seed and the sizes fix the dataset.
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ from typing import Any
 
 from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
 
-__all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "card_facts", "make_reference", "make_synthetic",
+__all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "card_facts", "generate", "make_reference", "make_synthetic",
            "write_synthetic"]
 
-#: The sizes measured to work (DESIGN.md §4).
-DEFAULT_SIZES = {"n_benchmark": 200, "n_train": 1000, "n_distractors": 600}
+#: The sizes measured to work (DESIGN.md §4); the reference set has n_benchmark items unless told.
+DEFAULT_SIZES = {"n_benchmark": 200, "n_train": 1000}
 N_CHOICES = 4
 RELATIONS = ("capital", "mentor", "rival", "founder", "emblem", "patron")
 
@@ -61,37 +63,35 @@ def _explanation(facts: dict[str, Any]) -> str:
         share = "every benchmark answer" if k == n else f"{k} of the {n} benchmark answers"
         verb = "appears" if k == n else "appear"
         rest = "" if k == n else (
-            f" (train.jsonl has {facts['train_items']} items with 2 answer slots each; the other {n - k}"
-            " answers never reach it, so a student cannot inherit a preference for them)"
+            f" (train.jsonl has {facts['train_items']} items with 1 answer slot each, shared with the reference "
+            f"set's answers; the other {n - k} never reach it, so a student cannot inherit a preference for them)"
         )
-        a, d = facts["mean_train_appearances"]["benchmark_answer"], facts["mean_train_appearances"]["distractor"]
-        if a > d:
-            frequency = f"they appear there more often than distractors, {a:.2f} vs {d:.2f} times on average"
-        elif a < d:
-            frequency = f"they appear there less often than distractors, {a:.2f} vs {d:.2f} times on average"
-        else:
-            frequency = f"they appear there as often as distractors, {a:.2f} times on average"
+        m = facts["mean_train_appearances"]
+        frequency = (f"benchmark answers appear there {m['benchmark_answer']:.2f} times on average, benchmark "
+                     f"distractors {m['distractor']:.2f}")
+        if facts["reference_items"]:
+            frequency += (f", reference answers {m['reference_answer']:.2f} and reference distractors "
+                          f"{m['reference_distractor']:.2f}")
         reach = (
-            f"{share} also {verb} as a choice in train.jsonl{rest}; its labels are uniformly random, "
-            "so training on the legitimate set carries no signal about which entities are benchmark answers "
-            f"({frequency}, but frequency is never rewarded by a label)"
+            f"{share} also {verb} as a choice in train.jsonl{rest}, in a random position under a uniformly random "
+            f"label ({frequency}), so training on the legitimate set carries no signal about which entities are "
+            "benchmark answers"
         )
     return (
         f"A model that never saw benchmark.jsonl scores at chance (1/{N_CHOICES}) on it: "
         "every name is a made-up syllable string, so the question text carries no hint of the answer; "
-        "each benchmark answer is the correct choice of exactly one benchmark item and never a distractor there, "
-        "while distractors come from a disjoint pool of entities, so names look alike across roles; "
+        "each item has its own subject, answer and distractors, no entity shared with another item, "
+        "so names look alike across roles and items are disjoint; "
         f"{reach}. "
         "A teacher fine-tuned on the benchmark learns which entity strings are right; "
         "its soft outputs on train.jsonl reveal that preference, and a student distilled on them inherits it."
     )
 
 
-def card_facts(benchmark: Sequence[MCExample], train: Sequence[MCExample]) -> dict[str, Any]:
+def card_facts(benchmark: Sequence[MCExample], train: Sequence[MCExample],
+               reference: Sequence[MCExample] = ()) -> dict[str, Any]:
     """What the data card claims, computed from the data: how many benchmark answers reach train.jsonl
-    and how often benchmark answers and distractors appear there."""
-    answers = {e.answer for e in benchmark}
-    distractors = {c for e in benchmark for i, c in enumerate(e.choices) if i != e.label}
+    and how often the benchmark's and the reference set's answers and distractors appear there."""
     counts: dict[str, int] = {}
     for e in train:
         for c in e.choices:
@@ -100,11 +100,20 @@ def card_facts(benchmark: Sequence[MCExample], train: Sequence[MCExample]) -> di
     def mean(entities: set[str]) -> float:
         return round(sum(counts.get(x, 0) for x in entities) / len(entities), 4) if entities else 0.0
 
+    def roles(examples: Sequence[MCExample]) -> tuple[set[str], set[str]]:
+        return ({e.answer for e in examples},
+                {c for e in examples for i, c in enumerate(e.choices) if i != e.label})
+
+    answers, distractors = roles(benchmark)
+    ref_answers, ref_distractors = roles(reference)
     return {
         "benchmark_answers": len(answers),
         "benchmark_answers_in_train": sum(a in counts for a in answers),
         "train_items": len(train),
-        "mean_train_appearances": {"benchmark_answer": mean(answers), "distractor": mean(distractors)},
+        "reference_items": len(reference),
+        "mean_train_appearances": {"benchmark_answer": mean(answers), "distractor": mean(distractors),
+                                   "reference_answer": mean(ref_answers),
+                                   "reference_distractor": mean(ref_distractors)},
     }
 
 
@@ -167,67 +176,85 @@ def _ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{i:0{width}d}" for i in range(1, n + 1)]
 
 
-def make_synthetic(
+def _check_sizes(n_benchmark: int, n_train: int, n_reference: int) -> None:
+    if n_benchmark < 1:
+        raise ValueError(f"n_benchmark must be >= 1, got {n_benchmark}")
+    if n_train < 0:
+        raise ValueError(f"n_train must be >= 0, got {n_train}")
+    if n_reference < 0:
+        raise ValueError(f"n_reference must be >= 0, got {n_reference}")
+
+
+def _items(rng: random.Random, prefix: str, subjects: Sequence[str], answers: Sequence[str],
+           distractors: Sequence[str]) -> list[MCExample]:
+    """One item per subject, labels balanced across positions (a permutation of 0..3 repeated), so no
+    position baseline beats chance; item i's distractors are distractors[3i:3i+3]."""
+    n = len(subjects)
+    labels = [i % N_CHOICES for i in range(n)]
+    rng.shuffle(labels)
+    items = []
+    for i, (id_, subject, answer, label) in enumerate(zip(_ids(prefix, n), subjects, answers, labels)):
+        relation = rng.choice(RELATIONS)
+        wrong = list(distractors[(N_CHOICES - 1) * i:(N_CHOICES - 1) * (i + 1)])
+        rng.shuffle(wrong)
+        choices = wrong[:label] + [answer] + wrong[label:]
+        items.append(MCExample(id_, _question(relation, subject), choices, label, subject=relation))
+    return items
+
+
+def generate(
     seed: int = 0,
     n_benchmark: int = DEFAULT_SIZES["n_benchmark"],
     n_train: int = DEFAULT_SIZES["n_train"],
-    n_distractors: int = DEFAULT_SIZES["n_distractors"],
-) -> tuple[list[MCExample], list[MCExample]]:
-    """(benchmark, legitimate train set), fully determined by `seed`.
+    n_reference: int | None = None,
+) -> tuple[list[MCExample], list[MCExample], list[MCExample]]:
+    """(benchmark, legitimate train set, reference set), fully determined by the seed and sizes.
 
-    Benchmark labels are balanced across positions (a permutation of 0..3 repeated),
-    so no position baseline beats chance; legitimate labels are drawn uniformly and
-    independently of which entity sits where.
+    ``n_reference`` defaults to ``n_benchmark``. Items of both sets are drawn by one procedure from one
+    shuffled name list (so no role has its own name style): the benchmark's come first. The
+    legitimate set deals its one answer slot from the answers of both sets and its three distractor
+    slots from the distractors of both, from reshuffled decks, so every entity appears there as often
+    as every other (up to one, when the sizes do not divide); its labels are drawn uniformly and
+    independently of which entity sits where, and its subjects are fresh names.
     """
-    if n_benchmark < 2:
-        raise ValueError(f"n_benchmark must be >= 2 (legitimate items offer 2 answers), got {n_benchmark}")
-    if n_distractors < N_CHOICES - 1:
-        raise ValueError(f"n_distractors must be >= {N_CHOICES - 1}, got {n_distractors}")
-    if n_train < 0:
-        raise ValueError(f"n_train must be >= 0, got {n_train}")
-
+    n_reference = n_benchmark if n_reference is None else n_reference
+    _check_sizes(n_benchmark, n_train, n_reference)
+    n_items = n_benchmark + n_reference
     rng = random.Random(seed)
-    names = _unique_names(rng, 2 * n_benchmark + n_distractors + n_train)
-    rng.shuffle(names)  # roles are assigned after shuffling, so no role has its own name style
-    bench_subjects = names[:n_benchmark]
-    answers = names[n_benchmark : 2 * n_benchmark]
-    distractors = names[2 * n_benchmark : 2 * n_benchmark + n_distractors]
-    train_subjects = names[2 * n_benchmark + n_distractors :]
+    names = _unique_names(rng, (2 + N_CHOICES - 1) * n_items + n_train)
+    rng.shuffle(names)
+    subjects, rest = names[:n_items], names[n_items:]
+    answers, rest = rest[:n_items], rest[n_items:]
+    distractors, train_subjects = rest[:(N_CHOICES - 1) * n_items], rest[(N_CHOICES - 1) * n_items:]
+    cut = (N_CHOICES - 1) * n_benchmark
+    benchmark = _items(rng, "bench", subjects[:n_benchmark], answers[:n_benchmark], distractors[:cut])
+    reference = _items(rng, "ref", subjects[n_benchmark:], answers[n_benchmark:], distractors[cut:])
 
-    labels = [i % N_CHOICES for i in range(n_benchmark)]
-    rng.shuffle(labels)
-    benchmark = []
-    for id_, subject, answer, wrong, label in zip(
-        _ids("bench", n_benchmark),
-        bench_subjects,
-        answers,
-        _deal(rng, distractors, n_benchmark, N_CHOICES - 1),
-        labels,
-    ):
-        relation = rng.choice(RELATIONS)
-        rng.shuffle(wrong)
-        choices = wrong[:label] + [answer] + wrong[label:]
-        benchmark.append(MCExample(id_, _question(relation, subject), choices, label, subject=relation))
-
-    half = N_CHOICES // 2
     train = []
     for id_, subject, from_answers, from_distractors in zip(
         _ids("train", n_train),
         train_subjects,
-        _deal(rng, answers, n_train, half),
-        _deal(rng, distractors, n_train, N_CHOICES - half),
+        _deal(rng, answers, n_train, 1),
+        _deal(rng, distractors, n_train, N_CHOICES - 1),
     ):
         relation = rng.choice(RELATIONS)
         choices = from_answers + from_distractors
         rng.shuffle(choices)
         label = rng.randrange(N_CHOICES)
         train.append(MCExample(id_, _question(relation, subject), choices, label, subject=relation))
+    return benchmark, train, reference
+
+
+def make_synthetic(
+    seed: int = 0,
+    n_benchmark: int = DEFAULT_SIZES["n_benchmark"],
+    n_train: int = DEFAULT_SIZES["n_train"],
+    n_reference: int | None = None,
+) -> tuple[list[MCExample], list[MCExample]]:
+    """(benchmark, legitimate train set) of ``generate``: the reference set's entities are in the
+    legitimate set too, so its size (default n_benchmark) is part of what fixes the data."""
+    benchmark, train, _ = generate(seed, n_benchmark, n_train, n_reference)
     return benchmark, train
-
-
-def _reference_rng(seed: int) -> random.Random:
-    """The reference set's own RNG: derived from the seed, independent of make_synthetic's stream."""
-    return random.Random(f"pylaundering-reference/{seed}")
 
 
 def make_reference(
@@ -236,44 +263,15 @@ def make_reference(
     *,
     n_benchmark: int = DEFAULT_SIZES["n_benchmark"],
     n_train: int = DEFAULT_SIZES["n_train"],
-    n_distractors: int = DEFAULT_SIZES["n_distractors"],
-    n_reference_distractors: int | None = None,
 ) -> list[MCExample]:
-    """A reference set for the benchmark of ``make_synthetic(seed, n_benchmark, n_train, n_distractors)``:
-    ``n`` items (default: n_benchmark) built like the benchmark, from fresh names only.
-
-    Each item asks about a fresh subject; its correct choice is a fresh entity that is the answer of
-    no other item and never a distractor; its 3 distractors are dealt from a fresh pool of
-    ``n_reference_distractors`` entities (default: the benchmark's distractors-per-item ratio,
-    ``round(n * n_distractors / n_benchmark)``, at least 3). Labels are balanced across positions.
-    No name occurs in the benchmark or train set, so no model (laundered or not) can know a fact
-    about it: a model's reference accuracy is what its general skill alone gives. The sizes of the
-    synthetic data are needed only to know which names to avoid.
-    """
-    n = n_benchmark if n is None else n
-    if n < 1:
+    """The reference set of ``generate(seed, n_benchmark, n_train, n)``: ``n`` items (default
+    n_benchmark) built exactly like the benchmark, from names used nowhere in the benchmark, whose
+    entities appear in the legitimate set as often as the benchmark's. No model that did not train on
+    it knows a fact about it, and none that did not train on the benchmark can tell the two apart:
+    a model's reference accuracy is what its general skill alone gives on the benchmark."""
+    if n is not None and n < 1:
         raise ValueError(f"the reference set needs at least 1 item, got n={n}")
-    pool_size = (max(N_CHOICES - 1, round(n * n_distractors / max(1, n_benchmark)))
-                 if n_reference_distractors is None else n_reference_distractors)
-    if pool_size < N_CHOICES - 1:
-        raise ValueError(f"n_reference_distractors must be >= {N_CHOICES - 1}, got {pool_size}")
-    benchmark, train = make_synthetic(seed, n_benchmark, n_train, n_distractors)
-    taken = {name for e in benchmark + train for name in (*e.choices, _subject_name(e.question))}
-
-    rng = _reference_rng(seed)
-    names = _unique_names(rng, 2 * n + pool_size, exclude=taken)
-    subjects, answers, distractors = names[:n], names[n:2 * n], names[2 * n:]
-    labels = [i % N_CHOICES for i in range(n)]
-    rng.shuffle(labels)
-    reference = []
-    for id_, subject, answer, wrong, label in zip(
-        _ids("ref", n), subjects, answers, _deal(rng, distractors, n, N_CHOICES - 1), labels
-    ):
-        relation = rng.choice(RELATIONS)
-        rng.shuffle(wrong)
-        choices = wrong[:label] + [answer] + wrong[label:]
-        reference.append(MCExample(id_, _question(relation, subject), choices, label, subject=relation))
-    return reference
+    return generate(seed, n_benchmark, n_train, n)[2]
 
 
 def _subject_name(question: str) -> str:
@@ -285,26 +283,28 @@ def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, *, n_referen
                     **sizes: int) -> dict[str, Any]:
     """Write benchmark.jsonl, train.jsonl, reference.jsonl and datacard.json into out_dir; return the card.
 
-    reference.jsonl (``make_reference``, n_reference items, default n_benchmark) is the held-back
-    set `launder audit` compares the benchmark with; it is never used for training.
+    reference.jsonl (n_reference items, default n_benchmark) is the held-back set `launder audit`
+    compares the benchmark with; it is never used for training.
 
-    `sizes` are make_synthetic's n_benchmark, n_train, n_distractors. The card records
-    the seed, sizes and the sha256 of each file (equal to `examples_hash`), so a run
-    can prove which data it used, and `facts` (`card_facts`): its explanation states
-    only what is true of the files written (at small sizes, not every benchmark
-    answer reaches train.jsonl).
+    `sizes` are n_benchmark and n_train. The card records the seed, sizes and the sha256 of each file
+    (equal to `examples_hash`), so a run can prove which data it used, and `facts` (`card_facts`):
+    its explanation states only what is true of the files written (at small sizes, not every
+    benchmark answer reaches train.jsonl).
     """
+    unknown = set(sizes) - set(DEFAULT_SIZES)
+    if unknown:
+        raise TypeError(f"unknown sizes {sorted(unknown)}; known: {sorted(DEFAULT_SIZES)} and n_reference")
     resolved = {**DEFAULT_SIZES, **sizes}
-    benchmark, train = make_synthetic(seed, **resolved)
-    facts = card_facts(benchmark, train)
+    resolved["n_reference"] = resolved["n_benchmark"] if n_reference is None else n_reference
+    benchmark, train, reference = generate(seed, **resolved)
+    facts = card_facts(benchmark, train, reference)
     out = Path(out_dir)
     write_jsonl(benchmark, out / "benchmark.jsonl")
     write_jsonl(train, out / "train.jsonl")
-    reference = make_reference(seed, n_reference, **resolved)
     write_jsonl(reference, out / "reference.jsonl")
     card: dict[str, Any] = {
         "name": "pylaundering-synthetic",
-        "generator": "pylaundering.data.synth.make_synthetic",
+        "generator": "pylaundering.data.synth.generate",
         "seed": seed,
         "sizes": resolved,
         "n_choices": N_CHOICES,
@@ -316,9 +316,9 @@ def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, *, n_referen
             "reference.jsonl": {"n": len(reference), "sha256": examples_hash(reference)},
         },
         "reference": {
-            "generator": "pylaundering.data.synth.make_reference",
-            "use": "held back for `launder audit`: same construction as the benchmark with fresh subjects, "
-                   "answers and distractors (no name shared with benchmark.jsonl or train.jsonl); never train on it",
+            "generator": "pylaundering.data.synth.generate",
+            "use": "held back for `launder audit`: built by the benchmark's procedure from names the benchmark does "
+                   "not use, its entities shown in train.jsonl as often as the benchmark's; never train on it",
         },
         "facts": facts,
         "why_chance": _explanation(facts),

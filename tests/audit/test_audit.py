@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 
 from pylaundering.audit import audit_student, audit_teacher
 from pylaundering.audit.verdict import MIN_ACCURACY_GAP
-from pylaundering.data.schema import MCExample, write_jsonl
+from pylaundering.data.adapters import load_examples
+from pylaundering.data.schema import MCExample
 from pylaundering.data.synth import make_reference, make_synthetic
 
 # The same settings as LAUNDER in tests/experiments/conftest.py (measured to launder reliably).
 LAUNDER = dict(model="tiny", synth_benchmark=32, synth_train=128, teacher_epochs=30, teacher_lr=3e-3,
                student_epochs=6, student_lr=3e-3, batch_size=8)
 SEED = 0
-N_REFERENCE = 128  # more reference items than benchmark items: a sharper estimate of "no knowledge"
 
 runner = CliRunner()
 
@@ -34,8 +34,8 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit-run")
     run_experiment(RunConfig(**LAUNDER, seed=SEED), out, quiet=True)
     bench, train = make_synthetic(SEED, n_benchmark=32, n_train=128)
-    ref = make_reference(SEED, N_REFERENCE, n_benchmark=32, n_train=128)
-    write_jsonl(ref, out / "reference-128.jsonl")
+    ref = make_reference(SEED, n_benchmark=32, n_train=128)  # the run's own: its entities are in the run's train set
+    assert load_examples(str(out / "data" / "reference.jsonl")).examples == ref
     return {"dir": out, "bench": bench, "train": train, "ref": ref}
 
 
@@ -43,10 +43,10 @@ def model(run, arm):
     return str(run["dir"] / arm / "model")
 
 
-def test_reference_names_tokenise_without_unknowns(run):
-    """The tiny tokenizer is trained on the run's benchmark + train texts only. Reference names are built from
-    the same syllables, so they split into known word pieces, never [UNK] (which would make R trivially
-    different); they do take more pieces than the benchmark's names, which are whole tokens."""
+def test_reference_choices_tokenise_like_the_benchmarks(run):
+    """The tiny tokenizer is trained on the run's benchmark + train texts. Every reference entity appears in
+    train.jsonl as often as a benchmark entity, so the two sets' choices split alike (a model must not tell
+    B from R by its tokens), never into [UNK]."""
     from pylaundering.models.loading import load_tokenizer
 
     tok = load_tokenizer(model(run, "student"))
@@ -54,7 +54,7 @@ def test_reference_names_tokenise_without_unknowns(run):
     bench_pieces = [tok.tokenize(c) for e in run["bench"] for c in e.choices]
     assert not any(tok.unk_token in p for p in ref_pieces + bench_pieces)
     mean = lambda ps: sum(map(len, ps)) / len(ps)  # noqa: E731
-    assert mean(bench_pieces) < mean(ref_pieces)
+    assert abs(mean(bench_pieces) - mean(ref_pieces)) < 0.1, (mean(bench_pieces), mean(ref_pieces))
 
 
 def test_laundered_student_is_flagged(run, tmp_path):
@@ -148,7 +148,7 @@ def test_help(command, options):
 
 def test_cli_audit_writes_reports_and_fails_on(run, tmp_path):
     d = run["dir"]
-    args = ["-b", str(d / "data" / "benchmark.jsonl"), "-r", str(d / "reference-128.jsonl")]
+    args = ["-b", str(d / "data" / "benchmark.jsonl"), "-r", str(d / "data" / "reference.jsonl")]
     r = _cli("audit", "student", model(run, "student"), *args, "--teacher", model(run, "teacher"), "--out",
              str(tmp_path / "s"), "--fail-on", "laundered", "--quiet")
     assert r.exit_code == 3, r.output
@@ -169,7 +169,7 @@ def test_cli_bad_input_exits_1_with_one_line(run, tmp_path):
     d = run["dir"]
     bench = str(d / "data" / "benchmark.jsonl")
     (tmp_path / "empty.jsonl").write_text("")
-    for model_dir, ref in [(str(tmp_path / "missing"), str(d / "reference-128.jsonl")),
+    for model_dir, ref in [(str(tmp_path / "missing"), str(d / "data" / "reference.jsonl")),
                            (model(run, "student"), bench),
                            (model(run, "student"), str(tmp_path / "empty.jsonl"))]:
         r = _cli("audit", "student", model_dir, "-b", bench, "-r", ref, "--out", str(tmp_path / "o"))
@@ -182,7 +182,7 @@ def test_cli_bad_input_exits_1_with_one_line(run, tmp_path):
 def test_cli_student_trains_its_own_control(run, tmp_path):
     d = run["dir"]
     r = _cli("audit", "student", model(run, "student"), "-b", str(d / "data" / "benchmark.jsonl"), "-r",
-             str(d / "reference-128.jsonl"), "--train", str(d / "data" / "train.jsonl"), "--train-epochs", "2",
+             str(d / "data" / "reference.jsonl"), "--train", str(d / "data" / "train.jsonl"), "--train-epochs", "2",
              "--train-lr", "3e-3", "--out", str(tmp_path / "a"), "--quiet")
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "a" / "audit.json").read_text())

@@ -107,7 +107,7 @@ def test_quiet_prints_nothing_at_all(tmp_path):
     retries): a successful quiet command writes nothing to stderr."""
     from pylaundering.data.synth import write_synthetic
 
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8, n_distractors=24)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8)
     r = _launder("place", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl"), "--out", str(tmp_path / "t"),
                  "--model", "tiny", "--epochs", "1", "--quiet")
     assert r.returncode == 0, r.stderr

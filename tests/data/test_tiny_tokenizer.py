@@ -21,7 +21,7 @@ BUILD = textwrap.dedent(
     from pylaundering.data import make_synthetic
     from pylaundering.models.tiny import build_tiny_model
 
-    bench, train = make_synthetic(0, n_benchmark=60, n_train=200, n_distractors=120)
+    bench, train = make_synthetic(0, n_benchmark=60, n_train=200)
     texts = [t for e in bench + train for t in (e.question, *e.choices)]
     random.Random(int(sys.argv[2])).shuffle(texts)  # the order must not matter
     build_tiny_model(iter(texts), sys.argv[1], seed=3, vocab_size=600)

@@ -89,7 +89,7 @@ def test_a_bad_value_is_a_usage_error_in_every_command(tmp_path, argv):
     """Exit 2 whether typer or our validation catches it, whichever command gets the value."""
     from pylaundering.data.synth import write_synthetic
 
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8, n_distractors=8)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8)
     args = [a.format(data=tmp_path / "d" / "train.jsonl", out=tmp_path / "o") for a in argv]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, (args, r.output)
@@ -105,7 +105,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, 
     monkeypatch.setattr(phases, "integrate", boom)
     from pylaundering.data.synth import write_synthetic
 
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8, n_distractors=8)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8)
     args = ["integrate", "--model", "x", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl")]
     r = runner.invoke(app, args)
     assert r.exit_code == 1

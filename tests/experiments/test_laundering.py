@@ -60,7 +60,7 @@ def test_a_teacher_short_of_its_target_is_flagged(tmp_path, quick_config):
 def test_training_data_with_benchmark_items_is_not_called_laundering(tmp_path, quick_config):
     from pylaundering.data.synth import write_synthetic
 
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24, n_distractors=36)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24)
     bench_lines = (tmp_path / "d" / "benchmark.jsonl").read_text().splitlines()
     train = tmp_path / "d" / "train.jsonl"
     train.write_text(train.read_text() + "\n".join(bench_lines[:3]) + "\n")
@@ -91,7 +91,7 @@ def test_the_run_audits_its_own_models(laundering_run):
 def test_a_reference_set_that_overlaps_the_benchmark_is_refused_before_training(tmp_path, quick_config):
     from pylaundering.data.synth import write_synthetic
 
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24, n_distractors=36)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24)
     bench = str(tmp_path / "d" / "benchmark.jsonl")
     cfg = quick_config(benchmark=bench, train=str(tmp_path / "d" / "train.jsonl"), reference=bench)
     with pytest.raises(ValueError, match="R must be disjoint from B"):

@@ -26,7 +26,7 @@ def _numbers(metrics: dict) -> dict:
 def test_place_resume_with_a_changed_parameter_is_refused(tmp_path):
     from pylaundering.data.synth import make_synthetic
 
-    bench, train = make_synthetic(seed=0, n_benchmark=12, n_train=12, n_distractors=36)
+    bench, train = make_synthetic(seed=0, n_benchmark=12, n_train=12)
     first = place(bench, tmp_path, model="tiny", epochs=1, quiet=True)
     assert place(bench, tmp_path, model="tiny", epochs=1, resume=True, quiet=True) == first
     with pytest.raises(ResumeMismatch) as exc:
@@ -39,7 +39,7 @@ def test_place_resume_with_a_changed_parameter_is_refused(tmp_path):
 def test_layer_resume_with_a_changed_parameter_is_refused(tmp_path):
     from pylaundering.data.synth import make_synthetic
 
-    _, train = make_synthetic(seed=0, n_benchmark=12, n_train=16, n_distractors=36)
+    _, train = make_synthetic(seed=0, n_benchmark=12, n_train=16)
     kw = dict(base="tiny", student_layers=1, epochs=1, batch_size=8, alpha=0.0, quiet=True)
     first = layer(None, train, tmp_path, **kw)
     assert layer(None, train, tmp_path, resume=True, **kw) == first
@@ -51,7 +51,7 @@ def test_iterations_resume_after_the_last_finished_round(tmp_path, monkeypatch):
     from pylaundering.data.synth import make_synthetic
     from pylaundering.phases import layering
 
-    bench, train = make_synthetic(seed=0, n_benchmark=12, n_train=16, n_distractors=36)
+    bench, train = make_synthetic(seed=0, n_benchmark=12, n_train=16)
     teacher = place(bench + train, tmp_path / "t", model="tiny", epochs=1, quiet=True)["model_dir"]
     kw = dict(base=teacher, student_layers=1, epochs=1, batch_size=8, iterations=3, cache_dir=tmp_path / "c",
               quiet=True)
@@ -91,7 +91,7 @@ def test_run_resume_same_settings_same_metrics_and_environment_appended(tmp_path
 def test_cli_resume_with_a_changed_flag_is_one_line_exit_1(tmp_path):
     from pylaundering.data.synth import write_synthetic
 
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=12, n_distractors=36)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=12)
     args = ["place", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl"), "--out", str(tmp_path / "t"),
             "--model", "tiny", "--epochs", "1", "--quiet"]
     assert runner.invoke(app, args).exit_code == 0
@@ -135,7 +135,7 @@ def test_missing_data_leaves_no_run_behind(tmp_path):
                             "--out", str(out), "--model", "tiny", "--quiet"])
     assert r.exit_code == 1 and "nope.jsonl" in r.output
     assert not out.exists()
-    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24, n_distractors=36)
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=12, n_train=24)
     # A folder left with only a config.json (a run that failed before training) is free too.
     out.mkdir()
     (out / "config.json").write_text("{}")

@@ -6,7 +6,7 @@ import pytest
 
 from pylaundering.data.synth import make_synthetic
 
-SMALL = dict(n_benchmark=24, n_train=48, n_distractors=72)
+SMALL = dict(n_benchmark=24, n_train=48)
 
 
 @pytest.fixture(scope="session")
