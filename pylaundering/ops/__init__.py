@@ -27,7 +27,11 @@ def _fused_distill_fake(student, teacher, labels, kind, alpha, temperature, beta
 if _ext._C is not None and "pylaundering::fused_distill" not in REGISTRY:
     register_row_fused_op("pylaundering::fused_distill", n_inputs=9, grad_inputs=(0,), fake=_fused_distill_fake)
 
+# After the dense op's registration: the fused-linear op calls it chunk by chunk.
+from .linear import FusedLinearDistillLoss, choose_chunk_size, fused_linear_distill_loss  # noqa: E402
+
 __all__ = [
     "KINDS", "REDUCTIONS", "backend", "cross_entropy", "distill_loss", "jsd", "kl_div", "logit_mse",
     "CrossEntropyLoss", "DistillLoss", "JSDLoss", "KLDivLoss", "LogitMSELoss",
+    "FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss",
 ]

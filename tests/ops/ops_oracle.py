@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
@@ -350,3 +352,24 @@ def grad_atol(case: Case, s, t, y, reduction: str, exp_grad: torch.Tensor = None
         # last pass subtracts from it (test_edge_cases.test_low_precision_gradient_is_rounded_once)
         tol *= 2
     return tol
+
+
+# --------------------------------------------------------------------------- allocations
+class BigAllocations(TorchDispatchMode):
+    """Records the storages of op results of at least ``nbytes`` that are not ``known`` (forward and
+    backward alike): how the memory tests see an [N, V] allocation."""
+
+    def __init__(self, nbytes: int, known: list[torch.Tensor]):
+        super().__init__()
+        self.nbytes = nbytes
+        self.known = {x.untyped_storage().data_ptr() for x in known}
+        self.storages: dict[int, str] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for o in tree_leaves(out):
+            if isinstance(o, torch.Tensor) and o.numel() * o.element_size() >= self.nbytes:
+                ptr = o.untyped_storage().data_ptr()
+                if ptr not in self.known:
+                    self.storages.setdefault(ptr, str(func))
+        return out

@@ -10,28 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 import pylaundering.ops as O
-from ops_oracle import requires_compiled
-
-
-class _BigAllocations(TorchDispatchMode):
-    def __init__(self, nbytes: int, known: list[torch.Tensor]):
-        super().__init__()
-        self.nbytes = nbytes
-        self.known = {x.untyped_storage().data_ptr() for x in known}
-        self.storages: dict[int, str] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for o in tree_leaves(out):
-            if isinstance(o, torch.Tensor) and o.numel() * o.element_size() >= self.nbytes:
-                ptr = o.untyped_storage().data_ptr()
-                if ptr not in self.known:
-                    self.storages.setdefault(ptr, str(func))
-        return out
+from ops_oracle import BigAllocations as _BigAllocations, requires_compiled
 
 
 CALLS = {

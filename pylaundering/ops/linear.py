@@ -1,0 +1,402 @@
+"""Fused linear distillation: the loss of ``student_hidden @ student_weight.T (+ bias)`` against a
+teacher, without ever holding the ``[N, V]`` logits.
+
+At N = 4096 tokens and V = 128256 one fp32 logits tensor is 2.1 GB and a naive step holds several
+(student logits, teacher logits, their gradient, softmax intermediates). Here the rows are walked in
+chunks: the chunk's student logits come from one matmul, the teacher's from its logits (a slice) or
+from its own hidden states and head; the fused kernel (``torch.ops.pylaundering.fused_distill``, the
+same kernel and semantics as :func:`pylaundering.ops.distill_loss`) gives the chunk's per-row loss and
+its gradient with respect to the chunk's logits; that gradient is turned into the gradients of the
+hidden states, weight and bias at once and dropped. Peak extra memory is a few ``[chunk, V]`` buffers
+plus the weight's gradient, which any implementation must return.
+
+For the scalar reductions the gradients are computed in the forward pass (as Liger-Kernel does) and
+backward only scales them, so a training step costs the naive computation's three matmuls. With
+``reduction="none"`` the upstream gradient differs per row, so backward walks the chunks again
+(one extra matmul per chunk).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import _ext
+from .functional import HIGH_TEMPERATURE, KINDS, _check_label_range, _check_scalars, _reduce, _rows
+from ._registry import _keep_graph
+from .reference import FORWARD_KL, JSD, NO_DISTILL, REVERSE_KL
+
+SOFT_KINDS = (FORWARD_KL, REVERSE_KL, JSD)
+
+__all__ = ["FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss"]
+
+_REDUCTION_CODES = {"none": 0, "sum": 1, "batchmean": 2, "mean": 2}
+#: Bytes one chunk's [chunk, V] buffers may take (student and teacher logits, their gradient, the
+#: kernel's fp32 work): a quarter of the free memory, at most this.
+CHUNK_BUDGET_BYTES = 256 * 2**20
+
+
+def _free_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 2**30  # unknown: assume 4 GB
+
+
+def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float32,
+                      device: torch.device | str = "cpu") -> int:
+    """Rows per chunk: as many as fit ``min(CHUNK_BUDGET_BYTES, free memory / 4)`` with about four
+    ``[chunk, V]`` buffers of ``dtype`` plus one in fp32, rounded down to a multiple of 64 (a matmul
+    tile) when that leaves at least 64, never more than ``n_rows``."""
+    per_row = vocab * (4 * torch.empty((), dtype=dtype).element_size() + 4)
+    budget = min(CHUNK_BUDGET_BYTES, _free_bytes(torch.device(device)) // 4)
+    rows = max(1, budget // max(1, per_row))
+    if rows >= 64:
+        rows -= rows % 64
+    return int(max(1, min(n_rows, rows)))
+
+
+def _row_grads(s: torch.Tensor, t: Optional[torch.Tensor], y: Optional[torch.Tensor], kind: int, alpha: float,
+               temperature: float, beta: float, ignore_index: int, need_grad: bool):
+    """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits, from the
+    compiled kernel (the custom op runs below autograd, so the reference path is `_checkpointed`)."""
+    work_s, work_t = s, t
+    if kind in SOFT_KINDS and temperature > HIGH_TEMPERATURE and s.dtype != torch.float64:
+        work_s, work_t = s.double(), t.double()  # as functional._rows: float32 loses the soft term
+    rows, grad = torch.ops.pylaundering.fused_distill(
+        work_s.contiguous(), work_t.contiguous() if work_t is not None else None,
+        y.contiguous() if y is not None else None, kind, float(alpha), float(temperature), float(beta),
+        int(ignore_index), need_grad)
+    return rows, (grad.to(s.dtype) if need_grad else None)
+
+
+def _chunk_rows(h, w, b, t_logits, t_hidden, t_weight, t_bias, y, kind, alpha, temperature, beta, ignore_index):
+    s = torch.addmm(b, h, w.t()) if b is not None else h @ w.t()
+    if t_hidden is not None:
+        t_logits = torch.addmm(t_bias, t_hidden, t_weight.t()) if t_bias is not None else t_hidden @ t_weight.t()
+    return _rows(s, t_logits, y, kind, alpha, temperature, beta, ignore_index)
+
+
+def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta,
+                  ignore_index, reduction, chunk):
+    """Without the compiled kernels: the same chunks in plain PyTorch (functional._rows on the reference
+    formulas), each under activation checkpointing, so backward recomputes a chunk's logits instead of
+    keeping them. Slower (each chunk's forward runs twice), same memory bound, any reduction."""
+    from torch.utils.checkpoint import checkpoint
+
+    parts = []
+    for i0 in range(0, h.shape[0], chunk):
+        sl = slice(i0, i0 + chunk)
+        cut = lambda x: x[sl] if x is not None else None  # noqa: E731
+        parts.append(checkpoint(_chunk_rows, h[sl], w, b, cut(t_logits), cut(t_hidden), t_weight, t_bias,
+                                cut(labels), kind, alpha, temperature, beta, ignore_index, use_reentrant=False))
+    rows = torch.cat(parts) if parts else h.new_zeros((0,), dtype=torch.float32)
+    return _reduce(rows, labels, ignore_index, reduction, h.dtype)
+
+
+def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, row_weight, kind, alpha, temperature, beta,
+          ignore_index, chunk, need_grad):
+    """The chunk loop. Returns (rows [N] fp32/fp64, grad_h, grad_w, grad_b) of sum_i row_weight_i * row_i;
+    row_weight is a per-row tensor, or None for all ones; grads are None when not needed."""
+    n = h.shape[0]
+    rows = torch.empty(n, dtype=torch.float64 if h.dtype == torch.float64 else torch.float32, device=h.device)
+    acc = torch.float32 if h.dtype in (torch.bfloat16, torch.float16) else h.dtype
+    grad_h = torch.empty_like(h) if need_grad else None
+    grad_w = torch.zeros(w.shape, dtype=acc, device=w.device) if need_grad else None
+    grad_b = torch.zeros(w.shape[0], dtype=acc, device=w.device) if need_grad and b is not None else None
+    for i0 in range(0, n, chunk):
+        i1 = min(n, i0 + chunk)
+        hc = h[i0:i1]
+        s = torch.addmm(b, hc, w.t()) if b is not None else hc @ w.t()
+        if t_logits is not None:
+            t = t_logits[i0:i1]
+        elif t_hidden is not None:
+            tc = t_hidden[i0:i1]
+            t = torch.addmm(t_bias, tc, t_weight.t()) if t_bias is not None else tc @ t_weight.t()
+        else:
+            t = None
+        y = labels[i0:i1] if labels is not None else None
+        rows[i0:i1], g = _row_grads(s, t, y, kind, alpha, temperature, beta, ignore_index, need_grad)
+        del s, t
+        if not need_grad:
+            continue
+        if row_weight is not None:
+            g.mul_(row_weight[i0:i1].to(g.dtype).unsqueeze(1))
+        torch.mm(g, w, out=grad_h[i0:i1])
+        if acc == g.dtype:
+            grad_w.addmm_(g.t(), hc)
+        else:
+            grad_w.add_((g.t() @ hc).to(acc))
+        if grad_b is not None:
+            grad_b.add_(g.sum(0, dtype=acc))
+    if need_grad:
+        grad_w = grad_w.to(w.dtype)
+        grad_b = grad_b.to(w.dtype) if grad_b is not None else None
+    return rows, grad_h, grad_w, grad_b
+
+
+def _empty(like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty((0,))
+
+
+@torch.library.custom_op("pylaundering::fused_linear_distill", mutates_args=())
+def _fused_linear_distill(
+    h: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], t_logits: Optional[torch.Tensor],
+    t_hidden: Optional[torch.Tensor], t_weight: Optional[torch.Tensor], t_bias: Optional[torch.Tensor],
+    labels: Optional[torch.Tensor], kind: int, alpha: float, temperature: float, beta: float, ignore_index: int,
+    reduction: int, chunk: int, compute_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, grad_h, grad_w, grad_b): loss is per row (reduction 0) or the reduced scalar; for a scalar
+    reduction with compute_grad the gradients of that scalar, otherwise empty tensors."""
+    scalar = reduction != 0
+    weight = None
+    if reduction == 2:  # batchmean / mean: divide by the rows counted (not ignored), at least 1
+        count = (labels != ignore_index).sum() if labels is not None else torch.tensor(h.shape[0], device=h.device)
+        weight = (1.0 / count.clamp(min=1).to(torch.float64)).expand(h.shape[0])
+    rows, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, weight, kind, alpha,
+                             temperature, beta, ignore_index, chunk, compute_grad and scalar)
+    if not scalar:
+        loss = rows
+    elif weight is None:
+        loss = rows.sum().to(h.dtype)
+    else:
+        loss = (rows.sum() / count.clamp(min=1).to(rows.dtype)).to(h.dtype)
+    return (loss, gh if gh is not None else _empty(h), gw if gw is not None else _empty(w),
+            gb if gb is not None else _empty(w))
+
+
+@_fused_linear_distill.register_fake
+def _(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta, ignore_index,
+      reduction, chunk, compute_grad):
+    rows_dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
+    loss = h.new_empty((), dtype=h.dtype) if reduction else h.new_empty((h.shape[0],), dtype=rows_dtype)
+    grads = compute_grad and reduction != 0
+    return (loss, h.new_empty(h.shape) if grads else h.new_empty((0,)),
+            w.new_empty(w.shape) if grads else w.new_empty((0,)),
+            w.new_empty((w.shape[0],)) if grads and b is not None else w.new_empty((0,)))
+
+
+@torch.library.custom_op("pylaundering::fused_linear_distill_backward", mutates_args=())
+def _fused_linear_distill_backward(
+    grad_rows: torch.Tensor, h: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor],
+    t_logits: Optional[torch.Tensor], t_hidden: Optional[torch.Tensor], t_weight: Optional[torch.Tensor],
+    t_bias: Optional[torch.Tensor], labels: Optional[torch.Tensor], kind: int, alpha: float, temperature: float,
+    beta: float, ignore_index: int, chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of sum_i grad_rows_i * row_i (reduction "none"): the chunks walked again."""
+    _, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, grad_rows, kind, alpha,
+                          temperature, beta, ignore_index, chunk, True)
+    return gh, gw, gb if gb is not None else _empty(w)
+
+
+@_fused_linear_distill_backward.register_fake
+def _(grad_rows, h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta,
+      ignore_index, chunk):
+    return h.new_empty(h.shape), w.new_empty(w.shape), (w.new_empty((w.shape[0],)) if b is not None
+                                                        else w.new_empty((0,)))
+
+
+def _setup_context(ctx, inputs, output):
+    (h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta, ignore_index,
+     reduction, chunk, compute_grad) = inputs
+    ctx.set_materialize_grads(False)
+    ctx.reduction, ctx.has_bias = reduction, b is not None
+    ctx.scalars = (kind, alpha, temperature, beta, ignore_index, chunk)
+    if reduction:
+        ctx.save_for_backward(output[1], output[2], output[3])
+    else:
+        ctx.save_for_backward(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels)
+
+
+def _backward(ctx, grad_loss, *_unused):
+    result = [None] * 16
+    if grad_loss is None:
+        return tuple(result)
+    if ctx.reduction:
+        gh, gw, gb = ctx.saved_tensors
+        if gh.numel() == 0 and gw.numel() != 0:
+            raise RuntimeError("pylaundering::fused_linear_distill: backward needs compute_grad=True "
+                               "(fused_linear_distill_loss sets it for you)")
+        # In place when the graph is freed after this backward: a product would hold a second
+        # weight-sized gradient at the peak (as the dense ops' registry does).
+        in_place = not (_keep_graph() or torch.compiler.is_compiling())
+        scale = grad_loss.to(gh.dtype)
+        grads = [g.mul_(scale) if in_place else g * scale for g in (gh, gw, gb if ctx.has_bias else None)
+                 if g is not None]
+        result[0], result[1] = grads[0], grads[1]
+        if ctx.has_bias:
+            result[2] = grads[2]
+        return tuple(result)
+    h, w, b, t_logits, t_hidden, t_weight, t_bias, labels = ctx.saved_tensors
+    gh, gw, gb = torch.ops.pylaundering.fused_linear_distill_backward(
+        grad_loss, h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, *ctx.scalars)
+    result[0], result[1] = gh, gw
+    if ctx.has_bias:
+        result[2] = gb
+    return tuple(result)
+
+
+_fused_linear_distill.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def _check_float(name: str, x: object, dim: int) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        raise TypeError(f"{name} must be float32, float64, bfloat16 or float16, got {x.dtype}")
+    if x.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dimension(s), got shape {tuple(x.shape)}")
+    return x
+
+
+def _same(name: str, x: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    if x.device != ref.device:
+        raise ValueError(f"device mismatch: {ref_name} on {ref.device}, {name} on {x.device}")
+    if x.dtype != ref.dtype:
+        raise TypeError(f"dtype mismatch: {ref_name} is {ref.dtype}, {name} is {x.dtype}")
+
+
+def _check_head(prefix: str, hidden, weight, bias, ref_name: str, ref: torch.Tensor):
+    hidden = _check_float(f"{prefix}_hidden", hidden, 2)
+    weight = _check_float(f"{prefix}_weight", weight, 2)
+    _same(f"{prefix}_hidden", hidden, ref_name, ref)
+    _same(f"{prefix}_weight", weight, ref_name, ref)
+    if hidden.shape[1] != weight.shape[1]:
+        raise ValueError(f"{prefix} hidden size {hidden.shape[1]} does not match {prefix}_weight "
+                         f"{tuple(weight.shape)} (expected [V, {hidden.shape[1]}])")
+    if bias is not None:
+        bias = _check_float(f"{prefix}_bias", bias, 1)
+        _same(f"{prefix}_bias", bias, ref_name, ref)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"{prefix}_bias has {bias.shape[0]} entries, {prefix}_weight has V = {weight.shape[0]}")
+    return hidden, weight, bias
+
+
+def fused_linear_distill_loss(
+    student_hidden: torch.Tensor,
+    student_weight: torch.Tensor,
+    teacher,
+    labels: Optional[torch.Tensor] = None,
+    *,
+    student_bias: Optional[torch.Tensor] = None,
+    kind: str = "kl",
+    alpha: float = 1.0,
+    temperature: float = 1.0,
+    beta: float = 0.5,
+    ignore_index: int = -100,
+    reduction: str = "batchmean",
+    chunk_size: Optional[int] = None,
+) -> torch.Tensor:
+    """``distill_loss(student_hidden @ student_weight.T + student_bias, teacher_logits, labels, ...)``
+    without the ``[N, V]`` logits: same kinds, conventions (T^2, ignored rows, -inf masks) and
+    reductions as :func:`pylaundering.ops.distill_loss`.
+
+    Args:
+        student_hidden: ``[N, Hs]`` (flatten batch and sequence first).
+        student_weight: the student's LM head ``[V, Hs]``; ``student_bias`` ``[V]`` or None.
+        teacher: teacher logits ``[N, V]``, or ``(teacher_hidden [N, Ht], teacher_weight [V, Ht],
+            teacher_bias or None)``, whose logits are then formed chunk by chunk too; a constant
+            (no gradient); None only when ``alpha == 0``.
+        labels: ``[N]`` class indices (needed when alpha < 1); ``ignore_index`` rows are skipped.
+        chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V and free memory).
+    Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    _check_scalars(temperature, alpha, beta if kind == "jsd" else None, reduction)
+    h, w, b = _check_head("student", student_hidden, student_weight, student_bias, "student_hidden", student_hidden)
+    n, vocab = h.shape[0], w.shape[0]
+    t_logits = t_hidden = t_weight = t_bias = None
+    if teacher is not None and alpha > 0:
+        if isinstance(teacher, torch.Tensor):
+            t_logits = _check_float("teacher logits", teacher, 2)
+            _same("teacher logits", t_logits, "student_hidden", h)
+            if t_logits.shape != (n, vocab):
+                raise ValueError(f"teacher logits {tuple(t_logits.shape)} do not match the student's [N, V] = "
+                                 f"[{n}, {vocab}] (N from student_hidden, V from student_weight)")
+            t_logits = t_logits.detach()
+        elif isinstance(teacher, (tuple, list)) and len(teacher) in (2, 3):
+            th, tw, tb = (*teacher, None) if len(teacher) == 2 else teacher
+            t_hidden, t_weight, t_bias = (x.detach() if x is not None else None
+                                          for x in _check_head("teacher", th, tw, tb, "student_hidden", h))
+            if t_hidden.shape[0] != n:
+                raise ValueError(f"teacher_hidden has {t_hidden.shape[0]} rows, student_hidden has {n}")
+            if t_weight.shape[0] != vocab:
+                raise ValueError(f"vocabulary mismatch: teacher_weight has V = {t_weight.shape[0]}, "
+                                 f"student_weight has V = {vocab}")
+        else:
+            raise TypeError("teacher must be logits [N, V] or a tuple (teacher_hidden, teacher_weight[, "
+                            f"teacher_bias]), got {type(teacher).__name__}")
+    elif alpha > 0:
+        raise ValueError("a teacher is required when alpha > 0")
+    if alpha < 1 and labels is None:
+        raise ValueError(f"alpha={alpha} < 1 mixes in cross-entropy, which needs labels")
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype.is_complex \
+                or labels.dtype == torch.bool:
+            raise TypeError(f"labels must be an integer tensor of class indices, got "
+                            f"{getattr(labels, 'dtype', type(labels).__name__)}")
+        if labels.shape != (n,):
+            raise ValueError(f"labels {tuple(labels.shape)} must have shape [N] = [{n}] (one per row of student_hidden)")
+        if labels.device != h.device:
+            raise ValueError(f"device mismatch: student_hidden on {h.device}, labels on {labels.device}")
+        labels = labels.long()
+        _check_label_range(labels, vocab, ignore_index)
+    if chunk_size is None:
+        chunk_size = choose_chunk_size(n, vocab, h.dtype, h.device)
+    elif not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    code = KINDS[kind] if alpha > 0 else NO_DISTILL
+    chunk = int(max(1, min(chunk_size, max(n, 1))))
+    if not _ext.compiled_available(h.device):
+        return _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, code, float(alpha),
+                             float(temperature), float(beta), int(ignore_index), reduction, chunk)
+    need_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (h, w, b))
+    loss, *_ = torch.ops.pylaundering.fused_linear_distill(
+        h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, code, float(alpha), float(temperature), float(beta),
+        int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
+    return loss if reduction != "none" else loss.to(h.dtype)
+
+
+class FusedLinearDistillLoss(nn.Module):
+    """:func:`fused_linear_distill_loss` with the student's LM head as a module (an ``nn.Linear`` whose
+    weight is ``[V, H]``): ``loss = FusedLinearDistillLoss(model.lm_head)(hidden, teacher, labels)``."""
+
+    def __init__(self, lm_head: nn.Linear, kind: str = "kl", alpha: float = 1.0, temperature: float = 1.0,
+                 beta: float = 0.5, ignore_index: int = -100, reduction: str = "batchmean",
+                 chunk_size: Optional[int] = None):
+        super().__init__()
+        if not isinstance(getattr(lm_head, "weight", None), torch.Tensor):
+            raise TypeError(f"lm_head must be a module with a [V, H] weight (nn.Linear), got {type(lm_head).__name__}")
+        self.lm_head = lm_head
+        self.kind, self.alpha, self.temperature, self.beta = kind, alpha, temperature, beta
+        self.ignore_index, self.reduction, self.chunk_size = ignore_index, reduction, chunk_size
+
+    def forward(self, student_hidden: torch.Tensor, teacher, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        lead = student_hidden.shape[:-1]
+        h = student_hidden.reshape(-1, student_hidden.shape[-1])
+        if isinstance(teacher, torch.Tensor):
+            teacher = teacher.reshape(-1, teacher.shape[-1])
+        elif isinstance(teacher, (tuple, list)):
+            teacher = (teacher[0].reshape(-1, teacher[0].shape[-1]), *teacher[1:])
+        y = labels.reshape(-1) if labels is not None else None
+        loss = fused_linear_distill_loss(h, self.lm_head.weight, teacher, y,
+                                         student_bias=getattr(self.lm_head, "bias", None), kind=self.kind,
+                                         alpha=self.alpha, temperature=self.temperature, beta=self.beta,
+                                         ignore_index=self.ignore_index, reduction=self.reduction,
+                                         chunk_size=self.chunk_size)
+        return loss.reshape(lead) if self.reduction == "none" else loss
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, alpha={self.alpha}, temperature={self.temperature}, reduction={self.reduction!r}"
