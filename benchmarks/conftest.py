@@ -58,6 +58,28 @@ def record():
     return _record
 
 
+def _linear_summary(tr) -> None:
+    """benchmarks/test_linear_bench.py: each implementation's median and its time over the fused op's."""
+    groups = sorted({g for g, _ in RESULTS if g.startswith("linear|")})
+    if not groups:
+        return
+    impls = ("fused", "naive_fused", "naive_eager", "liger")
+    tr.section("fused linear distillation (JSD, forward+backward, median of rounds)")
+    hdr = f"{'shape NxHxV':<22}" + "".join(f"{i + ' ms':>16}" for i in impls) + "".join(
+        f"{i + '/fused':>18}" for i in impls[1:]) + f"{'fused GFLOP/s':>15}"
+    tr.write_line(hdr)
+    for g in groups:
+        rows = {i: RESULTS.get((g, i)) for i in impls}
+        fused = rows["fused"]
+        cells = "".join(f"{r['median_s'] * 1e3:>16.1f}" if r else f"{'missing':>16}" for r in rows.values())
+        ratios = "".join(f"{rows[i]['median_s'] / fused['median_s']:>18.2f}" if rows[i] and fused else f"{'-':>18}"
+                         for i in impls[1:])
+        gflops = f"{fused['flops'] / fused['median_s'] / 1e9:>15.1f}" if fused else f"{'-':>15}"
+        tr.write_line(f"{g.split('|')[1]:<22}{cells}{ratios}{gflops}")
+    tr.write_line("missing: skipped, the reason is in the pytest summary (-rs). FLOPs: 4 matmuls of N*H*V "
+                  "(student and teacher logits, the two gradients).")
+
+
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
@@ -67,7 +89,10 @@ def pytest_terminal_summary(terminalreporter):
         f"threads={THREADS}  THP_MEM_ALLOC_ENABLE={ENV_INFO['THP_MEM_ALLOC_ENABLE']} "
         f"(effective: {ENV_INFO['thp_effective']}, kernel THP: {ENV_INFO['kernel_thp_mode']})  torch {torch.__version__}"
     )
-    groups = sorted({g for g, _ in RESULTS}, key=lambda g: (g.split("|")[0], g))
+    _linear_summary(tr)
+    groups = sorted({g for g, _ in RESULTS if not g.startswith("linear|")}, key=lambda g: (g.split("|")[0], g))
+    if not groups:
+        return
     hdr = f"{'case':<44}{'fused ms':>10}{'compile ms':>12}{'eager ms':>10}{'fused/comp':>11}{'fused/eager':>12}{'fused GB/s':>11}{'copy GB/s':>10}{'clone GB/s':>11}"
     tr.write_line(hdr)
     tr.write_line("-" * len(hdr))

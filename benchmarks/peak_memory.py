@@ -1,6 +1,11 @@
 """Peak extra memory of one forward+backward of the distillation loss: fused vs eager vs compiled.
 
     python benchmarks/peak_memory.py [--shape 4096x32000] [--alpha 1.0] [--out peak.json]
+    python benchmarks/peak_memory.py --op linear --shape 4096x2048x128256   # fused linear vs naive (vs Liger)
+
+With ``--op linear`` the step is the loss of hidden states through an LM head (JSD, beta 0.5, teacher as
+hidden states + head; the implementations of benchmarks/test_linear_bench.py) and "the gradient" is
+the gradients of hidden states and head weight, which every implementation must produce.
 
 Each implementation runs in a fresh subprocess (a process's peak RSS only grows, so it must not
 have run anything else): it allocates the inputs, warms up once (torch.compile compiles here; the
@@ -25,8 +30,10 @@ import os
 import resource
 import subprocess
 import sys
+import time
 
 IMPLS = ("fused", "eager", "compiled")
+LINEAR_IMPLS = ("fused", "naive_fused", "naive_eager", "liger")
 
 
 def _rss_bytes() -> int:
@@ -51,13 +58,10 @@ def _reset_peak() -> bool:
         return False
 
 
-def worker(impl: str, N: int, V: int, alpha: float, T: float) -> dict:
-    import gc
-
+def _dense_step(impl: str, N: int, V: int, alpha: float, T: float):
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(int(os.environ.get("PYLAUNDERING_BENCH_THREADS", "2")))
     import pylaundering.ops as O
 
     def eager(s, t, y):
@@ -72,22 +76,56 @@ def worker(impl: str, N: int, V: int, alpha: float, T: float) -> dict:
     s = (torch.randn(N, V, generator=g) * 3).requires_grad_(True)
     t = torch.randn(N, V, generator=g) * 3
     y = torch.randint(0, V, (N,), generator=g)
+    return (lambda: fn(s, t, y)), [s]
+
+
+def _linear_step(impl: str, N: int, H: int, V: int):
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import pytest
+    from test_linear_bench import make_step
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(N, H, generator=g).requires_grad_(True)
+    w = (torch.randn(V, H, generator=g) / H ** 0.5).requires_grad_(True)
+    th, tw = torch.randn(N, H, generator=g), torch.randn(V, H, generator=g) / H ** 0.5
+    y = torch.randint(0, V, (N,), generator=g)
+    try:
+        step = make_step(impl, th, tw)
+    except pytest.skip.Exception as e:
+        raise SystemExit(str(e))
+    return (lambda: step(h, w, y)), [h, w]
+
+
+def worker(impl: str, dims: list[int], alpha: float, T: float) -> dict:
+    import gc
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("PYLAUNDERING_BENCH_THREADS", "2")))
+    import pylaundering.ops as O
+
+    step, leaves = _dense_step(impl, *dims, alpha, T) if len(dims) == 2 else _linear_step(impl, *dims)
 
     can_reset = _reset_peak()
     if can_reset:  # warm-up (compiles), then forget its peak
-        fn(s, t, y).backward()
-        s.grad = None
+        step().backward()
+        for x in leaves:
+            x.grad = None
         gc.collect()
         _reset_peak()
     base = _rss_bytes()
-    loss = fn(s, t, y)
+    start = time.perf_counter()
+    loss = step()
     loss.backward()
+    step_s = time.perf_counter() - start
     peak = _hwm_bytes() if can_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    assert s.grad is not None and torch.isfinite(loss)
-    grad_bytes = s.grad.numel() * s.grad.element_size()
+    assert all(x.grad is not None for x in leaves) and torch.isfinite(loss)
+    grad_bytes = sum(x.grad.numel() * x.grad.element_size() for x in leaves)
     return {
-        "impl": impl, "shape": [N, V], "alpha": alpha, "temperature": T, "baseline_bytes": base, "peak_bytes": peak,
-        "extra_bytes": peak - base, "grad_bytes": grad_bytes, "extra_over_grad": (peak - base) / grad_bytes,
+        "impl": impl, "shape": dims, "alpha": alpha, "temperature": T, "baseline_bytes": base, "peak_bytes": peak,
+        "extra_bytes": peak - base, "grad_bytes": grad_bytes, "step_s": step_s, "extra_over_grad": (peak - base) / grad_bytes,
         "method": "VmHWM after clear_refs reset, warm-up excluded" if can_reset else "ru_maxrss, no warm-up",
         "loss": float(loss), "backend": str(O.backend()),
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
@@ -96,41 +134,54 @@ def worker(impl: str, N: int, V: int, alpha: float, T: float) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--shape", default="4096x32000", help="NxV (default 4096x32000)")
+    ap.add_argument("--op", choices=("dense", "linear"), default="dense",
+                    help="dense: the loss on [N, V] logits; linear: hidden states through an LM head")
+    ap.add_argument("--shape", default=None, help="NxV for dense (default 4096x32000), NxHxV for linear "
+                    "(default 1024x1024x32000)")
     ap.add_argument("--alpha", type=float, default=1.0, help="distillation weight; < 1 mixes in CE")
     ap.add_argument("--temperature", type=float, default=2.0)
-    ap.add_argument("--impl", choices=IMPLS, action="append", help="implementations to measure (default: all)")
+    ap.add_argument("--impl", choices=sorted(set(IMPLS) | set(LINEAR_IMPLS)), action="append",
+                    help="implementations to measure (default: all of the op's)")
     ap.add_argument("--out", help="write the results as JSON here")
-    ap.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=sorted(set(IMPLS) | set(LINEAR_IMPLS)), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    N, V = (int(x) for x in args.shape.lower().split("x"))
+    shape = args.shape or ("4096x32000" if args.op == "dense" else "1024x1024x32000")
+    dims = [int(x) for x in shape.lower().split("x")]
+    if len(dims) != (2 if args.op == "dense" else 3):
+        ap.error(f"--shape {shape}: expected {'NxV' if args.op == 'dense' else 'NxHxV'}")
 
     if args.worker:
-        print(json.dumps(worker(args.worker, N, V, args.alpha, args.temperature)))
+        print(json.dumps(worker(args.worker, dims, args.alpha, args.temperature)))
         return 0
 
     results = []
-    for impl in args.impl or IMPLS:
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--shape", args.shape,
+    for impl in args.impl or (IMPLS if args.op == "dense" else LINEAR_IMPLS):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--op", args.op, "--shape", shape,
                "--alpha", str(args.alpha), "--temperature", str(args.temperature)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            print(f"{impl}: worker failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-            return 1
+            print(f"{impl}: missing ({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'})",
+                  file=sys.stderr)
+            continue
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    if not results:
+        return 1
 
     mib = 1024 * 1024
-    print(f"peak extra memory of one forward+backward, {N}x{V} fp32, alpha={args.alpha}, T={args.temperature}")
+    what = "loss" if args.op == "dense" else "JSD through the LM head (args --alpha/--temperature unused)"
+    print(f"peak extra memory of one forward+backward, {shape} fp32, {what}, alpha={args.alpha}, T={args.temperature}")
     print(f"(gradient = {results[0]['grad_bytes'] / mib:.0f} MiB; {results[0]['method']})")
-    print(f"{'impl':<10}{'baseline MiB':>14}{'peak MiB':>10}{'extra MiB':>11}{'extra/grad':>12}{'vs fused':>10}")
+    print(f"{'impl':<12}{'baseline MiB':>14}{'peak MiB':>10}{'extra MiB':>11}{'extra/grad':>12}{'vs fused':>10}"
+          f"{'step s':>9}")
     fused_extra = next((r["extra_bytes"] for r in results if r["impl"] == "fused"), None)
     for r in results:
         rel = f"{r['extra_bytes'] / fused_extra:.2f}" if fused_extra else "-"
-        print(f"{r['impl']:<10}{r['baseline_bytes'] / mib:>14.0f}{r['peak_bytes'] / mib:>10.0f}"
-              f"{r['extra_bytes'] / mib:>11.0f}{r['extra_over_grad']:>12.2f}{rel:>10}")
+        print(f"{r['impl']:<12}{r['baseline_bytes'] / mib:>14.0f}{r['peak_bytes'] / mib:>10.0f}"
+              f"{r['extra_bytes'] / mib:>11.0f}{r['extra_over_grad']:>12.2f}{rel:>10}{r['step_s']:>9.2f}")
+    print("step s: the one measured step (after a warm-up), a single sample: use the pytest benchmarks for timing")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"shape": [N, V], "alpha": args.alpha, "temperature": args.temperature, "results": results}, f, indent=2)
+            json.dump({"op": args.op, "shape": dims, "alpha": args.alpha, "temperature": args.temperature, "results": results}, f, indent=2)
         print(f"wrote {args.out}")
     return 0
 
