@@ -1,0 +1,205 @@
+"""Sparse teachers: the top-k entries of each row of the teacher's distribution, the form in which
+teacher outputs are stored offline for large vocabularies (DistillKit stores top-k logits).
+
+Semantics (the reference formulas below; a fused kernel is to follow):
+
+* ``topk_teacher(teacher_logits, k, temperature)`` keeps, per row, the k largest logits (``values``),
+  their vocabulary ``indices`` and the row's ``log_normalizer = logsumexp(teacher_logits / T)`` over the
+  full vocabulary, so the mass the k entries leave out is known: ``1 - sum exp(values / T - log_normalizer)``.
+* **The missing mass is kept as one "rest" bucket.** Both distributions become distributions over
+  k + 1 outcomes: the k kept entries and "everything else". The student's rest is its own mass outside
+  the kept indices (its full softmax over V is formed, then split). KL, reverse KL and JSD are then
+  the dense formulas over those k + 1 outcomes (times T^2, as ``distill_loss``). Nothing is
+  renormalised, so the teacher's total mass on the kept entries is what the student is asked to put
+  there; at k = V the rest is empty and the loss is the dense loss exactly.
+* A teacher given as **log-probabilities** (what serving engines hand out, at T = 1 only):
+  ``SparseTeacher(values=logprobs, indices, log_normalizer=zeros, temperature=1.0)`` keeps the rest
+  bucket at T = 1. At any other temperature (and with ``log_normalizer=None``, or a temperature other
+  than the one the teacher was cut at) the mass outside is unknown: the kept entries are renormalised
+  among themselves (``softmax(values / T)`` over the k entries) and the teacher's rest is empty. The
+  student keeps its rest bucket for KL and JSD (so its mass outside the kept entries is pushed down);
+  for reverse KL, where any student mass on an empty teacher rest would be infinitely wrong, the
+  student is renormalised over the kept entries too.
+* ``kind="mse"`` compares the student's logits at the kept indices with ``values`` (mean over k); it
+  needs logits, not log-probabilities.
+* Cross-entropy (``alpha < 1``) uses the student's full logits and the hard labels, as ``distill_loss``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .functional import KINDS, _check_label_range, _check_logits, _check_scalars, _reduce
+from .reference import FORWARD_KL, JSD, MSE, REVERSE_KL
+
+__all__ = ["SparseTeacher", "topk_distill_loss", "topk_teacher"]
+
+
+class SparseTeacher(NamedTuple):
+    """k entries per row of a teacher: ``values [N, k]`` (logits, or log-probabilities when
+    ``log_normalizer`` is None), ``indices [N, k]`` (int64, distinct per row), the row's
+    ``log_normalizer [N]`` (logsumexp of logits / temperature over the full vocabulary) or None, and
+    the ``temperature`` it was taken at."""
+
+    values: torch.Tensor
+    indices: torch.Tensor
+    log_normalizer: Optional[torch.Tensor]
+    temperature: float = 1.0
+
+    def missing_mass(self) -> torch.Tensor:
+        """Per row, the teacher's probability outside the kept entries (at its temperature)."""
+        if self.log_normalizer is None:
+            return torch.zeros(self.values.shape[0], dtype=torch.float32, device=self.values.device)
+        acc = self.log_normalizer.dtype
+        kept = torch.logsumexp(self.values.to(acc) / self.temperature, -1) - self.log_normalizer
+        return (-torch.expm1(kept)).clamp(min=0)
+
+
+def topk_teacher(teacher_logits: torch.Tensor, k: int, temperature: float = 1.0) -> SparseTeacher:
+    """The top-k entries of each row of ``teacher_logits [..., V]`` (rows = leading dims flattened)."""
+    t = _check_logits("teacher", teacher_logits)
+    _check_scalars(temperature, 1.0, None, "sum")
+    V = t.shape[-1]
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= V):
+        raise ValueError(f"k must be an integer in [1, V] = [1, {V}], got {k!r}")
+    t2 = t.detach().reshape(-1, V)
+    values, indices = torch.topk(t2, k, dim=-1, sorted=True)
+    # at k = V the kept entries are the whole row: the same logsumexp as the loss forms, bit for bit
+    source = values if k == V else t2
+    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
+    log_normalizer = torch.logsumexp(source.to(acc) / temperature, -1)
+    return SparseTeacher(values, indices, log_normalizer, float(temperature))
+
+
+def _check_sparse(student: torch.Tensor, teacher: SparseTeacher) -> SparseTeacher:
+    if not isinstance(teacher, SparseTeacher):
+        raise TypeError(f"teacher must be a SparseTeacher (from topk_teacher), got {type(teacher).__name__}")
+    V = student.shape[-1]
+    n = student.numel() // V if V else 0
+    values, indices, lognorm = teacher.values, teacher.indices, teacher.log_normalizer
+    if values.dim() != 2 or values.shape[0] != n:
+        raise ValueError(f"teacher values {tuple(values.shape)} must be [N, k] with N = {n} rows of the student")
+    if indices.shape != values.shape:
+        raise ValueError(f"teacher indices {tuple(indices.shape)} must match values {tuple(values.shape)}")
+    if indices.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"teacher indices must be int64 or int32, got {indices.dtype}")
+    k = values.shape[1]
+    if not 1 <= k <= V:
+        raise ValueError(f"k = {k} kept entries per row, but the student has V = {V} classes")
+    for name, x in (("values", values), ("indices", indices)) + ((("log_normalizer", lognorm),) if lognorm is not None
+                                                                  else ()):
+        if x.device != student.device:
+            raise ValueError(f"device mismatch: student on {student.device}, teacher {name} on {x.device}")
+    if values.dtype != student.dtype:
+        raise TypeError(f"dtype mismatch: student {student.dtype} vs teacher values {values.dtype}")
+    if lognorm is not None and lognorm.shape != (n,):
+        raise ValueError(f"teacher log_normalizer {tuple(lognorm.shape)} must be [N] = [{n}]")
+    if not torch.compiler.is_compiling() and indices.numel():
+        if bool(((indices < 0) | (indices >= V)).any()):
+            raise ValueError(f"teacher indices out of range [0, {V})")
+        srt = indices.sort(-1).values
+        if bool((srt[:, 1:] == srt[:, :-1]).any()):
+            raise ValueError("teacher indices repeat within a row; each kept entry must be a distinct class")
+    return SparseTeacher(values, indices.long(), lognorm, float(teacher.temperature))
+
+
+def _teacher_log_rest(log_kept_total: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(log_kept_total)): the teacher's rest mass, -inf (empty) when the kept entries hold all of
+    it up to the rounding of the stored log-normaliser (a few ulps), so k = V gives an empty rest."""
+    tiny = 8 * torch.finfo(log_kept_total.dtype).eps
+    d = log_kept_total.clamp(max=-tiny)
+    return torch.where(log_kept_total < -tiny, torch.log(-torch.expm1(d)), torch.full_like(d, float("-inf")))
+
+
+def _xlogy_diff(p_log: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum over outcomes of p * (a - b), with outcomes of zero mass (p_log = -inf) contributing 0."""
+    p = p_log.exp()
+    return (p * torch.where(p > 0, a - b, torch.zeros_like(a))).sum(-1)
+
+
+def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temperature: float,
+                        beta: float) -> torch.Tensor:
+    """Per-row soft term of 2-D student logits ``s`` against a checked sparse teacher (float32/64)."""
+    acc = torch.float64 if s.dtype == torch.float64 else torch.float32
+    s = s.to(acc)
+    values, idx = teacher.values.to(acc), teacher.indices
+    if kind == MSE:
+        d = s.gather(1, idx) - values
+        return (d * d).mean(-1)
+    T = temperature
+    ls_all = torch.log_softmax(s / T, -1)
+    ls_kept = ls_all.gather(1, idx)
+    # the student's rest from its own entries outside the kept ones (exactly empty at k = V), not as
+    # 1 - kept, whose rounding and infinite slope at 0 would spoil the k = V case
+    ls_rest = torch.logsumexp(ls_all.scatter(1, idx, float("-inf")), -1)
+    if teacher.log_normalizer is not None and T == teacher.temperature:
+        lt_kept = values / T - teacher.log_normalizer.to(acc).unsqueeze(1)
+        lt_rest = _teacher_log_rest(torch.logsumexp(lt_kept, -1))
+    else:  # log-probabilities, or another temperature: renormalised over the kept entries
+        lt_kept = torch.log_softmax(values / T, -1)
+        lt_rest = torch.full_like(lt_kept[:, 0], float("-inf"))
+        if kind == REVERSE_KL:  # against an empty rest any student mass there is infinitely wrong:
+            ls_kept = torch.log_softmax(s.gather(1, idx) / T, -1)  # compare on the kept entries only
+            ls_rest = torch.full_like(ls_kept[:, 0], float("-inf"))
+    ls = torch.cat([ls_kept, ls_rest.unsqueeze(1)], 1)
+    lt = torch.cat([lt_kept, lt_rest.unsqueeze(1)], 1)
+    if kind == FORWARD_KL:
+        row = _xlogy_diff(lt, lt, ls)
+    elif kind == REVERSE_KL:
+        row = _xlogy_diff(ls, ls, lt)
+    elif kind == JSD:
+        lm = torch.logaddexp(lt + torch.log(torch.tensor(beta, dtype=acc)), ls + torch.log(torch.tensor(1 - beta,
+                                                                                                       dtype=acc)))
+        row = beta * _xlogy_diff(lt, lt, lm) + (1 - beta) * _xlogy_diff(ls, ls, lm)
+    else:
+        raise ValueError(f"unknown distillation kind code {kind}")
+    return row * (T * T)
+
+
+def topk_distill_loss(
+    student: torch.Tensor,
+    teacher: SparseTeacher,
+    labels: Optional[torch.Tensor] = None,
+    *,
+    kind: str = "kl",
+    alpha: float = 1.0,
+    temperature: Optional[float] = None,
+    beta: float = 0.5,
+    reduction: str = "batchmean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    """``alpha * distill(student, sparse teacher) + (1 - alpha) * CE(student, labels)``; the soft term
+    over the kept entries plus a rest bucket (module docstring). ``temperature`` defaults to the
+    teacher's. Same kinds, reductions and ignored rows as :func:`pylaundering.ops.distill_loss`;
+    ``teacher = topk_teacher(logits, k=V)`` gives the dense loss exactly."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    s = _check_logits("student", student)
+    T = float(teacher.temperature) if temperature is None and isinstance(teacher, SparseTeacher) else temperature
+    _check_scalars(T if T is not None else 1.0, alpha, beta if kind == "jsd" else None, reduction)
+    if alpha < 1 and labels is None:
+        raise ValueError(f"alpha={alpha} < 1 mixes in cross-entropy, which needs labels")
+    V = s.shape[-1]
+    s2 = s.reshape(-1, V)
+    rows = torch.zeros(s2.shape[0], dtype=torch.float64 if s.dtype == torch.float64 else torch.float32,
+                       device=s.device)
+    if alpha > 0:
+        checked = _check_sparse(s, teacher)
+        rows = rows + alpha * sparse_distill_rows(s2, checked, KINDS[kind], T, beta)
+    y1 = None
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise TypeError("labels must be an integer tensor of class indices")
+        if labels.shape != s.shape[:-1]:
+            raise ValueError(f"labels {tuple(labels.shape)} must equal the student's leading shape {tuple(s.shape[:-1])}")
+        y1 = labels.reshape(-1).long()
+        _check_label_range(y1, V, ignore_index)
+        if alpha < 1:
+            rows = rows + (1 - alpha) * F.cross_entropy(s2.to(rows.dtype), y1, ignore_index=ignore_index,
+                                                        reduction="none")
+        rows = torch.where(y1 == ignore_index, torch.zeros_like(rows), rows)
+    out = _reduce(rows, y1, ignore_index, reduction, s.dtype)
+    return out.reshape(s.shape[:-1]) if reduction == "none" else out
