@@ -63,7 +63,7 @@ def _linear_summary(tr) -> None:
     groups = sorted({g for g, _ in RESULTS if g.startswith("linear|")})
     if not groups:
         return
-    impls = ("fused", "naive_fused", "naive_eager", "liger")
+    impls = ("fused", "naive", "eager", "liger")
     tr.section("fused linear distillation (JSD, forward+backward, median of rounds)")
     hdr = f"{'shape NxHxV':<22}" + "".join(f"{i + ' ms':>16}" for i in impls) + "".join(
         f"{i + '/fused':>18}" for i in impls[1:]) + f"{'fused GFLOP/s':>15}"

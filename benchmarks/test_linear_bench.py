@@ -5,10 +5,10 @@
 
 Loss: generalized JSD (beta = 0.5, T = 1, no CE), the one loss Liger's chunked family shares with ours
 (``LigerFusedLinearJSDLoss`` with weight_hard_loss=0, weight_soft_loss=1). Teacher as hidden states +
-LM head, fp32. Implementations:
+LM head, fp32. Implementations (pylaundering/bench/linear.py, shared with `launder bench linear`):
   fused        pylaundering.ops.fused_linear_distill_loss (default chunk size)
-  naive_fused  full [N, V] logits of student and teacher, then the dense fused op (pylaundering.ops.jsd)
-  naive_eager  full logits, then the loss in plain PyTorch (log_softmax, logsumexp)
+  naive        full [N, V] logits of student and teacher, then the dense fused op (pylaundering.ops.jsd)
+  eager        full logits, then the loss in plain PyTorch (log_softmax, logsumexp)
   liger        liger_kernel.chunked_loss.LigerFusedLinearJSDLoss, when importable (it runs on the CPU:
                its chunked losses are PyTorch + torch.compile, no Triton); `pip install --no-deps
                liger-kernel` to include it; otherwise the case is skipped with that reason.
@@ -18,42 +18,26 @@ Peak memory of the same step: `python benchmarks/peak_memory.py --op linear --sh
 from __future__ import annotations
 
 import gc
-import math
 import os
 
 import pytest
 import torch
 
+import pylaundering.bench.linear as linear_bench
 import pylaundering.ops as O
 
 SHAPES = [tuple(int(x) for x in s.split("x"))
           for s in os.environ.get("PYLAUNDERING_BENCH_LINEAR_SHAPES", "1024x1024x32000").split(",")]
-BETA = 0.5
-IMPLS = ("fused", "naive_fused", "naive_eager", "liger")
-
-
-def naive_eager_jsd(s, t, beta=BETA):
-    ls, lt = torch.log_softmax(s, -1), torch.log_softmax(t, -1)
-    lm = torch.logsumexp(torch.stack([lt + math.log(beta), ls + math.log(1 - beta)]), dim=0)
-    kl_t = (lt.exp() * (lt - lm)).sum(-1)
-    kl_s = (ls.exp() * (ls - lm)).sum(-1)
-    return (beta * kl_t + (1 - beta) * kl_s).mean()
+IMPLS = ("fused", "naive", "eager", "liger")
 
 
 def make_step(impl, th, tw):
-    if impl == "fused":
-        return lambda h, w, y: O.fused_linear_distill_loss(h, w, (th, tw), kind="jsd", beta=BETA)
-    if impl == "naive_fused":
-        return lambda h, w, y: O.jsd(h @ w.T, (th @ tw.T).detach(), beta=BETA)
-    if impl == "naive_eager":
-        return lambda h, w, y: naive_eager_jsd(h @ w.T, (th @ tw.T).detach())
+    """pylaundering.bench.linear's implementations (the ones `launder bench linear` times); a missing
+    Liger skips its case with the reason."""
     try:
-        from liger_kernel.chunked_loss import LigerFusedLinearJSDLoss
-    except Exception as e:  # noqa: BLE001 - any import failure means the baseline cannot run here
+        return linear_bench.make_step(impl, th, tw)
+    except ImportError as e:
         pytest.skip(f"liger baseline missing: liger_kernel.chunked_loss not importable ({type(e).__name__}: {e})")
-    # Liger's beta weighs the student side (its JSD(beta) = beta KL(s||m) + (1-beta) KL(t||m)); at 0.5 the two agree.
-    loss = LigerFusedLinearJSDLoss(weight_hard_loss=0.0, weight_soft_loss=1.0, beta=BETA, temperature=1.0)
-    return lambda h, w, y: loss(h, w, th, tw, y)
 
 
 _INPUTS: dict = {}
@@ -63,11 +47,7 @@ def inputs(shape):
     if shape not in _INPUTS:
         _INPUTS.clear()
         gc.collect()
-        N, H, V = shape
-        g = torch.Generator().manual_seed(0)
-        _INPUTS[shape] = (torch.randn(N, H, generator=g), torch.randn(V, H, generator=g) / H ** 0.5,
-                          torch.randn(N, H, generator=g), torch.randn(V, H, generator=g) / H ** 0.5,
-                          torch.randint(0, V, (N,), generator=g))
+        _INPUTS[shape] = linear_bench.case_inputs(linear_bench.LinearCase(*shape, torch.float32), torch.device("cpu"))
     return _INPUTS[shape]
 
 

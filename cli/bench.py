@@ -52,23 +52,11 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         """
         import torch
 
-        from pylaundering.bench.compare import compare as compare_reports
-        from pylaundering.bench.compare import format_comparison
         from pylaundering.bench.ops import default_cases, format_table, make_cases, parse_dtype, parse_shapes, run
-        from pylaundering.bench.plot import plot_report
         from pylaundering.phases.common import ConfigError
 
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device", "cuda was asked for but torch sees no CUDA device here")
-        if dev.type not in ("cpu", "cuda"):
-            raise ConfigError("device", f"expected cpu or cuda, got {device!r}")
-        old = None
-        if compare is not None:  # read it first: a bad file should fail before minutes of timing
-            try:
-                old = json.loads(compare.read_text())
-            except (OSError, ValueError) as e:
-                raise ValueError(f"{compare}: cannot read a benchmark report ({e})") from None
+        dev = _device(device)
+        old = _read_old(compare)
         if threads is not None:
             torch.set_num_threads(threads)
         try:
@@ -91,6 +79,23 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
             from pylaundering.bench.ops import profile_case
 
             report["profiles"] = [profile_case(c, dev, profile) for c in cases]
+        _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
+
+    def _read_old(compare: Optional[Path]):
+        if compare is None:
+            return None
+        try:  # read it first: a bad file should fail before minutes of timing
+            return json.loads(compare.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{compare}: cannot read a benchmark report ({e})") from None
+
+    def _finish(report, format_table, *, old, compare_path, json_out, plot, as_json):
+        """The report's outputs, shared by every bench command: JSON, plot, comparison, table, exit 1 on a
+        regression beyond the measured noise."""
+        from pylaundering.bench.compare import compare as compare_reports
+        from pylaundering.bench.compare import format_comparison
+        from pylaundering.bench.plot import plot_report
+
         comparison = None
         if old is not None:
             comparison = compare_reports(report, old)
@@ -111,7 +116,69 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                 out_console.print(f"trace: {p}  (open in chrome://tracing or ui.perfetto.dev)")
         if comparison is not None and comparison["regressions"]:
             err_console.print(f"[red]regression:[/red] {len(comparison['regressions'])} case(s) slower than "
-                              f"{compare} beyond the measured noise")
+                              f"{compare_path} beyond the measured noise")
             raise typer.Exit(1)
+
+    @bench_app.command("linear")
+    @handle_errors
+    def linear(
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N)."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 or float64. Default: "
+                                            "float32 on CPU, bfloat16 on CUDA."),
+        shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated NxHxV (tokens x hidden size x "
+                                             "vocabulary), e.g. 4096x2048x128256. Default: 1024x1024x32000 on CPU, "
+                                             "8192x4096x128256 on CUDA."),
+        repeats: int = typer.Option(5, "--repeats", min=2, help="Timed calls per implementation (after warm-up)."),
+        warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
+        no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline."),
+        json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report as JSON here."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per case and implementation."),
+        compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report of this command: "
+                                               "flag the fused op's cases slower beyond the measured noise (exit 1)."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
+    ):
+        """Time the fused linear distillation loss (LM head + loss, never the [N, V] logits) against the naive computation.
+
+        One training step's loss part through an LM head (generalized JSD, beta 0.5, T 1; teacher as hidden states + head; gradients of the student's hidden states and head). Implementations: fused (pylaundering.ops.fused_linear_distill_loss), naive (full logits, then the dense fused op), eager (full logits, plain PyTorch loss), compile (torch.compile of eager), liger (Liger-Kernel's chunked JSD, on CPU too, when `pip install --no-deps liger-kernel` was run). Per case: median, min, spread, time over the fused op's, GFLOP/s of the 4 matmuls, peak memory on CUDA (CPU: python benchmarks/peak_memory.py --op linear). Every implementation's loss is checked against the others.
+        """
+        import torch
+
+        from pylaundering.bench.linear import LinearCase, default_cases, format_table, parse_linear_shapes, run
+        from pylaundering.bench.ops import parse_dtype
+        from pylaundering.phases.common import ConfigError
+
+        dev = _device(device)
+        old = _read_old(compare)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            dt = parse_dtype(dtype) if dtype else None
+            shape_list = parse_linear_shapes(shapes) if shapes else None
+        except ValueError as e:
+            raise ConfigError("--dtype/--shapes", str(e)) from None
+        if shape_list is None:
+            cases = default_cases(dev, dt)
+        else:
+            cases = [LinearCase(n, h, v, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32))
+                     for n, h, v in shape_list]
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} calls per implementation...")
+        report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
+        _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
+
+    def _device(device: str):
+        import torch
+
+        from pylaundering.phases.common import ConfigError
+
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ConfigError("device", f"expected cpu or cuda, got {device!r}") from None
+        if dev.type not in ("cpu", "cuda"):
+            raise ConfigError("device", f"expected cpu or cuda, got {device!r}")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device", "cuda was asked for but torch sees no CUDA device here")
+        return dev
 
     return bench_app

@@ -29,8 +29,9 @@ def compare(new: dict, old: dict, *, min_threshold: float = 0.05, k: float = 2.0
         rows.append(row)
         if row["regression"]:
             regressions.append(row)
-    only_new = sorted({c for c, _ in set(a) - set(b)})
-    only_old = sorted({c for c, _ in set(b) - set(a)})
+    # (case, implementation) pairs: a baseline missing from one run is not a missing case
+    only_new = sorted(f"{c} [{i}]" for c, i in set(a) - set(b) if impls is None or i in impls)
+    only_old = sorted(f"{c} [{i}]" for c, i in set(b) - set(a) if impls is None or i in impls)
     same_machine = (new.get("device"), new.get("threads")) == (old.get("device"), old.get("threads"))
     return {"rows": rows, "regressions": regressions, "only_new": only_new, "only_old": only_old,
             "same_machine": same_machine}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLORS = {"fused": "#d62728", "compile": "#1f77b4", "eager": "#7f7f7f", "liger": "#2ca02c"}
+COLORS = {"fused": "#d62728", "naive": "#ff7f0e", "compile": "#1f77b4", "eager": "#7f7f7f", "liger": "#2ca02c"}
 
 
 def plot_report(report: dict, path: str | Path) -> Path:
@@ -15,7 +15,7 @@ def plot_report(report: dict, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     cases = report["cases"]
-    impls = [i for i in ("fused", "compile", "eager", "liger") if any(i in c["results"] for c in cases)]
+    impls = [i for i in COLORS if any(i in c["results"] for c in cases)]
     width = 0.8 / max(1, len(impls))
     fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(cases) + 2), 4.2))
     for k, impl in enumerate(impls):

@@ -77,3 +77,33 @@ def test_bench_errors_are_one_line_usage_errors(tmp_path):
     res = runner.invoke(app, ["bench", "ops", "--compare", str(tmp_path / "missing.json"), "--shapes", "4x4"])
     assert res.exit_code == 1 and "missing.json" in res.output
     assert "Traceback" not in res.output
+
+
+LINEAR = ["bench", "linear", "--shapes", "24x8x300", "--repeats", "2", "--warmup", "0", "--no-compile", "--threads", "1"]
+
+
+def test_bench_linear_times_every_implementation_on_the_same_loss(tmp_path):
+    out, png = tmp_path / "linear.json", tmp_path / "linear.png"
+    res = runner.invoke(app, [*LINEAR, "--json-out", str(out), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["kind"] == "linear" and len(report["cases"]) == 1
+    case = report["cases"][0]
+    assert case["case"] == "24x8x300 float32 jsd fwd+bwd" and case["flops"] == 8 * 24 * 8 * 300
+    assert {"fused", "naive", "eager"} <= set(case["results"])
+    assert "--no-compile" in case["missing"]["compile"]
+    assert "liger" in case["results"] or "liger-kernel" in case["missing"]["liger"]  # never dropped silently
+    losses = case["losses"]
+    assert not case["losses_disagree"] and abs(losses["fused"] - losses["eager"]) < 1e-4
+    assert case["results"]["fused"]["fused_speedup"] == 1.0 and case["results"]["naive"]["GFLOPs"] > 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # its own report compares clean against itself, through the shared --compare path
+    res = runner.invoke(app, [*LINEAR, "--compare", str(out)])
+    assert res.exit_code in (0, 1) and "only in the" not in res.output
+
+
+def test_bench_linear_errors_are_one_line_usage_errors():
+    res = runner.invoke(app, ["bench", "linear", "--shapes", "24x300"])
+    assert res.exit_code == 2 and "NxHxV" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["bench", "linear", "--device", "tpu"])
+    assert res.exit_code == 2 and "expected cpu or cuda" in res.output
