@@ -27,7 +27,7 @@ import torch
 
 import pylaundering.ops as O
 
-from .ops import _summary, _time
+from .ops import _summary, _time, run_cases
 
 BETA = 0.5
 
@@ -176,11 +176,5 @@ def format_table(report: dict) -> str:
 
 def run(device: str = "cpu", cases: list[LinearCase] | None = None, repeats: int = 5, warmup: int = 1,
         compile_ok: bool = True) -> dict:
-    dev = torch.device(device)
-    cases = cases or default_cases(dev)
-    report = {"kind": "linear", "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-              "torch": torch.__version__, "backend": str(O.backend(dev)), "threads": torch.get_num_threads(),
-              "cases": []}
-    for c in cases:
-        report["cases"].append(bench_case(c, dev, repeats, warmup, compile_ok))
-    return report
+    return run_cases(device, cases or default_cases(torch.device(device)), bench_case, repeats, warmup, compile_ok,
+                     kind="linear")

@@ -248,13 +248,17 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run(device: str = "cpu", cases: list[Case] | None = None, repeats: int = 10, warmup: int = 3,
-        compile_ok: bool = True) -> dict:
+def run_cases(device: str, cases, bench, repeats: int, warmup: int, compile_ok: bool, **header) -> dict:
+    """A report: the machine, torch and backend, and ``bench(case, ...)`` of every case (any bench command)."""
     dev = torch.device(device)
-    cases = cases or default_cases(dev)
-    report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+    report = {**header, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
               "torch": torch.__version__, "backend": str(O.backend(dev)), "threads": torch.get_num_threads(),
               "cases": []}
     for c in cases:
-        report["cases"].append(bench_case(c, dev, repeats, warmup, compile_ok))
+        report["cases"].append(bench(c, dev, repeats, warmup, compile_ok))
     return report
+
+
+def run(device: str = "cpu", cases: list[Case] | None = None, repeats: int = 10, warmup: int = 3,
+        compile_ok: bool = True) -> dict:
+    return run_cases(device, cases or default_cases(torch.device(device)), bench_case, repeats, warmup, compile_ok)
