@@ -212,9 +212,12 @@ def test_never_allocates_the_full_logits():
 
 def test_default_chunk_size():
     assert O.choose_chunk_size(10, 50) == 10
-    big = O.choose_chunk_size(100_000, 128_256)
-    assert 1 <= big < 100_000 and big * 128_256 * 20 <= 256 * 2**20 + 128_256 * 20 * 64
-    assert O.choose_chunk_size(100_000, 128_256, torch.bfloat16) >= big
+    per_row = 128_256 * (3 * 4 + 4)
+    small = O.choose_chunk_size(100_000, 128_256)  # 256 MB of chunk buffers
+    assert small % 64 == 0 and small * per_row <= 256 * 2**20 < (small + 64) * per_row
+    big = O.choose_chunk_size(100_000, 128_256, hidden=2048)  # up to half the 1 GB weight gradient
+    assert big == 256 and big * per_row <= 128_256 * 2048 * 4 // 2
+    assert O.choose_chunk_size(100_000, 128_256, torch.bfloat16) > small
 
 
 def _ok_args():
