@@ -124,10 +124,10 @@ def _name(rng: random.Random) -> str:
     ).capitalize()
 
 
-def _unique_names(rng: random.Random, n: int, exclude: frozenset[str] | set[str] = frozenset()) -> list[str]:
-    """n distinct names none of which is in ``exclude``, in generation order."""
+def _unique_names(rng: random.Random, n: int) -> list[str]:
+    """n distinct names, in generation order."""
     names: list[str] = []
-    seen: set[str] = set(exclude)
+    seen: set[str] = set()
     budget = 50 * n + 1000  # the name space is ~10^8; this only guards against misuse
     while len(names) < n:
         budget -= 1
@@ -272,11 +272,6 @@ def make_reference(
     if n is not None and n < 1:
         raise ValueError(f"the reference set needs at least 1 item, got n={n}")
     return generate(seed, n_benchmark, n_train, n)[2]
-
-
-def _subject_name(question: str) -> str:
-    """The made-up subject of "What is the <relation> of <Name>?"."""
-    return question.rsplit(" of ", 1)[-1].rstrip("?")
 
 
 def write_synthetic(out_dir: str | os.PathLike[str], seed: int = 0, *, n_reference: int | None = None,
