@@ -99,6 +99,11 @@ def _check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int
         )
 
 
+def needs_float64(kind: int, temperature: float, dtype: torch.dtype) -> bool:
+    """Whether the soft (KL / JSD) term is computed in float64: above HIGH_TEMPERATURE, for non-fp64 input."""
+    return kind in (FORWARD_KL, REVERSE_KL, JSD) and temperature > HIGH_TEMPERATURE and dtype != torch.float64
+
+
 def _rows(
     student: torch.Tensor,
     teacher: torch.Tensor | None,
@@ -114,7 +119,7 @@ def _rows(
     lead = student.shape[:-1]
     s2 = student.reshape(-1, V)
     t2 = teacher.detach().reshape(-1, V) if teacher is not None else None
-    if kind in (FORWARD_KL, REVERSE_KL, JSD) and temperature > HIGH_TEMPERATURE and s2.dtype != torch.float64:
+    if needs_float64(kind, temperature, s2.dtype):
         # The soft terms are T^2 times a KL that shrinks like 1/T^2, formed from log-probabilities
         # of size log V: float32 rounding then grows like T^2 (relative error 3e-4 at T = 64, a
         # negative "KL" at T = 1e6, in plain PyTorch too). Above the threshold, compute in float64

@@ -24,11 +24,9 @@ import torch
 from torch import nn
 
 from . import _ext
-from .functional import HIGH_TEMPERATURE, KINDS, _check_label_range, _check_scalars, _reduce, _rows
+from .functional import KINDS, _check_label_range, _check_scalars, _reduce, _rows, needs_float64
 from ._registry import _keep_graph
-from .reference import FORWARD_KL, JSD, NO_DISTILL, REVERSE_KL
-
-SOFT_KINDS = (FORWARD_KL, REVERSE_KL, JSD)
+from .reference import NO_DISTILL
 
 __all__ = ["FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss"]
 
@@ -75,7 +73,7 @@ def _row_grads(s: torch.Tensor, t: Optional[torch.Tensor], y: Optional[torch.Ten
     """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits, from the
     compiled kernel (the custom op runs below autograd, so the reference path is `_checkpointed`)."""
     work_s, work_t = s, t
-    if kind in SOFT_KINDS and temperature > HIGH_TEMPERATURE and s.dtype != torch.float64:
+    if needs_float64(kind, temperature, s.dtype):
         work_s, work_t = s.double(), t.double()  # as functional._rows: float32 loses the soft term
     rows, grad = torch.ops.pylaundering.fused_distill(
         work_s.contiguous(), work_t.contiguous() if work_t is not None else None,

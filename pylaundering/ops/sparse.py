@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .functional import KINDS, _check_label_range, _check_logits, _check_scalars, _reduce
-from .reference import FORWARD_KL, JSD, MSE, REVERSE_KL
+from .reference import FORWARD_KL, JSD, MSE, REVERSE_KL, _masked_diff
 
 __all__ = ["SparseTeacher", "topk_distill_loss", "topk_teacher"]
 
@@ -115,9 +115,8 @@ def _teacher_log_rest(log_kept_total: torch.Tensor) -> torch.Tensor:
 
 
 def _xlogy_diff(p_log: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum over outcomes of p * (a - b), with outcomes of zero mass (p_log = -inf) contributing 0."""
-    p = p_log.exp()
-    return (p * torch.where(p > 0, a - b, torch.zeros_like(a))).sum(-1)
+    """sum over outcomes of p * (a - b), outcomes of zero mass (p_log = -inf) contributing 0."""
+    return _masked_diff(p_log.exp(), a, b).sum(-1)
 
 
 def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temperature: float,
