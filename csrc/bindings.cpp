@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "distill_op.h"
+#include "sparse_op.h"
 
 #ifndef PYLAUNDERING_VERSION
 #define PYLAUNDERING_VERSION "unknown"
@@ -14,9 +15,15 @@ TORCH_LIBRARY(pylaundering, m) {
   m.def(
       "fused_distill(Tensor student, Tensor? teacher, Tensor? labels, int kind, float alpha, float temperature, "
       "float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
+  m.def(
+      "fused_sparse_distill(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, Tensor? labels, "
+      "int kind, float alpha, float temperature, float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(pylaundering, CPU, m) { m.impl("fused_distill", &pylaundering::fused_distill_cpu); }
+TORCH_LIBRARY_IMPL(pylaundering, CPU, m) {
+  m.impl("fused_distill", &pylaundering::fused_distill_cpu);
+  m.impl("fused_sparse_distill", &pylaundering::fused_sparse_distill_cpu);
+}
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pylaundering compiled kernels (ops are registered under torch.ops.pylaundering)";

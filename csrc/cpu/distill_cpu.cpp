@@ -1,5 +1,6 @@
 // CPU entry point: checks, then the kernel variant for this CPU's vector width.
 #include "distill_op.h"
+#include "sparse_op.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -19,6 +20,9 @@ namespace cpu {
   namespace NAME {                                                                                      \
   void fused_distill_kernel(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&, \
                             at::Tensor&, at::Tensor&);                                                  \
+  void fused_sparse_distill_kernel(const SparseDistillParams&, const at::Tensor&, const at::Tensor&,       \
+                                   const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,   \
+                                   at::Tensor&);                                                        \
   }
 PYL_DECLARE_VARIANT(DEFAULT)
 #if defined(PYLAUNDERING_X86_VARIANTS)
@@ -52,16 +56,19 @@ void advise_huge_pages(const at::Tensor& t) {
 
 using KernelFn = void (*)(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                           at::Tensor&, at::Tensor&);
+using SparseKernelFn = void (*)(const SparseDistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                const at::Tensor&, const at::Tensor&, at::Tensor&, at::Tensor&);
 
 struct Variant {
   const char* name;
   KernelFn fn;
+  SparseKernelFn sparse;
 };
 
 // Chosen once from the CPU's features; PYLAUNDERING_CPU_CAPABILITY=default|avx2|avx512 caps it
 // (as ATEN_CPU_CAPABILITY does for ATen), which is how the tests reach every variant.
 Variant choose_variant() {
-  Variant v{"DEFAULT", &cpu::DEFAULT::fused_distill_kernel};
+  Variant v{"DEFAULT", &cpu::DEFAULT::fused_distill_kernel, &cpu::DEFAULT::fused_sparse_distill_kernel};
 #if defined(PYLAUNDERING_X86_VARIANTS)
   std::string cap;
   if (const char* env = std::getenv("PYLAUNDERING_CPU_CAPABILITY")) {
@@ -76,10 +83,10 @@ Variant choose_variant() {
   __builtin_cpu_init();
   if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-    return {"AVX512", &cpu::AVX512::fused_distill_kernel};
+    return {"AVX512", &cpu::AVX512::fused_distill_kernel, &cpu::AVX512::fused_sparse_distill_kernel};
   }
   if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return {"AVX2", &cpu::AVX2::fused_distill_kernel};
+    return {"AVX2", &cpu::AVX2::fused_distill_kernel, &cpu::AVX2::fused_sparse_distill_kernel};
   }
 #endif
   return v;
@@ -107,6 +114,23 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
   const at::Tensor t = p.kind != kNoDistill ? *teacher : at::Tensor();
   const at::Tensor y = p.has_labels ? *labels : at::Tensor();
   variant().fn(p, student, t, y, loss, grad);
+  return {loss, grad};
+}
+
+std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
+    const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+    const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
+    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad) {
+  SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
+                                             temperature, beta, ignore_index, compute_grad);
+  check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
+  if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
+  auto [loss, grad] = allocate_sparse_outputs(student, p);
+  if (p.rows == 0) return {loss, grad};
+  if (p.write_grad) advise_huge_pages(grad);
+  const at::Tensor z = p.has_lognorm ? *log_normalizer : at::Tensor();
+  const at::Tensor y = p.has_labels ? *labels : at::Tensor();
+  variant().sparse(p, student, values, indices, z, y, loss, grad);
   return {loss, grad};
 }
 

@@ -1,7 +1,8 @@
 """Sparse teachers: the top-k entries of each row of the teacher's distribution, the form in which
 teacher outputs are stored offline for large vocabularies (DistillKit stores top-k logits).
 
-Semantics (the reference formulas below; a fused kernel is to follow):
+Semantics (the reference formulas below; the fused C++/CUDA kernel ``torch.ops.pylaundering.fused_sparse_distill``
+computes the same in one pass structure, see csrc/kernels/sparse_params.h):
 
 * ``topk_teacher(teacher_logits, k, temperature)`` keeps, per row, the k largest logits (``values``),
   their vocabulary ``indices`` and the row's ``log_normalizer = logsumexp(teacher_logits / T)`` over the
@@ -32,8 +33,9 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
-from .functional import KINDS, _check_label_range, _check_logits, _check_scalars, _reduce
-from .reference import FORWARD_KL, JSD, MSE, REVERSE_KL, _masked_diff
+from . import _ext
+from .functional import KINDS, _check_label_range, _check_logits, _check_scalars, _reduce, _rows, needs_float64
+from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL, _masked_diff
 
 __all__ = ["SparseTeacher", "topk_distill_loss", "topk_teacher"]
 
@@ -106,11 +108,12 @@ def _check_sparse(student: torch.Tensor, teacher: SparseTeacher) -> SparseTeache
     return SparseTeacher(values, indices.long(), lognorm, float(teacher.temperature))
 
 
-def _teacher_log_rest(log_kept_total: torch.Tensor) -> torch.Tensor:
+def _teacher_log_rest(log_kept_total: torch.Tensor, log_normalizer: torch.Tensor) -> torch.Tensor:
     """log(1 - exp(log_kept_total)): the teacher's rest mass, -inf (empty) when the kept entries hold all of
-    it up to the rounding of the stored log-normaliser (a few ulps), so k = V gives an empty rest."""
-    tiny = 8 * torch.finfo(log_kept_total.dtype).eps
-    d = log_kept_total.clamp(max=-tiny)
+    it up to the rounding of the stored log-normaliser (a few ulps of it, in its own dtype: an error of one
+    ulp in it is an error of eps * |log_normaliser| in the kept total), so k = V gives an empty rest."""
+    tiny = 8 * torch.finfo(log_normalizer.dtype).eps * (1 + log_normalizer.to(log_kept_total.dtype).abs())
+    d = torch.minimum(log_kept_total, -tiny)
     return torch.where(log_kept_total < -tiny, torch.log(-torch.expm1(d)), torch.full_like(d, float("-inf")))
 
 
@@ -126,7 +129,8 @@ def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temp
     s = s.to(acc)
     values, idx = teacher.values.to(acc), teacher.indices
     if kind == MSE:
-        d = s.gather(1, idx) - values
+        kept = s.gather(1, idx)
+        d = torch.where(kept == values, torch.zeros_like(kept), kept - values)  # both -inf: masked, as dense
         return (d * d).mean(-1)
     T = temperature
     ls_all = torch.log_softmax(s / T, -1)
@@ -134,9 +138,9 @@ def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temp
     # the student's rest from its own entries outside the kept ones (exactly empty at k = V), not as
     # 1 - kept, whose rounding and infinite slope at 0 would spoil the k = V case
     ls_rest = torch.logsumexp(ls_all.scatter(1, idx, float("-inf")), -1)
-    if teacher.log_normalizer is not None and T == teacher.temperature:
+    if teacher.log_normalizer is not None:  # (callers pass None at another temperature than the teacher's)
         lt_kept = values / T - teacher.log_normalizer.to(acc).unsqueeze(1)
-        lt_rest = _teacher_log_rest(torch.logsumexp(lt_kept, -1))
+        lt_rest = _teacher_log_rest(torch.logsumexp(lt_kept, -1), teacher.log_normalizer)
     else:  # log-probabilities, or another temperature: renormalised over the kept entries
         lt_kept = torch.log_softmax(values / T, -1)
         lt_rest = torch.full_like(lt_kept[:, 0], float("-inf"))
@@ -183,11 +187,6 @@ def topk_distill_loss(
         raise ValueError(f"alpha={alpha} < 1 mixes in cross-entropy, which needs labels")
     V = s.shape[-1]
     s2 = s.reshape(-1, V)
-    rows = torch.zeros(s2.shape[0], dtype=torch.float64 if s.dtype == torch.float64 else torch.float32,
-                       device=s.device)
-    if alpha > 0:
-        checked = _check_sparse(s, teacher)
-        rows = rows + alpha * sparse_distill_rows(s2, checked, KINDS[kind], T, beta)
     y1 = None
     if labels is not None:
         if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
@@ -196,9 +195,38 @@ def topk_distill_loss(
             raise ValueError(f"labels {tuple(labels.shape)} must equal the student's leading shape {tuple(s.shape[:-1])}")
         y1 = labels.reshape(-1).long()
         _check_label_range(y1, V, ignore_index)
+    if alpha > 0:
+        rows = sparse_rows(s2, _check_sparse(s, teacher), y1, KINDS[kind], alpha, T, beta, ignore_index)
+    else:  # cross-entropy alone: the dense op, no teacher
+        rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index)
+    out = _reduce(rows, y1, ignore_index, reduction, s.dtype)
+    return out.reshape(s.shape[:-1]) if reduction == "none" else out
+
+
+def sparse_rows(s2: torch.Tensor, teacher: SparseTeacher, y1: Optional[torch.Tensor], kind: int, alpha: float,
+                temperature: float, beta: float, ignore_index: int) -> torch.Tensor:
+    """Per-row ``alpha * soft + (1 - alpha) * CE`` of 2-D student logits against a checked sparse teacher,
+    0 on ignored rows: the fused kernel (``torch.ops.pylaundering.fused_sparse_distill``) when compiled,
+    else the reference formulas. fp32 rows (fp64 for fp64 input, or above HIGH_TEMPERATURE as the dense op)."""
+    T = temperature
+    lognorm = teacher.log_normalizer if T == teacher.temperature else None
+    if _ext.compiled_available(s2.device):
+        values = teacher.values
+        if needs_float64(kind, T, s2.dtype):
+            s2, values = s2.double(), values.double()
+        if lognorm is not None:
+            lognorm = lognorm.to(torch.float64 if s2.dtype == torch.float64 else torch.float32).contiguous()
+        need_grad = torch.is_grad_enabled() and s2.requires_grad
+        rows, _ = torch.ops.pylaundering.fused_sparse_distill(
+            s2.contiguous(), values.contiguous(), teacher.indices.contiguous(), lognorm,
+            y1.contiguous() if y1 is not None else None, kind, float(alpha), float(T), float(beta),
+            int(ignore_index), need_grad)
+        return rows
+    _ext.warn_fallback(s2.device)
+    rows = alpha * sparse_distill_rows(s2, teacher._replace(log_normalizer=lognorm), kind, T, beta)
+    if y1 is not None:
         if alpha < 1:
             rows = rows + (1 - alpha) * F.cross_entropy(s2.to(rows.dtype), y1, ignore_index=ignore_index,
                                                         reduction="none")
         rows = torch.where(y1 == ignore_index, torch.zeros_like(rows), rows)
-    out = _reduce(rows, y1, ignore_index, reduction, s.dtype)
-    return out.reshape(s.shape[:-1]) if reduction == "none" else out
+    return rows

@@ -1,0 +1,268 @@
+// Fused sparse-teacher distillation loss, CPU (semantics and formulas: csrc/kernels/sparse_params.h).
+// Compiled once per CPU capability, as distill_kernel.cpp.
+//
+// Per row, with the teacher's k kept entries:
+//   pass 1: the student's max (NaN / +inf poison the row, as in the dense op);
+//   pass 2: e_j = exp((s_j - max) / T) into a row-sized scratch, and their sum Z;
+//   kept:   the k kept e_j are read and zeroed in the scratch, so the scratch then holds exactly the
+//           student's rest and its sum is the rest mass (0 at k = V, never 1 - kept);
+//   the k + 1 outcomes' loss, g_o and G in double (k values, not V);
+//   pass 3: the gradient of the non-kept entries, e_j * const (+ cross-entropy), then the k kept
+//           entries are written from their own formula.
+// The only [N, V] buffer is the gradient, written once, and only when asked for.
+#include "kernels/sparse_params.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
+#include <c10/util/Half.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/vec_util.h"
+
+namespace pylaundering::cpu {
+namespace CPU_CAPABILITY {
+
+namespace {
+
+using namespace vecu;
+
+// log sum exp of n values, summed in Wide: long double for fp64 inputs, so that a kept total of
+// thousands of entries is accurate to a few ulps of the input's precision (it decides whether the
+// teacher leaves a rest); double suffices for the others. NaN propagates.
+template <typename Wide>
+inline double log_sum_exp(const double* x, int64_t n) {
+  double m = neg_inf<double>();
+  for (int64_t i = 0; i < n; ++i) m = (x[i] > m || std::isnan(x[i])) ? x[i] : m;
+  if (!(m > neg_inf<double>()) || std::isinf(m)) return m;  // all -inf, +inf or NaN
+  Wide acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += std::exp(static_cast<Wide>(x[i] - m));
+  return m + static_cast<double>(std::log(acc));
+}
+
+template <typename scalar_t, typename acc_t, int64_t KIND>
+void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t* Vals, const int64_t* Idx,
+                 const acc_t* LogNorm, const int64_t* Y, acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
+  using Vec = Vectorized<acc_t>;
+  constexpr int64_t VS = Vec::size();
+  constexpr bool kSoft = KIND != kMSE;
+  using Wide = std::conditional_t<std::is_same_v<acc_t, double>, long double, double>;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const int64_t V = p.cols, K = p.k;
+  const double T = p.temperature, invT = 1.0 / p.temperature, alpha = p.alpha, beta = p.beta;
+  const bool ce = p.ce_on();
+  const double ce_w = ce ? 1.0 - alpha : 0.0;
+  const bool ce_shares = kSoft && T == 1.0;  // CE at T = 1 shares the soft term's exps
+  const bool restricted = p.restricted();
+  const acc_t nan = std::numeric_limits<acc_t>::quiet_NaN();
+
+  std::vector<acc_t> E(kSoft ? V : 0);
+  std::vector<uint8_t> kept_mask(V, 0);
+  std::vector<double> sk(K), ek(K), ls(K + 1), lt(K + 1), gk(K + 1);
+
+  for (int64_t r = r0; r < r1; ++r) {
+    const scalar_t* s = S + r * V;
+    const scalar_t* v = Vals + r * K;
+    const int64_t* idx = Idx + r * K;
+    scalar_t* g = G ? G + r * V : nullptr;
+    const int64_t y = p.has_labels ? Y[r] : -1;
+
+    // duplicates would be counted twice; the Python API refuses them first, the raw op here
+    for (int64_t i = 0; i < K; ++i) {
+      if (kept_mask[idx[i]]) {
+        for (int64_t q = 0; q < i; ++q) kept_mask[idx[q]] = 0;
+        TORCH_CHECK_VALUE(false, "fused_sparse_distill: index ", idx[i], " repeats in row ", r,
+                          "; each kept entry must be a distinct class");
+      }
+      kept_mask[idx[i]] = 1;
+    }
+    for (int64_t i = 0; i < K; ++i) kept_mask[idx[i]] = 0;  // only the check needed it
+
+    if (p.has_labels && y == p.ignore_index) {
+      out_loss[r] = 0;
+      if (g) std::fill(g, g + V, scalar_t(0));
+      continue;
+    }
+
+    // ---- pass 1: max
+    Vec vm(neg_inf<acc_t>());
+    for (int64_t j = 0; j < V; j += VS) vm = at::vec::maximum(vm, load<scalar_t, acc_t>(s + j, std::min(VS, V - j)));
+    const double m = hmax(vm);
+    if (!(m < kInf)) {  // NaN or +inf in a live logit
+      out_loss[r] = nan;
+      if (g) std::fill(g, g + V, static_cast<scalar_t>(nan));
+      continue;
+    }
+    const bool live = m != neg_inf<double>();
+    const Vec v_m(static_cast<acc_t>(live ? m : 0.0)), v_invT(static_cast<acc_t>(invT)), zero(0);
+
+    // ---- pass 2: exps at T (kept in scratch) and, for CE at T = 1 when T != 1, their sum
+    double Z = 0, Z1 = 0;
+    {
+      Vec vz(0), vz1(0);
+      for (int64_t j = 0; j < V; j += VS) {
+        const int64_t n = std::min(VS, V - j);
+        const Vec x = load<scalar_t, acc_t>(s + j, n);
+        if constexpr (kSoft) {
+          const Vec e = live ? vexp((x - v_m) * v_invT) : zero;
+          store_scratch(E.data() + j, e, n);
+          vz += e;
+        }
+        if (ce && !ce_shares) vz1 += live ? vexp(x - v_m) : zero;
+      }
+      Z = hsum(vz);
+      Z1 = ce_shares ? Z : double(hsum(vz1));
+    }
+    const double lZ = std::log(Z), lZ1 = std::log(Z1);
+
+    // ---- the kept entries: gathered, and taken out of the scratch, which then holds the rest
+    for (int64_t i = 0; i < K; ++i) {
+      sk[i] = static_cast<acc_t>(s[idx[i]]);
+      if constexpr (kSoft) {
+        ek[i] = E[idx[i]];
+        E[idx[i]] = 0;
+      }
+    }
+
+    double distill = 0, A = 0, G_sum = 0;  // A: non-kept gradient per unit of e_j (before alpha * T)
+    if constexpr (kSoft) {
+      // student log-probabilities of the k + 1 outcomes
+      double Qrest_sum = 0;
+      if (restricted) {
+        for (int64_t i = 0; i < K; ++i) ls[i] = sk[i] * invT;
+        const double lk = log_sum_exp<Wide>(ls.data(), K);
+        for (int64_t i = 0; i < K; ++i) ls[i] -= lk;
+        ls[K] = neg_inf<double>();
+      } else {
+        Vec vr(0);
+        for (int64_t j = 0; j < V; j += VS) vr += load_scratch(E.data() + j, std::min(VS, V - j));
+        Qrest_sum = hsum(vr);
+        for (int64_t i = 0; i < K; ++i) ls[i] = (sk[i] - m) * invT - lZ;
+        ls[K] = Qrest_sum > 0 ? std::log(Qrest_sum) - lZ : neg_inf<double>();
+      }
+      // teacher log-probabilities
+      const double ln = p.has_lognorm ? double(LogNorm[r]) : 0.0;
+      for (int64_t i = 0; i < K; ++i) lt[i] = double(static_cast<acc_t>(v[i])) * invT - ln;
+      const double tot = log_sum_exp<Wide>(lt.data(), K);
+      if (p.has_lognorm) {
+        const double tiny = 8.0 * std::numeric_limits<acc_t>::epsilon() * (1.0 + std::abs(ln));
+        lt[K] = tot < -tiny ? std::log(-std::expm1(tot)) : neg_inf<double>();
+      } else {  // renormalised over the kept entries
+        for (int64_t i = 0; i < K; ++i) lt[i] -= tot;
+        lt[K] = neg_inf<double>();
+      }
+      // loss and g_o = d loss / d ls_o over the k + 1 outcomes
+      double L = 0;
+      for (int64_t o = 0; o <= K; ++o) {
+        const double pt = std::exp(lt[o]), qs = std::exp(ls[o]);
+        double go = 0;
+        if constexpr (KIND == kForwardKL) {
+          if (pt > 0) L += pt * (lt[o] - ls[o]);
+          go = -pt;
+        } else if constexpr (KIND == kReverseKL) {
+          if (qs > 0) {
+            L += qs * (ls[o] - lt[o]);
+            go = qs * (ls[o] - lt[o] + 1);
+          }
+        } else {  // JSD
+          const double mix = beta * pt + (1 - beta) * qs;
+          const double lm = mix > 0 ? std::log(mix) : 0.0;
+          if (pt > 0) L += beta * pt * (lt[o] - lm);
+          if (qs > 0) {
+            L += (1 - beta) * qs * (ls[o] - lm);
+            go = (1 - beta) * qs * (ls[o] - lm);
+          }
+        }
+        gk[o] = go;
+        G_sum += go;
+      }
+      distill = T * T * L;
+      if (!restricted) A = (Qrest_sum > 0 ? gk[K] / Qrest_sum : 0.0) - G_sum / Z;
+    } else {  // MSE on the kept logits
+      double acc = 0;
+      for (int64_t i = 0; i < K; ++i) {
+        const double tv = static_cast<acc_t>(v[i]);
+        const double d = sk[i] == tv ? 0.0 : sk[i] - tv;  // both -inf: masked, as the dense op
+        acc += d * d;
+      }
+      distill = acc / double(K);
+    }
+    double row = alpha * distill;
+    if (ce) row += ce_w * -(double(static_cast<acc_t>(s[y])) - m - lZ1);
+    out_loss[r] = static_cast<acc_t>(row);
+    if (!g) continue;
+
+    // ---- pass 3: the gradient of every entry as if not kept, then the kept ones
+    const Vec v_a(static_cast<acc_t>(alpha * T * A)), v_cew(static_cast<acc_t>(ce_w));
+    const Vec v_z(static_cast<acc_t>(ce_shares ? Z : Z1));
+    for (int64_t j = 0; j < V; j += VS) {
+      const int64_t n = std::min(VS, V - j);
+      Vec gr(0);
+      if constexpr (kSoft) gr = v_a * load_scratch(E.data() + j, n);
+      if (ce) {
+        const Vec e1 = ce_shares ? load_scratch(E.data() + j, n)
+                                 : (live ? vexp(load<scalar_t, acc_t>(s + j, n) - v_m) : zero);
+        gr += v_cew * e1 / v_z;
+      }
+      store<scalar_t, acc_t>(g + j, gr, n);
+    }
+    for (int64_t i = 0; i < K; ++i) {
+      double gi;
+      if constexpr (kSoft) {
+        const double qi = restricted ? std::exp(ls[i]) : ek[i] / Z;
+        gi = alpha * T * (gk[i] - qi * G_sum);
+      } else {
+        const double tv = static_cast<acc_t>(v[i]);
+        gi = alpha * 2.0 * (sk[i] == tv ? 0.0 : sk[i] - tv) / double(K);
+      }
+      if (ce) gi += ce_w * (live ? std::exp(sk[i] - m) / Z1 : 0.0);
+      g[idx[i]] = static_cast<scalar_t>(gi);
+    }
+    if (ce) g[y] = static_cast<scalar_t>(double(static_cast<acc_t>(g[y])) - ce_w);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void launch(const SparseDistillParams& p, const at::Tensor& student, const at::Tensor& values,
+            const at::Tensor& indices, const at::Tensor& lognorm, const at::Tensor& labels, at::Tensor& loss,
+            at::Tensor& grad) {
+  const scalar_t* S = student.const_data_ptr<scalar_t>();
+  const scalar_t* Vv = values.const_data_ptr<scalar_t>();
+  const int64_t* I = indices.const_data_ptr<int64_t>();
+  const acc_t* LN = lognorm.defined() ? lognorm.const_data_ptr<acc_t>() : nullptr;
+  const int64_t* Y = labels.defined() ? labels.const_data_ptr<int64_t>() : nullptr;
+  acc_t* L = loss.mutable_data_ptr<acc_t>();
+  scalar_t* G = p.write_grad ? grad.mutable_data_ptr<scalar_t>() : nullptr;
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.cols));
+  at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
+    switch (p.kind) {
+      case kForwardKL: return sparse_rows<scalar_t, acc_t, kForwardKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kReverseKL: return sparse_rows<scalar_t, acc_t, kReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kJSD: return sparse_rows<scalar_t, acc_t, kJSD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kMSE: return sparse_rows<scalar_t, acc_t, kMSE>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+    }
+  });
+}
+
+}  // namespace
+
+void fused_sparse_distill_kernel(const SparseDistillParams& p, const at::Tensor& student, const at::Tensor& values,
+                                 const at::Tensor& indices, const at::Tensor& lognorm, const at::Tensor& labels,
+                                 at::Tensor& loss, at::Tensor& grad) {
+  switch (student.scalar_type()) {
+    case at::kFloat: return launch<float, float>(p, student, values, indices, lognorm, labels, loss, grad);
+    case at::kDouble: return launch<double, double>(p, student, values, indices, lognorm, labels, loss, grad);
+    case at::kBFloat16: return launch<c10::BFloat16, float>(p, student, values, indices, lognorm, labels, loss, grad);
+    case at::kHalf: return launch<c10::Half, float>(p, student, values, indices, lognorm, labels, loss, grad);
+    default: TORCH_CHECK_TYPE(false, "fused_sparse_distill: unsupported dtype ", student.scalar_type());
+  }
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace pylaundering::cpu
