@@ -39,11 +39,11 @@ if _ext._C is not None and "pylaundering::fused_distill" not in REGISTRY:
 
 # After the dense op's registration: the fused-linear op calls it chunk by chunk.
 from .linear import FusedLinearDistillLoss, choose_chunk_size, fused_linear_distill_loss  # noqa: E402
-from .sparse import SparseTeacher, topk_distill_loss, topk_teacher  # noqa: E402
+from .sparse import SparseTeacher, sampled_teacher, topk_distill_loss, topk_teacher  # noqa: E402
 
 __all__ = [
     "KINDS", "REDUCTIONS", "backend", "cross_entropy", "distill_loss", "jsd", "kl_div", "logit_mse",
     "CrossEntropyLoss", "DistillLoss", "JSDLoss", "KLDivLoss", "LogitMSELoss",
     "FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss",
-    "SparseTeacher", "topk_distill_loss", "topk_teacher",
+    "SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher",
 ]

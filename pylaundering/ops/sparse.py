@@ -37,7 +37,7 @@ from . import _ext
 from .functional import KINDS, _check_label_range, _check_logits, _check_scalars, _reduce, _rows, needs_float64
 from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL, _masked_diff
 
-__all__ = ["SparseTeacher", "topk_distill_loss", "topk_teacher"]
+__all__ = ["SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher"]
 
 
 class SparseTeacher(NamedTuple):
@@ -50,6 +50,9 @@ class SparseTeacher(NamedTuple):
     indices: torch.Tensor
     log_normalizer: Optional[torch.Tensor]
     temperature: float = 1.0
+    #: drawn by :func:`sampled_teacher`: the kept entries are a random sample with weights, an unbiased
+    #: estimate of the teacher for forward KL at ``temperature`` (and of nothing else)
+    sampled: bool = False
 
     def missing_mass(self) -> torch.Tensor:
         """Per row, the teacher's probability outside the kept entries (at its temperature)."""
@@ -74,6 +77,47 @@ def topk_teacher(teacher_logits: torch.Tensor, k: int, temperature: float = 1.0)
     acc = torch.float64 if t.dtype == torch.float64 else torch.float32
     log_normalizer = torch.logsumexp(source.to(acc) / temperature, -1)
     return SparseTeacher(values, indices, log_normalizer, float(temperature))
+
+
+def sampled_teacher(teacher_logits: torch.Tensor, k: int, temperature: float = 1.0, *,
+                    generator: Optional[torch.Generator] = None, chunk_rows: int = 1024) -> SparseTeacher:
+    """An unbiased sparse teacher (random-sampling KD, Anshumann et al., ACL 2025, arXiv 2503.16870):
+    per row, ``k`` vocabulary entries drawn with replacement from the teacher's ``softmax(logits / T)``;
+    each distinct entry drawn keeps the weight ``count / k``. Unlike top-k, whose kept entries always
+    overweight the head, ``E[weight_j] = p_j`` for every entry, so the expected gradient of forward KL
+    (``kind="kl"``) against it is exactly the dense teacher's; the loss value is an estimate whose constant
+    part (the teacher's entropy) is not. Stored like a top-k teacher: ``values = T * log(weight)`` (so
+    ``softmax(values / T)`` gives the weights), ``log_normalizer = 0``, and the slots of repeated draws are
+    filled with unused indices at ``-inf`` (weight 0), so every row has exactly ``k`` distinct indices."""
+    t = _check_logits("teacher", teacher_logits)
+    _check_scalars(temperature, 1.0, None, "sum")
+    V = t.shape[-1]
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= V):
+        raise ValueError(f"k must be an integer in [1, V] = [1, {V}], got {k!r}")
+    t2 = t.detach().reshape(-1, V)
+    n = t2.shape[0]
+    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
+    values = torch.empty(n, k, dtype=t.dtype, device=t.device)
+    indices = torch.empty(n, k, dtype=torch.int64, device=t.device)
+    n_cand = min(V, 2 * k)  # at least k of 2k candidates are unused by the <= k distinct draws
+    cand = torch.arange(n_cand, device=t.device)
+    for i0 in range(0, n, chunk_rows):
+        p = torch.softmax(t2[i0:i0 + chunk_rows].to(acc) / temperature, -1)
+        draws = torch.multinomial(p, k, replacement=True, generator=generator).sort(-1).values
+        first = torch.ones_like(draws, dtype=torch.bool)
+        first[:, 1:] = draws[:, 1:] != draws[:, :-1]
+        counts = torch.searchsorted(draws, draws, right=True) - torch.searchsorted(draws, draws)
+        # unused candidates, in ascending order, for the slots of repeated draws
+        c = cand.expand(draws.shape[0], n_cand).contiguous()
+        pos = torch.searchsorted(draws, c).clamp(max=k - 1)
+        used = draws.gather(1, pos) == c
+        free = c.gather(1, (used.long() * n_cand + c).argsort(-1))
+        slot = ((~first).long().cumsum(-1) - 1).clamp(min=0)
+        indices[i0:i0 + chunk_rows] = torch.where(first, draws, free.gather(1, slot))
+        w = torch.log(counts.to(acc) / k) * temperature
+        values[i0:i0 + chunk_rows] = torch.where(first, w, torch.full_like(w, float("-inf"))).to(t.dtype)
+    lognorm = torch.zeros(n, dtype=acc, device=t.device)
+    return SparseTeacher(values, indices, lognorm, float(temperature), sampled=True)
 
 
 def _check_sparse(student: torch.Tensor, teacher: SparseTeacher) -> SparseTeacher:
@@ -105,7 +149,7 @@ def _check_sparse(student: torch.Tensor, teacher: SparseTeacher) -> SparseTeache
         srt = indices.sort(-1).values
         if bool((srt[:, 1:] == srt[:, :-1]).any()):
             raise ValueError("teacher indices repeat within a row; each kept entry must be a distinct class")
-    return SparseTeacher(values, indices.long(), lognorm, float(teacher.temperature))
+    return SparseTeacher(values, indices.long(), lognorm, float(teacher.temperature), bool(teacher.sampled))
 
 
 def _teacher_log_rest(log_kept_total: torch.Tensor, log_normalizer: torch.Tensor) -> torch.Tensor:
@@ -196,7 +240,12 @@ def topk_distill_loss(
         y1 = labels.reshape(-1).long()
         _check_label_range(y1, V, ignore_index)
     if alpha > 0:
-        rows = sparse_rows(s2, _check_sparse(s, teacher), y1, KINDS[kind], alpha, T, beta, ignore_index)
+        checked = _check_sparse(s, teacher)
+        if checked.sampled and (kind != "kl" or T != checked.temperature):
+            raise ValueError(f"a sampled teacher is an unbiased estimate of forward KL at the temperature it was "
+                             f"drawn at (T = {checked.temperature}); got kind={kind!r}, temperature={T}. Use "
+                             "kind='kl' at that temperature, or topk_teacher for other kinds")
+        rows = sparse_rows(s2, checked, y1, KINDS[kind], alpha, T, beta, ignore_index)
     else:  # cross-entropy alone: the dense op, no teacher
         rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index)
     out = _reduce(rows, y1, ignore_index, reduction, s.dtype)

@@ -156,3 +156,45 @@ def test_bad_k_and_arguments():
         O.topk_distill_loss(s, t, y)
     with pytest.raises(ValueError, match="needs labels"):
         O.topk_distill_loss(s, O.topk_teacher(t, 3), alpha=0.5)
+
+
+def test_sampled_teacher_rows_are_k_distinct_entries_with_weights_summing_to_one():
+    _, t, _ = _data(N=50, V=23)
+    st = O.sampled_teacher(t, 9, temperature=2.0, generator=torch.Generator().manual_seed(0))
+    assert st.sampled and st.indices.shape == (50, 9) and st.temperature == 2.0
+    srt = st.indices.sort(-1).values
+    assert (srt[:, 1:] != srt[:, :-1]).all() and (st.indices >= 0).all() and (st.indices < 23).all()
+    w = torch.exp(st.values / 2.0)
+    torch.testing.assert_close(w.sum(-1), torch.ones(50, dtype=w.dtype))
+    assert ((w * 9).round() - w * 9).abs().max() < 1e-9  # weights are counts / k
+    assert (st.missing_mass() < 1e-12).all()
+
+
+def test_sampled_teacher_gradient_is_unbiased_where_top_k_is_not():
+    """Averaged over many draws, the sampled teacher's forward-KL gradient is the dense one (within
+    5 standard errors of the Monte Carlo mean), while top-k at the same k is off by far more."""
+    g = torch.Generator().manual_seed(3)
+    V, k, R, T = 30, 4, 20000, 1.5
+    base = torch.randn(3, V, generator=g, dtype=torch.float64) * 2
+    s = torch.randn(3, V, generator=g, dtype=torch.float64)
+    t, s_rep = base.repeat_interleave(R, 0), s.repeat_interleave(R, 0)
+    st = O.sampled_teacher(t, k, temperature=T, generator=g)
+    _, g_sampled = _loss_and_grad(lambda x: O.topk_distill_loss(x, st, reduction="sum"), s_rep)
+    mean_sampled = g_sampled.reshape(3, R, V).mean(1)  # the gradient of one copy, averaged over draws
+    _, g_dense = _loss_and_grad(lambda x: O.distill_loss(x, base, temperature=T, reduction="sum"), s)
+    p = torch.softmax(base / T, -1)
+    se = T * torch.sqrt(p * (1 - p) / (k * R))  # the gradient is T (q - w): sd of the mean of w is this
+    err = (mean_sampled - g_dense).abs()
+    assert (err <= 5 * se + 1e-12).all(), (err / se).max()
+    top = O.topk_teacher(base, k, temperature=T)
+    _, g_top = _loss_and_grad(lambda x: O.topk_distill_loss(x, top, reduction="sum"), s)
+    assert (g_top - g_dense).abs().max() > 10 * err.max()
+
+
+@pytest.mark.parametrize("kind, T, match", [("jsd", 1.0, "kind='kl'"), ("reverse_kl", 1.0, "kind='kl'"),
+                                            ("kl", 2.0, "temperature")])
+def test_sampled_teacher_refuses_what_it_cannot_estimate(kind, T, match):
+    s, t, _ = _data()
+    st = O.sampled_teacher(t, 5)
+    with pytest.raises(ValueError, match=match):
+        O.topk_distill_loss(s, st, kind=kind, temperature=T)
