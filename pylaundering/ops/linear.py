@@ -68,29 +68,57 @@ def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float3
     return int(max(1, min(n_rows, rows)))
 
 
-def _row_grads(s: torch.Tensor, t: Optional[torch.Tensor], y: Optional[torch.Tensor], kind: int, alpha: float,
+def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], kind: int, alpha: float,
                temperature: float, beta: float, ignore_index: int, need_grad: bool):
-    """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits, from the
-    compiled kernel (the custom op runs below autograd, so the reference path is `_checkpointed`)."""
-    work_s, work_t = s, t
-    if needs_float64(kind, temperature, s.dtype):
-        work_s, work_t = s.double(), t.double()  # as functional._rows: float32 loses the soft term
-    rows, grad = torch.ops.pylaundering.fused_distill(
-        work_s.contiguous(), work_t.contiguous() if work_t is not None else None,
-        y.contiguous() if y is not None else None, kind, float(alpha), float(temperature), float(beta),
-        int(ignore_index), need_grad)
+    """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits against
+    teacher logits ``t`` or a sparse teacher ``(values, indices, log_normalizer or None)``, from the
+    compiled kernels (the custom op runs below autograd, so the reference path is `_checkpointed`)."""
+    yc = y.contiguous() if y is not None else None
+    wide = needs_float64(kind, temperature, s.dtype)  # as functional._rows: float32 loses the soft term
+    work_s = s.double() if wide else s
+    if isinstance(t, tuple):
+        values, indices, lognorm = t
+        values = values.double() if wide else values
+        if lognorm is not None:
+            lognorm = lognorm.to(torch.float64 if work_s.dtype == torch.float64 else torch.float32).contiguous()
+        rows, grad = torch.ops.pylaundering.fused_sparse_distill(
+            work_s.contiguous(), values.contiguous(), indices.contiguous(), lognorm, yc, kind, float(alpha),
+            float(temperature), float(beta), int(ignore_index), need_grad)
+    else:
+        work_t = t.double() if wide and t is not None else t
+        rows, grad = torch.ops.pylaundering.fused_distill(
+            work_s.contiguous(), work_t.contiguous() if work_t is not None else None, yc, kind, float(alpha),
+            float(temperature), float(beta), int(ignore_index), need_grad)
     return rows, (grad.to(s.dtype) if need_grad else None)
 
 
-def _chunk_rows(h, w, b, t_logits, t_hidden, t_weight, t_bias, y, kind, alpha, temperature, beta, ignore_index):
-    s = torch.addmm(b, h, w.t()) if b is not None else h @ w.t()
+def _teacher_chunk(sl: slice, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm):
+    """The teacher of rows ``sl``: a logits slice, logits formed from its hidden states and head, a sparse
+    teacher's rows ``(values, indices, log_normalizer)``, or None."""
+    if t_logits is not None:
+        return t_logits[sl]
     if t_hidden is not None:
-        t_logits = torch.addmm(t_bias, t_hidden, t_weight.t()) if t_bias is not None else t_hidden @ t_weight.t()
-    return _rows(s, t_logits, y, kind, alpha, temperature, beta, ignore_index)
+        tc = t_hidden[sl]
+        return torch.addmm(t_bias, tc, t_weight.t()) if t_bias is not None else tc @ t_weight.t()
+    if t_values is not None:
+        return t_values[sl], t_indices[sl], t_lognorm[sl] if t_lognorm is not None else None
+    return None
 
 
-def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta,
-                  ignore_index, reduction, chunk):
+def _chunk_rows(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, y, kind, alpha,
+                temperature, beta, ignore_index, sparse_temperature):
+    s = torch.addmm(b, h, w.t()) if b is not None else h @ w.t()
+    t = _teacher_chunk(slice(None), t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
+    if isinstance(t, tuple):
+        from .sparse import SparseTeacher, sparse_rows
+
+        return sparse_rows(s, SparseTeacher(*t, temperature=sparse_temperature), y, kind, alpha, temperature, beta,
+                           ignore_index)
+    return _rows(s, t, y, kind, alpha, temperature, beta, ignore_index)
+
+
+def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, kind,
+                  alpha, temperature, beta, ignore_index, reduction, chunk):
     """Without the compiled kernels: the same chunks in plain PyTorch (functional._rows on the reference
     formulas), each under activation checkpointing, so backward recomputes a chunk's logits instead of
     keeping them. Slower (each chunk's forward runs twice), same memory bound, any reduction."""
@@ -100,14 +128,16 @@ def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, a
     for i0 in range(0, h.shape[0], chunk):
         sl = slice(i0, i0 + chunk)
         cut = lambda x: x[sl] if x is not None else None  # noqa: E731
+        # (a sparse teacher's log-normaliser was dropped by the caller when temperature is not its own)
         parts.append(checkpoint(_chunk_rows, h[sl], w, b, cut(t_logits), cut(t_hidden), t_weight, t_bias,
-                                cut(labels), kind, alpha, temperature, beta, ignore_index, use_reentrant=False))
+                                cut(t_values), cut(t_indices), cut(t_lognorm), cut(labels), kind, alpha,
+                                temperature, beta, ignore_index, temperature, use_reentrant=False))
     rows = torch.cat(parts) if parts else h.new_zeros((0,), dtype=torch.float32)
     return _reduce(rows, labels, ignore_index, reduction, h.dtype)
 
 
-def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, row_weight, kind, alpha, temperature, beta,
-          ignore_index, chunk, need_grad):
+def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, row_weight, kind,
+          alpha, temperature, beta, ignore_index, chunk, need_grad):
     """The chunk loop. Returns (rows [N] fp32/fp64, grad_h, grad_w, grad_b) of sum_i row_weight_i * row_i;
     row_weight is a per-row tensor, or None for all ones; grads are None when not needed."""
     n = h.shape[0]
@@ -125,13 +155,7 @@ def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, row_weight, kin
         i1 = min(n, i0 + chunk)
         hc = h[i0:i1]
         s = torch.addmm(b, hc, w.t()) if b is not None else hc @ w.t()
-        if t_logits is not None:
-            t = t_logits[i0:i1]
-        elif t_hidden is not None:
-            tc = t_hidden[i0:i1]
-            t = torch.addmm(t_bias, tc, t_weight.t()) if t_bias is not None else tc @ t_weight.t()
-        else:
-            t = None
+        t = _teacher_chunk(slice(i0, i1), t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
         y = labels[i0:i1] if labels is not None else None
         rows[i0:i1], g = _row_grads(s, t, y, kind, alpha, temperature, beta, ignore_index, need_grad)
         del s, t
@@ -161,6 +185,7 @@ def _empty(like: torch.Tensor) -> torch.Tensor:
 def _fused_linear_distill(
     h: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], t_logits: Optional[torch.Tensor],
     t_hidden: Optional[torch.Tensor], t_weight: Optional[torch.Tensor], t_bias: Optional[torch.Tensor],
+    t_values: Optional[torch.Tensor], t_indices: Optional[torch.Tensor], t_lognorm: Optional[torch.Tensor],
     labels: Optional[torch.Tensor], kind: int, alpha: float, temperature: float, beta: float, ignore_index: int,
     reduction: int, chunk: int, compute_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -171,8 +196,8 @@ def _fused_linear_distill(
     if reduction == 2:  # batchmean / mean: divide by the rows counted (not ignored), at least 1
         count = (labels != ignore_index).sum() if labels is not None else torch.tensor(h.shape[0], device=h.device)
         weight = (1.0 / count.clamp(min=1).to(torch.float64)).expand(h.shape[0])
-    rows, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, weight, kind, alpha,
-                             temperature, beta, ignore_index, chunk, compute_grad and scalar)
+    rows, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
+                             weight, kind, alpha, temperature, beta, ignore_index, chunk, compute_grad and scalar)
     if not scalar:
         loss = rows
     elif weight is None:
@@ -184,8 +209,8 @@ def _fused_linear_distill(
 
 
 @_fused_linear_distill.register_fake
-def _(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta, ignore_index,
-      reduction, chunk, compute_grad):
+def _(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, kind, alpha,
+      temperature, beta, ignore_index, reduction, chunk, compute_grad):
     rows_dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
     loss = h.new_empty((), dtype=h.dtype) if reduction else h.new_empty((h.shape[0],), dtype=rows_dtype)
     grads = compute_grad and reduction != 0
@@ -198,36 +223,37 @@ def _(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temper
 def _fused_linear_distill_backward(
     grad_rows: torch.Tensor, h: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor],
     t_logits: Optional[torch.Tensor], t_hidden: Optional[torch.Tensor], t_weight: Optional[torch.Tensor],
-    t_bias: Optional[torch.Tensor], labels: Optional[torch.Tensor], kind: int, alpha: float, temperature: float,
+    t_bias: Optional[torch.Tensor], t_values: Optional[torch.Tensor], t_indices: Optional[torch.Tensor],
+    t_lognorm: Optional[torch.Tensor], labels: Optional[torch.Tensor], kind: int, alpha: float, temperature: float,
     beta: float, ignore_index: int, chunk: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of sum_i grad_rows_i * row_i (reduction "none"): the chunks walked again."""
-    _, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, grad_rows, kind, alpha,
-                          temperature, beta, ignore_index, chunk, True)
+    _, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
+                          grad_rows, kind, alpha, temperature, beta, ignore_index, chunk, True)
     return gh, gw, gb if gb is not None else _empty(w)
 
 
 @_fused_linear_distill_backward.register_fake
-def _(grad_rows, h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta,
-      ignore_index, chunk):
+def _(grad_rows, h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, kind, alpha,
+      temperature, beta, ignore_index, chunk):
     return h.new_empty(h.shape), w.new_empty(w.shape), (w.new_empty((w.shape[0],)) if b is not None
                                                         else w.new_empty((0,)))
 
 
 def _setup_context(ctx, inputs, output):
-    (h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, kind, alpha, temperature, beta, ignore_index,
-     reduction, chunk, compute_grad) = inputs
+    (h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, kind, alpha, temperature,
+     beta, ignore_index, reduction, chunk, compute_grad) = inputs
     ctx.set_materialize_grads(False)
     ctx.reduction, ctx.has_bias = reduction, b is not None
     ctx.scalars = (kind, alpha, temperature, beta, ignore_index, chunk)
     if reduction:
         ctx.save_for_backward(output[1], output[2], output[3])
     else:
-        ctx.save_for_backward(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels)
+        ctx.save_for_backward(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels)
 
 
 def _backward(ctx, grad_loss, *_unused):
-    result = [None] * 16
+    result = [None] * 19
     if grad_loss is None:
         return tuple(result)
     if ctx.reduction:
@@ -245,9 +271,10 @@ def _backward(ctx, grad_loss, *_unused):
         if ctx.has_bias:
             result[2] = grads[2]
         return tuple(result)
-    h, w, b, t_logits, t_hidden, t_weight, t_bias, labels = ctx.saved_tensors
+    h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels = ctx.saved_tensors
     gh, gw, gb = torch.ops.pylaundering.fused_linear_distill_backward(
-        grad_loss, h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, *ctx.scalars)
+        grad_loss, h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
+        *ctx.scalars)
     result[0], result[1] = gh, gw
     if ctx.has_bias:
         result[2] = gb
@@ -316,8 +343,9 @@ def fused_linear_distill_loss(
         student_hidden: ``[N, Hs]`` (flatten batch and sequence first).
         student_weight: the student's LM head ``[V, Hs]``; ``student_bias`` ``[V]`` or None.
         teacher: teacher logits ``[N, V]``, or ``(teacher_hidden [N, Ht], teacher_weight [V, Ht],
-            teacher_bias or None)``, whose logits are then formed chunk by chunk too; a constant
-            (no gradient); None only when ``alpha == 0``.
+            teacher_bias or None)``, whose logits are then formed chunk by chunk too, or a
+            :class:`~pylaundering.ops.SparseTeacher` (``topk_teacher``, ``sampled_teacher``: the semantics of
+            :func:`~pylaundering.ops.topk_distill_loss`); a constant (no gradient); None only when ``alpha == 0``.
         labels: ``[N]`` class indices (needed when alpha < 1); ``ignore_index`` rows are skipped.
         chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V, H and free memory).
     Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias``.
@@ -327,9 +355,16 @@ def fused_linear_distill_loss(
     _check_scalars(temperature, alpha, beta if kind == "jsd" else None, reduction)
     h, w, b = _check_head("student", student_hidden, student_weight, student_bias, "student_hidden", student_hidden)
     n, vocab = h.shape[0], w.shape[0]
-    t_logits = t_hidden = t_weight = t_bias = None
+    t_logits = t_hidden = t_weight = t_bias = t_values = t_indices = t_lognorm = None
     if teacher is not None and alpha > 0:
-        if isinstance(teacher, torch.Tensor):
+        from .sparse import SparseTeacher, check_sampled_use, check_sparse_teacher
+
+        if isinstance(teacher, SparseTeacher):
+            sp = check_sparse_teacher(teacher, n, vocab, h.device, h.dtype)
+            check_sampled_use(sp, kind, temperature)
+            t_values, t_indices = sp.values.detach(), sp.indices
+            t_lognorm = sp.log_normalizer if temperature == sp.temperature else None
+        elif isinstance(teacher, torch.Tensor):
             t_logits = _check_float("teacher logits", teacher, 2)
             _same("teacher logits", t_logits, "student_hidden", h)
             if t_logits.shape != (n, vocab):
@@ -346,8 +381,8 @@ def fused_linear_distill_loss(
                 raise ValueError(f"vocabulary mismatch: teacher_weight has V = {t_weight.shape[0]}, "
                                  f"student_weight has V = {vocab}")
         else:
-            raise TypeError("teacher must be logits [N, V] or a tuple (teacher_hidden, teacher_weight[, "
-                            f"teacher_bias]), got {type(teacher).__name__}")
+            raise TypeError("teacher must be logits [N, V], a tuple (teacher_hidden, teacher_weight[, "
+                            f"teacher_bias]) or a SparseTeacher, got {type(teacher).__name__}")
     elif alpha > 0:
         raise ValueError("a teacher is required when alpha > 0")
     if alpha < 1 and labels is None:
@@ -370,12 +405,12 @@ def fused_linear_distill_loss(
     code = KINDS[kind] if alpha > 0 else NO_DISTILL
     chunk = int(max(1, min(chunk_size, max(n, 1))))
     if not _ext.compiled_available(h.device):
-        return _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, code, float(alpha),
-                             float(temperature), float(beta), int(ignore_index), reduction, chunk)
+        return _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
+                             code, float(alpha), float(temperature), float(beta), int(ignore_index), reduction, chunk)
     need_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (h, w, b))
     loss, *_ = torch.ops.pylaundering.fused_linear_distill(
-        h, w, b, t_logits, t_hidden, t_weight, t_bias, labels, code, float(alpha), float(temperature), float(beta),
-        int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
+        h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, code, float(alpha),
+        float(temperature), float(beta), int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
     return loss if reduction != "none" else loss.to(h.dtype)
 
 
@@ -396,8 +431,12 @@ class FusedLinearDistillLoss(nn.Module):
     def forward(self, student_hidden: torch.Tensor, teacher, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         lead = student_hidden.shape[:-1]
         h = student_hidden.reshape(-1, student_hidden.shape[-1])
+        from .sparse import SparseTeacher
+
         if isinstance(teacher, torch.Tensor):
             teacher = teacher.reshape(-1, teacher.shape[-1])
+        elif isinstance(teacher, SparseTeacher):
+            pass  # already [N, k] rows
         elif isinstance(teacher, (tuple, list)):
             teacher = (teacher[0].reshape(-1, teacher[0].shape[-1]), *teacher[1:])
         y = labels.reshape(-1) if labels is not None else None

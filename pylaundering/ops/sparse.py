@@ -121,10 +121,22 @@ def sampled_teacher(teacher_logits: torch.Tensor, k: int, temperature: float = 1
 
 
 def _check_sparse(student: torch.Tensor, teacher: SparseTeacher) -> SparseTeacher:
+    V = student.shape[-1]
+    return check_sparse_teacher(teacher, student.numel() // V if V else 0, V, student.device, student.dtype)
+
+
+def check_sampled_use(teacher: SparseTeacher, kind: str, temperature: float) -> None:
+    if teacher.sampled and (kind != "kl" or temperature != teacher.temperature):
+        raise ValueError(f"a sampled teacher is an unbiased estimate of forward KL at the temperature it was "
+                         f"drawn at (T = {teacher.temperature}); got kind={kind!r}, temperature={temperature}. "
+                         "Use kind='kl' at that temperature, or topk_teacher for other kinds")
+
+
+def check_sparse_teacher(teacher: SparseTeacher, n: int, V: int, device: torch.device,
+                         dtype: torch.dtype) -> SparseTeacher:
+    """Checks a sparse teacher for n student rows of V classes (clear errors); indices made int64."""
     if not isinstance(teacher, SparseTeacher):
         raise TypeError(f"teacher must be a SparseTeacher (from topk_teacher), got {type(teacher).__name__}")
-    V = student.shape[-1]
-    n = student.numel() // V if V else 0
     values, indices, lognorm = teacher.values, teacher.indices, teacher.log_normalizer
     if values.dim() != 2 or values.shape[0] != n:
         raise ValueError(f"teacher values {tuple(values.shape)} must be [N, k] with N = {n} rows of the student")
@@ -137,10 +149,10 @@ def _check_sparse(student: torch.Tensor, teacher: SparseTeacher) -> SparseTeache
         raise ValueError(f"k = {k} kept entries per row, but the student has V = {V} classes")
     for name, x in (("values", values), ("indices", indices)) + ((("log_normalizer", lognorm),) if lognorm is not None
                                                                   else ()):
-        if x.device != student.device:
-            raise ValueError(f"device mismatch: student on {student.device}, teacher {name} on {x.device}")
-    if values.dtype != student.dtype:
-        raise TypeError(f"dtype mismatch: student {student.dtype} vs teacher values {values.dtype}")
+        if x.device != device:
+            raise ValueError(f"device mismatch: student on {device}, teacher {name} on {x.device}")
+    if values.dtype != dtype:
+        raise TypeError(f"dtype mismatch: student {dtype} vs teacher values {values.dtype}")
     if lognorm is not None and lognorm.shape != (n,):
         raise ValueError(f"teacher log_normalizer {tuple(lognorm.shape)} must be [N] = [{n}]")
     if not torch.compiler.is_compiling() and indices.numel():
@@ -241,10 +253,7 @@ def topk_distill_loss(
         _check_label_range(y1, V, ignore_index)
     if alpha > 0:
         checked = _check_sparse(s, teacher)
-        if checked.sampled and (kind != "kl" or T != checked.temperature):
-            raise ValueError(f"a sampled teacher is an unbiased estimate of forward KL at the temperature it was "
-                             f"drawn at (T = {checked.temperature}); got kind={kind!r}, temperature={T}. Use "
-                             "kind='kl' at that temperature, or topk_teacher for other kinds")
+        check_sampled_use(checked, kind, T)
         rows = sparse_rows(s2, checked, y1, KINDS[kind], alpha, T, beta, ignore_index)
     else:  # cross-entropy alone: the dense op, no teacher
         rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index)

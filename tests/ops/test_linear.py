@@ -255,3 +255,73 @@ def test_device_mismatch_is_refused():
     h, w, b, t, y = _ok_args()
     with pytest.raises(ValueError, match="device mismatch"):
         O.fused_linear_distill_loss(h, w.to("meta"), t, y, alpha=0.5)
+
+
+# ------------------------------------------------------------------ sparse teachers (top-k, sampled)
+
+SPARSE_CASES = [("kl", 1.0, 2.0), ("kl", 0.5, 1.0), ("reverse_kl", 0.75, 2.0), ("jsd", 0.25, 1.0), ("mse", 0.5, 1.0)]
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+@pytest.mark.parametrize("reduction", ["none", "batchmean"])
+@pytest.mark.parametrize("kind, alpha, T", SPARSE_CASES, ids=lambda x: str(x))
+def test_sparse_teacher_matches_topk_distill_loss_on_full_logits(kind, alpha, T, reduction, chunk, backend,
+                                                                   monkeypatch):
+    """fused_linear_distill_loss(h, w, sparse) == topk_distill_loss(h @ w.T + b, sparse), values and the
+    gradients of h, w and b (topk_distill_loss is tied to the dense loss in test_sparse.py)."""
+    if backend == "reference":
+        monkeypatch.setenv("PYLAUNDERING_BACKEND", "reference")
+    elif not O.backend().name == "cpp":
+        pytest.skip("compiled kernels not in use")
+    h, w, b, t, y = _inputs()
+    teacher = O.topk_teacher(_teacher_logits("hidden+bias", t), 6, temperature=T)
+    up = torch.randn(h.shape[0] if reduction == "none" else (), dtype=torch.float64,
+                     generator=torch.Generator().manual_seed(2))
+    fh, fw, fb = _leaves(h, w, b)
+    got = O.fused_linear_distill_loss(fh, fw, teacher, y, student_bias=fb, kind=kind, alpha=alpha, temperature=T,
+                                      reduction=reduction, chunk_size=chunk)
+    gg = torch.autograd.grad((got * up).sum(), [fh, fw, fb])
+    oh, ow, ob = _leaves(h, w, b)
+    want = O.topk_distill_loss(oh @ ow.T + ob, teacher, y, kind=kind, alpha=alpha, temperature=T,
+                               reduction=reduction)
+    gw = torch.autograd.grad((want * up).sum(), [oh, ow, ob])
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    for a, e in zip(gg, gw):
+        torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-10)
+
+
+def test_sampled_teacher_through_the_linear_op_and_its_refusals():
+    h, w, b, t, y = _inputs()
+    st = O.sampled_teacher(_teacher_logits("hidden", t), 8, temperature=2.0, generator=torch.Generator().manual_seed(0))
+    got = O.fused_linear_distill_loss(h, w, st, y, student_bias=b, alpha=0.5, temperature=2.0, chunk_size=5)
+    want = O.topk_distill_loss(h @ w.T + b, st, y, alpha=0.5, temperature=2.0)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="sampled teacher"):
+        O.fused_linear_distill_loss(h, w, st, y, student_bias=b, kind="jsd", alpha=0.5, temperature=2.0)
+    bad = st._replace(indices=st.indices[:, [0, 0, 2, 3, 4, 5, 6, 7]])
+    with pytest.raises(ValueError, match="repeat"):
+        O.fused_linear_distill_loss(h, w, bad, y, student_bias=b, alpha=0.5, temperature=2.0)
+    with pytest.raises(ValueError, match=r"V = 5 classes"):  # k > V
+        O.fused_linear_distill_loss(h, w[:5], st, alpha=1.0, temperature=2.0)
+    with pytest.raises(ValueError, match=r"out of range \[0, 20\)"):  # a teacher of a larger vocabulary
+        O.fused_linear_distill_loss(h, w[:20], st, alpha=1.0, temperature=2.0)
+
+
+def test_sparse_teacher_module_wrapper_and_compile():
+    h, w, b, t, y = _inputs()
+    teacher = O.topk_teacher(_teacher_logits("hidden", t), 5, temperature=2.0)
+    head = nn.Linear(h.shape[1], w.shape[0], dtype=torch.float64)
+    loss_fn = O.FusedLinearDistillLoss(head, alpha=0.5, temperature=2.0, chunk_size=8)
+    want = O.topk_distill_loss(head(h), teacher, y, alpha=0.5, temperature=2.0)
+    torch.testing.assert_close(loss_fn(h.reshape(1, *h.shape), teacher, y.reshape(1, -1)), want)
+
+    def fn(h, w):
+        return O.fused_linear_distill_loss(h, w, teacher, y, alpha=0.5, temperature=2.0, chunk_size=8)
+
+    a = _leaves(h, w)
+    fn(*a).backward()
+    c = _leaves(h, w)
+    torch.compile(fn, fullgraph=True, backend="aot_eager")(*c).backward()
+    for x, z in zip(a, c):
+        torch.testing.assert_close(x.grad, z.grad)
