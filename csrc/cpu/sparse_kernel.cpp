@@ -152,7 +152,8 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
       const double tot = log_sum_exp<Wide>(lt.data(), K);
       if (p.has_lognorm) {
         const double tiny = 8.0 * std::numeric_limits<acc_t>::epsilon() * (1.0 + std::abs(ln));
-        lt[K] = tot < -tiny ? std::log(-std::expm1(tot)) : neg_inf<double>();
+        // k = V: no class is left for a rest, whatever the stored values' rounding says
+        lt[K] = (K < V && tot < -tiny) ? std::log(-std::expm1(tot)) : neg_inf<double>();
       } else {  // renormalised over the kept entries
         for (int64_t i = 0; i < K; ++i) lt[i] -= tot;
         lt[K] = neg_inf<double>();

@@ -8,9 +8,9 @@
 //   student: ls_i = log q(idx_i) from the full softmax of s / T; ls_rest = log of its mass outside
 //            the kept indices, summed from those entries (never as 1 - kept: exact 0 at k = V).
 //   teacher with Lt:    lt_i = v_i / T - Lt, lt_rest = log(1 - sum exp(lt_i)); -inf when
-//                       log sum exp(lt_i) >= -8 eps (1 + |Lt|), eps of Lt's dtype: the stored Lt's
-//                       rounding, so k = V has no rest. The kept total is summed as max + log sum exp,
-//                       accurately (long double for fp64).
+//                       log sum exp(lt_i) >= -8 eps (1 + |Lt|), eps of Lt's dtype (the stored Lt's
+//                       rounding), and always at k = V, where no class is left for a rest. The kept
+//                       total is summed as max + log sum exp, accurately (long double for fp64).
 //   teacher without Lt: lt = log_softmax(v / T) over the kept entries, lt_rest = -inf; for reverse
 //                       KL the student is renormalised over the kept entries too (restricted).
 // With g_o = d loss / d ls_o and G = sum_o g_o, the gradient of T^2 * loss with respect to s_j is

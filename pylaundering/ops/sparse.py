@@ -197,6 +197,8 @@ def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temp
     if teacher.log_normalizer is not None:  # (callers pass None at another temperature than the teacher's)
         lt_kept = values / T - teacher.log_normalizer.to(acc).unsqueeze(1)
         lt_rest = _teacher_log_rest(torch.logsumexp(lt_kept, -1), teacher.log_normalizer)
+        if idx.shape[1] == s.shape[1]:  # k = V: no class is left for a rest, whatever the rounding says
+            lt_rest = torch.full_like(lt_rest, float("-inf"))
     else:  # log-probabilities, or another temperature: renormalised over the kept entries
         lt_kept = torch.log_softmax(values / T, -1)
         lt_rest = torch.full_like(lt_kept[:, 0], float("-inf"))
