@@ -24,6 +24,7 @@ import pytest
 import torch
 
 import pylaundering.bench.linear as linear_bench
+import pylaundering.bench.topk as topk_bench
 import pylaundering.ops as O
 
 SHAPES = [tuple(int(x) for x in s.split("x"))
@@ -77,3 +78,37 @@ def test_linear_fwd_bwd(benchmark, record, shape, impl):
     N, H, V = shape
     record(benchmark, benchmark.group, impl, None, shape=list(shape), flops=3 * 2 * N * H * V + 2 * N * H * V,
            loss=float(loss), backend=str(O.backend()))
+
+
+TOPK_IMPLS = ("fused", "sampled", "eager", "dense", "ce")
+_TOPK: dict = {}
+
+
+@pytest.mark.parametrize("impl", TOPK_IMPLS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_topk_fwd_bwd(benchmark, record, shape, impl):
+    """Sparse teachers (k = 128) on the [N, V] logits of the same shape: pylaundering/bench/topk.py."""
+    N, _, V = shape
+    k = min(128, V)
+    if shape not in _TOPK:
+        _TOPK.clear()
+        g = torch.Generator().manual_seed(0)
+        s0, t = torch.randn(N, V, generator=g) * 3, torch.randn(N, V, generator=g) * 3
+        y = torch.randint(0, V, (N,), generator=g)
+        _TOPK[shape] = (s0, t, y, O.topk_teacher(t, k), O.sampled_teacher(t, k, generator=g))
+    s0, t, y, top, sampled = _TOPK[shape]
+    step = {"fused": lambda s: O.topk_distill_loss(s, top), "sampled": lambda s: O.topk_distill_loss(s, sampled),
+            "eager": lambda s: topk_bench._eager(s, top), "dense": lambda s: O.distill_loss(s, t),
+            "ce": lambda s: O.cross_entropy(s, y)}[impl]
+    s = s0.clone().requires_grad_(True)
+
+    def run():
+        s.grad = None
+        loss = step(s)
+        loss.backward()
+        return loss
+
+    benchmark.group = f"topk|{N}x{V} k={k}"
+    loss = benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
+    assert torch.isfinite(loss)
+    record(benchmark, benchmark.group, impl, None, shape=[N, V, k], loss=float(loss), backend=str(O.backend()))

@@ -131,6 +131,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         repeats: int = typer.Option(5, "--repeats", min=2, help="Timed calls per implementation (after warm-up)."),
         warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
         no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline."),
+        k: int = typer.Option(128, "--k", min=0, help="Kept entries per row of the top-k case timed beside each "
+                              "shape (on its [N, V] logits); 0: no top-k case."),
         json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report as JSON here."),
         plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per case and implementation."),
         compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report of this command: "
@@ -141,10 +143,12 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         """Time the fused linear distillation loss (LM head + loss, never the [N, V] logits) against the naive computation.
 
         One training step's loss part through an LM head (generalized JSD, beta 0.5, T 1; teacher as hidden states + head; gradients of the student's hidden states and head). Implementations: fused (pylaundering.ops.fused_linear_distill_loss), naive (full logits, then the dense fused op), eager (full logits, plain PyTorch loss), compile (torch.compile of eager), liger (Liger-Kernel's chunked JSD, on CPU too, when `pip install --no-deps liger-kernel` was run). Per case: median, min, spread, time over the fused op's, GFLOP/s of the 4 matmuls, peak memory on CUDA (CPU: python benchmarks/peak_memory.py --op linear). Every implementation's loss is checked against the others.
+
+        Beside each shape, a top-k case on its [N, V] logits (forward KL against k kept teacher entries per row; --k): fused (pylaundering.ops.topk_distill_loss), sampled (the same kernel on a sampled_teacher), eager and compile (the plain-PyTorch formulas), dense (the dense fused op on the full teacher logits) and ce (cross-entropy alone, the floor), with effective bandwidth.
         """
         import torch
 
-        from pylaundering.bench.linear import LinearCase, default_cases, format_table, parse_linear_shapes, run
+        from pylaundering.bench.linear import cases_for, default_cases, format_table, parse_linear_shapes, run
         from pylaundering.bench.ops import parse_dtype
         from pylaundering.phases.common import ConfigError
 
@@ -158,10 +162,9 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         except ValueError as e:
             raise ConfigError("--dtype/--shapes", str(e)) from None
         if shape_list is None:
-            cases = default_cases(dev, dt)
+            cases = default_cases(dev, dt, k)
         else:
-            cases = [LinearCase(n, h, v, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32))
-                     for n, h, v in shape_list]
+            cases = cases_for(shape_list, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32), k)
         err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} calls per implementation...")
         report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)

@@ -11,6 +11,9 @@ head. Implementations:
 * ``liger``: ``liger_kernel.chunked_loss.LigerFusedLinearJSDLoss`` where importable (its chunked
   losses are PyTorch + torch.compile, so they run on the CPU too).
 
+Beside each shape, a top-k case on the ``[N, V]`` logits (``pylaundering/bench/topk.py``: the fused sparse-teacher
+kernel, sampled teachers, the dense loss they replace, cross-entropy).
+
 Reported per implementation as in ``bench ops``: median, min and spread of the timed calls, time over
 the fused op's, GFLOP/s (4 matmuls of N*H*V: both logits and the two gradients; the minimum any of
 them does), and on CUDA the peak memory above the inputs (``torch.cuda.max_memory_allocated``). On
@@ -27,7 +30,9 @@ import torch
 
 import pylaundering.ops as O
 
+from . import topk
 from .ops import _summary, _time, run_cases
+from .topk import TopkCase
 
 BETA = 0.5
 
@@ -135,10 +140,25 @@ def bench_case(case: LinearCase, device: torch.device, repeats: int = 5, warmup:
             "losses_disagree": disagree, "results": results, "missing": missing}
 
 
-def default_cases(device: torch.device, dtype: torch.dtype | None = None) -> list[LinearCase]:
+def default_cases(device: torch.device, dtype: torch.dtype | None = None, k: int = 128) -> list:
     if device.type == "cuda":
-        return [LinearCase(8192, 4096, 128256, dtype or torch.bfloat16)]
-    return [LinearCase(1024, 1024, 32000, dtype or torch.float32)]
+        shapes, dt = [(8192, 4096, 128256)], dtype or torch.bfloat16
+    else:
+        shapes, dt = [(1024, 1024, 32000)], dtype or torch.float32
+    return cases_for(shapes, dt, k)
+
+
+def cases_for(shapes: list[tuple[int, int, int]], dtype: torch.dtype, k: int = 128) -> list:
+    """A linear case per NxHxV shape and, when k > 0, a top-k case on its [N, V] logits (k <= V)."""
+    cases: list = [LinearCase(n, h, v, dtype) for n, h, v in shapes]
+    if k > 0:
+        cases += [TopkCase(n, v, min(k, v), dtype) for n, _, v in shapes]
+    return cases
+
+
+def _bench_any(case, device, repeats, warmup, compile_ok):
+    bench = topk.bench_case if isinstance(case, TopkCase) else bench_case
+    return bench(case, device, repeats, warmup, compile_ok)
 
 
 def parse_linear_shapes(text: str) -> list[tuple[int, int, int]]:
@@ -161,6 +181,9 @@ def format_table(report: dict) -> str:
     hdr = f"{'case':<42}{'impl':<9}{'median ms':>11}{'min ms':>10}{'spread':>8}{'x fused':>8}{'GFLOP/s':>9}{'peak MB':>9}"
     lines += [hdr, "-" * len(hdr)]
     for c in report["cases"]:
+        if c.get("kind") == "topk":
+            lines += topk.format_rows(c)
+            continue
         for name, r in c["results"].items():
             peak = f"{r['peak_extra_mb']:.0f}" if "peak_extra_mb" in r else "-"
             lines.append(f"{c['case']:<42}{name:<9}{r['median_ms']:>11.1f}{r['min_ms']:>10.1f}{r['spread']:>8.2f}"
@@ -171,10 +194,14 @@ def format_table(report: dict) -> str:
             lines.append(f"{'':<42}{name:<9} WARNING: loss {value:.6g} disagrees with the others")
     lines.append("x fused = impl time / fused time; GFLOP/s counts the 4 matmuls of N*H*V every implementation does; "
                  "CPU peak memory: python benchmarks/peak_memory.py --op linear --shape NxHxV")
+    if any(c.get("kind") == "topk" for c in report["cases"]):
+        lines.append("top-k rows: GB/s = the student logits read + their gradient written (2 N V elements) / time, "
+                     "and its share of a copy's bandwidth in the same run; sampled, dense and ce are other losses "
+                     "(their time, not their value, is the comparison)")
     return "\n".join(lines)
 
 
 def run(device: str = "cpu", cases: list[LinearCase] | None = None, repeats: int = 5, warmup: int = 1,
         compile_ok: bool = True) -> dict:
-    return run_cases(device, cases or default_cases(torch.device(device)), bench_case, repeats, warmup, compile_ok,
+    return run_cases(device, cases or default_cases(torch.device(device)), _bench_any, repeats, warmup, compile_ok,
                      kind="linear")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLORS = {"fused": "#d62728", "naive": "#ff7f0e", "compile": "#1f77b4", "eager": "#7f7f7f", "liger": "#2ca02c"}
+COLORS = {"fused": "#d62728", "naive": "#ff7f0e", "compile": "#1f77b4", "eager": "#7f7f7f", "liger": "#2ca02c",
+          "sampled": "#9467bd", "dense": "#8c564b", "ce": "#bcbd22"}
 
 
 def plot_report(report: dict, path: str | Path) -> Path:

@@ -92,8 +92,8 @@ def test_bench_linear_times_every_implementation_on_the_same_loss(tmp_path):
     res = runner.invoke(app, [*LINEAR, "--json-out", str(out), "--plot", str(png)])
     assert res.exit_code == 0, res.output
     report = json.loads(out.read_text())
-    assert report["kind"] == "linear" and len(report["cases"]) == 1
-    case = report["cases"][0]
+    assert report["kind"] == "linear" and len(report["cases"]) == 2
+    case, topk = report["cases"]
     assert case["case"] == "24x8x300 float32 jsd fwd+bwd" and case["flops"] == 8 * 24 * 8 * 300
     assert {"fused", "naive", "eager"} <= set(case["results"])
     assert "--no-compile" in case["missing"]["compile"]
@@ -101,7 +101,16 @@ def test_bench_linear_times_every_implementation_on_the_same_loss(tmp_path):
     losses = case["losses"]
     assert not case["losses_disagree"] and abs(losses["fused"] - losses["eager"]) < 1e-4
     assert case["results"]["fused"]["fused_speedup"] == 1.0 and case["results"]["naive"]["GFLOPs"] > 0
+    # the top-k case beside it: same top-k loss from kernel and formulas; the other losses are timed only
+    assert topk["case"] == "24x300 k=128 float32 top-k kl fwd+bwd" and topk["kind"] == "topk"
+    assert {"fused", "sampled", "eager", "dense", "ce"} <= set(topk["results"]) and not topk["losses_disagree"]
+    assert abs(topk["losses"]["fused"] - topk["losses"]["eager"]) < 1e-4 * abs(topk["losses"]["eager"])
+    assert topk["results"]["fused"]["GBps"] > 0 and topk["copy_gbps"] > 0
+    assert "top-k kl" in res.output and "GB/s" in res.output
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # --k 0: no top-k case
+    res0 = runner.invoke(app, [*LINEAR, "--k", "0", "--json"])
+    assert res0.exit_code == 0 and len(json.loads(res0.stdout)["cases"]) == 1
     # its own report compares clean against itself, through the shared --compare path
     res = runner.invoke(app, [*LINEAR, "--compare", str(out)])
     assert res.exit_code in (0, 1) and "only in the" not in res.output
