@@ -18,11 +18,22 @@ TORCH_LIBRARY(pylaundering, m) {
   m.def(
       "fused_sparse_distill(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, Tensor? labels, "
       "int kind, float alpha, float temperature, float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
+  // The gradient written into grad_out, which may be the student tensor itself (no autograd: for callers
+  // that own the logits and need only the gradient, as the fused-linear op's chunks). CPU only.
+  m.def(
+      "fused_distill_out(Tensor student, Tensor? teacher, Tensor? labels, int kind, float alpha, float temperature, "
+      "float beta, int ignore_index, Tensor(a!) grad_out) -> Tensor");
+  m.def(
+      "fused_sparse_distill_out(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, "
+      "Tensor? labels, int kind, float alpha, float temperature, float beta, int ignore_index, Tensor(a!) grad_out) "
+      "-> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pylaundering, CPU, m) {
   m.impl("fused_distill", &pylaundering::fused_distill_cpu);
   m.impl("fused_sparse_distill", &pylaundering::fused_sparse_distill_cpu);
+  m.impl("fused_distill_out", &pylaundering::fused_distill_out_cpu);
+  m.impl("fused_sparse_distill_out", &pylaundering::fused_sparse_distill_out_cpu);
 }
 
 PYBIND11_MODULE(_C, m) {

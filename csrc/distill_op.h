@@ -30,6 +30,12 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
                                                      double alpha, double temperature, double beta,
                                                      int64_t ignore_index, bool compute_grad);
 
+// The same, with the gradient written into grad_out (which may be the student tensor itself: the
+// kernel reads each student element before writing the gradient's element at that index).
+at::Tensor fused_distill_out_cpu(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
+                                 const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
+                                 double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out);
+
 // Which CPU kernel variant runs here ("AVX512", "AVX2" or "DEFAULT").
 const char* cpu_kernel_variant();
 

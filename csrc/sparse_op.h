@@ -29,4 +29,10 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
     const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
     double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad);
 
+// The same, with the gradient written into grad_out (which may be the student tensor itself).
+at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                                        const std::optional<at::Tensor>& log_normalizer,
+                                        const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
+                                        double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out);
+
 }  // namespace pylaundering

@@ -117,6 +117,56 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
   return {loss, grad};
 }
 
+namespace {
+// grad_out of the _out ops: the gradient's shape and dtype; it may be the student tensor itself
+// (the kernels read each student element before writing the gradient's element at that index).
+void check_grad_out(const char* op, const at::Tensor& student, const at::Tensor& grad_out) {
+  TORCH_CHECK_VALUE(grad_out.sizes() == student.sizes(), op, ": grad_out shape ", grad_out.sizes(),
+                    " must equal the student's ", student.sizes());
+  TORCH_CHECK_TYPE(grad_out.scalar_type() == student.scalar_type(), op, ": grad_out dtype ", grad_out.scalar_type(),
+                   " must equal the student's ", student.scalar_type());
+  TORCH_CHECK_VALUE(grad_out.device() == student.device(), op, ": grad_out is on ", grad_out.device(),
+                    " but student is on ", student.device());
+  TORCH_CHECK_VALUE(grad_out.is_contiguous(), op, ": grad_out must be contiguous");
+  const bool same = grad_out.data_ptr() == student.data_ptr();
+  TORCH_CHECK_VALUE(same || !grad_out.is_alias_of(student), op,
+                    ": grad_out must be the student tensor itself or not overlap it");
+}
+}  // namespace
+
+at::Tensor fused_distill_out_cpu(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
+                                 const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
+                                 double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out) {
+  DistillParams p = make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, false);
+  check_grad_out("fused_distill_out", student, grad_out);
+  if (p.has_labels) check_labels_host(labels->const_data_ptr<int64_t>(), p);
+  auto [loss, unused] = allocate_distill_outputs(student, p);  // the loss only: write_grad is still off
+  p.write_grad = true;
+  if (p.rows == 0) return loss;
+  const at::Tensor t = p.kind != kNoDistill ? *teacher : at::Tensor();
+  const at::Tensor y = p.has_labels ? *labels : at::Tensor();
+  variant().fn(p, student, t, y, loss, grad_out);
+  return loss;
+}
+
+at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+                                        const std::optional<at::Tensor>& log_normalizer,
+                                        const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
+                                        double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out) {
+  SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
+                                             temperature, beta, ignore_index, false);
+  check_grad_out("fused_sparse_distill_out", student, grad_out);
+  check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
+  if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
+  auto [loss, unused] = allocate_sparse_outputs(student, p);
+  p.write_grad = true;
+  if (p.rows == 0) return loss;
+  const at::Tensor z = p.has_lognorm ? *log_normalizer : at::Tensor();
+  const at::Tensor y = p.has_labels ? *labels : at::Tensor();
+  variant().sparse(p, student, values, indices, z, y, loss, grad_out);
+  return loss;
+}
+
 std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
     const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
     const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,

@@ -11,7 +11,10 @@
 //     assembled in pass 1 from two extra running sums (see f_rkl below).
 //   pass 3, JSD only, when the gradient is wanted: its gradient needs KL(ps || m) of the whole
 //     row, which needs log m, so it is subtracted over the (cache-hot) student row afterwards.
-// No [N, V] temporaries: only the gradient is written, and only when asked for.
+// No [N, V] temporaries: only the gradient is written, and only when asked for. Every element of
+// the student row is read before the gradient's element at the same index is written, and no
+// student element after, so the gradient may be written over the student's own storage
+// (fused_distill_out with grad_out = student: the fused-linear op's chunk logits).
 #include "kernels/distill_params.h"
 
 #include <ATen/Parallel.h>
@@ -183,6 +186,8 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
       if (g) std::fill(g, g + V, static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN()));
       continue;
     }
+    // read before pass 2: the gradient may be written over the student row (fused_distill_out)
+    const double s_y = ce ? static_cast<double>(static_cast<acc_t>(s[y])) : 0.0;
     const double lzs = std::log(zs), lzt = std::log(zt);
     const double lz1 = ce_shares ? lzs : std::log(z1);
     const double f_rkl = KIND == kReverseKL ? (A - B) / zs - lzs + lzt : 0.0;
@@ -260,7 +265,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
       distill = double(hsum(acc_a)) / double(V);
     }
     double row = double(alpha) * distill;
-    if (ce) row += double(ce_w) * -(static_cast<double>(static_cast<acc_t>(s[y])) - ms - lz1);
+    if (ce) row += double(ce_w) * -(s_y - ms - lz1);
     out_loss[r] = static_cast<acc_t>(row);
 
     if constexpr (KIND == kJSD) {

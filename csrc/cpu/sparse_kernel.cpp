@@ -73,16 +73,20 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
     scalar_t* g = G ? G + r * V : nullptr;
     const int64_t y = p.has_labels ? Y[r] : -1;
 
-    // duplicates would be counted twice; the Python API refuses them first, the raw op here
+    // The row's kept indices are marked for as long as the row is worked on (cleared on every way out).
+    // Duplicates would be counted twice; the Python API refuses them first, the raw op here.
+    struct Marks {
+      std::vector<uint8_t>& mask;
+      const int64_t* idx;
+      int64_t n = 0;
+      ~Marks() { for (int64_t i = 0; i < n; ++i) mask[idx[i]] = 0; }
+    } marks{kept_mask, idx};
     for (int64_t i = 0; i < K; ++i) {
-      if (kept_mask[idx[i]]) {
-        for (int64_t q = 0; q < i; ++q) kept_mask[idx[q]] = 0;
-        TORCH_CHECK_VALUE(false, "fused_sparse_distill: index ", idx[i], " repeats in row ", r,
-                          "; each kept entry must be a distinct class");
-      }
+      TORCH_CHECK_VALUE(!kept_mask[idx[i]], "fused_sparse_distill: index ", idx[i], " repeats in row ", r,
+                        "; each kept entry must be a distinct class");
       kept_mask[idx[i]] = 1;
+      marks.n = i + 1;
     }
-    for (int64_t i = 0; i < K; ++i) kept_mask[idx[i]] = 0;  // only the check needed it
 
     if (p.has_labels && y == p.ignore_index) {
       out_loss[r] = 0;
@@ -94,7 +98,14 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
     Vec vm(neg_inf<acc_t>());
     for (int64_t j = 0; j < V; j += VS) vm = at::vec::maximum(vm, load<scalar_t, acc_t>(s + j, std::min(VS, V - j)));
     const double m = hmax(vm);
-    if (!(m < kInf)) {  // NaN or +inf in a live logit
+    // NaN or +inf in a live student logit, or (soft kinds) in a teacher value or its normaliser,
+    // poisons the row: loss and gradient NaN, as the dense op does
+    bool poisoned = !(m < kInf);
+    if (kSoft && alpha != 0) {
+      for (int64_t i = 0; i < K && !poisoned; ++i) poisoned = !(double(static_cast<acc_t>(v[i])) < kInf);
+      if (p.has_lognorm && !std::isfinite(double(LogNorm[r]))) poisoned = true;
+    }
+    if (poisoned) {
       out_loss[r] = nan;
       if (g) std::fill(g, g + V, static_cast<scalar_t>(nan));
       continue;
@@ -131,7 +142,12 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
     }
 
     double distill = 0, A = 0, G_sum = 0;  // A: non-kept gradient per unit of e_j (before alpha * T)
-    if constexpr (kSoft) {
+    // When the rest's exps relative to the row max underflow (every entry outside the kept ones more
+    // than ~87 T below it in fp32), the rest is measured from its own max instead: its log-mass from
+    // rest_max and rest_sum, its entries' gradient from exp((s_j - rest_max) / T) (a scalar pass, rare).
+    bool rest_own = false;
+    double rest_max = 0, rest_sum = 0;
+    if (kSoft && alpha != 0) {
       // student log-probabilities of the k + 1 outcomes
       double Qrest_sum = 0;
       if (restricted) {
@@ -145,6 +161,21 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
         Qrest_sum = hsum(vr);
         for (int64_t i = 0; i < K; ++i) ls[i] = (sk[i] - m) * invT - lZ;
         ls[K] = Qrest_sum > 0 ? std::log(Qrest_sum) - lZ : neg_inf<double>();
+        if (K < V && Qrest_sum < 1e6 * double(std::numeric_limits<acc_t>::min())) {
+          rest_max = neg_inf<double>();
+          for (int64_t j = 0; j < V; ++j) {
+            if (!kept_mask[j]) rest_max = std::max(rest_max, double(static_cast<acc_t>(s[j])));
+          }
+          if (rest_max > neg_inf<double>()) {
+            Wide acc = 0;
+            for (int64_t j = 0; j < V; ++j) {
+              if (!kept_mask[j]) acc += std::exp(static_cast<Wide>((double(static_cast<acc_t>(s[j])) - rest_max) * invT));
+            }
+            rest_sum = static_cast<double>(acc);
+            rest_own = true;
+            ls[K] = (rest_max - m) * invT + std::log(rest_sum) - lZ;
+          }
+        }
       }
       // teacher log-probabilities
       const double ln = p.has_lognorm ? double(LogNorm[r]) : 0.0;
@@ -184,8 +215,8 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
         G_sum += go;
       }
       distill = T * T * L;
-      if (!restricted) A = (Qrest_sum > 0 ? gk[K] / Qrest_sum : 0.0) - G_sum / Z;
-    } else {  // MSE on the kept logits
+      if (!restricted) A = (Qrest_sum > 0 && !rest_own ? gk[K] / Qrest_sum : 0.0) - G_sum / Z;
+    } else if (!kSoft && alpha != 0) {  // MSE on the kept logits
       double acc = 0;
       for (int64_t i = 0; i < K; ++i) {
         const double tv = static_cast<acc_t>(v[i]);
@@ -202,7 +233,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
     // ---- pass 3: the gradient of every entry as if not kept, then the kept ones
     const Vec v_a(static_cast<acc_t>(alpha * T * A)), v_cew(static_cast<acc_t>(ce_w));
     const Vec v_z(static_cast<acc_t>(ce_shares ? Z : Z1));
-    for (int64_t j = 0; j < V; j += VS) {
+    for (int64_t j = 0; j < V && !rest_own; j += VS) {
       const int64_t n = std::min(VS, V - j);
       Vec gr(0);
       if constexpr (kSoft) gr = v_a * load_scratch(E.data() + j, n);
@@ -213,9 +244,21 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
       }
       store<scalar_t, acc_t>(g + j, gr, n);
     }
+    if (rest_own) {  // the same pass in scalar code, the rest's entries from its own max (kept: below)
+      const double c_rest = gk[K] / rest_sum, c_all = G_sum / Z, z1 = ce_shares ? Z : Z1;
+      for (int64_t j = 0; j < V; ++j) {
+        const double x = double(static_cast<acc_t>(s[j]));  // read before g[j] is written (in place)
+        double gj = 0;
+        if (!kept_mask[j]) gj = alpha * T * (std::exp((x - rest_max) * invT) * c_rest - double(E[j]) * c_all);
+        if (ce) gj += ce_w * (live ? std::exp(x - m) : 0.0) / z1;
+        g[j] = static_cast<scalar_t>(gj);
+      }
+    }
     for (int64_t i = 0; i < K; ++i) {
-      double gi;
-      if constexpr (kSoft) {
+      double gi = 0;
+      if (alpha == 0) {
+        // cross-entropy alone: no soft term (never 0 * inf)
+      } else if constexpr (kSoft) {
         const double qi = restricted ? std::exp(ls[i]) : ek[i] / Z;
         gi = alpha * T * (gk[i] - qi * G_sum);
       } else {

@@ -55,11 +55,13 @@ def _free_bytes(device: torch.device) -> int:
 def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float32,
                       device: torch.device | str = "cpu", hidden: int | None = None) -> int:
     """Rows per chunk: as many as fit ``min(free memory / 4, max(CHUNK_BUDGET_BYTES, weight gradient / 2))``
-    with three ``[chunk, V]`` buffers of ``dtype`` and one in fp32, rounded down to a multiple of 64 (a
+    with three ``[chunk, V]`` buffers of ``dtype`` (two on the CPU, where the gradient is written over the
+    logits) and one in fp32, rounded down to a multiple of 64 (a
     matmul tile) when that leaves at least 64, never more than ``n_rows``. ``hidden``: the student's
     hidden size (the weight gradient is ``[V, hidden]``)."""
     elt = torch.empty((), dtype=dtype).element_size()
-    per_row = vocab * (3 * elt + 4)
+    # the chunk's student logits, the teacher's, and (unless written in place) their gradient
+    per_row = vocab * ((2 if _in_place(torch.device(device)) else 3) * elt + 4)
     weight_half = (vocab * hidden * elt) // 2 if hidden else 0
     budget = min(max(CHUNK_BUDGET_BYTES, weight_half), _free_bytes(torch.device(device)) // 4)
     rows = max(1, budget // max(1, per_row))
@@ -68,27 +70,40 @@ def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float3
     return int(max(1, min(n_rows, rows)))
 
 
+def _in_place(device: torch.device) -> bool:
+    """Whether the chunk's gradient is written over its logits (the CPU kernels' _out ops): one
+    [chunk, V] buffer fewer at the peak."""
+    return device.type == "cpu"
+
+
 def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], kind: int, alpha: float,
                temperature: float, beta: float, ignore_index: int, need_grad: bool):
-    """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits against
-    teacher logits ``t`` or a sparse teacher ``(values, indices, log_normalizer or None)``, from the
-    compiled kernels (the custom op runs below autograd, so the reference path is `_checkpointed`)."""
+    """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits ``s`` (a
+    temporary this function may overwrite) against teacher logits ``t`` or a sparse teacher ``(values,
+    indices, log_normalizer or None)``, from the compiled kernels (the custom op runs below autograd, so
+    the reference path is `_checkpointed`)."""
     yc = y.contiguous() if y is not None else None
     wide = needs_float64(kind, temperature, s.dtype)  # as functional._rows: float32 loses the soft term
-    work_s = s.double() if wide else s
-    if isinstance(t, tuple):
+    work_s = (s.double() if wide else s).contiguous()
+    sparse = isinstance(t, tuple)
+    if sparse:
         values, indices, lognorm = t
-        values = values.double() if wide else values
+        values = (values.double() if wide else values).contiguous()
         if lognorm is not None:
             lognorm = lognorm.to(torch.float64 if work_s.dtype == torch.float64 else torch.float32).contiguous()
-        rows, grad = torch.ops.pylaundering.fused_sparse_distill(
-            work_s.contiguous(), values.contiguous(), indices.contiguous(), lognorm, yc, kind, float(alpha),
-            float(temperature), float(beta), int(ignore_index), need_grad)
+        args = (values, indices.contiguous(), lognorm, yc, kind, float(alpha), float(temperature), float(beta),
+                int(ignore_index))
     else:
         work_t = t.double() if wide and t is not None else t
-        rows, grad = torch.ops.pylaundering.fused_distill(
-            work_s.contiguous(), work_t.contiguous() if work_t is not None else None, yc, kind, float(alpha),
-            float(temperature), float(beta), int(ignore_index), need_grad)
+        args = (work_t.contiguous() if work_t is not None else None, yc, kind, float(alpha), float(temperature),
+                float(beta), int(ignore_index))
+    if need_grad and _in_place(s.device):
+        op = torch.ops.pylaundering.fused_sparse_distill_out if sparse else torch.ops.pylaundering.fused_distill_out
+        rows = op(work_s, *args, work_s)  # the gradient over the logits
+        grad = work_s
+    else:
+        op = torch.ops.pylaundering.fused_sparse_distill if sparse else torch.ops.pylaundering.fused_distill
+        rows, grad = op(work_s, *args, need_grad)
     return rows, (grad.to(s.dtype) if need_grad else None)
 
 

@@ -193,3 +193,49 @@ def test_every_cpu_variant_matches_the_oracle(run_py, cap, expected):
     res = run_py(_VARIANT_SCRIPT, env={"PYLAUNDERING_CPU_CAPABILITY": cap})
     assert res["variant"] == expected
     assert res["worst"] <= 1.0, res
+
+
+@requires_compiled
+@pytest.mark.parametrize("kind", [1, 2, 3])
+def test_a_rest_far_below_the_kept_entries_does_not_underflow(kind):
+    """Kept entries ~120 above every other logit: fp32 exps of the rest relative to the row max are 0,
+    so the kernel measures the rest from its own max; the float64 oracle has no underflow."""
+    g = torch.Generator().manual_seed(11)
+    V, k = 3000, 8
+    s = torch.randn(4, V, generator=g, dtype=torch.float64)
+    t = torch.randn(4, V, generator=g, dtype=torch.float64) * 2
+    top = O.topk_teacher(t, k)
+    s.scatter_(1, top.indices, 120 + torch.randn(4, k, generator=g, dtype=torch.float64))
+    s32 = s.float()
+    y = torch.randint(0, V, (4,), generator=g)
+    for alpha in (1.0, 0.5):
+        labels = y if alpha < 1 else None
+        top32 = O.topk_teacher(t.float(), k)
+        rows, grad = kernel(s32, top32.values, top32.indices, top32.log_normalizer, labels, kind, alpha, 1.0)
+        er, eg = oracle(s32, top32.values, top32.indices, top32.log_normalizer, labels, kind, alpha, 1.0)
+        assert torch.isfinite(rows).all() and torch.isfinite(grad).all()
+        torch.testing.assert_close(rows.double(), er, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(grad.double(), eg, rtol=1e-4, atol=1e-6)
+        buf = s32.clone()  # the in-place form takes the same (scalar) path
+        lognorm = top32.log_normalizer
+        out = torch.ops.pylaundering.fused_sparse_distill_out(buf, top32.values, top32.indices, lognorm, labels,
+                                                              kind, alpha, 1.0, 0.5, -100, buf)
+        assert torch.equal(out, rows) and torch.equal(buf, grad)
+
+
+@requires_compiled
+def test_non_finite_teacher_values_poison_the_row_and_alpha_zero_ignores_the_teacher():
+    s, t, y = make_case(3, 40, 5, torch.float32, seed=4, masks=False)
+    top = O.topk_teacher(t, 5)
+    values = top.values.clone()
+    values[1, 2] = float("nan")
+    lognorm = top.log_normalizer.clone()
+    lognorm[2] = float("inf")
+    for kind in (1, 2, 3):
+        rows, grad = kernel(s, values, top.indices, lognorm, None, kind, 1.0, 1.0)
+        assert torch.isfinite(rows[0]) and torch.isnan(rows[1:]).all() and torch.isnan(grad[1:]).all()
+    # alpha = 0: cross-entropy alone, whatever the teacher holds (never 0 * inf or 0 * NaN)
+    rows, grad = kernel(s, values, top.indices, lognorm, y, 1, 0.0, 1.0)
+    ce = F.cross_entropy(s, y, reduction="none")
+    torch.testing.assert_close(rows, ce)
+    torch.testing.assert_close(grad, torch.softmax(s, -1) - F.one_hot(y, 40).float())
