@@ -98,7 +98,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
 
         comparison = None
         if old is not None:
-            comparison = compare_reports(report, old)
+            # the phases report names no "fused" implementation: every measurement is compared
+            comparison = compare_reports(report, old, impls=report.get("compare_impls", ("fused",)))
             report["comparison"] = comparison
         if json_out is not None:
             from pylaundering.train.checkpoint import write_json
@@ -167,6 +168,43 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
             cases = cases_for(shape_list, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32), k)
         err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} calls per implementation...")
         report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
+        _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
+
+    @bench_app.command("phases")
+    @handle_errors
+    def phases(
+        model: str = typer.Option("tiny", "--model", help="Base model: tiny (built from the data, no download), "
+                                  "minilm (the offline default of launder run), or a model folder / hub name."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N)."),
+        n_train: int = typer.Option(256, "--n-train", min=16, help="Synthetic training items (the batches cycle)."),
+        n_benchmark: int = typer.Option(128, "--n-benchmark", min=8, help="Synthetic benchmark items (integration)."),
+        batch_size: int = typer.Option(16, "--batch-size", min=1, help="Examples per optimiser step."),
+        repeats: int = typer.Option(8, "--repeats", min=2, help="Timed steps per measurement (after warm-up)."),
+        warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed steps first."),
+        json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report as JSON here."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per step and measurement."),
+        compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report of this command: "
+                                               "flag measurements slower beyond the measured noise (exit 1)."),
+        profile: Optional[Path] = typer.Option(None, "--profile", help="Write a torch.profiler Chrome trace of one "
+                                               "step of each measurement into this folder."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
+    ):
+        """Examples per second of placement, layering and integration, to size runs and catch regressions.
+
+        On the synthetic default (in a temporary folder; nothing is kept): placement (the teacher fine-tuned with cross-entropy), layering of a 2-layer sheared student with the teacher's logits cached (computed once, also timed), online (a teacher pass every step) and pad-512 (the paper's recipe: every sequence padded to 512 tokens, a teacher pass every step), and integration (scoring). Each is timed over optimiser steps built from the phases' own parts after warm-up steps; the table gives median, min and spread per step, examples per second, and each layering variant's time per example over the cached one's. With CUDA, each measurement is an NVTX range.
+        """
+        import torch
+
+        from pylaundering.bench.phases import PhaseSetup, format_table, run
+
+        dev = _device(device)
+        old = _read_old(compare)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        setup = PhaseSetup(model=model, n_train=n_train, n_benchmark=n_benchmark, batch_size=batch_size)
+        err_console.print(f"[cyan]timing the phases on {device} ({model}, batch {batch_size}, {repeats} steps each)...")
+        report = run(setup, device=str(dev), repeats=repeats, warmup=warmup, profile_dir=profile)
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
 
     def _device(device: str):

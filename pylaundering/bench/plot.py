@@ -6,10 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 COLORS = {"fused": "#d62728", "naive": "#ff7f0e", "compile": "#1f77b4", "eager": "#7f7f7f", "liger": "#2ca02c",
-          "sampled": "#9467bd", "dense": "#8c564b", "ce": "#bcbd22"}
+          "sampled": "#9467bd", "dense": "#8c564b", "ce": "#bcbd22", "dynamic": "#17becf", "cached": "#d62728",
+          "online": "#ff7f0e", "pad-512": "#7f7f7f", "teacher-logits": "#bcbd22"}
 
 
 def plot_report(report: dict, path: str | Path) -> Path:
+    if report.get("kind") == "phases":
+        from .phases import plot_phases
+
+        return plot_phases(report, path)
     import matplotlib
 
     matplotlib.use("Agg")

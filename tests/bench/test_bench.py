@@ -121,3 +121,26 @@ def test_bench_linear_errors_are_one_line_usage_errors():
     assert res.exit_code == 2 and "NxHxV" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["bench", "linear", "--device", "tpu"])
     assert res.exit_code == 2 and "expected cpu or cuda" in res.output
+
+
+PHASES = ["bench", "phases", "--n-train", "32", "--n-benchmark", "16", "--batch-size", "4", "--repeats", "2",
+          "--warmup", "0", "--threads", "1"]
+
+
+def test_bench_phases_reports_every_phase_and_compares_with_itself(tmp_path):
+    out, png = tmp_path / "phases.json", tmp_path / "phases.png"
+    res = runner.invoke(app, [*PHASES, "--json-out", str(out), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["kind"] == "phases" and report["model"] == "tiny" and report["batch_size"] == 4
+    got = {c["phase"]: set(c["results"]) for c in report["cases"]}
+    assert got == {"placement": {"dynamic"}, "layering": {"cached", "online", "pad-512", "teacher-logits"},
+                   "integration": {"dynamic"}}
+    lay = next(c for c in report["cases"] if c["phase"] == "layering")["results"]
+    assert lay["cached"]["vs_cached"] == 1.0 and all(r["examples_per_s"] > 0 for r in lay.values())
+    assert report["pad_length"] >= report["max_length"]  # the recipe pads beyond what dynamic padding needs
+    assert "examples/s" in res.output and png.read_bytes()[:4] == b"\x89PNG"
+    res = runner.invoke(app, [*PHASES, "--compare", str(out)])
+    assert res.exit_code in (0, 1) and "layering" in res.output  # every measurement is compared, not only "fused"
+    res = runner.invoke(app, [*PHASES, "--device", "tpu"])
+    assert res.exit_code == 2 and "expected cpu or cuda" in res.output and "Traceback" not in res.output
