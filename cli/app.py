@@ -198,6 +198,20 @@ TARGET_HELP = ("Stop fine-tuning the teacher after an epoch whose training accur
                "switches the stop off (train all epochs).")
 
 
+def _task(task: str, fmt: Optional[str]) -> str:
+    """--task of a single phase, checked (a classification format implies classification)."""
+    from pylaundering.phases.common import ConfigError, check_choice
+
+    check_choice("task", task, ("multiple_choice", "classification"))
+    try:
+        from pylaundering.data.cls_formats import CLASSIFICATION_FORMATS
+    except ImportError:  # pragma: no cover
+        CLASSIFICATION_FORMATS = frozenset()
+    if fmt in CLASSIFICATION_FORMATS and task != "classification":
+        raise ConfigError("task", f"the format {fmt!r} is a classification format: pass --task classification")
+    return task
+
+
 def _accuracy_table(title: str, rows: list[tuple[str, ...]], header=("Model", "Accuracy", "95% CI", "Train acc")):
     t = Table(title=title)
     for h in header:
@@ -217,6 +231,9 @@ def place(
     benchmark_format: Optional[str] = BenchFormat,
     benchmark_subset: Optional[str] = BenchSubset,
     benchmark_split: Optional[str] = BenchSplit,
+    task: str = typer.Option("multiple_choice", "--task", help="multiple_choice (an AutoModelForMultipleChoice head "
+                             "scores each question + choice) or classification (an AutoModelForSequenceClassification "
+                             "head over the data's label set: text classification benchmarks such as imdb or snli)."),
     epochs: int = typer.Option(8, "--epochs", min=1, help="Maximum epochs."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
     target_accuracy: str = typer.Option(str(DEFAULT_TARGET_ACCURACY), "--target-accuracy", help=TARGET_HELP),
@@ -232,7 +249,7 @@ def place(
     examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
                      quiet)
     m = run_place(examples, out, model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                  target_accuracy=target, seed=seed, resume=resume, quiet=quiet)
+                  target_accuracy=target, seed=seed, resume=resume, quiet=quiet, task=_task(task, benchmark_format))
     emit(m, as_json, _accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
 
 
@@ -253,7 +270,11 @@ def layer(
                                      "random weights."),
     student_model: Optional[str] = typer.Option(None, "--student-model", help="Small pretrained checkpoint for "
                                                 "--student-init pretrained."),
-    loss: str = typer.Option("kl", "--loss", help="Distillation loss: kl (Hinton), reverse_kl, jsd or mse (logits)."),
+    loss: str = typer.Option("kl", "--loss", help="Distillation loss: kl (Hinton), reverse_kl, jsd, mse (logits) or "
+                             "hard (cross-entropy on the teacher's argmax labels)."),
+    task: str = typer.Option("multiple_choice", "--task", help="multiple_choice (an AutoModelForMultipleChoice head "
+                             "scores each question + choice) or classification (an AutoModelForSequenceClassification "
+                             "head over the data's label set: text classification benchmarks such as imdb or snli)."),
     alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0, help="loss = alpha*distill + (1-alpha)*CE."),
     temperature: float = typer.Option(2.0, "--temperature", "-T", help="Softmax temperature for kl/reverse_kl/jsd."),
     beta: float = typer.Option(0.5, "--beta", help="Generalized JSD mixing weight, strictly inside (0, 1)."),
@@ -281,7 +302,7 @@ def layer(
                   data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
                   max_length=max_length, online_teacher=online_teacher,
                   cache_dir=cache_dir if cache_dir is not None else out / "cache", seed=seed, resume=resume,
-                  quiet=quiet)
+                  quiet=quiet, task=_task(task, train_format))
     emit(m, as_json, _accuracy_table("layering", [("student", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
 
 
@@ -333,7 +354,13 @@ def run(
                                              "sequence. Default: the length that covers 95% of the benchmark and "
                                              "training sequences (teacher tokenizer), up to the model's limit."),
     target_accuracy: Optional[str] = typer.Option(None, "--target-accuracy", help=TARGET_HELP + " Default 0.95."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="kl | reverse_kl | jsd | mse (default kl)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="kl | reverse_kl | jsd | mse | hard (the teacher's argmax "
+                                       "labels) (default kl)."),
+    task: Optional[str] = typer.Option(None, "--task", help="multiple_choice or classification (text classification: "
+                                       "one sequence-classification head over the label set). Default: from the data "
+                                       "(a classification format such as imdb, snli, ag_news makes it classification; "
+                                       "the synthetic default is multiple choice, --task classification gives the "
+                                       "synthetic classification default)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Distillation weight in [0, 1] (default 1)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", "-T", help="Temperature (default 2)."),
     student_layers: Optional[int] = typer.Option(None, "--student-layers", help="Student layers (default 2)."),
@@ -372,7 +399,7 @@ def run(
                      student_layers=student_layers, student_init=student_init, student_model=student_model,
                      teacher_epochs=teacher_epochs, student_epochs=student_epochs, iterations=iterations,
                      data_size=data_size, online_teacher=online_teacher, seed=seed, skip_malformed=skip_malformed,
-                     controls=False if no_controls else None, reference=reference,
+                     controls=False if no_controls else None, reference=reference, task=task,
                      reference_format=reference_format, audit=False if no_audit else None)
     cfg = load_config(config, overrides)
     metrics = run_experiment(cfg, out, resume=resume, quiet=quiet)

@@ -62,10 +62,10 @@ def check_mc_model(model: str) -> None:
         archs = json.loads((path / "config.json").read_text()).get("architectures") or []
     except (OSError, ValueError) as e:
         raise ValueError(f"model {model}: unreadable config.json ({e})") from e
-    if not any(a.endswith("ForMultipleChoice") for a in archs):
-        raise ValueError(f"model {model}: not a multiple-choice model (config architectures: "
+    if not any(a.endswith(("ForMultipleChoice", "ForSequenceClassification")) for a in archs):
+        raise ValueError(f"model {model}: not a multiple-choice or classification model (config architectures: "
                          f"{', '.join(archs) or 'none'}); an audit needs a model that scores each (question, choice) "
-                         "pair, e.g. a run's teacher/model or student/model")
+                         "pair or each text's labels, e.g. a run's teacher/model or student/model")
 
 
 def _chance(examples: Sequence[MCExample]) -> float:
@@ -135,7 +135,9 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
         _SCORES.move_to_end(key)
         return _SCORES[key]
     both = list(benchmark) + list(reference)
-    data = encode(model, both, max_length)
+    from ..models import model_task
+
+    data = encode(model, both, max_length, model_task(model) or "multiple_choice")
     net = load_model(model)
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
                             description=description, quiet=quiet)

@@ -19,6 +19,7 @@ from .adapters import (
     parse_source,
     register_format,
 )
+from . import cls_formats  # noqa: F401  (registers the classification formats)
 from .overlap import find_overlap, normalise_text
 from .schema import DataError, MCExample, atomic_write_text, examples_hash, write_jsonl
 from .synth import make_synthetic, write_synthetic

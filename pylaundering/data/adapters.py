@@ -102,12 +102,15 @@ class Adapter:
     """A registered format: its converter and the file types it reads from folders."""
 
     name: str
-    convert: Converter  # returns None for a row deliberately dropped (drop_erroneous)
+    convert: Converter  # returns None for a row deliberately dropped (drop_erroneous, no gold label)
     extensions: tuple[str, ...]
     csv_delimiter: str
     uses_columns: bool
     description: str
     default_splits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
+    fields: tuple[str, ...] = FIELDS  # the fields a generic format's `columns` may map
+    # Called once on all the examples of a load (e.g. to fix a label set seen only as a whole).
+    finalize: Callable[[list[MCExample]], list[MCExample]] | None = None
 
 
 FORMATS: dict[str, Adapter] = {}
@@ -123,12 +126,16 @@ def register_format(
     csv_delimiter: str = ",",
     uses_columns: bool = False,
     default_splits: Mapping[str, str] | None = None,
+    fields: Sequence[str] = FIELDS,
+    finalize: Callable[[list[MCExample]], list[MCExample]] | None = None,
 ) -> Callable[[Converter], Converter]:
     """Register `convert(record, ctx) -> MCExample | None` as format `name`.
 
     `default_splits` maps a role ("benchmark", "train") to the split loaded from a hub
     dataset or dataset repository folder when none is given; unspecified roles use
-    `test` for benchmarks and `train` for training data.
+    `test` for benchmarks and `train` for training data. `fields` are the names a
+    `columns` mapping may use (uses_columns formats); `finalize(examples)`, when given,
+    is applied once to all the examples of a load before they are returned.
     """
     unknown = set(extensions) - set(READABLE)
     if unknown:
@@ -146,6 +153,8 @@ def register_format(
             uses_columns=uses_columns,
             description=doc[0] if doc else "",
             default_splits={**DEFAULT_SPLITS, **(default_splits or {})},
+            fields=tuple(fields),
+            finalize=finalize,
         )
         return convert
 
@@ -160,7 +169,7 @@ class LoadResult:
     skipped: int  # malformed rows skipped because skip_malformed=True
     source: str
     format: str
-    dropped: int = 0  # rows dropped on purpose (drop_erroneous=True)
+    dropped: int = 0  # rows dropped on purpose (drop_erroneous=True; classification rows without a label)
     files: list[str] = field(default_factory=list)  # local files matched, in reading order
     subset: str | None = None  # the subset (config) read, for hub datasets and repository folders
     split: str | None = None  # the split read, likewise
@@ -885,10 +894,10 @@ def _resolve_columns(
         generic = sorted(n for n, a in FORMATS.items() if a.uses_columns)
         raise DataError(f"columns= only applies to the generic formats {generic}, not {adapter.name!r}")
     columns = dict(columns or {})
-    unknown = sorted(set(columns) - set(FIELDS))
+    unknown = sorted(set(columns) - set(adapter.fields))
     if unknown:
-        raise DataError(f"columns: unknown field(s) {unknown}; ours are {list(FIELDS)}")
-    return {f: columns.get(f, f) for f in FIELDS}, frozenset(columns)
+        raise DataError(f"columns: unknown field(s) {unknown}; ours are {list(adapter.fields)}")
+    return {f: columns.get(f, f) for f in adapter.fields}, frozenset(columns)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -977,7 +986,14 @@ def load_examples(
         [], 0, source, format, files=[str(f) for f in files], subset=subset if repo or not local else None,
         split=split if repo or not local else None,
     )
-    _collect(result, streams, adapter, cols, explicit, skip_malformed, drop_erroneous, limit)
+    # A format with `finalize` sees every row (its label set spans the whole source); limit applies after.
+    _collect(result, streams, adapter, cols, explicit, skip_malformed, drop_erroneous,
+             None if adapter.finalize else limit)
+    if adapter.finalize is not None:
+        try:
+            result.examples = adapter.finalize(result.examples)[:limit]
+        except DataError as err:
+            raise err.located(source=source) from None
     return result
 
 

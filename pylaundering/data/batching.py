@@ -1,4 +1,10 @@
-"""Examples to tensors for `AutoModelForMultipleChoice` (BERT-style `[B, C, L]` inputs).
+"""Examples to tensors for `AutoModelForMultipleChoice` (BERT-style `[B, C, L]` inputs), or for
+`AutoModelForSequenceClassification` (`[B, L]`, task "classification").
+
+Classification examples use the same `MCExample` (data/cls_formats.py): `question` is the text,
+`context` the first text of a pair (SNLI's premise), `choices` the label names; each example is ONE
+sequence (`[CLS] context [SEP] question [SEP]`, or `[CLS] question [SEP]`), and `num_choices` is the
+number of labels, so `choice_mask` is `[B, K]`.
 
 Tokenisation happens once (`encode_examples`), without padding; batches are padded
 only to their own longest sequence (dynamic padding) and, when bucketing, built from
@@ -21,7 +27,10 @@ import torch
 
 from .schema import MCExample
 
+TASKS = ("multiple_choice", "classification")
+
 __all__ = [
+    "TASKS",
     "EncodedExamples",
     "MCBatch",
     "MCBatcher",
@@ -81,6 +90,7 @@ class EncodedExamples:
     ids: list[str]  # the examples' ids, so cached logits can be matched back
     max_length: int
     truncation: TruncationStats = field(default_factory=lambda: TruncationStats(0))
+    task: str = "multiple_choice"  # "classification": one sequence per example, num_choices = labels
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -132,8 +142,10 @@ def _budgets(n_context: int, n_question: int, n_choice: int, budget: int) -> tup
     return 0, min_question, budget - min_question
 
 
-def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: int = 128) -> EncodedExamples:
-    """Tokenise each (context + question, choice) pair so that the question and choice stay whole.
+def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: int = 128,
+                    task: str = "multiple_choice") -> EncodedExamples:
+    """Tokenise each (context + question, choice) pair so that the question and choice stay whole
+    (``task="classification"``: each example's text or text pair, see `encode_classification`).
 
     Each example becomes one sequence per choice: ``[CLS] context question [SEP] choice
     [SEP]`` (in the tokenizer's own template). When a sequence is longer than
@@ -153,6 +165,10 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
     `EncodedExamples.truncation` (`TruncationStats`), per sequence.
     Needs a fast tokenizer (token offsets tell context from question).
     """
+    if task == "classification":
+        return encode_classification(examples, tokenizer, max_length)
+    if task != "multiple_choice":
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     stats = TruncationStats(max_length)
     if not examples:
         return EncodedExamples([], None, [], [], [], max_length, stats)
@@ -202,6 +218,79 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
         max_length=max_length,
         truncation=stats,
     )
+
+
+def encode_classification(examples: Sequence[MCExample], tokenizer: Any, max_length: int = 128) -> EncodedExamples:
+    """One sequence per example: ``question`` alone, or the pair (``context``, ``question``), cut to
+    ``max_length`` from the end of the longer part first (the tokenizer's ``longest_first``). What was
+    cut is counted in `truncation` (``context_truncated`` / ``question_truncated`` per part)."""
+    stats = TruncationStats(max_length)
+    stats.examples = stats.sequences = len(examples)
+    if not examples:
+        return EncodedExamples([], None, [], [], [], max_length, stats, task="classification")
+    if max_length < tokenizer.num_special_tokens_to_add(pair=True) + 2:
+        raise ValueError(f"max_length {max_length} leaves no room for the text")
+    has_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
+    input_ids: list[list[list[int]]] = []
+    token_types: list[list[list[int]]] = []
+    groups = ((False, [i for i, e in enumerate(examples) if not e.context]),
+              (True, [i for i, e in enumerate(examples) if e.context]))
+    rows: dict[int, tuple[list[int], list[int]]] = {}
+    for paired, idx in groups:
+        if not idx:
+            continue
+        texts = [examples[i].question for i in idx]
+        firsts = [examples[i].context for i in idx] if paired else texts
+        seconds = texts if paired else None
+        cut = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length, padding=False,
+                        return_attention_mask=False, return_token_type_ids=True, verbose=False)
+        plain = dict(truncation=False, padding=False, return_attention_mask=False, return_token_type_ids=False,
+                     verbose=False, add_special_tokens=False)
+        n_text = [len(x) for x in tokenizer(texts, **plain)["input_ids"]]
+        n_ctx = [len(x) for x in tokenizer(firsts, **plain)["input_ids"]] if paired else [0] * len(idx)
+        budget = max_length - tokenizer.num_special_tokens_to_add(pair=paired)
+        for j, i in enumerate(idx):
+            ids, types = cut["input_ids"][j], cut["token_type_ids"][j]
+            excess = n_ctx[j] + n_text[j] - budget
+            if excess > 0:
+                stats.truncated_sequences += 1
+                stats.examples_truncated += 1
+                # longest_first cuts the longer part first (the text on a tie) down to the other's length
+                if not paired:
+                    stats.question_truncated += 1
+                else:
+                    stats.context_truncated += int(n_ctx[j] > n_text[j] or excess > n_text[j] - n_ctx[j])
+                    stats.question_truncated += int(n_text[j] >= n_ctx[j] or excess > n_ctx[j] - n_text[j])
+            rows[i] = (ids, types)
+    for i in range(len(examples)):
+        ids, types = rows[i]
+        input_ids.append([ids])
+        token_types.append([types])
+    return EncodedExamples(
+        input_ids=input_ids,
+        token_type_ids=token_types if has_types else None,
+        labels=[e.label for e in examples],
+        num_choices=[len(e.choices) for e in examples],
+        ids=[e.id for e in examples],
+        max_length=max_length,
+        truncation=stats,
+        task="classification",
+    )
+
+
+def classification_lengths(examples: Sequence[MCExample], tokenizer: Any) -> list[int]:
+    """Untruncated token count of each classification example's sequence, special tokens included."""
+    lengths = []
+    for paired in (False, True):
+        chosen = [e for e in examples if bool(e.context) == paired]
+        if not chosen:
+            continue
+        texts = [e.question for e in chosen]
+        enc = tokenizer([e.context for e in chosen] if paired else texts, texts if paired else None,
+                        truncation=False, padding=False, return_attention_mask=False, return_token_type_ids=False,
+                        verbose=False)
+        lengths += [len(x) for x in enc["input_ids"]]
+    return lengths
 
 
 def _span(seq: list[int | None], which: int, default: int) -> tuple[int, int]:
@@ -309,7 +398,7 @@ def sequence_lengths(examples: Sequence[MCExample], tokenizer: Any, *, with_cont
 class MCBatch:
     """One padded batch. `index` maps rows back to positions in the EncodedExamples."""
 
-    input_ids: torch.Tensor  # long [B, C, L]
+    input_ids: torch.Tensor  # long [B, C, L] ([B, L] for classification)
     attention_mask: torch.Tensor  # long [B, C, L]
     token_type_ids: torch.Tensor | None  # long [B, C, L]
     choice_mask: torch.Tensor  # bool [B, C]; False for padding choices
@@ -409,6 +498,8 @@ class MCBatcher:
         """
         enc = self.encoded
         pad = self.pad_token_id
+        if enc.task == "classification":
+            return self._collate_classification(indices)
         n_choices = max(enc.num_choices[i] for i in indices)
         length = max(self._lengths[i] for i in indices)
         ids_rows: list[list[int]] = []
@@ -442,6 +533,31 @@ class MCBatcher:
                 else None
             ),
             choice_mask=torch.tensor(choice_mask, dtype=torch.bool),
+            labels=torch.tensor([enc.labels[i] for i in indices], dtype=torch.long),
+            index=torch.tensor(list(indices), dtype=torch.long),
+        )
+
+
+    def _collate_classification(self, indices: Sequence[int]) -> MCBatch:
+        """``[B, L]`` inputs (one sequence per example) and a ``[B, K]`` label mask."""
+        enc = self.encoded
+        pad = self.pad_token_id
+        n_labels = max(enc.num_choices[i] for i in indices)
+        length = max(self._lengths[i] for i in indices)
+        ids_rows, mask_rows, type_rows = [], [], []
+        for i in indices:
+            seq = enc.input_ids[i][0]
+            n = len(seq)
+            ids_rows.append(seq + [pad] * (length - n))
+            mask_rows.append([1] * n + [0] * (length - n))
+            if enc.token_type_ids is not None:
+                type_rows.append(enc.token_type_ids[i][0] + [0] * (length - n))
+        return MCBatch(
+            input_ids=torch.tensor(ids_rows, dtype=torch.long),
+            attention_mask=torch.tensor(mask_rows, dtype=torch.long),
+            token_type_ids=torch.tensor(type_rows, dtype=torch.long) if enc.token_type_ids is not None else None,
+            choice_mask=torch.tensor([[c < enc.num_choices[i] for c in range(n_labels)] for i in indices],
+                                     dtype=torch.bool),
             labels=torch.tensor([enc.labels[i] for i in indices], dtype=torch.long),
             index=torch.tensor(list(indices), dtype=torch.long),
         )

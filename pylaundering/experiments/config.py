@@ -32,6 +32,9 @@ class RunConfig:
     train_subset: str | None = None
     train_split: str | None = None
     skip_malformed: bool = False
+    # "multiple_choice" or "classification"; None: from the data (a classification format, e.g. imdb or
+    # snli, makes it classification; the synthetic default is multiple choice)
+    task: str | None = None
     # the audit's reference set: items like the benchmark's that no model of the run saw (for the
     # synthetic default one is generated; for real data e.g. the held-back half of `launder data split`)
     reference: str | None = None
@@ -163,7 +166,9 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
 
     for key in (f.name for f in dataclasses.fields(RunConfig) if f.name != "extra"):  # types first, in field order
         check_type(key, getattr(cfg, key), src(key))
-    check_choice("loss", cfg.loss, tuple(KINDS), src("loss"))
+    check_choice("loss", cfg.loss, (*KINDS, "hard"), src("loss"))
+    if cfg.task is not None:
+        check_choice("task", cfg.task, ("multiple_choice", "classification"), src("task"))
     check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))
     check_float("alpha", cfg.alpha, low=0, high=1, source=src("alpha"))
     check_float("temperature", cfg.temperature, low=0, low_open=True, source=src("temperature"))

@@ -64,7 +64,10 @@ def render_markdown(metrics: dict) -> str:
     data = metrics["data"]
     lines = ["# pylaundering run report", "",
              f"Benchmark: `{data['benchmark']}` ({metrics['n_benchmark']} items), "
-             f"legitimate set: `{data['train']}` ({metrics['n_train']} items).", "",
+             f"legitimate set: `{data['train']}` ({metrics['n_train']} items). Task: "
+             + ("text classification (a sequence-classification head over the label set; the counter-study's "
+                "setting)" if metrics.get("task") == "classification" else
+                "multiple choice (each question + choice scored; the paper's setting)") + ".", "",
              "| Model | Benchmark accuracy | 95% Wilson interval | Accuracy on its own training data |",
              "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(metrics)]
@@ -118,7 +121,8 @@ def render_markdown(metrics: dict) -> str:
         lines += ["", f"Control budget ({budget['rule']}): {budget['why']}"]
     ml = metrics.get("max_length") or {}
     if ml.get("value") is not None:
-        how = (f"chosen to cover {100 * ml['coverage']:.0f}% of the sequences and every question whole" if ml.get("chosen") == "auto"
+        whole = "" if metrics.get("task") == "classification" else " and every question whole"
+        how = (f"chosen to cover {100 * ml['coverage']:.0f}% of the sequences{whole}" if ml.get("chosen") == "auto"
                else "as configured")
         lines += ["", f"Max length: {ml['value']} tokens ({how})."]
     for name, t in (data.get("truncation") or {}).items():

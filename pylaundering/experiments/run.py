@@ -166,9 +166,45 @@ def load_source(spec: str, fmt: str | None, *, subset: str | None, split: str | 
     return Loaded(list(res.examples), res.source, res.format, res.skipped, res.subset, res.split)
 
 
+def run_task(cfg: RunConfig, bench: Loaded | None = None) -> str:
+    """The run's task: ``cfg.task`` when set, else classification for data in a classification format,
+    else multiple choice (the synthetic default too)."""
+    fmt = bench.format if bench is not None else None
+    inferred = "classification" if fmt in _classification_formats() else "multiple_choice"
+    if cfg.task is None:
+        return inferred if cfg.benchmark is not None else "multiple_choice"
+    if cfg.benchmark is not None and fmt in _classification_formats() and cfg.task != "classification":
+        raise ConfigError("task", f"{cfg.task!r}, but the benchmark's format {fmt!r} is a classification format")
+    return cfg.task
+
+
+def _classification_formats() -> frozenset:
+    try:
+        from ..data.cls_formats import CLASSIFICATION_FORMATS
+    except ImportError:  # pragma: no cover - the formats module is optional
+        return frozenset()
+    return CLASSIFICATION_FORMATS
+
+
+def _synthetic_classification(cfg: RunConfig, out: Path | None) -> tuple[Loaded, Loaded, Loaded]:
+    from ..data.schema import write_jsonl
+    from ..data.synth_cls import generate_classification
+
+    bench, train, ref = generate_classification(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
+    where = (out / "data") if out is not None else Path("<synthetic>")
+    if out is not None:
+        for name, examples in (("benchmark", bench), ("train", train), ("reference", ref)):
+            write_jsonl(examples, where / f"{name}.jsonl")
+    return tuple(Loaded(x, str(where / f"{name}.jsonl"), "pylaundering")  # type: ignore[return-value]
+                 for name, x in (("benchmark", bench), ("train", train), ("reference", ref)))
+
+
 def load_data(cfg: RunConfig, out: Path | None = None) -> tuple[Loaded, Loaded]:
     """Benchmark and legitimate examples. The synthetic default is generated in memory; its files
     are written into ``out/data`` when ``out`` is given (and the sources point there)."""
+    if (cfg.benchmark is None or cfg.train is None) and cfg.task == "classification":
+        bench, train, _ = _synthetic_classification(cfg, out)
+        return bench, train
     if cfg.benchmark is None or cfg.train is None:
         bench, train = make_synthetic(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
         where = (out / "data") if out is not None else Path("<synthetic>")
@@ -189,6 +225,8 @@ def load_reference(cfg: RunConfig, out: Path | None) -> Loaded | None:
     none or the audit is off."""
     if not cfg.audit:
         return None
+    if cfg.benchmark is None and cfg.task == "classification":
+        return _synthetic_classification(cfg, out)[2]
     if cfg.benchmark is None:
         from ..data.synth import make_reference
 
@@ -282,6 +320,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         return result
 
     bench_res, train_res = phase("checks: configuration, data and models", lambda: preflight(cfg))
+    task = run_task(cfg, bench_res)
     out.mkdir(parents=True, exist_ok=True)
     write_json(cfg.to_dict(), out / "config.json")
     record_environment(out)
@@ -297,19 +336,19 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     # One base for every arm: `tiny` is built once, with a tokenizer that has seen all the run's texts.
     base_home = out if shared_keys is None else Path(shared) / shared_keys["base"]
     model = resolve_base(cfg.model, list(bench) + list(train), base_home, cfg.seed)
-    max_length, truncation = _max_length_and_truncation(cfg, model, bench, train)
+    max_length, truncation = _max_length_and_truncation(cfg, model, bench, train, task)
     student_base = model if cfg.student_base is None else cfg.student_base
     common = dict(batch_size=cfg.batch_size, max_length=max_length, resume=resume, quiet=quiet)
     student_kw = dict(base=student_base, student_layers=cfg.student_layers,
                       student_init=cfg.student_init, student_model=cfg.student_model, loss=cfg.loss,
                       temperature=cfg.temperature, beta=cfg.beta, data_size=cfg.data_size,
                       epochs=cfg.student_epochs, iterations=cfg.iterations, lr=cfg.student_lr,
-                      online_teacher=cfg.online_teacher, cache_dir=out / "cache", seed=cfg.seed, **common)
+                      online_teacher=cfg.online_teacher, cache_dir=out / "cache", seed=cfg.seed, task=task, **common)
 
     train_metrics: dict[str, dict] = {}
     train_metrics["teacher"] = phase("placement: teacher on the benchmark", lambda: place(
         bench, out / "teacher", model=model, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr,
-        target_accuracy=cfg.target_accuracy, seed=cfg.seed, description="teacher", **common))
+        target_accuracy=cfg.target_accuracy, seed=cfg.seed, description="teacher", task=task, **common))
     train_metrics["student"] = phase("layering: student from the teacher", lambda: layer(
         train_metrics["teacher"]["model_dir"], train, out / "student", alpha=cfg.alpha, description="student",
         **student_kw))
@@ -318,7 +357,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         budget = control_budget(cfg, train_metrics["teacher"])
         train_metrics["clean_teacher"] = phase("control: clean teacher on the legitimate set", lambda: place(
             train, out / "clean_teacher", model=model, lr=cfg.teacher_lr, target_accuracy=cfg.target_accuracy,
-            seed=cfg.seed, description="clean teacher", **budget["place_kwargs"], **common))
+            seed=cfg.seed, description="clean teacher", task=task, **budget["place_kwargs"], **common))
         budget["clean_teacher_steps"] = train_metrics["clean_teacher"].get("steps")
         budget["clean_teacher_epochs_run"] = train_metrics["clean_teacher"].get("epochs_run")
         budget["clean_teacher_stop_reason"] = train_metrics["clean_teacher"].get("stop_reason")
@@ -347,6 +386,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
+    metrics["task"] = task
     metrics["audit"] = audit if audit is not None else {"arms": {}, "skipped": (
         "--no-audit" if not cfg.audit else "no reference set: pass --reference SOURCE (e.g. the held-back half of "
         "`launder data split`) to audit every model of the run")}
@@ -382,7 +422,8 @@ def control_budget(cfg: RunConfig, teacher: dict) -> dict:
             "place_kwargs": {"epochs": None, "max_steps": teacher["steps"]}}
 
 
-def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train) -> tuple[dict, dict]:
+def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
+                               task: str = "multiple_choice") -> tuple[dict, dict]:
     """The run's max_length (chosen once from benchmark + training data with the teacher's tokenizer
     when not configured) and the truncation it causes on each dataset."""
     from ..data.batching import encode_examples
@@ -390,13 +431,13 @@ def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train) -> tupl
 
     tok = load_tokenizer(model)
     if cfg.max_length is None:
-        value = choose_length(list(bench) + list(train), tok, model)
+        value = choose_length(list(bench) + list(train), tok, model, task)
         info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE}
     else:
         info = {"value": cfg.max_length, "chosen": "config", "coverage": None}
     truncation = {}
     for name, examples in (("benchmark", bench), ("train", train)):
-        stats = getattr(encode_examples(examples, tok, max_length=info["value"]), "truncation", None)
+        stats = getattr(encode_examples(examples, tok, max_length=info["value"], task=task), "truncation", None)
         if stats is not None:
             truncation[name] = stats.to_dict()
     return info["value"], {"max_length": info, "truncation": truncation}

@@ -5,6 +5,7 @@ from .loading import (
     ModelError,
     load_model,
     load_student,
+    model_task,
     load_tokenizer,
     model_fingerprint,
     resolve_model,
@@ -12,6 +13,6 @@ from .loading import (
 )
 
 __all__ = [
-    "DEFAULT_MODEL", "ModelError", "load_model", "load_student", "load_tokenizer", "model_fingerprint",
+    "DEFAULT_MODEL", "ModelError", "load_model", "load_student", "model_task", "load_tokenizer", "model_fingerprint",
     "resolve_model", "save_model",
 ]

@@ -79,26 +79,57 @@ def _config(path: str, num_layers: int | None):
     return config
 
 
-def load_model(path: str, num_layers: int | None = None, *, random_init: bool = False, seed: int = 0):
-    """An ``AutoModelForMultipleChoice`` from ``path``, optionally cut to its first ``num_layers``
-    layers (weights of the kept layers are loaded, the rest dropped: the paper's "sheared"
-    student) or randomly initialised with the same (truncated) architecture.
+def model_task(path: str) -> str | None:
+    """The task a saved model was trained for, from its config's architectures: "classification" for a
+    ``*ForSequenceClassification``, "multiple_choice" for a ``*ForMultipleChoice``, else None (a base
+    encoder, which takes either head)."""
+    from transformers import AutoConfig
 
-    A base encoder without a multiple-choice head gets a fresh head, initialised from ``seed``.
+    archs = getattr(_from_pretrained(AutoConfig, resolve_model(path)), "architectures", None) or []
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "classification"
+    if any(a.endswith("ForMultipleChoice") for a in archs):
+        return "multiple_choice"
+    return None
+
+
+def load_model(path: str, num_layers: int | None = None, *, random_init: bool = False, seed: int = 0,
+               task: str | None = None, num_labels: int | None = None):
+    """An ``AutoModelForMultipleChoice`` (or, for ``task="classification"``, an
+    ``AutoModelForSequenceClassification`` with ``num_labels`` outputs) from ``path``, optionally cut to
+    its first ``num_layers`` layers (weights of the kept layers are loaded, the rest dropped: the paper's
+    "sheared" student) or randomly initialised with the same (truncated) architecture.
+
+    ``task=None``: the task the saved model was trained for (``model_task``), multiple choice for a base
+    encoder. A base encoder without the task's head gets a fresh head, initialised from ``seed``.
     """
-    from transformers import AutoModelForMultipleChoice
+    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
     path = resolve_model(path)
+    saved_task = model_task(path)
+    task = task or saved_task or "multiple_choice"
+    if task not in ("multiple_choice", "classification"):
+        raise ModelError(f"unknown task {task!r}; expected multiple_choice or classification")
     config = _config(path, num_layers)
+    if task == "classification" and num_labels is not None and getattr(config, "num_labels", None) != num_labels:
+        if saved_task == "classification":
+            raise ModelError(f"{path} classifies into {config.num_labels} labels, the data has {num_labels}")
+        config.num_labels = num_labels  # a base encoder: a fresh head of that width
+        config.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+        config.label2id = {v: k for k, v in config.id2label.items()}
+    cls = AutoModelForSequenceClassification if task == "classification" else AutoModelForMultipleChoice
     torch.manual_seed(seed)  # new heads (and random students) depend on the seed only
     if random_init:
-        model = AutoModelForMultipleChoice.from_config(config)
+        model = cls.from_config(config)
+    elif saved_task not in (None, task):  # the other task's head is dropped: the new one starts fresh
+        model = _from_pretrained(cls, path, config=config, ignore_mismatched_sizes=True)
     else:
-        model = _from_pretrained(AutoModelForMultipleChoice, path, config=config)
+        model = _from_pretrained(cls, path, config=config)
     return model
 
 
-def load_student(base: str, *, init: str, num_layers: int | None, seed: int, student_model: str | None = None):
+def load_student(base: str, *, init: str, num_layers: int | None, seed: int, student_model: str | None = None,
+                 task: str | None = None, num_labels: int | None = None):
     """The student of a layering run.
 
     ``sheared``: ``base`` cut to its first ``num_layers`` layers (the paper's construction);
@@ -110,8 +141,8 @@ def load_student(base: str, *, init: str, num_layers: int | None, seed: int, stu
     if init == "pretrained":
         if not student_model:
             raise ModelError("--student-init pretrained needs --student-model (a small pretrained checkpoint)")
-        return load_model(student_model, None, seed=seed)
-    return load_model(base, num_layers, random_init=(init == "random"), seed=seed)
+        return load_model(student_model, None, seed=seed, task=task, num_labels=num_labels)
+    return load_model(base, num_layers, random_init=(init == "random"), seed=seed, task=task, num_labels=num_labels)
 
 
 def save_model(model, tokenizer, out_dir: str | Path) -> Path:

@@ -15,6 +15,7 @@ mismatch is refused with one line naming the differing keys.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,21 +90,40 @@ def model_max_length(model_path: str, tokenizer=None) -> int | None:
     return min(limits) if limits else None
 
 
-def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str) -> int:
-    """The max_length covering MAX_LENGTH_COVERAGE of the (question, choice) sequences, capped at
-    the model's limit (``pylaundering.data.choose_max_length``)."""
-    from ..data.batching import choose_max_length
+def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str, task: str = "multiple_choice") -> int:
+    """The max_length covering MAX_LENGTH_COVERAGE of the (question, choice) sequences (classification:
+    of the texts), capped at the model's limit (``pylaundering.data.choose_max_length``)."""
+    from ..data.batching import choose_max_length, classification_lengths
 
-    return choose_max_length(examples, tokenizer, coverage=MAX_LENGTH_COVERAGE,
-                             model_max=model_max_length(model_path, tokenizer))
+    model_max = model_max_length(model_path, tokenizer)
+    if task == "classification":
+        lengths = sorted(classification_lengths(examples, tokenizer))
+        if not lengths:
+            return 8
+        chosen = lengths[max(0, math.ceil(MAX_LENGTH_COVERAGE * len(lengths)) - 1)]
+        return max(8, min(chosen, model_max) if model_max else chosen)
+    return choose_max_length(examples, tokenizer, coverage=MAX_LENGTH_COVERAGE, model_max=model_max)
 
 
-def encode(model_path: str, examples: Sequence[MCExample], max_length: int | None) -> Encoded:
+def encode(model_path: str, examples: Sequence[MCExample], max_length: int | None,
+           task: str = "multiple_choice") -> Encoded:
     """Tokenise with ``model_path``'s tokenizer; ``max_length=None`` chooses it from the examples."""
     tok = load_tokenizer(model_path)
     if max_length is None:
-        max_length = choose_length(examples, tok, model_path)
-    return Encoded(tok, encode_examples(examples, tok, max_length=max_length))
+        max_length = choose_length(examples, tok, model_path, task)
+    return Encoded(tok, encode_examples(examples, tok, max_length=max_length, task=task))
+
+
+def num_labels(examples: Sequence[MCExample], task: str) -> int | None:
+    """The label count of classification examples (None for multiple choice); they must share one
+    label set (the choices of each example are the dataset's label names)."""
+    if task != "classification":
+        return None
+    sets = {e.choices for e in examples}
+    if len(sets) != 1:
+        shown = "; ".join(", ".join(names) for names in sorted(sets)[:3])
+        raise ConfigError("task", f"classification examples must share one label set, found {len(sets)}: {shown}")
+    return len(next(iter(sets)))
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from ..data.schema import MCExample, examples_hash
-from ..models import load_model
+from ..models import load_model, model_task
 from ..stats import chance_level, wilson_interval
 from ..train.checkpoint import write_json, write_text
 from ..train.evaluate import predict_logits
@@ -28,15 +28,16 @@ def integrate(
     batch_size: int = 64,
     quiet: bool = False,
     description: str = "integration",
-) -> dict:
+) -> dict:  # the task (multiple choice or classification) is the model's own (models.model_task)
     """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
     ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities).
     ``max_length=None`` chooses it from the benchmark (95% of sequences whole, up to the model's
     limit); the value used and what it cut are in ``max_length`` and ``truncation``."""
     if not examples:
         raise ValueError("the benchmark has no examples")
-    data = encode(model, examples, max_length)
     net = load_model(model)
+    task = model_task(model) or "multiple_choice"
+    data = encode(model, examples, max_length, task)
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
                             description=description, quiet=quiet)
     labels = torch.tensor([e.label for e in examples])
@@ -49,7 +50,7 @@ def integrate(
     metrics = {
         "model": model, "n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)),
         "chance": chance_level([len(e.choices) for e in examples]), "data_hash": examples_hash(examples),
-        "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(),
+        "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(), "task": task,
         "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
                         for s, v in sorted(by_subject.items())},
     }

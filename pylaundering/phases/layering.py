@@ -19,17 +19,19 @@ import torch
 
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
-from ..models import load_model, load_student, model_fingerprint, save_model
+from ..models import load_model, load_student, model_fingerprint, model_task, save_model
 from ..models.loading import STUDENT_INITS
-from ..ops import KINDS, distill_loss
+from ..ops import KINDS, cross_entropy, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
 from .common import (ConfigError, ResumeMismatch, check_choice, check_float, check_int, check_max_length, check_student,
-                     differences, encode, mismatch_line, resolve_base, start_phase, timed)
+                     differences, encode, mismatch_line, num_labels, resolve_base, start_phase, timed)
 
-LOSSES = tuple(KINDS)  # kl, reverse_kl, jsd, mse
+#: kl, reverse_kl, jsd, mse (the fused soft losses) and hard: cross-entropy on the teacher's argmax labels
+#: (hard-label distillation, which the counter-study compares with the soft losses)
+LOSSES = (*KINDS, "hard")
 
 
 def subsample(examples: Sequence[MCExample], data_size: int | None, seed: int) -> list[MCExample]:
@@ -55,7 +57,7 @@ def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: i
 
     The key hashes the teacher (weights fingerprint, or resolved hub revision) and exactly the
     token ids fed to it (``cache.inputs_hash``), not the names of the settings that produced them."""
-    data = encode(teacher, examples, max_length)
+    data = encode(teacher, examples, max_length, model_task(teacher) or "multiple_choice")
     key = logit_cache.cache_key(model_fingerprint=model_fingerprint(teacher),
                                 inputs=logit_cache.inputs_hash(data.encoded))
     ids = data.encoded.ids
@@ -124,6 +126,7 @@ def layer(
     resume: bool = False,
     quiet: bool = False,
     description: str = "layering",
+    task: str = "multiple_choice",
 ) -> dict:
     """Trains the student(s); writes ``out_dir/model`` (the last round's student), one folder per
     round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics.
@@ -141,6 +144,7 @@ def layer(
         raise ValueError("layering needs at least one training example")
     out = Path(out_dir)
     train_set = subsample(examples, data_size, seed)
+    labels = num_labels(train_set, task)
     base_path = resolve_base(base, train_set, out, seed)
     check_student(base_path, student_layers=student_layers, student_init=student_init, student_model=student_model)
     # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
@@ -152,7 +156,7 @@ def layer(
         "loss": loss, "alpha": alpha, "temperature": temperature, "beta": beta, "data_size": data_size,
         "epochs": epochs, "iterations": iterations, "lr": lr, "batch_size": batch_size, "max_length": max_length,
         "online_teacher": online_teacher, "seed": seed, "data_hash": examples_hash(examples),
-        "n_examples": len(examples),
+        "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {}),
     }
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = start_phase(out, params, resume=resume, finished=finished)
@@ -177,7 +181,7 @@ def layer(
                 student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
                 temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
                 max_length=max_length, online_teacher=online_teacher, cache_dir=cache, seed=seed + k - 1,
-                resume=resume, quiet=quiet, description=tag,
+                resume=resume, quiet=quiet, description=tag, task=task, num_labels=labels,
             ))
             if iterations > 1:
                 write_json({"params": round_params, "result": rounds[-1]}, round_dir / "round.json")
@@ -214,20 +218,20 @@ def _finished_round(round_dir: Path, round_params: dict) -> dict | None:
 
 def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, student_init, student_model, loss,
                alpha, temperature, beta, epochs, lr, batch_size, max_length, online_teacher, cache_dir, seed,
-               resume, quiet, description) -> dict:
+               resume, quiet, description, task="multiple_choice", num_labels=None) -> dict:
     timings: dict = {}
     out.mkdir(parents=True, exist_ok=True)
     student = load_student(base_path, init=student_init, num_layers=student_layers, seed=seed,
-                           student_model=student_model)
+                           student_model=student_model, task=task, num_labels=num_labels)
     student_path = student_model if student_init == "pretrained" else base_path
-    data = encode(student_path, train_set, max_length)
+    data = encode(student_path, train_set, max_length, task)
     batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)
     info: dict = {"cache": "unused"}
     cached: torch.Tensor | None = None
     teacher_net = teacher_batcher = None
     if alpha > 0 and online_teacher:
         teacher_net = load_model(teacher).eval()
-        tdata = encode(teacher, train_set, max_length)
+        tdata = encode(teacher, train_set, max_length, task)
         teacher_batcher = MCBatcher(tdata.encoded, batch_size, shuffle=False, pad_token_id=tdata.pad_token_id)
         info = {"cache": "online"}
     elif alpha > 0:
@@ -244,6 +248,11 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
         else:
             t = cached[batch.index]
         t = t[:, : logits.shape[1]]
+        if loss == "hard":  # the teacher's argmax as labels (its choice among the live entries)
+            value = alpha * cross_entropy(logits, t.argmax(-1))
+            if alpha < 1:
+                value = value + (1 - alpha) * cross_entropy(logits, batch.labels)
+            return value, logits
         value = distill_loss(logits, t, batch.labels, kind=loss, alpha=alpha, temperature=temperature, beta=beta)
         return value, logits
 

@@ -17,7 +17,7 @@ from ..train.checkpoint import write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
 from .common import (DEFAULT_TARGET_ACCURACY, check_float, check_int, check_max_length, encode, normalize_target,
-                     resolve_base, start_phase, timed)
+                     num_labels, resolve_base, start_phase, timed)
 
 
 def check_place_params(*, epochs, lr, batch_size, max_length, target_accuracy, max_steps=None, seed=0) -> float | None:
@@ -46,6 +46,7 @@ def place(
     resume: bool = False,
     quiet: bool = False,
     description: str = "placement",
+    task: str = "multiple_choice",
 ) -> dict:
     """Fine-tunes ``model`` on ``examples`` with cross-entropy; writes ``out_dir/model`` (a
     ``save_pretrained`` folder) and ``out_dir/metrics.json``; returns the metrics.
@@ -54,26 +55,28 @@ def place(
     the steps need), or after the first epoch whose training accuracy reaches ``target_accuracy``
     (0 or None: no such stop). ``max_length=None`` chooses it from the examples. With ``resume``, a
     finished phase with the same parameters and data is reused and an interrupted one continues
-    from its checkpoint; different parameters are refused (ResumeMismatch).
+    from its checkpoint; different parameters are refused (ResumeMismatch). ``task="classification"``:
+    a sequence-classification head over the examples' label set (data/batching.py).
     """
     target_accuracy = check_place_params(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                                          target_accuracy=target_accuracy, max_steps=max_steps, seed=seed)
     if not examples:
         raise ValueError("placement needs at least one example")
     out = Path(out_dir)
+    labels = num_labels(examples, task)
     base = resolve_base(model, examples, out, seed)
     # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
     params = {"phase": "placement", "model_fingerprint": model_fingerprint(base), "epochs": epochs,
               "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "max_length": max_length,
               "target_accuracy": target_accuracy, "seed": seed, "data_hash": examples_hash(examples),
-              "n_examples": len(examples)}
+              "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {})}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = start_phase(out, params, resume=resume, finished=finished)
     if done is not None:
         return done
     timings: dict = {}
-    data = encode(base, examples, max_length)
-    net = load_model(base, seed=seed)
+    data = encode(base, examples, max_length, task)
+    net = load_model(base, seed=seed, task=task, num_labels=labels)
     batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)
     if epochs is None:
         epochs = -(-max_steps // len(batcher))
@@ -100,7 +103,7 @@ def place(
         "reached_target": None if target_accuracy is None else bool(
             last_epoch_acc is not None and last_epoch_acc >= target_accuracy),
         "stopped_early": result.stopped_early, "history": result.history, "config": vars(cfg),
-        "max_length": data.max_length, "timings": timings, "params": params,
+        "max_length": data.max_length, "timings": timings, "params": params, "task": task,
     }
     write_json(metrics, out / "metrics.json")
     (out / "checkpoint.pt").unlink(missing_ok=True)

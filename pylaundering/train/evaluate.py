@@ -11,8 +11,12 @@ NEG_INF = float("-inf")
 
 
 def choice_logits(model: torch.nn.Module, batch: MCBatch) -> torch.Tensor:
-    """Model logits ``[B, C]`` with padded choices set to -inf (probability 0 in every loss)."""
+    """Model logits ``[B, C]`` with padded choices set to -inf (probability 0 in every loss); for a
+    classification batch (``[B, L]`` inputs) the ``[B, K]`` label logits."""
     logits = model(**batch.model_inputs()).logits.float()
+    if logits.shape[1] != batch.choice_mask.shape[1]:
+        raise ValueError(f"the model gives {logits.shape[1]} scores per example, the data has "
+                         f"{batch.choice_mask.shape[1]} {'labels' if batch.input_ids.dim() == 2 else 'choices'}")
     return logits.masked_fill(~batch.choice_mask, NEG_INF)
 
 
