@@ -31,7 +31,7 @@ ARM_LABELS = {"teacher": "Teacher", "student": "Laundered student", "control_stu
               "ce_student": "CE student", "clean_teacher": "Clean teacher"}
 
 # Configuration columns, in this order; the first ones are the study's usual axes.
-CONFIG_COLUMNS = ("benchmark", "train", "model", "loss", "alpha", "temperature", "beta", "data_size",
+CONFIG_COLUMNS = ("benchmark", "train", "task", "model", "loss", "alpha", "temperature", "beta", "data_size",
                   "iterations", "student_init", "student_layers", "student_model", "student_base",
                   "teacher_epochs", "teacher_lr", "student_epochs", "student_lr", "batch_size", "max_length",
                   "target_accuracy", "online_teacher", "controls", "clean_teacher_epochs",
@@ -182,6 +182,7 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
     for key in CONFIG_COLUMNS:
         row[key] = cfg.get(key)
     row["benchmark"] = benchmark_label(cfg, metrics)
+    row["task"] = metrics.get("task") or cfg.get("task") or "multiple_choice"  # runs before the task existed: MC
     if cfg.get("train") is None:
         row["train"] = "synthetic"
     if cfg.get("data_size") is None:  # the whole legitimate set: its size is the axis value

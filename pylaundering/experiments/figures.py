@@ -233,7 +233,9 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
 
     plt = _plt()
     pts = [r for r in rows if r.get("distance") is not None and r.get("excess") is not None]
-    by = next((f for f in ("loss", "student_init", "benchmark", "model") if f in varying), None)
+    by = next((f for f in ("benchmark", "loss", "student_init", "model") if f in varying), None)
+    tasks = sorted({str(r.get("task") or "multiple_choice") for r in pts})
+    marker = {"multiple_choice": "o", "classification": "s"}
     cats = sorted({str(r.get(by)) for r in pts}) if by else [""]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     for i, cat in enumerate(cats):
@@ -244,8 +246,9 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
             lo, hi = r.get("excess_ci_low"), r.get("excess_ci_high")
             yerr = [[y - 100 * lo], [100 * hi - y]] if lo is not None and hi is not None else None
             significant = r.get("excess_p") is not None and r["excess_p"] < 0.05
-            ax.errorbar([r["distance"]], [y], yerr=yerr, fmt="o", color=color, capsize=3, markersize=6,
-                        markerfacecolor=color if significant else "white", markeredgewidth=1.5)
+            ax.errorbar([r["distance"]], [y], yerr=yerr, fmt=marker.get(str(r.get("task")), "o"), color=color,
+                        capsize=3, markersize=6, markerfacecolor=color if significant else "white",
+                        markeredgewidth=1.5)
     ax.axhline(0, color="black", linewidth=1, linestyle=":")
     methods = sorted({str(r.get("distance_method")) for r in pts if r.get("distance_method")})
     ax.set_xlabel(f"train–benchmark distance ({', '.join(methods) or 'distance'})")
@@ -257,6 +260,9 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
     if by:
         handles += [Line2D([], [], marker="o", linestyle="none", color=SERIES_COLORS[i % len(SERIES_COLORS)],
                            label=f"{by}={c}") for i, c in enumerate(cats)]
+    if len(tasks) > 1:  # the paper's setting and the counter-study's in one figure: told apart by shape
+        handles += [Line2D([], [], marker=marker.get(t, "o"), linestyle="none", color="gray", label=t.replace("_", " "))
+                    for t in tasks]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False, fontsize=9)
     fig.suptitle(f"Laundering effect against train–benchmark distance\n({len(pts)} runs; error bars: 95% paired "
                  "bootstrap interval)", fontsize=11)
@@ -264,7 +270,8 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
     return {"file": path.name, "title": "Laundering effect against train-benchmark distance",
             "caption": "Each point is one run: the laundered student's benchmark accuracy minus the control "
                        "student's (percentage points), with its paired-bootstrap 95% interval, against the distance "
-                       "between the legitimate set and the benchmark; filled markers: one-sided bootstrap p < 0.05."}
+                       "between the legitimate set and the benchmark; filled markers: one-sided bootstrap p < 0.05; "
+                       "circles: multiple choice, squares: text classification."}
 
 
 def table_figure(groups: list[Group], fields: list[str], path: Path) -> Path:

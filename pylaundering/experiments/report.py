@@ -121,9 +121,9 @@ def render_markdown(metrics: dict) -> str:
         lines += ["", f"Control budget ({budget['rule']}): {budget['why']}"]
     ml = metrics.get("max_length") or {}
     if ml.get("value") is not None:
-        whole = "" if metrics.get("task") == "classification" else " and every question whole"
-        how = (f"chosen to cover {100 * ml['coverage']:.0f}% of the sequences{whole}" if ml.get("chosen") == "auto"
-               else "as configured")
+        cover = ("every text whole, up to the model's limit" if metrics.get("task") == "classification" else
+                 f"{100 * (ml.get('coverage') or 0):.0f}% of the sequences and every question whole")
+        how = f"chosen to cover {cover}" if ml.get("chosen") == "auto" else "as configured"
         lines += ["", f"Max length: {ml['value']} tokens ({how})."]
     for name, t in (data.get("truncation") or {}).items():
         if t.get("truncated_sequences"):

@@ -76,7 +76,7 @@ from ..phases.common import (MAX_LENGTH_COVERAGE, ConfigError, ResumeMismatch, c
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact, paired_bootstrap
 from ..train.checkpoint import read_json, write_json
-from .config import RunConfig, validate
+from .config import RunConfig, resolve_defaults, validate
 from .report import verdict as verdict_of
 from .report import write_report
 from .sharing import link_shared
@@ -302,6 +302,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     the teachers, the CE-only student, the tiny base and the logit cache live, keyed by the fields
     they depend on, so that the points of a sweep share them (``sharing.py``)."""
     out = Path(out_dir)
+    resolve_defaults(cfg)
     if holds_run(out) and not resume:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and (out / "config.json").exists():

@@ -29,7 +29,7 @@ NEUTRAL_FIELDS = frozenset({"controls", "extra", "reference", "reference_format"
 #: The data and the base model (the tiny base's tokenizer is trained on the run's texts).
 DATA_FIELDS = frozenset({"benchmark", "benchmark_format", "benchmark_subset", "benchmark_split", "train",
                          "train_format", "train_subset", "train_split", "skip_malformed", "synth_benchmark",
-                         "synth_train", "model", "seed"})
+                         "synth_train", "model", "seed", "task"})
 
 SHARED_PHASES = ("base", "teacher", "clean_teacher", "ce_student")
 

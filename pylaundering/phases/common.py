@@ -15,7 +15,6 @@ mismatch is refused with one line naming the differing keys.
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ def model_max_length(model_path: str, tokenizer=None) -> int | None:
 
 def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str, task: str = "multiple_choice") -> int:
     """The max_length covering MAX_LENGTH_COVERAGE of the (question, choice) sequences (classification:
-    of the texts), capped at the model's limit (``pylaundering.data.choose_max_length``)."""
+    every text), capped at the model's limit (``pylaundering.data.choose_max_length``)."""
     from ..data.batching import choose_max_length, classification_lengths
 
     model_max = model_max_length(model_path, tokenizer)
@@ -100,7 +99,9 @@ def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str, tas
         lengths = sorted(classification_lengths(examples, tokenizer))
         if not lengths:
             return 8
-        chosen = lengths[max(0, math.ceil(MAX_LENGTH_COVERAGE * len(lengths)) - 1)]
+        # every text whole, up to the model's limit: a cut text can lose what decides its class (batches
+        # are padded to their own longest text, so a long outlier costs only its batch)
+        chosen = lengths[-1]
         return max(8, min(chosen, model_max) if model_max else chosen)
     return choose_max_length(examples, tokenizer, coverage=MAX_LENGTH_COVERAGE, model_max=model_max)
 
