@@ -3,6 +3,8 @@ value whichever command gets it, and the errors contract of the CLI (one line, -
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -120,3 +122,19 @@ def test_type_error_from_a_config_file_is_one_line_exit_2(tmp_path):
     r = runner.invoke(app, ["run", "--config", str(cfg), "--out", str(tmp_path / "r")])
     assert r.exit_code == 2
     assert "bad.toml" in r.output and "alpha" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_plans_valid_points(path):
+    """configs/*.toml parse, and every sweep point validates (no data or model is touched)."""
+    from pylaundering.experiments.config import RunConfig
+    from pylaundering.experiments.sweep import plan, read_sweep_toml, seed_list
+
+    run, spec = read_sweep_toml(path)
+    base = RunConfig(**run)
+    points = plan(base, spec["params"], seed_list(spec["seeds"], base.seed), zip_=spec["zip"])
+    assert points and all(p.config.synth_train is not None for p in points)
+    if "counter-study-" in path.name and "student-init" not in path.name:
+        assert all(p.config.task == "classification" and p.config.benchmark for p in points)
+        assert {p.config.loss for p in points} == {"hard", "kl", "reverse_kl"} and len(points) == 30
