@@ -61,6 +61,12 @@ def check_train_format(fmt: str | None) -> None:
         raise DataError(f"unknown format {fmt!r}; known: {TEXT_FORMAT} (plain text), {', '.join(sorted(_ad.FORMATS))}")
 
 
+def _classification_formats() -> frozenset:
+    from ..data.cls_formats import CLASSIFICATION_FORMATS
+
+    return CLASSIFICATION_FORMATS
+
+
 def example_text(example: MCExample) -> str:
     """Context (when present), question and choices, space-separated (then normalised by the scan)."""
     parts = [example.context] if example.context else []
@@ -225,6 +231,9 @@ class _Reader:
 
     def _mc_rows(self, rows, stats: SourceStats, adapter: _ad.Adapter, id_prefix: str, group: str | None):
         cols, explicit = _ad._resolve_columns(adapter, None)
+        # a classification row's "choices" are the label set (provisional until a whole-file finalize for
+        # the generic format): only its texts are scanned
+        texts_only = adapter.finalize is not None or adapter.name in _classification_formats()
         for row, record in rows:
             ctx = _ad.RowContext(f"{id_prefix}:{row}", group, cols, explicit, False)
             try:
@@ -235,7 +244,8 @@ class _Reader:
             if example is None:
                 continue
             stats.rows += 1
-            yield TrainRow(stats.source, row, example.id, example_text(example), WRITE_MC, example)
+            text = " ".join(filter(None, [example.context, example.question])) if texts_only else example_text(example)
+            yield TrainRow(stats.source, row, example.id, text, WRITE_MC, example)
 
 
 def iter_rows(
