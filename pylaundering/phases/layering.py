@@ -145,6 +145,10 @@ def layer(
     out = Path(out_dir)
     train_set = subsample(examples, data_size, seed)
     labels = num_labels(train_set, task)
+    teacher_task = model_task(teacher) if alpha > 0 and teacher is not None else None
+    if teacher_task not in (None, task):
+        raise ConfigError("task", f"the teacher {teacher} is a {teacher_task.replace('_', ' ')} model, but the "
+                          f"student's task is {task.replace('_', ' ')} (pass --task {teacher_task})")
     base_path = resolve_base(base, train_set, out, seed)
     check_student(base_path, student_layers=student_layers, student_init=student_init, student_model=student_model)
     # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.

@@ -123,3 +123,13 @@ def test_model_task_and_heads(tmp_path):
     with pytest.raises(Exception, match="4 labels"):
         load_model(str(tmp_path / "cls"), task="classification", num_labels=3)
     assert torch.is_tensor(net.classifier.weight)
+
+
+def test_a_classification_teacher_with_a_multiple_choice_student_is_refused(tmp_path):
+    from pylaundering.phases import layer, place
+    from pylaundering.phases.common import ConfigError
+
+    bench, train, _ = generate_classification(2, n_benchmark=8, n_train=16)
+    t = place(bench + train, tmp_path / "t", model="tiny", epochs=1, quiet=True, task="classification")
+    with pytest.raises(ConfigError, match="pass --task classification"):
+        layer(t["model_dir"], train, tmp_path / "s", base="tiny", epochs=1, quiet=True)
