@@ -45,6 +45,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cuda/device_util.cuh"
+
 namespace pylaundering::cuda {
 namespace {
 
@@ -53,7 +55,6 @@ constexpr int kMaxThreads = 512;           // largest row group (block mode)
 constexpr int kMaxWarps = kMaxThreads / kWarp;
 constexpr int64_t kWarpRowMaxCols = 1024;  // V up to this: one warp per row
 constexpr int kRowsPerWarpBlock = 8;       // warp mode: 8 rows (256 threads) per block
-constexpr int kVecBytes = 16;
 constexpr int kBitmapBits = 32;            // bits per bitmap word
 // Upper bound on the kernel's static shared memory (its reduction scratch), kept free when the
 // bitmap's dynamic shared memory is sized against the device's per-block limit.
@@ -62,60 +63,10 @@ constexpr int kGlobalBitmapBlocksPerSM = 2;  // global-bitmap mode: grid = min(r
 
 // ---------------------------------------------------------------- scalar helpers
 
-template <typename scalar_t>
-struct AccType {
-  using type = float;
-};
-template <>
-struct AccType<double> {
-  using type = double;
-};
-template <typename scalar_t>
-using acc_type = typename AccType<scalar_t>::type;
-
-template <typename acc_t>
-__host__ __device__ inline acc_t neg_inf() {
-  return static_cast<acc_t>(-INFINITY);
-}
-
-template <typename acc_t>
-__host__ __device__ inline acc_t amax(acc_t a, acc_t b) {
-  return a > b ? a : b;
-}
-
-__host__ __device__ inline float to_acc(float x) { return x; }
-__host__ __device__ inline double to_acc(double x) { return x; }
-__host__ __device__ inline float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
-__host__ __device__ inline float to_acc(__half x) { return __half2float(x); }
-
-// Round-to-nearest-even, as c10::BFloat16 / c10::Half conversions do on the CPU.
-template <typename scalar_t>
-__host__ __device__ inline scalar_t from_acc(acc_type<scalar_t> x);
-template <>
-__host__ __device__ inline float from_acc<float>(float x) {
-  return x;
-}
-template <>
-__host__ __device__ inline double from_acc<double>(double x) {
-  return x;
-}
-template <>
-__host__ __device__ inline __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__host__ __device__ inline __half from_acc<__half>(float x) {
-  return __float2half_rn(x);
-}
-
-// Per-element exps of the V-sized passes use the SFU intrinsic in float (as distill_kernel.cu);
+// Per-element exps of the V-sized passes use fast_exp (device_util.cuh: the SFU intrinsic in float);
 // the per-row and per-outcome quantities (k + 1 of them) use the full-precision functions.
-__device__ inline float fast_exp(float x) { return __expf(x); }
-__device__ inline double fast_exp(double x) { return exp(x); }
 __device__ inline float exact_exp(float x) { return expf(x); }
 __device__ inline double exact_exp(double x) { return exp(x); }
-__device__ inline float exact_log(float x) { return logf(x); }
-__device__ inline double exact_log(double x) { return log(x); }
 __device__ inline float exact_log1p(float x) { return log1pf(x); }
 __device__ inline double exact_log1p(double x) { return log1p(x); }
 __device__ inline double exact_expm1(double x) { return expm1(x); }
@@ -129,70 +80,6 @@ __device__ inline acc_t log_add_exp(acc_t a, acc_t b) {
 }
 
 // ---------------------------------------------------------------- loads and stores
-
-template <int W>
-struct Width {
-  static constexpr int value = W;
-};
-
-// W elements from p as acc_t. W > 1 means one 16-byte access (p must be 16-byte aligned).
-template <typename scalar_t, int W>
-__device__ inline void load_chunk(const scalar_t* p, acc_type<scalar_t> (&out)[W]) {
-  if constexpr (W == 1) {
-    out[0] = to_acc(p[0]);
-  } else {
-    static_assert(W * sizeof(scalar_t) == kVecBytes, "vector chunks are 16 bytes");
-    const uint4 raw = *reinterpret_cast<const uint4*>(p);
-    scalar_t v[W];
-    memcpy(v, &raw, sizeof(raw));
-#pragma unroll
-    for (int e = 0; e < W; ++e) out[e] = to_acc(v[e]);
-  }
-}
-
-template <typename scalar_t, int W>
-__device__ inline void store_chunk(scalar_t* p, const acc_type<scalar_t> (&in)[W]) {
-  if constexpr (W == 1) {
-    p[0] = from_acc<scalar_t>(in[0]);
-  } else {
-    static_assert(W * sizeof(scalar_t) == kVecBytes, "vector chunks are 16 bytes");
-    scalar_t v[W];
-#pragma unroll
-    for (int e = 0; e < W; ++e) v[e] = from_acc<scalar_t>(in[e]);
-    uint4 raw;
-    memcpy(&raw, v, sizeof(raw));
-    *reinterpret_cast<uint4*>(p) = raw;
-  }
-}
-
-// Calls body(Width<W>{}, j) for this thread's share of a row of V elements, where `head`
-// (< VEC) elements come before the first 16-byte boundary: the scalar head and tail elements
-// (at most 2 * (VEC - 1) <= 14, fewer than any row group's threads) one per thread, the 16-byte
-// chunks round-robin. Every element is visited by exactly one thread.
-template <int VEC, typename Body>
-__device__ inline void for_each_chunk(int64_t V, int64_t head, int tid, int nthr, Body&& body) {
-  if constexpr (VEC == 1) {
-    for (int64_t j = tid; j < V; j += nthr) body(Width<1>{}, j);
-  } else {
-    head = head < V ? head : V;
-    const int64_t nvec = (V - head) / VEC;
-    const int64_t tail = head + nvec * VEC;
-    const int64_t nscalar = head + (V - tail);
-    if (tid < nscalar) body(Width<1>{}, tid < head ? int64_t(tid) : tail + (tid - head));
-    for (int64_t c = tid; c < nvec; c += nthr) body(Width<VEC>{}, head + c * VEC);
-  }
-}
-
-// Elements before the row's first 16-byte boundary.
-template <typename scalar_t, int VEC>
-__device__ inline int64_t row_head(const scalar_t* row) {
-  if constexpr (VEC == 1) {
-    return 0;
-  } else {
-    const auto mis = static_cast<int64_t>(reinterpret_cast<uintptr_t>(row) % kVecBytes);
-    return ((kVecBytes - mis) % kVecBytes) / static_cast<int64_t>(sizeof(scalar_t));
-  }
-}
 
 template <typename scalar_t, int VEC>
 __device__ inline void fill_row(scalar_t* g, int64_t V, int64_t head, int tid, int nthr, acc_type<scalar_t> value) {
