@@ -1,5 +1,6 @@
 // Device helpers shared by the CUDA kernels (distill_kernel.cu, sparse_kernel.cu): accumulation
-// types, conversions, fast exp/log, and 16-byte vector loads and stores walked over a row. Each .cu
+// types, conversions, fast exp/log, 16-byte vector loads and stores walked over a row, and the
+// warp / row-group all-reductions. Each .cu
 // includes it into its own anonymous namespace (internal copies, as before the split).
 #pragma once
 #include <cuda_bf16.h>
@@ -12,6 +13,8 @@
 
 namespace pylaundering::cuda {
 namespace {
+
+constexpr int kWarp = 32;
 
 constexpr int kVecBytes = 16;
 
@@ -157,6 +160,34 @@ __host__ __device__ inline int64_t row_head(const scalar_t* row) {
     const auto mis = static_cast<int64_t>(reinterpret_cast<uintptr_t>(row) % kVecBytes);
     return ((kVecBytes - mis) % kVecBytes) / static_cast<int64_t>(sizeof(scalar_t));
   }
+}
+
+
+// ---------------------------------------------------------------- reductions over a row group
+// (T is a kernel's statistics struct; its shfl_xor overload, next to it, is found by argument-dependent
+// lookup when these are instantiated.)
+
+// Butterfly: with a symmetric merge every lane ends with the same, order-fixed value.
+template <typename T, typename Merge>
+__device__ inline T warp_allreduce(T v, const Merge& merge) {
+#pragma unroll
+  for (int m = kWarp / 2; m > 0; m /= 2) v = merge(v, shfl_xor(v, m));
+  return v;
+}
+
+// All-reduce over the row group: the warp (warp mode) or the block (block mode, blockDim.y == 1).
+// smem holds kMaxWarps values; the trailing barrier lets the next reduction reuse it.
+template <typename T, typename Merge>
+__device__ inline T group_allreduce(T v, const Merge& merge, const T& identity, T* smem) {
+  v = warp_allreduce(v, merge);
+  if (blockDim.x == kWarp) return v;
+  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+  const int nwarps = blockDim.x / kWarp;
+  if (lane == 0) smem[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? smem[lane] : identity;
+  __syncthreads();
+  return warp_allreduce(v, merge);
 }
 
 }  // namespace

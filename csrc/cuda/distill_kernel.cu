@@ -49,7 +49,6 @@
 namespace pylaundering::cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kMaxThreads = 512;              // largest row group (block mode)
 constexpr int kMaxWarps = kMaxThreads / kWarp;
 constexpr int64_t kWarpRowMaxCols = 1024;     // V up to this: one warp per row
@@ -373,28 +372,6 @@ __device__ inline Sums<acc_t> shfl_xor(const Sums<acc_t>& v, int m) {
   return {__shfl_xor_sync(kAll, v.a, m), __shfl_xor_sync(kAll, v.b, m)};
 }
 
-// Butterfly: with a symmetric merge every lane ends with the same, order-fixed value.
-template <typename T, typename Merge>
-__device__ inline T warp_allreduce(T v, const Merge& merge) {
-#pragma unroll
-  for (int m = kWarp / 2; m > 0; m /= 2) v = merge(v, shfl_xor(v, m));
-  return v;
-}
-
-// All-reduce over the row group: the warp (warp mode) or the block (block mode, blockDim.y == 1).
-// smem holds kMaxWarps values; the trailing barrier lets the next reduction reuse it.
-template <typename T, typename Merge>
-__device__ inline T group_allreduce(T v, const Merge& merge, const T& identity, T* smem) {
-  v = warp_allreduce(v, merge);
-  if (blockDim.x == kWarp) return v;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int nwarps = blockDim.x / kWarp;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? smem[lane] : identity;
-  __syncthreads();
-  return warp_allreduce(v, merge);
-}
 
 // ---------------------------------------------------------------- the kernel
 

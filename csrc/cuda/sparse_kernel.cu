@@ -50,7 +50,6 @@
 namespace pylaundering::cuda {
 namespace {
 
-constexpr int kWarp = 32;
 constexpr int kMaxThreads = 512;           // largest row group (block mode)
 constexpr int kMaxWarps = kMaxThreads / kWarp;
 constexpr int64_t kWarpRowMaxCols = 1024;  // V up to this: one warp per row
@@ -272,27 +271,6 @@ __device__ inline Sums<acc_t> shfl_xor(const Sums<acc_t>& v, int m) {
   return {__shfl_xor_sync(kAll, v.loss, m), __shfl_xor_sync(kAll, v.g, m)};
 }
 
-template <typename T, typename Merge>
-__device__ inline T warp_allreduce(T v, const Merge& merge_fn) {
-#pragma unroll
-  for (int m = kWarp / 2; m > 0; m /= 2) v = merge_fn(v, shfl_xor(v, m));
-  return v;
-}
-
-// All-reduce over the row group: the warp (warp mode) or the block (block mode, blockDim.y == 1).
-// smem holds kMaxWarps values; the trailing barrier lets the next reduction reuse it.
-template <typename T, typename Merge>
-__device__ inline T group_allreduce(T v, const Merge& merge_fn, const T& identity, T* smem) {
-  v = warp_allreduce(v, merge_fn);
-  if (blockDim.x == kWarp) return v;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int nwarps = blockDim.x / kWarp;
-  if (lane == 0) smem[warp] = v;
-  __syncthreads();
-  v = lane < nwarps ? smem[lane] : identity;
-  __syncthreads();
-  return warp_allreduce(v, merge_fn);
-}
 
 // Barrier of the row group, with memory ordering for shared and global memory among its threads.
 // Warp mode must not use __syncthreads: the block's warps have different rows (and row counts).

@@ -31,7 +31,7 @@ import torch
 import pylaundering.ops as O
 
 from . import topk
-from .ops import _summary, _time, run_cases
+from .ops import failure, run_cases, time_impl
 from .topk import TopkCase
 
 BETA = 0.5
@@ -116,16 +116,9 @@ def bench_case(case: LinearCase, device: torch.device, repeats: int = 5, warmup:
             return loss
 
         try:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-            r = _summary(_time(run, device, repeats, warmup))
-            losses[impl] = float(run().detach())
-            if device.type == "cuda":
-                r["peak_extra_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+            r, losses[impl] = time_impl(run, device, repeats, warmup, keep_loss=True)
         except Exception as e:  # noqa: BLE001 - a failing baseline is reported, not fatal
-            missing[impl] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            missing[impl] = failure(e)
             continue
         r["GFLOPs"] = flops / (r["median_ms"] / 1e3) / 1e9
         results[impl] = r

@@ -88,6 +88,25 @@ def _time(fn, device, repeats: int, warmup: int) -> list[float]:
     return out
 
 
+def time_impl(step, device: torch.device, repeats: int, warmup: int, *, keep_loss: bool = False) -> tuple[dict, float | None]:
+    """(median/min/spread of ``step()``'s timed calls, plus peak memory above the start on CUDA; the loss of
+    one more call when ``keep_loss``). Raises what the step raises: callers report a failing baseline."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    r = _summary(_time(step, device, repeats, warmup))
+    loss = float(step().detach()) if keep_loss else None
+    if device.type == "cuda":
+        r["peak_extra_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return r, loss
+
+
+def failure(e: Exception) -> str:
+    """How a failing baseline is reported (never dropped silently)."""
+    return f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def _summary(times: list[float]) -> dict:
     q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), statistics.median(times), max(times)]
     med = statistics.median(times)
@@ -139,15 +158,9 @@ def bench_case(case: Case, device: torch.device, repeats: int = 10, warmup: int 
             with torch.no_grad():
                 return fn(s, t, y, case.alpha)
         try:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-            r = _summary(_time(step, device, repeats, warmup))
-            if device.type == "cuda":
-                r["peak_extra_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+            r, _ = time_impl(step, device, repeats, warmup)
         except Exception as e:  # noqa: BLE001 - a failing baseline is reported, not fatal
-            missing[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            missing[name] = failure(e)
             continue
         r["GBps"] = bytes_min / (r["median_ms"] / 1e3) / 1e9
         r["fraction_of_copy"] = r["GBps"] / copy_gbps

@@ -26,7 +26,7 @@ import pylaundering.ops as O
 from pylaundering.ops.reference import FORWARD_KL
 from pylaundering.ops.sparse import _check_sparse, sparse_distill_rows
 
-from .ops import _summary, _time
+from .ops import _summary, _time, failure, time_impl
 
 IMPLS = ("fused", "sampled", "eager", "compile", "dense", "ce")
 
@@ -90,16 +90,9 @@ def bench_case(case: TopkCase, device: torch.device, repeats: int = 5, warmup: i
             return loss
 
         try:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-            r = _summary(_time(run, device, repeats, warmup))
-            losses[impl] = float(run().detach())
-            if device.type == "cuda":
-                r["peak_extra_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+            r, losses[impl] = time_impl(run, device, repeats, warmup, keep_loss=True)
         except Exception as e:  # noqa: BLE001 - a failing baseline is reported, not fatal
-            missing[impl] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            missing[impl] = failure(e)
             continue
         r["GBps"] = bytes_min / (r["median_ms"] / 1e3) / 1e9
         r["copy_fraction"] = r["GBps"] / copy_gbps
