@@ -67,20 +67,28 @@ DistillParams make_distill_params(const at::Tensor& student, const std::optional
   return p;
 }
 
-std::tuple<at::Tensor, at::Tensor> allocate_distill_outputs(const at::Tensor& student, const DistillParams& p) {
+std::tuple<at::Tensor, at::Tensor> allocate_row_outputs(const at::Tensor& student, int64_t rows, int64_t cols,
+                                                        bool write_grad) {
   const auto loss_dtype = student.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor loss = at::empty({p.rows}, student.options().dtype(loss_dtype));
-  at::Tensor grad = p.write_grad ? at::empty({p.rows, p.cols}, student.options()) : at::empty({0}, student.options());
+  at::Tensor loss = at::empty({rows}, student.options().dtype(loss_dtype));
+  at::Tensor grad = write_grad ? at::empty({rows, cols}, student.options()) : at::empty({0}, student.options());
   return {loss, grad};
 }
 
-void check_labels_host(const int64_t* labels, const DistillParams& p) {
-  if (!p.has_labels) return;
-  for (int64_t r = 0; r < p.rows; ++r) {
+std::tuple<at::Tensor, at::Tensor> allocate_distill_outputs(const at::Tensor& student, const DistillParams& p) {
+  return allocate_row_outputs(student, p.rows, p.cols, p.write_grad);
+}
+
+void check_labels_in_range(const char* op, const int64_t* labels, int64_t rows, int64_t cols, int64_t ignore_index) {
+  for (int64_t r = 0; r < rows; ++r) {
     const int64_t y = labels[r];
-    TORCH_CHECK_VALUE(y == p.ignore_index || (y >= 0 && y < p.cols), "fused_distill: label ", y, " at row ", r,
-                      " is out of range [0, ", p.cols, ") and is not ignore_index (", p.ignore_index, ")");
+    TORCH_CHECK_VALUE(y == ignore_index || (y >= 0 && y < cols), op, ": label ", y, " at row ", r,
+                      " is out of range [0, ", cols, ") and is not ignore_index (", ignore_index, ")");
   }
+}
+
+void check_labels_host(const int64_t* labels, const DistillParams& p) {
+  if (p.has_labels) check_labels_in_range("fused_distill", labels, p.rows, p.cols, p.ignore_index);
 }
 
 }  // namespace pylaundering

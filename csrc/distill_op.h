@@ -24,6 +24,13 @@ std::tuple<at::Tensor, at::Tensor> allocate_distill_outputs(const at::Tensor& st
 // Scalar label check for labels resident in host memory.
 void check_labels_host(const int64_t* labels, const DistillParams& p);
 
+// Shared by every row-fused op (dense, sparse): per-row loss (fp32, fp64 for fp64 inputs) and the
+// [rows, cols] gradient in the input dtype, or an empty tensor; and the host label check, whose
+// error names the op, the label and its row.
+std::tuple<at::Tensor, at::Tensor> allocate_row_outputs(const at::Tensor& student, int64_t rows, int64_t cols,
+                                                        bool write_grad);
+void check_labels_in_range(const char* op, const int64_t* labels, int64_t rows, int64_t cols, int64_t ignore_index);
+
 std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
                                                      const std::optional<at::Tensor>& teacher,
                                                      const std::optional<at::Tensor>& labels, int64_t kind,

@@ -1,6 +1,7 @@
 #include "sparse_op.h"
 
-#include <ATen/ops/empty.h>
+#include "distill_op.h"
+
 #include <c10/util/Exception.h>
 
 #include <cmath>
@@ -83,10 +84,7 @@ SparseDistillParams make_sparse_params(const at::Tensor& student, const at::Tens
 }
 
 std::tuple<at::Tensor, at::Tensor> allocate_sparse_outputs(const at::Tensor& student, const SparseDistillParams& p) {
-  const auto loss_dtype = student.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor loss = at::empty({p.rows}, student.options().dtype(loss_dtype));
-  at::Tensor grad = p.write_grad ? at::empty({p.rows, p.cols}, student.options()) : at::empty({0}, student.options());
-  return {loss, grad};
+  return allocate_row_outputs(student, p.rows, p.cols, p.write_grad);
 }
 
 void check_sparse_indices_host(const int64_t* indices, const SparseDistillParams& p) {
@@ -98,12 +96,7 @@ void check_sparse_indices_host(const int64_t* indices, const SparseDistillParams
 }
 
 void check_sparse_labels_host(const int64_t* labels, const SparseDistillParams& p) {
-  if (!p.has_labels) return;
-  for (int64_t r = 0; r < p.rows; ++r) {
-    const int64_t y = labels[r];
-    TORCH_CHECK_VALUE(y == p.ignore_index || (y >= 0 && y < p.cols), "fused_sparse_distill: label ", y, " at row ",
-                      r, " is out of range [0, ", p.cols, ") and is not ignore_index (", p.ignore_index, ")");
-  }
+  if (p.has_labels) check_labels_in_range("fused_sparse_distill", labels, p.rows, p.cols, p.ignore_index);
 }
 
 }  // namespace pylaundering
