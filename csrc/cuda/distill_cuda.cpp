@@ -3,6 +3,7 @@
 // Built only when torch has CUDA (CMakeLists.txt globs csrc/cuda/*.cpp then); it is the one
 // place that needs c10/cuda headers, which a CPU-only torch wheel cannot compile.
 #include "cuda/distill_cuda.h"
+#include "cuda/dtype_code.h"
 #include "distill_op.h"
 
 #include <ATen/ATen.h>
@@ -15,18 +16,6 @@
 
 namespace pylaundering {
 namespace {
-
-int cuda_dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cuda::kDtypeFloat;
-    case at::kDouble: return cuda::kDtypeDouble;
-    case at::kBFloat16: return cuda::kDtypeBFloat16;
-    case at::kHalf: return cuda::kDtypeHalf;
-    default: break;
-  }
-  TORCH_CHECK_TYPE(false, "fused_distill: unsupported dtype ", t);
-  return -1;
-}
 
 // Labels must be ignore_index or in [0, V). The check runs on the device (a few elementwise ops
 // and one reduction) with one sync to read the flag; only when a label is bad are the labels
@@ -63,7 +52,7 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cuda(const at::Tensor& student,
   void* g = p.write_grad ? grad.mutable_data_ptr() : nullptr;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   C10_CUDA_CHECK(cuda::launch_fused_distill(p, student.const_data_ptr(), t, y, loss.mutable_data_ptr(), g,
-                                            cuda_dtype_code(student.scalar_type()), stream));
+                                            cuda::dtype_code(student.scalar_type(), "fused_distill"), stream));
   return {loss, grad};
 }
 

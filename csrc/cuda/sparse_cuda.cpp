@@ -1,6 +1,7 @@
 // CUDA implementation of pylaundering::fused_sparse_distill: the same argument checks and outputs
 // as the CPU op (csrc/sparse_op.cpp), then the kernel in sparse_kernel.cu on the current stream.
 // Built only when torch has CUDA (CMakeLists.txt globs csrc/cuda/*.cpp then), like distill_cuda.cpp.
+#include "cuda/dtype_code.h"
 #include "cuda/sparse_cuda.h"
 #include "sparse_op.h"
 
@@ -17,18 +18,6 @@
 
 namespace pylaundering {
 namespace {
-
-int sparse_dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return cuda::kDtypeFloat;
-    case at::kDouble: return cuda::kDtypeDouble;
-    case at::kBFloat16: return cuda::kDtypeBFloat16;
-    case at::kHalf: return cuda::kDtypeHalf;
-    default: break;
-  }
-  TORCH_CHECK_TYPE(false, "fused_sparse_distill: unsupported dtype ", t);
-  return -1;
-}
 
 // The kernel flagged an index out of [0, V), an index repeated within its row, or a label out of
 // range. Only then are indices and labels copied to the host, so the error names the first bad
@@ -91,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cuda(const at::Tensor& s
   C10_CUDA_CHECK(cuda::launch_fused_sparse_distill(p, student.const_data_ptr(), values.const_data_ptr(),
                                                    indices.const_data_ptr<int64_t>(), ln, y, loss.mutable_data_ptr(),
                                                    g, scratch_ptr, scratch_words, flag_ptr,
-                                                   sparse_dtype_code(student.scalar_type()), stream));
+                                                   cuda::dtype_code(student.scalar_type(), "fused_sparse_distill"), stream));
   if (flag.defined() && flag.item<int32_t>() != 0) raise_bad_inputs(indices, labels, p);
   return {loss, grad};
 }
