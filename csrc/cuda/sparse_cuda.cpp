@@ -77,10 +77,10 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cuda(const at::Tensor& s
   auto* scratch_ptr = scratch.defined() ? reinterpret_cast<uint32_t*>(scratch.mutable_data_ptr<int32_t>()) : nullptr;
   int32_t* flag_ptr = flag.defined() ? flag.mutable_data_ptr<int32_t>() : nullptr;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  const int dtype = cuda::dtype_code(student.scalar_type(), "fused_sparse_distill");
   C10_CUDA_CHECK(cuda::launch_fused_sparse_distill(p, student.const_data_ptr(), values.const_data_ptr(),
                                                    indices.const_data_ptr<int64_t>(), ln, y, loss.mutable_data_ptr(),
-                                                   g, scratch_ptr, scratch_words, flag_ptr,
-                                                   cuda::dtype_code(student.scalar_type(), "fused_sparse_distill"), stream));
+                                                   g, scratch_ptr, scratch_words, flag_ptr, dtype, stream));
   if (flag.defined() && flag.item<int32_t>() != 0) raise_bad_inputs(indices, labels, p);
   return {loss, grad};
 }
