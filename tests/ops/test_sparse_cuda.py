@@ -86,7 +86,7 @@ def _inputs(N, V, k, dtype, T, seed, lognorm=True, scale=2.0, ignore=True):
 
 def _assert_grad_close(got, exp, dtype, what, scale=None):
     gtol = TOL[dtype][2]
-    exp = exp.detach().double()
+    exp = exp.detach().cpu().double()
     scale = float(exp.abs().max()) if scale is None else scale
     torch.testing.assert_close(got.detach().cpu().double(), exp, rtol=gtol, atol=gtol * scale + 1e-12,
                                msg=lambda m: f"{what}: {m}")
