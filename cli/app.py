@@ -194,6 +194,30 @@ TrainSubset = typer.Option(None, "--train-subset", help="Hub dataset configurati
                            "--train name:subset:split).")
 TrainSplit = typer.Option(None, "--train-split", help="Split of the training set (default: the format's training "
                           "split).")
+Scorer = typer.Option(None, "--scorer", help="How a decoder (causal LM: tiny-gpt, GPT-2, Llama-style) scores each "
+                      "question + choice: loglik (length-normalised log-likelihood of the choice, as evaluation "
+                      "harnesses do; the default) or head (a sequence-classification head, as the paper's GPT-2 "
+                      "runs). Encoders always use their multiple-choice head.")
+
+
+Level = typer.Option("choice", "--level", help="choice: distil the per-choice scores (the paper). token: causal LMs "
+                     "(--model tiny-gpt offline, GPT-2 / Llama-style): placement fine-tunes on the benchmark items "
+                     "written as text (question, options, answer), layering distils next-token distributions on a "
+                     "legitimate text corpus through the fused LM-head op, integration scores each choice by its "
+                     "log-likelihood after the item's prompt.")
+
+
+def _scorer(scorer: Optional[str], level: str = "choice") -> Optional[str]:
+    """--scorer and --level checked before any data is read (usage errors, exit 2)."""
+    from pylaundering.models.decoder import SCORERS
+    from pylaundering.phases.common import check_choice
+
+    if scorer is not None:
+        check_choice("scorer", scorer, SCORERS)
+    check_choice("level", level, ("choice", "token"))
+    return scorer
+
+
 TARGET_HELP = ("Stop fine-tuning the teacher after an epoch whose training accuracy reaches this; 0 or 'none' "
                "switches the stop off (train all epochs).")
 
@@ -226,14 +250,18 @@ def _accuracy_table(title: str, rows: list[tuple[str, ...]], header=("Model", "A
 def place(
     benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark SOURCE: a hub name, a file or a folder."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (model/ and metrics.json)."),
-    model: str = typer.Option("minilm", "--model", "-m", help="Teacher base: 'minilm' (offline default), 'tiny', a "
-                              "model folder or a hub name (any AutoModelForMultipleChoice architecture)."),
+    model: str = typer.Option("minilm", "--model", "-m", help="Teacher base: 'minilm' (offline default), 'tiny' (a "
+                              "small encoder built from the data), 'tiny-gpt' (a small decoder built from the data), "
+                              "a model folder or a hub name (an encoder with a multiple-choice head, or a causal LM "
+                              "scored per choice, see --scorer)."),
     benchmark_format: Optional[str] = BenchFormat,
     benchmark_subset: Optional[str] = BenchSubset,
     benchmark_split: Optional[str] = BenchSplit,
     task: str = typer.Option("multiple_choice", "--task", help="multiple_choice (an AutoModelForMultipleChoice head "
                              "scores each question + choice) or classification (an AutoModelForSequenceClassification "
                              "head over the data's label set: text classification benchmarks such as imdb or snli)."),
+    scorer: Optional[str] = Scorer,
+    level: str = Level,
     epochs: int = typer.Option(8, "--epochs", min=1, help="Maximum epochs."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
     target_accuracy: str = typer.Option(str(DEFAULT_TARGET_ACCURACY), "--target-accuracy", help=TARGET_HELP),
@@ -246,10 +274,12 @@ def place(
 
     target = check_place_params(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                                 target_accuracy=_target(target_accuracy), seed=seed)  # before loading data
+    scorer = _scorer(scorer, level)
     examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
                      quiet)
     m = run_place(examples, out, model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                  target_accuracy=target, seed=seed, resume=resume, quiet=quiet, task=_task(task, benchmark_format))
+                  target_accuracy=target, seed=seed, resume=resume, quiet=quiet, task=_task(task, benchmark_format),
+                  scorer=scorer, level=level)
     emit(m, as_json, _accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
 
 
@@ -263,7 +293,11 @@ def layer(
     train_format: Optional[str] = TrainFormat,
     train_subset: Optional[str] = TrainSubset,
     train_split: Optional[str] = TrainSplit,
-    base: str = typer.Option("minilm", "--base", help="Student base model ('minilm', 'tiny', a folder or hub name)."),
+    base: str = typer.Option("minilm", "--base", help="Student base model ('minilm', 'tiny', 'tiny-gpt', a folder or "
+                             "hub name)."),
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="Decoder students: loglik or head (see `launder place "
+                                         "--help`). Default: the teacher's scorer."),
+    level: str = Level,
     student_layers: int = typer.Option(2, "--student-layers", min=1, help="Layers kept from the base (sheared/random)."),
     student_init: str = typer.Option("sheared", "--student-init", help="sheared: first N layers of the base (the "
                                      "paper); pretrained: --student-model as is; random: base architecture, N layers, "
@@ -296,14 +330,22 @@ def layer(
                        data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
                        max_length=max_length, student_layers=student_layers, student_init=student_init,
                        student_model=student_model, seed=seed)  # before loading data
-    examples = _load(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
+    scorer = _scorer(scorer, level)
+    corpus = None
+    if level == "token" and train.endswith(".txt"):  # a text corpus: one document per line
+        from pylaundering.data.text import read_corpus
+
+        examples, corpus = [], read_corpus(train)
+    else:
+        examples = _load(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
     m = run_layer(teacher, examples, out, base=base, student_layers=student_layers, student_init=student_init,
                   student_model=student_model, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
                   data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
                   max_length=max_length, online_teacher=online_teacher,
                   cache_dir=cache_dir if cache_dir is not None else out / "cache", seed=seed, resume=resume,
-                  quiet=quiet, task=_task(task, train_format))
-    emit(m, as_json, _accuracy_table("layering", [("student", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
+                  quiet=quiet, task=_task(task, train_format), scorer=scorer, level=level, corpus=corpus)
+    acc = m["train_accuracy"]
+    emit(m, as_json, _accuracy_table("layering", [("student", "", "", "-" if acc is None else f"{100 * acc:.1f}%")]))
 
 
 @app.command()
@@ -341,7 +383,10 @@ def run(
                                             "folder). Default: the offline synthetic benchmark."),
     train: Optional[str] = typer.Option(None, "--train", help="Legitimate training SOURCE. Default: synthetic."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Teacher (and student) base: minilm (default), "
-                                        "tiny, a folder or a hub name."),
+                                        "tiny (a small encoder built from the data), tiny-gpt (a small decoder built "
+                                        "from the data), a folder or a hub name (encoder or causal LM)."),
+    scorer: Optional[str] = Scorer,
+    level: Optional[str] = typer.Option(None, "--level", help="choice (default) or token: see `launder place --help`."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run folder."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with RunConfig keys (flags win)."),
     benchmark_format: Optional[str] = BenchFormat,
@@ -399,7 +444,7 @@ def run(
                      student_layers=student_layers, student_init=student_init, student_model=student_model,
                      teacher_epochs=teacher_epochs, student_epochs=student_epochs, iterations=iterations,
                      data_size=data_size, online_teacher=online_teacher, seed=seed, skip_malformed=skip_malformed,
-                     controls=False if no_controls else None, reference=reference, task=task,
+                     controls=False if no_controls else None, reference=reference, task=task, scorer=scorer, level=level,
                      reference_format=reference_format, audit=False if no_audit else None)
     cfg = load_config(config, overrides)
     metrics = run_experiment(cfg, out, resume=resume, quiet=quiet)

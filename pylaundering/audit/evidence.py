@@ -46,7 +46,8 @@ def check_mc_model(model: str) -> None:
     """A local save_pretrained folder of a multiple-choice model, or a clear error.
 
     `load_model` would silently give a bare encoder a freshly initialised (random) choice head,
-    which makes every audit of it meaningless, so that is refused here.
+    which makes every audit of it meaningless, so that is refused here. A causal LM is accepted: it
+    scores choices by log-likelihood (or by the head it was saved with), with no new parameters.
     """
     path = Path(model).expanduser()
     if not path.exists():
@@ -62,8 +63,11 @@ def check_mc_model(model: str) -> None:
         archs = json.loads((path / "config.json").read_text()).get("architectures") or []
     except (OSError, ValueError) as e:
         raise ValueError(f"model {model}: unreadable config.json ({e})") from e
-    if not any(a.endswith(("ForMultipleChoice", "ForSequenceClassification")) for a in archs):
-        raise ValueError(f"model {model}: not a multiple-choice or classification model (config architectures: "
+    from ..models.decoder import MARKER
+
+    scorers = ("ForMultipleChoice", "ForSequenceClassification", "ForCausalLM", "LMHeadModel")
+    if not (path / MARKER).exists() and not any(a.endswith(scorers) for a in archs):
+        raise ValueError(f"model {model}: not a multiple-choice, classification or causal LM model (architectures: "
                          f"{', '.join(archs) or 'none'}); an audit needs a model that scores each (question, choice) "
                          "pair or each text's labels, e.g. a run's teacher/model or student/model")
 

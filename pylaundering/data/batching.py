@@ -143,7 +143,7 @@ def _budgets(n_context: int, n_question: int, n_choice: int, budget: int) -> tup
 
 
 def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: int = 128,
-                    task: str = "multiple_choice") -> EncodedExamples:
+                    task: str = "multiple_choice", causal: bool = False) -> EncodedExamples:
     """Tokenise each (context + question, choice) pair so that the question and choice stay whole
     (``task="classification"``: each example's text or text pair, see `encode_classification`).
 
@@ -164,6 +164,10 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
     exactly the ones the model would see without truncation. What was cut is counted in
     `EncodedExamples.truncation` (`TruncationStats`), per sequence.
     Needs a fast tokenizer (token offsets tell context from question).
+
+    ``causal`` (a decoder scoring choices): each choice is read as a continuation of its question
+    (a leading space, as evaluation harnesses write it, so byte-level BPE sees a word start), and
+    the segment ids are kept even when the tokenizer has none: they mark the choice's tokens.
     """
     if task == "classification":
         return encode_classification(examples, tokenizer, max_length)
@@ -177,13 +181,13 @@ def encode_examples(examples: Sequence[MCExample], tokenizer: Any, max_length: i
     if budget < 2:
         raise ValueError(f"max_length {max_length} leaves no room for a question and a choice")
     firsts = [_first_segment(e) for e in examples for _ in e.choices]
-    seconds = [c for e in examples for c in e.choices]
+    seconds = [(" " + c) if causal else c for e in examples for c in e.choices]
     batch = _pair_encodings(tokenizer, firsts, seconds)
     all_ids, all_types, encodings = batch["input_ids"], batch["token_type_ids"], batch.encodings
 
     input_ids: list[list[list[int]]] = []
     token_types: list[list[list[int]]] = []
-    has_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
+    has_types = causal or "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
     stats.examples = len(examples)
     k = 0
     for example in examples:

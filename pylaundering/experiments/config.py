@@ -50,6 +50,12 @@ class RunConfig:
     student_layers: int = 2
     student_init: str = "sheared"
     student_model: str | None = None
+    # decoders (causal LMs, e.g. tiny-gpt or GPT-2) score choices by "loglik" (length-normalised
+    # log-likelihood of the choice) or "head" (a sequence-classification head, as the paper); None: loglik
+    scorer: str | None = None
+    # "choice": distil the per-choice scores (the paper); "token": causal LMs, placement on the items written
+    # as text, layering by token-level distillation on a text corpus (the legitimate items written as text)
+    level: str = "choice"
     max_length: int | None = None  # None: covers 95% of the run's sequences (teacher tokenizer), up to the model's limit
     batch_size: int = 16
     # placement (the contaminated teacher)
@@ -86,10 +92,23 @@ FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"extra"}
 SYNTH_TRAIN = {"multiple_choice": 700, "classification": 2000}
 
 
-def resolve_defaults(cfg: RunConfig) -> RunConfig:
-    """Fills the task-dependent defaults (``synth_train``) in place, so config.json records values."""
+#: Token level on a decoder built from the data (tiny-gpt, random weights): a teacher must memorise the
+#: items' answers from text, which takes far more steps at a higher rate than fine-tuning a pretrained
+#: head. Measured offline (200 items, seed 0): 95% after 28 epochs at 3e-3 (the target stops it).
+TOKEN_TINY_DEFAULTS = {"teacher_epochs": 80, "teacher_lr": 3e-3, "student_lr": 1e-3}
+
+
+def resolve_defaults(cfg: RunConfig, origin: dict[str, str] | None = None) -> RunConfig:
+    """Fills the task- and level-dependent defaults in place, so config.json records values: ``synth_train``,
+    and for ``level = "token"`` with ``tiny-gpt`` the TOKEN_TINY_DEFAULTS of keys left at their defaults
+    (not given in a file or on the command line)."""
     if cfg.synth_train is None:
         cfg.synth_train = SYNTH_TRAIN["classification" if cfg.task == "classification" else "multiple_choice"]
+    if cfg.level == "token" and cfg.model == "tiny-gpt":
+        defaults = RunConfig()
+        for key, value in TOKEN_TINY_DEFAULTS.items():
+            if key not in (origin or {}) and getattr(cfg, key) == getattr(defaults, key):
+                setattr(cfg, key, value)
     return cfg
 _TYPES = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
 COMMAND_LINE = "command line"
@@ -179,11 +198,24 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
 
     for key in (f.name for f in dataclasses.fields(RunConfig) if f.name != "extra"):  # types first, in field order
         check_type(key, getattr(cfg, key), src(key))
-    resolve_defaults(cfg)
+    resolve_defaults(cfg, origin)
     check_choice("loss", cfg.loss, (*KINDS, "hard"), src("loss"))
     if cfg.task is not None:
         check_choice("task", cfg.task, ("multiple_choice", "classification"), src("task"))
     check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))
+    check_choice("level", cfg.level, ("choice", "token"), src("level"))
+    if cfg.level == "token":
+        if cfg.loss == "hard":
+            raise ConfigError("loss", "token-level layering distils next-token distributions: kl, reverse_kl, jsd or "
+                              "mse, not hard", src("loss"))
+        if cfg.iterations != 1:
+            raise ConfigError("iterations", "token-level layering runs one round", src("iterations"))
+        if cfg.task == "classification":
+            raise ConfigError("level", "token level is for multiple-choice items", src("level"))
+    if cfg.scorer is not None:
+        from ..models.decoder import SCORERS
+
+        check_choice("scorer", cfg.scorer, SCORERS, src("scorer"))
     check_float("alpha", cfg.alpha, low=0, high=1, source=src("alpha"))
     check_float("temperature", cfg.temperature, low=0, low_open=True, source=src("temperature"))
     if cfg.loss == "jsd":

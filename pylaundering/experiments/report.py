@@ -23,8 +23,9 @@ def table_rows(metrics: dict) -> list[tuple[str, str, str, str]]:
     for arm in arms(metrics):
         m = metrics[arm]
         lo, hi = m["benchmark_ci95"]
+        train_acc = m.get("train_accuracy")  # None: a token-level student has no choices to be right on
         rows.append((LABELS[arm], f"{100 * m['benchmark_accuracy']:.1f}%", f"[{100 * lo:.1f}, {100 * hi:.1f}]",
-                     f"{100 * m['train_accuracy']:.1f}%"))
+                     "-" if train_acc is None else f"{100 * train_acc:.1f}%"))
     rows.append(("Chance", f"{100 * metrics['chance']:.1f}%", "", ""))
     return rows
 

@@ -69,7 +69,7 @@ from pathlib import Path
 from .. import __version__
 from ..data.schema import examples_hash
 from ..data.synth import make_synthetic, write_synthetic
-from ..models.tiny import TINY_CONFIG
+from ..models.loading import BUILT_FROM_DATA
 from ..phases import integrate, layer, place
 from ..phases.common import (MAX_LENGTH_COVERAGE, ConfigError, ResumeMismatch, check_student, choose_length,
                              differences, mismatch_line, resolve_base)
@@ -270,16 +270,16 @@ def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
     student_base = cfg.student_base or cfg.model
     if cfg.student_init == "pretrained":
         check_student(student_base, student_layers=None, student_init="pretrained", student_model=cfg.student_model)
-    elif student_base == "tiny":
-        if cfg.student_layers > TINY_CONFIG["num_hidden_layers"]:
+    elif student_base in BUILT_FROM_DATA:
+        if cfg.student_layers > BUILT_FROM_DATA[student_base]:
             raise ConfigError("student_layers", f"{cfg.student_layers} is more than the "
-                              f"{TINY_CONFIG['num_hidden_layers']} layers of the base model tiny")
+                              f"{BUILT_FROM_DATA[student_base]} layers of the base model {student_base}")
     else:
         from ..models import resolve_model
 
         check_student(resolve_model(student_base), student_layers=cfg.student_layers, student_init=cfg.student_init,
                       student_model=None)
-    if cfg.model != "tiny" and cfg.model != student_base:
+    if cfg.model not in BUILT_FROM_DATA and cfg.model != student_base:
         from ..models import resolve_model
         from ..phases.common import base_layers
 
@@ -339,17 +339,22 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     model = resolve_base(cfg.model, list(bench) + list(train), base_home, cfg.seed)
     max_length, truncation = _max_length_and_truncation(cfg, model, bench, train, task)
     student_base = model if cfg.student_base is None else cfg.student_base
-    common = dict(batch_size=cfg.batch_size, max_length=max_length, resume=resume, quiet=quiet)
+    token = cfg.level == "token"
+    # token level: each phase fits its own texts (items written out are longer than question + choice)
+    common = dict(batch_size=cfg.batch_size, max_length=cfg.max_length if token else max_length, resume=resume,
+                  quiet=quiet)
     student_kw = dict(base=student_base, student_layers=cfg.student_layers,
                       student_init=cfg.student_init, student_model=cfg.student_model, loss=cfg.loss,
                       temperature=cfg.temperature, beta=cfg.beta, data_size=cfg.data_size,
                       epochs=cfg.student_epochs, iterations=cfg.iterations, lr=cfg.student_lr,
-                      online_teacher=cfg.online_teacher, cache_dir=out / "cache", seed=cfg.seed, task=task, **common)
+                      online_teacher=cfg.online_teacher, cache_dir=out / "cache", seed=cfg.seed, task=task,
+                      scorer=cfg.scorer, level=cfg.level, **common)
 
     train_metrics: dict[str, dict] = {}
     train_metrics["teacher"] = phase("placement: teacher on the benchmark", lambda: place(
         bench, out / "teacher", model=model, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr,
-        target_accuracy=cfg.target_accuracy, seed=cfg.seed, description="teacher", task=task, **common))
+        target_accuracy=cfg.target_accuracy, seed=cfg.seed, description="teacher", task=task, scorer=cfg.scorer,
+        level=cfg.level, **common))
     train_metrics["student"] = phase("layering: student from the teacher", lambda: layer(
         train_metrics["teacher"]["model_dir"], train, out / "student", alpha=cfg.alpha, description="student",
         **student_kw))
@@ -358,7 +363,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         budget = control_budget(cfg, train_metrics["teacher"])
         train_metrics["clean_teacher"] = phase("control: clean teacher on the legitimate set", lambda: place(
             train, out / "clean_teacher", model=model, lr=cfg.teacher_lr, target_accuracy=cfg.target_accuracy,
-            seed=cfg.seed, description="clean teacher", task=task, **budget["place_kwargs"], **common))
+            seed=cfg.seed, description="clean teacher", task=task, scorer=cfg.scorer, level=cfg.level,
+            **budget["place_kwargs"], **common))
         budget["clean_teacher_steps"] = train_metrics["clean_teacher"].get("steps")
         budget["clean_teacher_epochs_run"] = train_metrics["clean_teacher"].get("epochs_run")
         budget["clean_teacher_stop_reason"] = train_metrics["clean_teacher"].get("stop_reason")
@@ -373,12 +379,12 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     evals = {}
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
-            m["model_dir"], bench, out / "eval" / arm, max_length=max_length, quiet=quiet,
+            m["model_dir"], bench, out / "eval" / arm, max_length=cfg.max_length if token else max_length, quiet=quiet,
             description=f"score {arm}"))
 
     reference = load_reference(cfg, out)
     audit = None
-    if reference is not None:
+    if reference is not None and not token:
         from .run_audit import audit_arms
 
         audit = phase("audit: every model against the reference set", lambda: audit_arms(
@@ -388,8 +394,11 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
     metrics["task"] = task
+    metrics["level"] = cfg.level
     metrics["audit"] = audit if audit is not None else {"arms": {}, "skipped": (
-        "--no-audit" if not cfg.audit else "no reference set: pass --reference SOURCE (e.g. the held-back half of "
+        "--no-audit" if not cfg.audit else "not yet for token-level runs (the audit scores question + choice, "
+        "not the prompts token-level models read)" if token else
+        "no reference set: pass --reference SOURCE (e.g. the held-back half of "
         "`launder data split`) to audit every model of the run")}
     if audit is not None:
         metrics["warnings"] += [f"the audit called the {arm.replace('_', ' ')} {a['verdict']}, not {a['expected']}"
@@ -429,8 +438,10 @@ def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
     when not configured) and the truncation it causes on each dataset."""
     from ..data.batching import encode_examples
     from ..models import load_tokenizer
+    from ..models.loading import is_decoder
 
     tok = load_tokenizer(model)
+    causal = task == "multiple_choice" and is_decoder(model)
     if cfg.max_length is None:
         value = choose_length(list(bench) + list(train), tok, model, task)
         info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE}
@@ -438,7 +449,8 @@ def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
         info = {"value": cfg.max_length, "chosen": "config", "coverage": None}
     truncation = {}
     for name, examples in (("benchmark", bench), ("train", train)):
-        stats = getattr(encode_examples(examples, tok, max_length=info["value"], task=task), "truncation", None)
+        stats = getattr(encode_examples(examples, tok, max_length=info["value"], task=task, causal=causal),
+                        "truncation", None)
         if stats is not None:
             truncation[name] = stats.to_dict()
     return info["value"], {"max_length": info, "truncation": truncation}

@@ -45,9 +45,20 @@ def resolve_model(name: str) -> str:
                 "or pass --model tiny / a model folder"
             ) from e
         return str(pkg.get_model_path() if hasattr(pkg, "get_model_path") else pkg.MODEL_DIR)
-    if name == "tiny":
-        raise ModelError("model 'tiny' is built from the run's data: use pylaundering.models.tiny.build_tiny_model")
+    if name in BUILT_FROM_DATA:
+        raise ModelError(f"model {name!r} is built from the run's data (phases.common.resolve_base), not loaded")
     return name
+
+
+def _built_layers() -> dict[str, int]:
+    from .decoder import TINY_GPT_CONFIG
+    from .tiny import TINY_CONFIG
+
+    return {"tiny": TINY_CONFIG["num_hidden_layers"], "tiny-gpt": TINY_GPT_CONFIG["n_layer"]}
+
+
+#: Aliases of models built from a run's own texts (offline, no download): name -> layers.
+BUILT_FROM_DATA = _built_layers()
 
 
 def _from_pretrained(cls, path: str, **kwargs):
@@ -60,9 +71,24 @@ def _from_pretrained(cls, path: str, **kwargs):
 
 
 def load_tokenizer(path: str):
+    """The model's tokenizer; a decoder's without a pad token (GPT-2) pads with its end-of-text token."""
     from transformers import AutoTokenizer
 
-    return _from_pretrained(AutoTokenizer, resolve_model(path))
+    tok = _from_pretrained(AutoTokenizer, resolve_model(path))
+    if tok.pad_token_id is None and is_decoder(path):
+        from .decoder import ensure_pad_token
+
+        ensure_pad_token(tok)
+    return tok
+
+
+def is_decoder(path: str) -> bool:
+    """Whether ``path`` (folder, hub name or alias) holds a causal LM."""
+    from transformers import AutoConfig
+
+    from .decoder import is_decoder_config
+
+    return is_decoder_config(_from_pretrained(AutoConfig, resolve_model(path)))
 
 
 def _config(path: str, num_layers: int | None):
@@ -85,7 +111,13 @@ def model_task(path: str) -> str | None:
     encoder, which takes either head)."""
     from transformers import AutoConfig
 
-    archs = getattr(_from_pretrained(AutoConfig, resolve_model(path)), "architectures", None) or []
+    from .decoder import read_marker
+
+    path = resolve_model(path)
+    marked = read_marker(path).get("task")  # a decoder's choice scorer may be a classification head
+    if marked:
+        return marked
+    archs = getattr(_from_pretrained(AutoConfig, path), "architectures", None) or []
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "classification"
     if any(a.endswith("ForMultipleChoice") for a in archs):
@@ -94,7 +126,7 @@ def model_task(path: str) -> str | None:
 
 
 def load_model(path: str, num_layers: int | None = None, *, random_init: bool = False, seed: int = 0,
-               task: str | None = None, num_labels: int | None = None):
+               task: str | None = None, num_labels: int | None = None, scorer: str | None = None):
     """An ``AutoModelForMultipleChoice`` (or, for ``task="classification"``, an
     ``AutoModelForSequenceClassification`` with ``num_labels`` outputs) from ``path``, optionally cut to
     its first ``num_layers`` layers (weights of the kept layers are loaded, the rest dropped: the paper's
@@ -102,8 +134,14 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
 
     ``task=None``: the task the saved model was trained for (``model_task``), multiple choice for a base
     encoder. A base encoder without the task's head gets a fresh head, initialised from ``seed``.
+
+    A decoder (causal LM) is wrapped for multiple choice in a ``DecoderChoiceModel`` scoring each
+    choice with ``scorer`` (``loglik`` or ``head``; None: the scorer it was saved with, else loglik);
+    for classification it gets a sequence-classification head. Its pad token is set when missing.
     """
     from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+
+    from .decoder import DEFAULT_SCORER, SCORERS, DecoderChoiceModel, ensure_pad_token, is_decoder_config, read_marker
 
     path = resolve_model(path)
     saved_task = model_task(path)
@@ -111,6 +149,16 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
     if task not in ("multiple_choice", "classification"):
         raise ModelError(f"unknown task {task!r}; expected multiple_choice or classification")
     config = _config(path, num_layers)
+    if is_decoder_config(config):
+        ensure_pad_token(load_tokenizer(path), config)
+        if task == "multiple_choice":
+            scorer = scorer or read_marker(path).get("scorer") or DEFAULT_SCORER
+            if scorer not in SCORERS:
+                raise ModelError(f"unknown scorer {scorer!r}; expected one of {', '.join(SCORERS)}")
+            return DecoderChoiceModel(_decoder_lm(path, config, scorer, random_init, seed), scorer,
+                                      read_marker(path).get("level", "choice"))
+    elif scorer not in (None, "head"):
+        raise ModelError(f"--scorer {scorer} is for decoder (causal LM) models; {path} is an encoder")
     if task == "classification" and num_labels is not None and getattr(config, "num_labels", None) != num_labels:
         if saved_task == "classification":
             raise ModelError(f"{path} classifies into {config.num_labels} labels, the data has {num_labels}")
@@ -128,8 +176,24 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
     return model
 
 
+def _decoder_lm(path: str, config, scorer: str, random_init: bool, seed: int):
+    """The causal LM (loglik) or one-output sequence classifier (head) under a DecoderChoiceModel."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if scorer == "head":
+        cls = AutoModelForSequenceClassification
+        config.num_labels = 1
+        config.id2label, config.label2id = {0: "SCORE"}, {"SCORE": 0}
+    else:
+        cls = AutoModelForCausalLM
+    torch.manual_seed(seed)  # the new score head (and a random student) depend on the seed only
+    if random_init:
+        return cls.from_config(config)
+    return _from_pretrained(cls, path, config=config)
+
+
 def load_student(base: str, *, init: str, num_layers: int | None, seed: int, student_model: str | None = None,
-                 task: str | None = None, num_labels: int | None = None):
+                 task: str | None = None, num_labels: int | None = None, scorer: str | None = None):
     """The student of a layering run.
 
     ``sheared``: ``base`` cut to its first ``num_layers`` layers (the paper's construction);
@@ -141,8 +205,9 @@ def load_student(base: str, *, init: str, num_layers: int | None, seed: int, stu
     if init == "pretrained":
         if not student_model:
             raise ModelError("--student-init pretrained needs --student-model (a small pretrained checkpoint)")
-        return load_model(student_model, None, seed=seed, task=task, num_labels=num_labels)
-    return load_model(base, num_layers, random_init=(init == "random"), seed=seed, task=task, num_labels=num_labels)
+        return load_model(student_model, None, seed=seed, task=task, num_labels=num_labels, scorer=scorer)
+    return load_model(base, num_layers, random_init=(init == "random"), seed=seed, task=task, num_labels=num_labels,
+                      scorer=scorer)
 
 
 def save_model(model, tokenizer, out_dir: str | Path) -> Path:

@@ -108,10 +108,12 @@ def wordpiece_vocab(word_counts: dict[str, int], vocab_size: int,
     return ids
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, template: str = "bert"):
     """A BERT-style (lower-cased, WordPiece) `PreTrainedTokenizerFast` trained on `texts`.
 
     Depends only on the multiset of texts (their order does not matter), never on the process.
+    ``template="causal"`` (tiny-gpt): ``[CLS] A B`` with no separators, so a choice's tokens follow its
+    question directly, as a language model reads them ([CLS] is the beginning of text).
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -128,9 +130,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
+    if template == "causal":
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A", pair="[CLS] $A $B:1", special_tokens=[("[CLS]", cls)])
+    else:
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+        )
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=128)
 

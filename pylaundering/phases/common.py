@@ -45,9 +45,14 @@ class ResumeMismatch(ValueError):
 
 
 def resolve_base(model: str, texts_from: Sequence[MCExample], workdir: Path, seed: int) -> str:
-    """A loadable folder or hub name for ``model``; ``tiny`` is built from the given examples."""
+    """A loadable folder or hub name for ``model``; ``tiny`` (an encoder) and ``tiny-gpt`` (a decoder)
+    are built from the given examples."""
     if model == "tiny":
         return str(build_tiny_model(example_texts(texts_from), workdir / "base-tiny", seed=seed))
+    if model == "tiny-gpt":
+        from ..models.decoder import build_tiny_gpt
+
+        return str(build_tiny_gpt(example_texts(texts_from), workdir / "base-tiny-gpt", seed=seed))
     return resolve_model(model)
 
 
@@ -109,10 +114,13 @@ def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str, tas
 def encode(model_path: str, examples: Sequence[MCExample], max_length: int | None,
            task: str = "multiple_choice") -> Encoded:
     """Tokenise with ``model_path``'s tokenizer; ``max_length=None`` chooses it from the examples."""
+    from ..models.loading import is_decoder
+
     tok = load_tokenizer(model_path)
     if max_length is None:
         max_length = choose_length(examples, tok, model_path, task)
-    return Encoded(tok, encode_examples(examples, tok, max_length=max_length, task=task))
+    causal = task == "multiple_choice" and is_decoder(model_path)
+    return Encoded(tok, encode_examples(examples, tok, max_length=max_length, task=task, causal=causal))
 
 
 def num_labels(examples: Sequence[MCExample], task: str) -> int | None:

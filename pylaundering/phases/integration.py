@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 
 from ..data.schema import MCExample, examples_hash
+from ..data.text import prompt_examples
 from ..models import load_model, model_task
 from ..stats import chance_level, wilson_interval
 from ..train.checkpoint import write_json, write_text
@@ -37,7 +38,10 @@ def integrate(
         raise ValueError("the benchmark has no examples")
     net = load_model(model)
     task = model_task(model) or "multiple_choice"
-    data = encode(model, examples, max_length, task)
+    # a token-level model was trained on items written as text: it answers their prompts
+    level = getattr(net, "level", "choice")
+    scored = prompt_examples(examples) if level == "token" else examples
+    data = encode(model, scored, max_length, task)
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
                             description=description, quiet=quiet)
     labels = torch.tensor([e.label for e in examples])
@@ -51,6 +55,7 @@ def integrate(
         "model": model, "n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)),
         "chance": chance_level([len(e.choices) for e in examples]), "data_hash": examples_hash(examples),
         "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(), "task": task,
+        **({"level": level} if level != "choice" else {}),
         "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
                         for s, v in sorted(by_subject.items())},
     }

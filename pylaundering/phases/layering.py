@@ -19,13 +19,15 @@ import torch
 
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
-from ..models import load_model, load_student, model_fingerprint, model_task, save_model
+from ..models import load_model, load_student, model_fingerprint, model_task, resolve_model, save_model
 from ..models.loading import STUDENT_INITS
 from ..ops import KINDS, cross_entropy, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
+from ..data.text import text_hash
+from .token_level import LEVELS, corpus_texts, layer_tokens
 from .common import (ConfigError, ResumeMismatch, check_choice, check_float, check_int, check_max_length, check_student,
                      differences, encode, mismatch_line, num_labels, resolve_base, start_phase, timed)
 
@@ -127,6 +129,9 @@ def layer(
     quiet: bool = False,
     description: str = "layering",
     task: str = "multiple_choice",
+    scorer: str | None = None,
+    level: str = "choice",
+    corpus: Sequence[str] | None = None,
 ) -> dict:
     """Trains the student(s); writes ``out_dir/model`` (the last round's student), one folder per
     round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics.
@@ -135,11 +140,26 @@ def layer(
     ``max_length=None``: each model's tokenizer chooses it from the training set. With
     ``resume``, a finished phase (or round) with the same parameters and data is reused, an
     interrupted round continues from its checkpoint, and different parameters are refused.
+    ``scorer``: how a decoder student scores choices (``loglik`` | ``head``); None: the teacher's scorer.
+    ``level="token"``: token-level distillation of causal LMs on a text corpus (``corpus``, or
+    ``examples`` written as text with their labels; phases/token_level.py).
     """
     check_layer_params(teacher=teacher, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
                        data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
                        max_length=max_length, student_layers=student_layers, student_init=student_init,
                        student_model=student_model, seed=seed)
+    check_choice("level", level, LEVELS)
+    if level == "token":
+        if iterations != 1 or task != "multiple_choice":
+            raise ConfigError("level", "token-level layering runs one round on multiple-choice items or a text corpus")
+        texts = subsample(corpus_texts(examples, corpus), data_size, seed)
+        if not texts:
+            raise ValueError("layering needs at least one training document")
+        return layer_tokens(teacher, texts, Path(out_dir), base=base, student_layers=student_layers,
+                            student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
+                            temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
+                            max_length=max_length, seed=seed, resume=resume, quiet=quiet, description=description,
+                            data_hash=text_hash(texts))
     if not examples:
         raise ValueError("layering needs at least one training example")
     out = Path(out_dir)
@@ -150,6 +170,10 @@ def layer(
         raise ConfigError("task", f"the teacher {teacher} is a {teacher_task.replace('_', ' ')} model, but the "
                           f"student's task is {task.replace('_', ' ')} (pass --task {teacher_task})")
     base_path = resolve_base(base, train_set, out, seed)
+    if scorer is None and teacher is not None and alpha > 0:
+        from ..models.decoder import read_marker
+
+        scorer = read_marker(resolve_model(teacher)).get("scorer")
     check_student(base_path, student_layers=student_layers, student_init=student_init, student_model=student_model)
     # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
     params = {
@@ -161,6 +185,7 @@ def layer(
         "epochs": epochs, "iterations": iterations, "lr": lr, "batch_size": batch_size, "max_length": max_length,
         "online_teacher": online_teacher, "seed": seed, "data_hash": examples_hash(examples),
         "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {}),
+        **({"scorer": scorer} if scorer else {}),
     }
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = start_phase(out, params, resume=resume, finished=finished)
@@ -185,7 +210,7 @@ def layer(
                 student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
                 temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
                 max_length=max_length, online_teacher=online_teacher, cache_dir=cache, seed=seed + k - 1,
-                resume=resume, quiet=quiet, description=tag, task=task, num_labels=labels,
+                resume=resume, quiet=quiet, description=tag, task=task, num_labels=labels, scorer=scorer,
             ))
             if iterations > 1:
                 write_json({"params": round_params, "result": rounds[-1]}, round_dir / "round.json")
@@ -222,11 +247,11 @@ def _finished_round(round_dir: Path, round_params: dict) -> dict | None:
 
 def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, student_init, student_model, loss,
                alpha, temperature, beta, epochs, lr, batch_size, max_length, online_teacher, cache_dir, seed,
-               resume, quiet, description, task="multiple_choice", num_labels=None) -> dict:
+               resume, quiet, description, task="multiple_choice", num_labels=None, scorer=None) -> dict:
     timings: dict = {}
     out.mkdir(parents=True, exist_ok=True)
     student = load_student(base_path, init=student_init, num_layers=student_layers, seed=seed,
-                           student_model=student_model, task=task, num_labels=num_labels)
+                           student_model=student_model, task=task, num_labels=num_labels, scorer=scorer)
     student_path = student_model if student_init == "pretrained" else base_path
     data = encode(student_path, train_set, max_length, task)
     batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)

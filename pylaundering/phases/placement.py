@@ -16,8 +16,9 @@ from ..ops import cross_entropy
 from ..train.checkpoint import write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
-from .common import (DEFAULT_TARGET_ACCURACY, check_float, check_int, check_max_length, encode, normalize_target,
-                     num_labels, resolve_base, start_phase, timed)
+from .common import (DEFAULT_TARGET_ACCURACY, ConfigError, check_choice, check_float, check_int, check_max_length,
+                     encode, normalize_target, num_labels, resolve_base, start_phase, timed)
+from .token_level import LEVELS, place_tokens
 
 
 def check_place_params(*, epochs, lr, batch_size, max_length, target_accuracy, max_steps=None, seed=0) -> float | None:
@@ -47,6 +48,8 @@ def place(
     quiet: bool = False,
     description: str = "placement",
     task: str = "multiple_choice",
+    scorer: str | None = None,
+    level: str = "choice",
 ) -> dict:
     """Fine-tunes ``model`` on ``examples`` with cross-entropy; writes ``out_dir/model`` (a
     ``save_pretrained`` folder) and ``out_dir/metrics.json``; returns the metrics.
@@ -56,27 +59,37 @@ def place(
     (0 or None: no such stop). ``max_length=None`` chooses it from the examples. With ``resume``, a
     finished phase with the same parameters and data is reused and an interrupted one continues
     from its checkpoint; different parameters are refused (ResumeMismatch). ``task="classification"``:
-    a sequence-classification head over the examples' label set (data/batching.py).
+    a sequence-classification head over the examples' label set (data/batching.py). ``scorer``: how a
+    decoder ``model`` scores choices (``loglik`` or ``head``, models/decoder.py; None: loglik).
+    ``level="token"``: a causal LM fine-tuned on the items written as text (phases/token_level.py).
     """
     target_accuracy = check_place_params(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                                          target_accuracy=target_accuracy, max_steps=max_steps, seed=seed)
     if not examples:
         raise ValueError("placement needs at least one example")
     out = Path(out_dir)
+    check_choice("level", level, LEVELS)
+    if level == "token":
+        if task != "multiple_choice" or scorer not in (None, "loglik"):
+            raise ConfigError("level", "token-level placement is for multiple-choice items scored by loglik")
+        return place_tokens(examples, out, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
+                            max_length=max_length, max_steps=max_steps, target_accuracy=target_accuracy, seed=seed,
+                            resume=resume, quiet=quiet, description=description)
     labels = num_labels(examples, task)
     base = resolve_base(model, examples, out, seed)
     # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
     params = {"phase": "placement", "model_fingerprint": model_fingerprint(base), "epochs": epochs,
               "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "max_length": max_length,
               "target_accuracy": target_accuracy, "seed": seed, "data_hash": examples_hash(examples),
-              "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {})}
+              "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {}),
+              **({"scorer": scorer} if scorer else {})}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = start_phase(out, params, resume=resume, finished=finished)
     if done is not None:
         return done
     timings: dict = {}
     data = encode(base, examples, max_length, task)
-    net = load_model(base, seed=seed, task=task, num_labels=labels)
+    net = load_model(base, seed=seed, task=task, num_labels=labels, scorer=scorer)
     batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)
     if epochs is None:
         epochs = -(-max_steps // len(batcher))
@@ -104,6 +117,7 @@ def place(
             last_epoch_acc is not None and last_epoch_acc >= target_accuracy),
         "stopped_early": result.stopped_early, "history": result.history, "config": vars(cfg),
         "max_length": data.max_length, "timings": timings, "params": params, "task": task,
+        **({"scorer": net.scorer} if hasattr(net, "scorer") else {}),
     }
     write_json(metrics, out / "metrics.json")
     (out / "checkpoint.pt").unlink(missing_ok=True)

@@ -57,7 +57,8 @@ class TrainResult:
         return self.history[-1]["train_accuracy"] if self.history else None
 
 
-# loss_fn(model, batch) -> (loss, logits [B, C] with padded choices at -inf)
+# loss_fn(model, batch) -> (loss, logits [B, C] with padded choices at -inf), or (loss, (correct, counted))
+# where the batch is not one prediction per row (text), or (loss, None) where nothing is predicted
 LossFn = Callable[[torch.nn.Module, MCBatch], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -109,6 +110,7 @@ def train(
     resume: bool = False,
     description: str = "train",
     quiet: bool = False,
+    epoch_accuracy: Callable[[], float] | None = None,
 ) -> TrainResult:
     steps_per_epoch = len(batcher)
     total_steps = cfg.epochs * steps_per_epoch
@@ -157,8 +159,13 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 running["loss"] += float(loss.detach()) * len(batch.labels)
-                running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
                 running["seen"] += len(batch.labels)
+                if isinstance(logits, tuple):  # (correct, counted): e.g. next tokens of a text batch
+                    running["correct"] += int(logits[0])
+                    running["counted"] = running.get("counted", 0) + int(logits[1])
+                elif logits is not None:
+                    running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
+                    running["counted"] = running.get("counted", 0) + len(batch.labels)
                 result.steps += 1
                 bar.advance(1, epoch=epoch + 1, loss=running["loss"] / running["seen"])
                 if result.steps >= total_steps:
@@ -167,10 +174,18 @@ def train(
                     save(epoch, i + 1)
                     raise Interrupted(checkpoint)
             seen = max(1, running["seen"])
+            counted = running.get("counted", 0)
             result.history.append({"epoch": epoch + 1, "loss": running["loss"] / seen,
-                                   "train_accuracy": running["correct"] / seen, "steps": result.steps})
-            running = {"loss": 0.0, "correct": 0, "seen": 0}
-            reached = cfg.target_accuracy is not None and result.history[-1]["train_accuracy"] >= cfg.target_accuracy
+                                   "train_accuracy": running["correct"] / counted if counted else None,
+                                   "steps": result.steps})
+            running = {"loss": 0.0, "correct": 0, "seen": 0, "counted": 0}
+            if epoch_accuracy is not None:  # the caller's measure (e.g. items scored after an epoch of text)
+                model.eval()
+                with torch.no_grad():
+                    result.history[-1]["train_accuracy"] = float(epoch_accuracy())
+                model.train()
+            acc = result.history[-1]["train_accuracy"]
+            reached = cfg.target_accuracy is not None and acc is not None and acc >= cfg.target_accuracy
             out_of_steps = result.steps >= total_steps
             result.stopped_early = (reached or out_of_steps) and epoch + 1 < cfg.epochs
             if reached:

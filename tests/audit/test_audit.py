@@ -117,9 +117,9 @@ def test_bad_input_raises_clear_errors(run, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
-    with pytest.raises(ValueError, match="not a multiple-choice or classification model"):
+    with pytest.raises(ValueError, match="not a multiple-choice, classification or causal LM model"):
         audit_teacher(str(bare), run["bench"], run["ref"], quiet=True)
-    with pytest.raises(ValueError, match="not a multiple-choice or classification model"):
+    with pytest.raises(ValueError, match="not a multiple-choice, classification or causal LM model"):
         audit_student(student, run["bench"], run["ref"], teacher=str(bare), quiet=True)
 
 

@@ -155,3 +155,17 @@ def test_run_takes_subset_and_split_options_into_its_config(tmp_path, monkeypatc
     r = runner.invoke(app, ["run", "--benchmark", "org/b:s1", "--benchmark-subset", "other", "--train", "org/t",
                             "--out", str(tmp_path / "r")])
     assert r.exit_code == 2 and "benchmark_subset" in r.output
+
+
+def test_decoder_options_are_checked_before_any_work(tmp_path):
+    """--scorer and --level: a wrong value is a usage error (exit 2) with one clear line, no traceback;
+    token level on an encoder is refused by name."""
+    r = runner.invoke(app, ["place", "--benchmark", "x.jsonl", "--out", str(tmp_path / "a"), "--scorer", "bogus"])
+    assert r.exit_code == 2 and "scorer" in r.output and "loglik" in r.output, r.output
+    r = runner.invoke(app, ["run", "--level", "word", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "level" in r.output and "token" in r.output, r.output
+    r = runner.invoke(app, ["run", "--level", "token", "--loss", "hard", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "next-token" in r.output, r.output
+    r = runner.invoke(app, ["layer", "--train", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "d"),
+                            "--level", "token", "--alpha", "0", "--base", "tiny-gpt"])
+    assert r.exit_code == 1 and "no such file" in r.output and "Traceback" not in r.output, r.output

@@ -1,0 +1,207 @@
+"""Token-level laundering (``--level token``): placement and layering of causal LMs on text.
+
+Placement fine-tunes a causal LM on the benchmark's items written as text (question, options,
+answer; data/text.py) with next-token cross-entropy. Layering trains a fresh student on a
+legitimate text corpus with token-level distillation against the teacher's next-token
+distributions through ``fused_linear_distill_loss``: the LM heads are applied chunk by chunk inside
+the op, so no ``[tokens, V]`` logits of either model are held. Integration is the choice-level one:
+each choice scored by its log-likelihood after the item's prompt (``loglik``; integration.py
+renders the benchmark as prompts for a token-level model).
+
+Teacher and student must share the tokenizer (one vocabulary: token t of one is token t of the
+other); ``tiny-gpt`` builds one tokenizer for the run, hub models of one family share theirs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data.schema import MCExample, examples_hash
+from ..data.text import TextBatcher, item_text, prompt_examples
+from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
+from ..models.loading import is_decoder
+from ..ops import KINDS, fused_linear_distill_loss
+from ..train.checkpoint import write_json
+from ..train.evaluate import accuracy, predict_logits
+from ..train.loop import TrainConfig, train
+from .common import ConfigError, encode, model_max_length, resolve_base, start_phase, timed
+
+LEVELS = ("choice", "token")
+
+
+def check_decoder(path: str, what: str) -> None:
+    if not is_decoder(path):
+        raise ConfigError("level", f"token-level laundering needs causal LMs; the {what} {path} is not one "
+                          "(use --model tiny-gpt offline, or a GPT-2 / Llama-style folder or hub name)")
+
+
+def text_length(texts: Sequence[str], tokenizer, model_path: str, max_length: int | None) -> int:
+    """``max_length``, or every text whole up to the model's context."""
+    if max_length is not None:
+        return max_length
+    longest = max(len(ids) for ids in tokenizer(list(texts), verbose=False)["input_ids"])
+    limit = model_max_length(model_path, tokenizer)
+    return max(2, min(longest, limit) if limit else longest)
+
+
+def _lm_loss(m, batch):
+    logits = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+    targets = batch.targets()
+    valid = targets != -100
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    correct = ((logits.argmax(-1) == targets) & valid).sum()
+    return loss, (int(correct), int(valid.sum()))
+
+
+def place_tokens(examples: Sequence[MCExample], out: Path, *, model: str, epochs: int | None, lr: float,
+                 batch_size: int, max_length: int | None, max_steps: int | None, target_accuracy: float | None,
+                 seed: int, resume: bool, quiet: bool, description: str) -> dict:
+    """Next-token fine-tuning on the items written as text; after each epoch the items are scored
+    by loglik after their prompts (the accuracy ``target_accuracy`` stops on)."""
+    base = resolve_base(model, examples, out, seed)
+    check_decoder(base, "model")
+    params = {"phase": "placement", "level": "token", "model_fingerprint": model_fingerprint(base),
+              "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
+              "max_length": max_length, "target_accuracy": target_accuracy, "seed": seed,
+              "data_hash": examples_hash(examples), "n_examples": len(examples)}
+    finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
+    done = start_phase(out, params, resume=resume, finished=finished)
+    if done is not None:
+        return done
+    timings: dict = {}
+    texts = [item_text(e) for e in examples]
+    tok = load_tokenizer(base)
+    length = text_length(texts, tok, base, max_length)
+    batcher = TextBatcher.from_texts(texts, tok, length, batch_size, seed=seed)
+    net = load_model(base, seed=seed, scorer="loglik")
+    net.level = "token"
+    if epochs is None:
+        epochs = -(-max_steps // len(batcher))
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, max_steps=max_steps,
+                      target_accuracy=target_accuracy)
+    prompts = encode(base, prompt_examples(examples), max_length)
+
+    def scored() -> float:
+        return accuracy(predict_logits(net, prompts.encoded, pad_token_id=prompts.pad_token_id, quiet=True),
+                        examples)
+
+    with timed(timings, "train_s"):
+        result = train(net.lm, batcher, _lm_loss, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
+                       description=description, quiet=quiet, epoch_accuracy=scored)
+    with timed(timings, "eval_s"):
+        net.eval()
+        acc = scored()
+    save_model(net, tok, out / "model")
+    metrics = {
+        "phase": "placement", "level": "token", "base_model": model, "model_dir": str(out / "model"),
+        "n_examples": len(examples), "data_hash": examples_hash(examples),
+        # the items' choices scored by loglik after their prompts: the benchmark accuracy it trained for
+        "train_accuracy": acc, "epochs_run": len(result.history), "steps": result.steps,
+        "steps_per_epoch": len(batcher), "stop_reason": result.stop_reason, "target_accuracy": target_accuracy,
+        "reached_target": None if target_accuracy is None else bool(acc >= target_accuracy), "stopped_early": result.stopped_early, "history": result.history,
+        "config": vars(cfg), "max_length": length, "truncation": batcher.truncation.to_dict(),
+        "timings": timings, "params": params, "task": "multiple_choice", "scorer": "loglik",
+    }
+    write_json(metrics, out / "metrics.json")
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    return metrics
+
+
+def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: str, student_layers: int | None,
+                 student_init: str, student_model: str | None, loss: str, alpha: float, temperature: float,
+                 beta: float, epochs: int, lr: float, batch_size: int, max_length: int | None, seed: int,
+                 resume: bool, quiet: bool, description: str, data_hash: str) -> dict:
+    """Distils ``teacher``'s next-token distributions into a fresh student on ``texts``:
+    ``alpha * distill + (1 - alpha) * next-token CE`` per token (alpha 0: the CE-only student)."""
+    if loss not in KINDS:
+        raise ConfigError("loss", f"token-level layering distils next-token distributions: use one of "
+                          f"{', '.join(KINDS)}, not {loss!r}")
+    base_path = _base_folder(base, teacher)
+    student_path = student_model if student_init == "pretrained" else base_path
+    check_decoder(student_path, "student base")
+    if alpha > 0:
+        check_decoder(teacher, "teacher")
+    params = {"phase": "layering", "level": "token",
+              "teacher_fingerprint": model_fingerprint(teacher) if alpha > 0 else None,
+              "base_fingerprint": model_fingerprint(student_path), "student_layers": student_layers,
+              "student_init": student_init, "loss": loss, "alpha": alpha, "temperature": temperature, "beta": beta,
+              "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
+              "data_hash": data_hash, "n_documents": len(texts)}
+    finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
+    done = start_phase(out, params, resume=resume, finished=finished)
+    if done is not None:
+        return done
+    timings: dict = {}
+    tok = load_tokenizer(student_path)
+    student = load_student(base_path, init=student_init, num_layers=student_layers, seed=seed,
+                           student_model=student_model, scorer="loglik")
+    student.level = "token"
+    teacher_lm = None
+    if alpha > 0:
+        if load_tokenizer(teacher).get_vocab() != tok.get_vocab():
+            raise ConfigError("teacher", "token-level distillation needs one vocabulary: the teacher's tokenizer "
+                              f"differs from the student's ({student_path}); use the teacher's base as --base")
+        teacher_lm = load_model(teacher).lm.eval()
+        for p in teacher_lm.parameters():
+            p.requires_grad_(False)
+    length = text_length(texts, tok, student_path, max_length)
+    batcher = TextBatcher.from_texts(texts, tok, length, batch_size, seed=seed)
+
+    def loss_fn(m, batch):
+        targets = batch.targets()
+        valid = targets != -100
+        h = m.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        head = m.get_output_embeddings()
+        t = None
+        if teacher_lm is not None:
+            with torch.no_grad():
+                th = teacher_lm.base_model(input_ids=batch.input_ids,
+                                           attention_mask=batch.attention_mask).last_hidden_state
+            t_head = teacher_lm.get_output_embeddings()
+            t = (th[:, :-1][valid], t_head.weight, t_head.bias)
+        value = fused_linear_distill_loss(h[:, :-1][valid], head.weight, t, targets[valid], student_bias=head.bias,
+                                          kind=loss, alpha=alpha, temperature=temperature, beta=beta)
+        return value, None
+
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    with timed(timings, "train_s"):
+        result = train(student.lm, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
+                       description=description, quiet=quiet)
+    save_model(student, tok, out / "model")
+    metrics = {
+        "phase": "layering", "level": "token", "teacher": teacher, "model_dir": str(out / "model"),
+        "base_model": base, "student_layers": student_layers, "student_init": student_init, "loss": loss,
+        "alpha": alpha, "temperature": temperature, "beta": beta, "epochs": epochs, "iterations": 1,
+        "n_documents": len(texts), "data_hash": data_hash, "online_teacher": True, "train_accuracy": None,
+        "max_length": length, "truncation": batcher.truncation.to_dict(), "history": result.history,
+        "steps": result.steps, "timings": {"teacher_logits_s": 0.0, **timings}, "params": params,
+        "rounds": [{"teacher": teacher, "train_accuracy": None, "timings": timings,
+                    "teacher_logits": {"cache": "online (fused linear: no logits held)"}}],
+    }
+    write_json(metrics, out / "metrics.json")
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    return metrics
+
+
+def _base_folder(base: str, teacher: str | None) -> str:
+    """``tiny-gpt`` here means the base the teacher was placed from (its tokenizer was trained on the
+    run's texts; a new one would not share the teacher's vocabulary)."""
+    if base not in ("tiny", "tiny-gpt"):
+        return base
+    placed = Path(teacher).parent.parent / f"base-{base}" if teacher else None
+    if placed is not None and (placed / "config.json").exists():
+        return str(placed)
+    raise ConfigError("base", f"{base!r} is built from a run's texts; for token-level layering pass the folder the "
+                      f"teacher was placed from (launder place wrote it to OUT/base-{base})")
+
+
+def corpus_texts(examples: Sequence[MCExample] | None, corpus: Sequence[str] | None) -> list[str]:
+    """The legitimate corpus: given texts, or a legitimate item set written with its own labels."""
+    if corpus is not None:
+        return list(corpus)
+    return [item_text(e) for e in examples or []]
+

@@ -1,0 +1,127 @@
+"""Token-level laundering (--level token): text batches, the fused LM-head distillation against full
+logits, the phases on tiny-gpt, and the errors a user can make."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pylaundering.data.synth import make_synthetic
+from pylaundering.data.text import TextBatcher, item_text, prompt_text, read_corpus
+from pylaundering.models import load_model, load_tokenizer
+from pylaundering.models.decoder import build_tiny_gpt
+from pylaundering.ops import fused_linear_distill_loss
+from pylaundering.phases import integrate, layer, place
+from pylaundering.phases.common import ConfigError, example_texts
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(seed=1, n_benchmark=16, n_train=24)
+
+
+@pytest.fixture(scope="module")
+def base(data, tmp_path_factory):
+    bench, train = data
+    texts = list(example_texts(bench + train)) + [item_text(e) for e in bench + train]
+    return str(build_tiny_gpt(texts, tmp_path_factory.mktemp("tg") / "base-tiny-gpt", seed=0))
+
+
+def test_text_batches_pad_mask_targets_and_count_cuts(base, data):
+    bench, _ = data
+    tok = load_tokenizer(base)
+    texts = [item_text(e) for e in bench]
+    longest = max(len(r) for r in tok(texts)["input_ids"])
+    b = TextBatcher.from_texts(texts, tok, longest - 2, 4, seed=3)
+    assert b.truncation.truncated >= 1 and b.truncation.tokens_dropped >= 2
+    assert [x.index.tolist() for x in b.batches(1)] == [x.index.tolist() for x in b.batches(1)]
+    assert [x.index.tolist() for x in b.batches(1)] != [x.index.tolist() for x in b.batches(2)]
+    batch = next(b.batches(0))
+    t = batch.targets()
+    assert torch.equal(t == -100, batch.attention_mask[:, 1:] == 0)
+    assert torch.equal(t[batch.attention_mask[:, 1:] == 1], batch.input_ids[:, 1:][batch.attention_mask[:, 1:] == 1])
+    assert item_text(bench[0]).startswith(prompt_text(bench[0]))
+
+
+def test_corpus_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_corpus(tmp_path / "missing.txt")
+    (tmp_path / "blank.txt").write_text("\n  \n\n")
+    with pytest.raises(ValueError, match="no text"):
+        read_corpus(tmp_path / "blank.txt")
+    (tmp_path / "ok.txt").write_text("one document\n\nanother one\n")
+    assert read_corpus(tmp_path / "ok.txt") == ["one document", "another one"]
+
+
+def test_fused_head_loss_equals_the_full_logits_formula(base, data):
+    """What layering computes per token (hidden states before the LM head, the fused op) is the
+    plain formula on the models' own logits: alpha T^2 KL(teacher || student) + (1 - alpha) CE."""
+    bench, _ = data
+    tok = load_tokenizer(base)
+    student, teacher = load_model(base, num_layers=2, seed=1).lm, load_model(base, seed=2).lm
+    batch = next(TextBatcher.from_texts([item_text(e) for e in bench], tok, 64, 5, shuffle=False).batches(0))
+    targets = batch.targets()
+    valid = targets != -100
+    kw = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    h = student.base_model(**kw).last_hidden_state[:, :-1][valid]
+    th = teacher.base_model(**kw).last_hidden_state[:, :-1][valid]
+    head, t_head = student.get_output_embeddings(), teacher.get_output_embeddings()
+    alpha, T = 0.7, 2.0
+    got = fused_linear_distill_loss(h, head.weight, (th, t_head.weight, t_head.bias), targets[valid],
+                                    student_bias=head.bias, alpha=alpha, temperature=T)
+    s = student(**kw).logits[:, :-1][valid].double()
+    t = teacher(**kw).logits[:, :-1][valid].double()
+    kl = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True, reduction="batchmean")
+    ref = alpha * T * T * kl + (1 - alpha) * F.cross_entropy(s, targets[valid])
+    assert float(got.detach()) == pytest.approx(float(ref), rel=1e-4)
+
+
+def test_token_level_phases_on_tiny_gpt(base, data, tmp_path):
+    bench, train = data
+    t = place(bench, tmp_path / "t", model=base, epochs=4, lr=3e-3, batch_size=8, level="token", quiet=True)
+    assert t["level"] == "token" and t["history"][-1]["train_accuracy"] == pytest.approx(t["train_accuracy"])
+    assert len(t["history"]) == t["epochs_run"] and t["truncation"]["truncated"] == 0
+    s = layer(t["model_dir"], train, tmp_path / "s", base=base, student_layers=2, epochs=1, lr=1e-3, batch_size=8,
+              level="token", quiet=True)
+    assert s["level"] == "token" and s["n_documents"] == len(train) and s["steps"] == 3
+    m = integrate(s["model_dir"], bench, quiet=True)
+    assert m["level"] == "token" and m["n"] == len(bench)
+    ce = layer(None, train, tmp_path / "ce", base=base, student_layers=2, epochs=1, alpha=0.0, batch_size=8,
+               level="token", corpus=["a legitimate text", "another one"], quiet=True)
+    assert ce["n_documents"] == 2 and ce["teacher"] is None
+    # resuming the finished phase with the same settings reuses it
+    again = layer(t["model_dir"], train, tmp_path / "s", base=base, student_layers=2, epochs=1, lr=1e-3,
+                  batch_size=8, level="token", quiet=True, resume=True)
+    assert again["steps"] == s["steps"]
+
+
+def test_token_level_refuses_what_it_cannot_do(base, data, tmp_path):
+    from pylaundering.models.tiny import build_tiny_model
+
+    bench, train = data
+    encoder = str(build_tiny_model(example_texts(bench), tmp_path / "enc"))
+    with pytest.raises(ConfigError, match="needs causal LMs"):
+        place(bench, tmp_path / "p", model=encoder, epochs=1, level="token", quiet=True)
+    with pytest.raises(ConfigError, match="next-token distributions"):
+        layer(None, train, tmp_path / "h", base=base, loss="hard", alpha=0.0, level="token", quiet=True)
+    other = str(build_tiny_gpt(["completely different words here"], tmp_path / "other"))
+    with pytest.raises(ConfigError, match="one vocabulary"):
+        layer(other, train, tmp_path / "v", base=base, level="token", quiet=True)
+    with pytest.raises(ConfigError, match="level"):
+        place(bench, tmp_path / "q", model=base, level="word", quiet=True)
+
+
+def test_run_config_for_token_level():
+    from pylaundering.experiments.config import TOKEN_TINY_DEFAULTS, RunConfig, validate
+
+    cfg = RunConfig(level="token", model="tiny-gpt")
+    validate(cfg)
+    assert cfg.teacher_lr == TOKEN_TINY_DEFAULTS["teacher_lr"]
+    explicit = RunConfig(level="token", model="tiny-gpt", teacher_lr=5e-4)
+    validate(explicit, {"teacher_lr": "command line"})
+    assert explicit.teacher_lr == 5e-4
+    with pytest.raises(ConfigError, match="loss"):
+        validate(RunConfig(level="token", loss="hard"))
+    with pytest.raises(ConfigError, match="iterations"):
+        validate(RunConfig(level="token", iterations=2))
