@@ -68,6 +68,10 @@ def render_markdown(metrics: dict) -> str:
              f"legitimate set: `{data['train']}` ({metrics['n_train']} items). Task: "
              + ("text classification (a sequence-classification head over the label set; the counter-study's "
                 "setting)" if metrics.get("task") == "classification" else
+                "multiple choice at token level (causal LMs: the teacher fine-tuned on the benchmark items written "
+                "as text, the students distilled on next-token distributions of the legitimate items written as "
+                "text, every model scored by the log-likelihood of each choice after the item's prompt)"
+                if metrics.get("level") == "token" else
                 "multiple choice (each question + choice scored; the paper's setting)") + ".", "",
              "| Model | Benchmark accuracy | 95% Wilson interval | Accuracy on its own training data |",
              "|---|---|---|---|"]
@@ -121,7 +125,11 @@ def render_markdown(metrics: dict) -> str:
     if budget:
         lines += ["", f"Control budget ({budget['rule']}): {budget['why']}"]
     ml = metrics.get("max_length") or {}
-    if ml.get("value") is not None:
+    token = metrics.get("level") == "token"
+    for arm, t in (data.get("text_truncation") or {}).items():
+        lines.append(f"Text length ({arm.replace('_', ' ')}): {t['truncated']} of {t['documents']} documents cut at "
+                     f"{t['max_length']} tokens ({t['tokens_dropped']} tokens dropped).")
+    if ml.get("value") is not None and not token:
         cover = ("every text whole, up to the model's limit" if metrics.get("task") == "classification" else
                  f"{100 * (ml.get('coverage') or 0):.0f}% of the sequences and every question whole")
         how = f"chosen to cover {cover}" if ml.get("chosen") == "auto" else "as configured"
@@ -138,8 +146,10 @@ def render_markdown(metrics: dict) -> str:
                   f"{ov.get('benchmark_items', metrics['n_benchmark'])} benchmark items "
                   f"(rate {100 * (ov.get('rate') or 0):.1f}%)."]
     lines += ["", f"Checkpoint selection: {metrics['checkpoint_selection']}.",
-              f"Teacher logits: {metrics.get('teacher_logits', {}).get('cache', 'n/a')} "
-              "(computed once and cached, unless --online-teacher).", "",
+              ("Teacher distributions: computed online each step through the fused LM-head op (no [tokens, V] "
+               "logits of either model held)." if token else
+               f"Teacher logits: {metrics.get('teacher_logits', {}).get('cache', 'n/a')} "
+               "(computed once and cached, unless --online-teacher)."), "",
               "Timings (s): " + ", ".join(f"{k} {v}" for k, v in metrics["timings_s"].items() if v is not None), ""]
     if data["benchmark_format"] == "pylaundering" and "data" in data["benchmark"]:
         lines += ["Note: the offline default is a synthetic benchmark of made-up facts, built so that a model that "

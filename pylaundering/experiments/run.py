@@ -395,6 +395,9 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
                             distance=distance)
     metrics["task"] = task
     metrics["level"] = cfg.level
+    if token:  # each phase chose its own text length: what it cut, per model
+        metrics["data"]["text_truncation"] = {arm: m["truncation"] for arm, m in train_metrics.items()
+                                              if "truncation" in m}
     metrics["audit"] = audit if audit is not None else {"arms": {}, "skipped": (
         "--no-audit" if not cfg.audit else "not yet for token-level runs (the audit scores question + choice, "
         "not the prompts token-level models read)" if token else

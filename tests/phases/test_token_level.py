@@ -125,3 +125,19 @@ def test_run_config_for_token_level():
         validate(RunConfig(level="token", loss="hard"))
     with pytest.raises(ConfigError, match="iterations"):
         validate(RunConfig(level="token", iterations=2))
+
+
+def test_token_level_run_writes_its_report(tmp_path):
+    """launder run --level token end to end on a small synthetic set: every arm, the text lengths, the
+    audit's reason for not running, and a report that names the level."""
+    from pylaundering.experiments.config import RunConfig, validate
+    from pylaundering.experiments.run import run_experiment
+
+    cfg = RunConfig(level="token", model="tiny-gpt", synth_benchmark=16, synth_train=24, teacher_epochs=3,
+                    student_epochs=1, batch_size=8)
+    validate(cfg)
+    m = run_experiment(cfg, tmp_path / "run", quiet=True)
+    assert m["level"] == "token" and set(m["data"]["text_truncation"]) >= {"teacher", "student", "ce_student"}
+    assert "token" in m["audit"]["skipped"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "token level" in report and "Text length (teacher)" in report and "Max length" not in report
