@@ -143,6 +143,8 @@ def handle_errors(fn):
 
 
 def emit(result: dict, as_json: bool, table: Table | None = None) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun every rank has the result; rank 0 prints it
+        return
     if as_json:
         text = json.dumps(result, indent=2, default=str) + "\n"
         if _state["json"] is not None:

@@ -117,12 +117,16 @@ class TextBatcher:
     def __len__(self) -> int:
         return -(-len(self.ids) // self.batch_size)
 
-    def batches(self, epoch: int = 0) -> Iterator[TextBatch]:
+    def order(self, epoch: int) -> list[list[int]]:
+        """The batches of an epoch as lists of document indices."""
         order = list(range(len(self.ids)))
         if self.shuffle:
-            random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-        for i in range(0, len(order), self.batch_size):
-            yield self.collate(order[i: i + self.batch_size])
+            random.Random(f"{self.seed}/{epoch}").shuffle(order)
+        return [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def batches(self, epoch: int = 0) -> Iterator[TextBatch]:
+        for rows in self.order(epoch):
+            yield self.collate(rows)
 
     def collate(self, indices: Sequence[int]) -> TextBatch:
         length = max(len(self.ids[i]) for i in indices)

@@ -25,6 +25,7 @@ from ..ops import KINDS, cross_entropy, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
+from ..train.distributed import is_main, on_main
 from ..train.loop import TrainConfig, train
 from ..data.text import text_hash
 from .token_level import LEVELS, corpus_texts, layer_tokens
@@ -169,7 +170,7 @@ def layer(
     if teacher_task not in (None, task):
         raise ConfigError("task", f"the teacher {teacher} is a {teacher_task.replace('_', ' ')} model, but the "
                           f"student's task is {task.replace('_', ' ')} (pass --task {teacher_task})")
-    base_path = resolve_base(base, train_set, out, seed)
+    base_path = on_main(lambda: resolve_base(base, train_set, out, seed))
     if scorer is None and teacher is not None and alpha > 0:
         from ..models.decoder import read_marker
 
@@ -188,12 +189,17 @@ def layer(
         **({"scorer": scorer} if scorer else {}),
     }
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
-    done = start_phase(out, params, resume=resume, finished=finished)
+
+    def begin():
+        done = start_phase(out, params, resume=resume, finished=finished)
+        if done is None and not resume:  # a fresh start never reuses rounds of an earlier run in this folder
+            for stale in out.glob("round-*/round.json"):
+                stale.unlink()
+        return done
+
+    done = on_main(begin)
     if done is not None:
         return done
-    if not resume:  # a fresh start never reuses rounds of an earlier run in this folder
-        for stale in out.glob("round-*/round.json"):
-            stale.unlink()
     cache = Path(cache_dir) if cache_dir is not None and not online_teacher else None
     rounds: list[dict] = []
     current_teacher = teacher
@@ -212,9 +218,17 @@ def layer(
                 max_length=max_length, online_teacher=online_teacher, cache_dir=cache, seed=seed + k - 1,
                 resume=resume, quiet=quiet, description=tag, task=task, num_labels=labels, scorer=scorer,
             ))
-            if iterations > 1:
+            if iterations > 1 and is_main():
                 write_json({"params": round_params, "result": rounds[-1]}, round_dir / "round.json")
         current_teacher = str(round_dir / "model")
+    return on_main(lambda: _write_layering(out, rounds, iterations, teacher, base, student_layers, student_init,
+                                           loss, alpha, temperature, beta, epochs, train_set, online_teacher,
+                                           params))
+
+
+def _write_layering(out, rounds, iterations, teacher, base, student_layers, student_init, loss, alpha, temperature,
+                    beta, epochs, train_set, online_teacher, params) -> dict:
+    """Rank 0 (or the only process): the last round's model as the phase's, and metrics.json."""
     if iterations > 1:
         save_dir = out / "model"
         if save_dir.exists():
@@ -265,7 +279,8 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
         info = {"cache": "online"}
     elif alpha > 0:
         with timed(timings, "teacher_logits_s"):
-            cached, info = teacher_logits(teacher, train_set, max_length=max_length, cache_dir=cache_dir, quiet=quiet)
+            cached, info = on_main(lambda: teacher_logits(teacher, train_set, max_length=max_length,
+                                                          cache_dir=cache_dir, quiet=quiet))
 
     def loss_fn(m, batch):
         logits = choice_logits(m, batch)
@@ -289,8 +304,12 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
     with timed(timings, "train_s"):
         result = train(student, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
                        description=description, quiet=quiet)
-    logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
-    save_model(student, data.tokenizer, out / "model")
-    (out / "checkpoint.pt").unlink(missing_ok=True)
-    return {"teacher": teacher, "train_accuracy": accuracy(logits, train_set), "max_length": data.max_length,
-            "steps": result.steps, "history": result.history, "teacher_logits": info, "timings": timings}
+
+    def finish() -> dict:  # rank 0 (or the only process) evaluates and writes
+        logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
+        save_model(student, data.tokenizer, out / "model")
+        (out / "checkpoint.pt").unlink(missing_ok=True)
+        return {"teacher": teacher, "train_accuracy": accuracy(logits, train_set), "max_length": data.max_length,
+                "steps": result.steps, "history": result.history, "teacher_logits": info, "timings": timings}
+
+    return on_main(finish)

@@ -15,6 +15,7 @@ from ..models import load_model, model_fingerprint, save_model
 from ..ops import cross_entropy
 from ..train.checkpoint import write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
+from ..train.distributed import on_main
 from ..train.loop import TrainConfig, train
 from .common import (DEFAULT_TARGET_ACCURACY, ConfigError, check_choice, check_float, check_int, check_max_length,
                      encode, normalize_target, num_labels, resolve_base, start_phase, timed)
@@ -76,7 +77,7 @@ def place(
                             max_length=max_length, max_steps=max_steps, target_accuracy=target_accuracy, seed=seed,
                             resume=resume, quiet=quiet, description=description)
     labels = num_labels(examples, task)
-    base = resolve_base(model, examples, out, seed)
+    base = on_main(lambda: resolve_base(model, examples, out, seed))
     # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
     params = {"phase": "placement", "model_fingerprint": model_fingerprint(base), "epochs": epochs,
               "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "max_length": max_length,
@@ -84,7 +85,7 @@ def place(
               "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {}),
               **({"scorer": scorer} if scorer else {})}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
-    done = start_phase(out, params, resume=resume, finished=finished)
+    done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
     if done is not None:
         return done
     timings: dict = {}
@@ -103,6 +104,12 @@ def place(
     with timed(timings, "train_s"):
         result = train(net, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
                        description=description, quiet=quiet)
+    return on_main(lambda: _finish(net, data, examples, out, result, batcher, cfg, timings, params, model, task,
+                                   target_accuracy))
+
+
+def _finish(net, data, examples, out, result, batcher, cfg, timings, params, model, task, target_accuracy) -> dict:
+    """Rank 0 (or the only process): evaluates on the training items, saves model and metrics."""
     with timed(timings, "eval_s"):
         logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
     correct = accuracy(logits, examples)

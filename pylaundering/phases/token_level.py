@@ -26,6 +26,7 @@ from ..models import load_model, load_student, load_tokenizer, model_fingerprint
 from ..models.loading import is_decoder
 from ..ops import KINDS, fused_linear_distill_loss
 from ..train.checkpoint import write_json
+from ..train.distributed import on_main
 from ..train.evaluate import accuracy, predict_logits
 from ..train.loop import TrainConfig, train
 from .common import ConfigError, encode, model_max_length, resolve_base, start_phase, timed
@@ -48,6 +49,18 @@ def text_length(texts: Sequence[str], tokenizer, model_path: str, max_length: in
     return max(2, min(longest, limit) if limit else longest)
 
 
+class _HiddenStates(torch.nn.Module):
+    """The LM's final hidden states (before its head) as the module's forward, so the training loop
+    (and DDP) runs the model through forward; the head is applied inside the fused loss."""
+
+    def __init__(self, lm: torch.nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids, attention_mask):
+        return self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 def _lm_loss(m, batch):
     logits = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
     targets = batch.targets()
@@ -62,14 +75,14 @@ def place_tokens(examples: Sequence[MCExample], out: Path, *, model: str, epochs
                  seed: int, resume: bool, quiet: bool, description: str) -> dict:
     """Next-token fine-tuning on the items written as text; after each epoch the items are scored
     by loglik after their prompts (the accuracy ``target_accuracy`` stops on)."""
-    base = resolve_base(model, examples, out, seed)
+    base = on_main(lambda: resolve_base(model, examples, out, seed))
     check_decoder(base, "model")
     params = {"phase": "placement", "level": "token", "model_fingerprint": model_fingerprint(base),
               "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
               "max_length": max_length, "target_accuracy": target_accuracy, "seed": seed,
               "data_hash": examples_hash(examples), "n_examples": len(examples)}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
-    done = start_phase(out, params, resume=resume, finished=finished)
+    done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
     if done is not None:
         return done
     timings: dict = {}
@@ -92,6 +105,12 @@ def place_tokens(examples: Sequence[MCExample], out: Path, *, model: str, epochs
     with timed(timings, "train_s"):
         result = train(net.lm, batcher, _lm_loss, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
                        description=description, quiet=quiet, epoch_accuracy=scored)
+    return on_main(lambda: _finish_placement(net, tok, scored, out, model, examples, result, batcher, cfg, length,
+                                             timings, params, target_accuracy))
+
+
+def _finish_placement(net, tok, scored, out, model, examples, result, batcher, cfg, length, timings, params,
+                      target_accuracy) -> dict:
     with timed(timings, "eval_s"):
         net.eval()
         acc = scored()
@@ -132,7 +151,7 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
               "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
               "data_hash": data_hash, "n_documents": len(texts)}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
-    done = start_phase(out, params, resume=resume, finished=finished)
+    done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
     if done is not None:
         return done
     timings: dict = {}
@@ -151,11 +170,12 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
     length = text_length(texts, tok, student_path, max_length)
     batcher = TextBatcher.from_texts(texts, tok, length, batch_size, seed=seed)
 
-    def loss_fn(m, batch):
+    head = student.lm.get_output_embeddings()
+
+    def loss_fn(m, batch):  # m: the student's hidden states (DDP-wrapped under torchrun)
         targets = batch.targets()
         valid = targets != -100
-        h = m.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-        head = m.get_output_embeddings()
+        h = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         t = None
         if teacher_lm is not None:
             with torch.no_grad():
@@ -169,8 +189,15 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
 
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     with timed(timings, "train_s"):
-        result = train(student.lm, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
-                       description=description, quiet=quiet)
+        result = train(_HiddenStates(student.lm), batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt",
+                       resume=resume, description=description, quiet=quiet)
+    return on_main(lambda: _finish_layering(student, tok, out, teacher, base, student_layers, student_init, loss,
+                                            alpha, temperature, beta, epochs, texts, data_hash, length, batcher,
+                                            result, timings, params))
+
+
+def _finish_layering(student, tok, out, teacher, base, student_layers, student_init, loss, alpha, temperature, beta,
+                     epochs, texts, data_hash, length, batcher, result, timings, params) -> dict:
     save_model(student, tok, out / "model")
     metrics = {
         "phase": "layering", "level": "token", "teacher": teacher, "model_dir": str(out / "model"),

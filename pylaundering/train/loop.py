@@ -21,6 +21,7 @@ import torch
 
 from ..data.batching import MCBatch, MCBatcher
 from ..progress import progress_bar
+from . import distributed
 from .checkpoint import load_torch, save_torch
 
 
@@ -112,6 +113,9 @@ def train(
     quiet: bool = False,
     epoch_accuracy: Callable[[], float] | None = None,
 ) -> TrainResult:
+    w = distributed.world()
+    quiet = quiet or not w.main  # one progress bar: rank 0's
+    net = distributed.wrap(model)  # DDP under torchrun (gradients averaged across ranks), else the model
     steps_per_epoch = len(batcher)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -138,6 +142,8 @@ def train(
             return result
 
     def save(epoch: int, step: int) -> None:
+        if not w.main:  # every rank holds the same weights and optimiser state; rank 0 writes them
+            return
         save_torch({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
@@ -148,18 +154,23 @@ def train(
     with _stop_requests() as stop, progress_bar(total_steps, description, quiet=quiet, completed=done) as bar:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            for i, batch in enumerate(batcher.batches(epoch)):
+            for i, rows in enumerate(batcher.order(epoch)):
                 if epoch == start_epoch and i < start_step:
                     continue
-                loss, logits = loss_fn(model, batch)
-                loss.backward()
+                mine, weight = distributed.shard(rows)  # all rows outside torchrun
+                batch = batcher.collate(mine)
+                loss, logits = loss_fn(net, batch)
+                (loss * weight if w.parallel else loss).backward()
+                if weight == 0:  # a stand-in row (the batch had fewer rows than ranks): not counted
+                    logits = (0, 0)
                 if cfg.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                running["loss"] += float(loss.detach()) * len(batch.labels)
-                running["seen"] += len(batch.labels)
+                counted_rows = len(batch.labels) if weight > 0 else 0
+                running["loss"] += float(loss.detach()) * counted_rows
+                running["seen"] += counted_rows
                 if isinstance(logits, tuple):  # (correct, counted): e.g. next tokens of a text batch
                     running["correct"] += int(logits[0])
                     running["counted"] = running.get("counted", 0) + int(logits[1])
@@ -170,9 +181,14 @@ def train(
                 bar.advance(1, epoch=epoch + 1, loss=running["loss"] / running["seen"])
                 if result.steps >= total_steps:
                     break  # the step budget ends inside this epoch: it counts as a (partial) epoch
-                if stop["stop"]:
+                if distributed.all_sum([float(stop["stop"])])[0] > 0:  # any rank asked: all stop together
                     save(epoch, i + 1)
+                    distributed.barrier()
                     raise Interrupted(checkpoint)
+            if w.parallel:  # the epoch's statistics over every rank's rows
+                keys = ("loss", "correct", "seen", "counted")
+                for key, total in zip(keys, distributed.all_sum([running.get(k, 0) for k in keys])):
+                    running[key] = total if key == "loss" else int(total)
             seen = max(1, running["seen"])
             counted = running.get("counted", 0)
             result.history.append({"epoch": epoch + 1, "loss": running["loss"] / seen,
