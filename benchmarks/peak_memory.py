@@ -2,10 +2,18 @@
 
     python benchmarks/peak_memory.py [--shape 4096x32000] [--alpha 1.0] [--out peak.json]
     python benchmarks/peak_memory.py --op linear --shape 4096x2048x128256   # fused linear vs naive (vs Liger)
+    python benchmarks/peak_memory.py --op token --shape 8x128x32000         # token-level layering step
 
 With ``--op linear`` the step is the loss of hidden states through an LM head (JSD, beta 0.5, teacher as
 hidden states + head; the implementations of benchmarks/test_linear_bench.py) and "the gradient" is
 the gradients of hidden states and head weight, which every implementation must produce.
+
+With ``--op token`` the step is token-level layering's (phases/token_level.py): a GPT-2-style student
+(2 blocks, width 256) and teacher (4 blocks) over B x L tokens of a V-token vocabulary, teacher forward
+without gradients, KL at T = 2 per token, backward into the student: ``fused`` is what layering runs
+(final hidden states, the LM heads applied inside ``fused_linear_distill_loss``), ``logits`` the same
+step through both models' full ``[B*L, V]`` logits and ``distill_loss``. "The gradient" is the
+student's parameter gradients. The table adds the median time of 5 further steps.
 
 Each implementation runs in a fresh subprocess (a process's peak RSS only grows, so it must not
 have run anything else): it allocates the inputs, warms up once (torch.compile compiles here; the
@@ -34,6 +42,7 @@ import time
 
 IMPLS = ("fused", "eager", "compiled")
 LINEAR_IMPLS = ("fused", "naive", "eager", "compile", "liger")
+TOKEN_IMPLS = ("fused", "logits")
 
 
 def _rss_bytes() -> int:
@@ -93,7 +102,39 @@ def _linear_step(impl: str, N: int, H: int, V: int):
     return (lambda: step(h, w, y)), [h, w]
 
 
-def worker(impl: str, dims: list[int], alpha: float, T: float) -> dict:
+def _token_step(impl: str, B: int, L: int, V: int, T: float):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    import pylaundering.ops as O
+    from pylaundering.phases.token_level import token_chunk
+
+    def lm(layers: int, seed: int):
+        torch.manual_seed(seed)
+        return GPT2LMHeadModel(GPT2Config(vocab_size=V, n_embd=256, n_head=4, n_layer=layers, n_positions=max(L, 8),
+                                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+
+    student, teacher = lm(2, 0), lm(4, 1).eval().requires_grad_(False)
+    ids = torch.randint(0, V, (B, L), generator=torch.Generator().manual_seed(2))
+    targets = ids[:, 1:].reshape(-1)
+
+    def fused():
+        h = student.base_model(input_ids=ids).last_hidden_state[:, :-1].reshape(-1, 256)
+        with torch.no_grad():
+            th = teacher.base_model(input_ids=ids).last_hidden_state[:, :-1].reshape(-1, 256)
+        return O.fused_linear_distill_loss(h, student.lm_head.weight, (th, teacher.lm_head.weight, None), targets,
+                                           kind="kl", temperature=T, chunk_size=token_chunk(h.shape[0]))
+
+    def logits():
+        s = student(input_ids=ids).logits[:, :-1].reshape(-1, V)
+        with torch.no_grad():
+            t = teacher(input_ids=ids).logits[:, :-1].reshape(-1, V)
+        return O.distill_loss(s, t, targets, kind="kl", temperature=T)
+
+    return {"fused": fused, "logits": logits}[impl], list(student.parameters())
+
+
+def worker(impl: str, dims: list[int], alpha: float, T: float, op: str = "dense") -> dict:
     import gc
 
     import torch
@@ -101,7 +142,10 @@ def worker(impl: str, dims: list[int], alpha: float, T: float) -> dict:
     torch.set_num_threads(int(os.environ.get("PYLAUNDERING_BENCH_THREADS", "2")))
     import pylaundering.ops as O
 
-    step, leaves = _dense_step(impl, *dims, alpha, T) if len(dims) == 2 else _linear_step(impl, *dims)
+    if op == "token":
+        step, leaves = _token_step(impl, *dims, T)
+    else:
+        step, leaves = _dense_step(impl, *dims, alpha, T) if len(dims) == 2 else _linear_step(impl, *dims)
 
     can_reset = _reset_peak()
     if can_reset:  # warm-up (compiles), then forget its peak
@@ -118,6 +162,15 @@ def worker(impl: str, dims: list[int], alpha: float, T: float) -> dict:
     peak = _hwm_bytes() if can_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert all(x.grad is not None for x in leaves) and torch.isfinite(loss)
     grad_bytes = sum(x.grad.numel() * x.grad.element_size() for x in leaves)
+    times = []
+    if op == "token":  # the step's time: median of 5 more steps (the peak above is the first one's)
+        for _ in range(5):
+            for x in leaves:
+                x.grad = None
+            t0 = time.perf_counter()
+            step().backward()
+            times.append(time.perf_counter() - t0)
+        step_s = sorted(times)[len(times) // 2]
     return {
         "impl": impl, "shape": dims, "alpha": alpha, "temperature": T, "baseline_bytes": base, "peak_bytes": peak,
         "extra_bytes": peak - base, "grad_bytes": grad_bytes, "step_s": step_s, "extra_over_grad": (peak - base) / grad_bytes,
@@ -129,28 +182,30 @@ def worker(impl: str, dims: list[int], alpha: float, T: float) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--op", choices=("dense", "linear"), default="dense",
-                    help="dense: the loss on [N, V] logits; linear: hidden states through an LM head")
+    ap.add_argument("--op", choices=("dense", "linear", "token"), default="dense",
+                    help="dense: the loss on [N, V] logits; linear: hidden states through an LM head; token: "
+                    "token-level layering's step (student + teacher GPT-2s, BxLxV)")
     ap.add_argument("--shape", default=None, help="NxV for dense (default 4096x32000), NxHxV for linear "
                     "(default 1024x1024x32000)")
     ap.add_argument("--alpha", type=float, default=1.0, help="distillation weight; < 1 mixes in CE")
     ap.add_argument("--temperature", type=float, default=2.0)
-    ap.add_argument("--impl", choices=sorted(set(IMPLS) | set(LINEAR_IMPLS)), action="append",
+    ap.add_argument("--impl", choices=sorted(set(IMPLS) | set(LINEAR_IMPLS) | set(TOKEN_IMPLS)), action="append",
                     help="implementations to measure (default: all of the op's)")
     ap.add_argument("--out", help="write the results as JSON here")
-    ap.add_argument("--worker", choices=sorted(set(IMPLS) | set(LINEAR_IMPLS)), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=sorted(set(IMPLS) | set(LINEAR_IMPLS) | set(TOKEN_IMPLS)),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    shape = args.shape or ("4096x32000" if args.op == "dense" else "1024x1024x32000")
+    shape = args.shape or {"dense": "4096x32000", "linear": "1024x1024x32000", "token": "8x128x32000"}[args.op]
     dims = [int(x) for x in shape.lower().split("x")]
     if len(dims) != (2 if args.op == "dense" else 3):
-        ap.error(f"--shape {shape}: expected {'NxV' if args.op == 'dense' else 'NxHxV'}")
+        ap.error(f"--shape {shape}: expected {dict(dense='NxV', linear='NxHxV', token='BxLxV')[args.op]}")
 
     if args.worker:
-        print(json.dumps(worker(args.worker, dims, args.alpha, args.temperature)))
+        print(json.dumps(worker(args.worker, dims, args.alpha, args.temperature, args.op)))
         return 0
 
     results = []
-    for impl in args.impl or (IMPLS if args.op == "dense" else LINEAR_IMPLS):
+    for impl in args.impl or {"dense": IMPLS, "linear": LINEAR_IMPLS, "token": TOKEN_IMPLS}[args.op]:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--op", args.op, "--shape", shape,
                "--alpha", str(args.alpha), "--temperature", str(args.temperature)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -163,7 +218,8 @@ def main(argv=None) -> int:
         return 1
 
     mib = 1024 * 1024
-    what = "loss" if args.op == "dense" else "JSD through the LM head (args --alpha/--temperature unused)"
+    what = {"dense": "loss", "linear": "JSD through the LM head (args --alpha/--temperature unused)",
+            "token": "token-level layering step (KL per token)"}[args.op]
     print(f"peak extra memory of one forward+backward, {shape} fp32, {what}, alpha={args.alpha}, T={args.temperature}")
     print(f"(gradient = {results[0]['grad_bytes'] / mib:.0f} MiB; {results[0]['method']})")
     print(f"{'impl':<12}{'baseline MiB':>14}{'peak MiB':>10}{'extra MiB':>11}{'extra/grad':>12}{'vs fused':>10}"
@@ -173,7 +229,9 @@ def main(argv=None) -> int:
         rel = f"{r['extra_bytes'] / fused_extra:.2f}" if fused_extra else "-"
         print(f"{r['impl']:<12}{r['baseline_bytes'] / mib:>14.0f}{r['peak_bytes'] / mib:>10.0f}"
               f"{r['extra_bytes'] / mib:>11.0f}{r['extra_over_grad']:>12.2f}{rel:>10}{r['step_s']:>9.2f}")
-    print("step s: the one measured step (after a warm-up), a single sample: use the pytest benchmarks for timing")
+    print("step s: " + ("the median of 5 steps after the measured one" if args.op == "token" else
+                        "the one measured step (after a warm-up), a single sample: use the pytest benchmarks for "
+                        "timing"))
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"op": args.op, "shape": dims, "alpha": args.alpha, "temperature": args.temperature, "results": results}, f, indent=2)

@@ -321,6 +321,10 @@ def layer(
     online_teacher: bool = typer.Option(False, "--online-teacher", help="Run the teacher every step instead of "
                                         "reading cached logits."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Teacher-logit cache (default: OUT/cache)."),
+    teacher_topk: Optional[int] = typer.Option(None, "--teacher-topk", min=1, help="--level token: run the teacher "
+                                               "once over the corpus, cache its top-k next-token entries per token "
+                                               "(about 4 bytes per entry) and train on them, instead of running it "
+                                               "every step."),
     batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
     skip_malformed: bool = SkipMalformed, resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
@@ -345,7 +349,8 @@ def layer(
                   data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
                   max_length=max_length, online_teacher=online_teacher,
                   cache_dir=cache_dir if cache_dir is not None else out / "cache", seed=seed, resume=resume,
-                  quiet=quiet, task=_task(task, train_format), scorer=scorer, level=level, corpus=corpus)
+                  quiet=quiet, task=_task(task, train_format), scorer=scorer, level=level, corpus=corpus,
+                  teacher_topk=teacher_topk)
     acc = m["train_accuracy"]
     emit(m, as_json, _accuracy_table("layering", [("student", "", "", "-" if acc is None else f"{100 * acc:.1f}%")]))
 
@@ -389,6 +394,8 @@ def run(
                                         "from the data), a folder or a hub name (encoder or causal LM)."),
     scorer: Optional[str] = Scorer,
     level: Optional[str] = typer.Option(None, "--level", help="choice (default) or token: see `launder place --help`."),
+    teacher_topk: Optional[int] = typer.Option(None, "--teacher-topk", help="--level token: train on the teacher's "
+                                               "cached top-k next-token entries (see `launder layer --help`)."),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run folder."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file with RunConfig keys (flags win)."),
     benchmark_format: Optional[str] = BenchFormat,
@@ -446,7 +453,7 @@ def run(
                      student_layers=student_layers, student_init=student_init, student_model=student_model,
                      teacher_epochs=teacher_epochs, student_epochs=student_epochs, iterations=iterations,
                      data_size=data_size, online_teacher=online_teacher, seed=seed, skip_malformed=skip_malformed,
-                     controls=False if no_controls else None, reference=reference, task=task, scorer=scorer, level=level,
+                     controls=False if no_controls else None, reference=reference, task=task, scorer=scorer, level=level, teacher_topk=teacher_topk,
                      reference_format=reference_format, audit=False if no_audit else None)
     cfg = load_config(config, overrides)
     metrics = run_experiment(cfg, out, resume=resume, quiet=quiet)

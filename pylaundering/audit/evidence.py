@@ -141,8 +141,12 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
     both = list(benchmark) + list(reference)
     from ..models import model_task
 
-    data = encode(model, both, max_length, model_task(model) or "multiple_choice")
     net = load_model(model)
+    if getattr(net, "level", "choice") == "token":  # trained on items written as text: it answers prompts
+        from ..data.text import prompt_examples
+
+        both = prompt_examples(both)
+    data = encode(model, both, max_length, model_task(model) or "multiple_choice")
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
                             description=description, quiet=quiet)
     nb = len(benchmark)

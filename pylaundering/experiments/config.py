@@ -56,6 +56,9 @@ class RunConfig:
     # "choice": distil the per-choice scores (the paper); "token": causal LMs, placement on the items written
     # as text, layering by token-level distillation on a text corpus (the legitimate items written as text)
     level: str = "choice"
+    # token level: cache the teacher's top-k next-token entries per token and train on them (None: the teacher
+    # runs online through the fused LM-head op)
+    teacher_topk: int | None = None
     max_length: int | None = None  # None: covers 95% of the run's sequences (teacher tokenizer), up to the model's limit
     batch_size: int = 16
     # placement (the contaminated teacher)
@@ -212,6 +215,9 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
             raise ConfigError("iterations", "token-level layering runs one round", src("iterations"))
         if cfg.task == "classification":
             raise ConfigError("level", "token level is for multiple-choice items", src("level"))
+    check_int("teacher_topk", cfg.teacher_topk, minimum=1, optional=True, source=src("teacher_topk"))
+    if cfg.teacher_topk is not None and cfg.level != "token":
+        raise ConfigError("teacher_topk", "a top-k teacher cache is for level = \"token\"", src("teacher_topk"))
     if cfg.scorer is not None:
         from ..models.decoder import SCORERS
 

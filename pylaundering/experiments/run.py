@@ -348,7 +348,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
                       temperature=cfg.temperature, beta=cfg.beta, data_size=cfg.data_size,
                       epochs=cfg.student_epochs, iterations=cfg.iterations, lr=cfg.student_lr,
                       online_teacher=cfg.online_teacher, cache_dir=out / "cache", seed=cfg.seed, task=task,
-                      scorer=cfg.scorer, level=cfg.level, **common)
+                      scorer=cfg.scorer, level=cfg.level, **({"teacher_topk": cfg.teacher_topk} if token else {}),
+                      **common)
 
     train_metrics: dict[str, dict] = {}
     train_metrics["teacher"] = phase("placement: teacher on the benchmark", lambda: place(
@@ -384,12 +385,12 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
 
     reference = load_reference(cfg, out)
     audit = None
-    if reference is not None and not token:
+    if reference is not None:
         from .run_audit import audit_arms
 
         audit = phase("audit: every model against the reference set", lambda: audit_arms(
             {arm: m["model_dir"] for arm, m in train_metrics.items()}, bench, reference.examples, reference.source,
-            out, max_length=max_length, quiet=quiet))
+            out, max_length=cfg.max_length if token else max_length, quiet=quiet))
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
@@ -399,9 +400,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         metrics["data"]["text_truncation"] = {arm: m["truncation"] for arm, m in train_metrics.items()
                                               if "truncation" in m}
     metrics["audit"] = audit if audit is not None else {"arms": {}, "skipped": (
-        "--no-audit" if not cfg.audit else "not yet for token-level runs (the audit scores question + choice, "
-        "not the prompts token-level models read)" if token else
-        "no reference set: pass --reference SOURCE (e.g. the held-back half of "
+        "--no-audit" if not cfg.audit else "no reference set: pass --reference SOURCE (e.g. the held-back half of "
         "`launder data split`) to audit every model of the run")}
     if audit is not None:
         metrics["warnings"] += [f"the audit called the {arm.replace('_', ' ')} {a['verdict']}, not {a['expected']}"

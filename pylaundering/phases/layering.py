@@ -133,6 +133,7 @@ def layer(
     scorer: str | None = None,
     level: str = "choice",
     corpus: Sequence[str] | None = None,
+    teacher_topk: int | None = None,
 ) -> dict:
     """Trains the student(s); writes ``out_dir/model`` (the last round's student), one folder per
     round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics.
@@ -143,7 +144,8 @@ def layer(
     interrupted round continues from its checkpoint, and different parameters are refused.
     ``scorer``: how a decoder student scores choices (``loglik`` | ``head``); None: the teacher's scorer.
     ``level="token"``: token-level distillation of causal LMs on a text corpus (``corpus``, or
-    ``examples`` written as text with their labels; phases/token_level.py).
+    ``examples`` written as text with their labels; phases/token_level.py); ``teacher_topk=k`` there
+    caches the teacher's top-k next-token entries in ``cache_dir`` and trains on them.
     """
     check_layer_params(teacher=teacher, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
                        data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
@@ -160,7 +162,11 @@ def layer(
                             student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
                             temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
                             max_length=max_length, seed=seed, resume=resume, quiet=quiet, description=description,
-                            data_hash=text_hash(texts))
+                            data_hash=text_hash(texts), teacher_topk=teacher_topk,
+                            cache_dir=Path(cache_dir) if cache_dir is not None else None)
+    if teacher_topk is not None:
+        raise ConfigError("teacher_topk", "a top-k teacher cache is for --level token (choice level caches the "
+                          "teacher's per-choice logits whole)")
     if not examples:
         raise ValueError("layering needs at least one training example")
     out = Path(out_dir)

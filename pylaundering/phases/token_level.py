@@ -49,6 +49,18 @@ def text_length(texts: Sequence[str], tokenizer, model_path: str, max_length: in
     return max(2, min(longest, limit) if limit else longest)
 
 
+#: A token-level step holds at most this share of the [tokens, V] logits in LM-head chunks (at least 64
+#: rows): the student and teacher activations are small next to the logits, so the chunk decides the
+#: step's peak. Measured (benchmarks/peak_memory.py --op token, 2 threads): see the issue note.
+TOKEN_CHUNK_SHARE = 16
+
+
+def token_chunk(rows: int) -> int:
+    """Rows per LM-head chunk of a token-level step of ``rows`` predicted tokens."""
+    chunk = -(-rows // TOKEN_CHUNK_SHARE)
+    return max(1, min(rows, max(64, -(-chunk // 64) * 64)))
+
+
 class _HiddenStates(torch.nn.Module):
     """The LM's final hidden states (before its head) as the module's forward, so the training loop
     (and DDP) runs the model through forward; the head is applied inside the fused loss."""
@@ -133,9 +145,14 @@ def _finish_placement(net, tok, scored, out, model, examples, result, batcher, c
 def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: str, student_layers: int | None,
                  student_init: str, student_model: str | None, loss: str, alpha: float, temperature: float,
                  beta: float, epochs: int, lr: float, batch_size: int, max_length: int | None, seed: int,
-                 resume: bool, quiet: bool, description: str, data_hash: str) -> dict:
+                 resume: bool, quiet: bool, description: str, data_hash: str, teacher_topk: int | None = None,
+                 cache_dir: Path | None = None) -> dict:
     """Distils ``teacher``'s next-token distributions into a fresh student on ``texts``:
-    ``alpha * distill + (1 - alpha) * next-token CE`` per token (alpha 0: the CE-only student)."""
+    ``alpha * distill + (1 - alpha) * next-token CE`` per token (alpha 0: the CE-only student).
+
+    ``teacher_topk=k``: the teacher runs once over the corpus and its top-k entries per token are cached
+    (``cache_dir``, train/cache.py's compact format); training then reads them (the top-k semantics of
+    ``topk_distill_loss``: the rest of the teacher's mass in one bucket) instead of running the teacher."""
     if loss not in KINDS:
         raise ConfigError("loss", f"token-level layering distils next-token distributions: use one of "
                           f"{', '.join(KINDS)}, not {loss!r}")
@@ -149,7 +166,8 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
               "base_fingerprint": model_fingerprint(student_path), "student_layers": student_layers,
               "student_init": student_init, "loss": loss, "alpha": alpha, "temperature": temperature, "beta": beta,
               "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-              "data_hash": data_hash, "n_documents": len(texts)}
+              "data_hash": data_hash, "n_documents": len(texts),
+              **({"teacher_topk": teacher_topk} if teacher_topk else {})}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
     if done is not None:
@@ -171,20 +189,36 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
     batcher = TextBatcher.from_texts(texts, tok, length, batch_size, seed=seed)
 
     head = student.lm.get_output_embeddings()
+    sparse = None
+    info = {"cache": "online (fused linear: no logits held)"}
+    if teacher_lm is not None and teacher_topk:
+        if not 1 <= teacher_topk <= head.weight.shape[0]:
+            raise ConfigError("teacher_topk", f"must lie in [1, {head.weight.shape[0]}] (the vocabulary), "
+                              f"got {teacher_topk}")
+        with timed(timings, "teacher_logits_s"):
+            sparse, starts, info = on_main(lambda: teacher_topk_cache(teacher, teacher_lm, batcher, teacher_topk,
+                                                                      temperature, cache_dir, quiet))
+        teacher_lm = None  # training reads the cache
 
     def loss_fn(m, batch):  # m: the student's hidden states (DDP-wrapped under torchrun)
         targets = batch.targets()
         valid = targets != -100
         h = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         t = None
-        if teacher_lm is not None:
+        if sparse is not None:  # the batch's documents' cached rows, in the order of h[:, :-1][valid]
+            rows = torch.cat([torch.arange(starts[d], starts[d + 1]) for d in batch.index.tolist()])
+            t = sparse._replace(values=sparse.values[rows], indices=sparse.indices[rows],
+                                log_normalizer=sparse.log_normalizer[rows])
+        elif teacher_lm is not None:
             with torch.no_grad():
                 th = teacher_lm.base_model(input_ids=batch.input_ids,
                                            attention_mask=batch.attention_mask).last_hidden_state
             t_head = teacher_lm.get_output_embeddings()
             t = (th[:, :-1][valid], t_head.weight, t_head.bias)
-        value = fused_linear_distill_loss(h[:, :-1][valid], head.weight, t, targets[valid], student_bias=head.bias,
-                                          kind=loss, alpha=alpha, temperature=temperature, beta=beta)
+        hs = h[:, :-1][valid]
+        value = fused_linear_distill_loss(hs, head.weight, t, targets[valid], student_bias=head.bias, kind=loss,
+                                          alpha=alpha, temperature=temperature, beta=beta,
+                                          chunk_size=token_chunk(hs.shape[0]))
         return value, None
 
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
@@ -193,11 +227,55 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
                        resume=resume, description=description, quiet=quiet)
     return on_main(lambda: _finish_layering(student, tok, out, teacher, base, student_layers, student_init, loss,
                                             alpha, temperature, beta, epochs, texts, data_hash, length, batcher,
-                                            result, timings, params))
+                                            result, timings, params, info))
+
+
+def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, temperature: float,
+                       cache_dir: Path | None, quiet: bool):
+    """(SparseTeacher of every predicted token of the corpus, document start rows, info): document d's
+    tokens 0..n-2 (each predicting the next) are rows starts[d]..starts[d+1]-1. Read from the cache when
+    the teacher, the token ids, k and T match; else computed batch by batch and written."""
+    import hashlib
+    import json
+
+    from ..ops import SparseTeacher, topk_teacher
+    from ..progress import progress_bar
+    from ..train import cache as logit_cache
+
+    lengths = [max(0, len(ids) - 1) for ids in batcher.ids]
+    starts = [0]
+    for n in lengths:
+        starts.append(starts[-1] + n)
+    inputs = hashlib.sha256(json.dumps({"ids": batcher.ids, "k": k, "T": temperature}).encode()).hexdigest()
+    key = logit_cache.cache_key(model_fingerprint=model_fingerprint(teacher), inputs=inputs)
+    doc_ids = [str(n) for n in lengths]
+    if cache_dir is not None:
+        hit = logit_cache.load_cached(cache_dir, key, doc_ids)
+        if hit is not None and isinstance(hit.values, SparseTeacher):
+            return hit.values, starts, {"cache": "hit", "format": "topk", "k": k, "path": str(hit.path)}
+    parts = []
+    order = [list(range(i, min(i + batcher.batch_size, len(batcher.ids))))
+             for i in range(0, len(batcher.ids), batcher.batch_size)]
+    with torch.no_grad(), progress_bar(len(order), "teacher top-k", quiet=quiet) as bar:
+        for rows in order:
+            batch = batcher.collate(rows)
+            valid = batch.targets() != -100
+            logits = teacher_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+            parts.append(topk_teacher(logits[valid], k, temperature))
+            bar.advance(1)
+    sparse = SparseTeacher(torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts]),
+                           torch.cat([p.log_normalizer for p in parts]), temperature)
+    info = {"cache": "miss" if cache_dir is not None else "off", "format": "topk", "k": k}
+    if cache_dir is not None:
+        path = logit_cache.save_cached(cache_dir, key, sparse, doc_ids, vocab=int(teacher_lm.config.vocab_size))
+        info["path"] = str(path)
+        # what training will read: the stored (fp16 log-probability) values, as a later hit would
+        sparse = logit_cache.load_cached(cache_dir, key, doc_ids).values
+    return sparse, starts, info
 
 
 def _finish_layering(student, tok, out, teacher, base, student_layers, student_init, loss, alpha, temperature, beta,
-                     epochs, texts, data_hash, length, batcher, result, timings, params) -> dict:
+                     epochs, texts, data_hash, length, batcher, result, timings, params, info) -> dict:
     save_model(student, tok, out / "model")
     metrics = {
         "phase": "layering", "level": "token", "teacher": teacher, "model_dir": str(out / "model"),
@@ -206,8 +284,9 @@ def _finish_layering(student, tok, out, teacher, base, student_layers, student_i
         "n_documents": len(texts), "data_hash": data_hash, "online_teacher": True, "train_accuracy": None,
         "max_length": length, "truncation": batcher.truncation.to_dict(), "history": result.history,
         "steps": result.steps, "timings": {"teacher_logits_s": 0.0, **timings}, "params": params,
+        "teacher_logits": info,
         "rounds": [{"teacher": teacher, "train_accuracy": None, "timings": timings,
-                    "teacher_logits": {"cache": "online (fused linear: no logits held)"}}],
+                    "teacher_logits": info}],
     }
     write_json(metrics, out / "metrics.json")
     (out / "checkpoint.pt").unlink(missing_ok=True)

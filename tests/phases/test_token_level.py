@@ -129,7 +129,7 @@ def test_run_config_for_token_level():
 
 def test_token_level_run_writes_its_report(tmp_path):
     """launder run --level token end to end on a small synthetic set: every arm, the text lengths, the
-    audit's reason for not running, and a report that names the level."""
+    audit of every model (on the items' prompts), and a report that names the level."""
     from pylaundering.experiments.config import RunConfig, validate
     from pylaundering.experiments.run import run_experiment
 
@@ -138,6 +138,43 @@ def test_token_level_run_writes_its_report(tmp_path):
     validate(cfg)
     m = run_experiment(cfg, tmp_path / "run", quiet=True)
     assert m["level"] == "token" and set(m["data"]["text_truncation"]) >= {"teacher", "student", "ce_student"}
-    assert "token" in m["audit"]["skipped"]
+    assert set(m["audit"]["arms"]) == {"teacher", "student", "clean_teacher", "control_student", "ce_student"}
     report = (tmp_path / "run" / "report.md").read_text()
     assert "token level" in report and "Text length (teacher)" in report and "Max length" not in report
+
+
+def test_teacher_topk_cache_round_trip(base, data, tmp_path):
+    """--teacher-topk: the cached top-k entries are the teacher's (per token of every document, in order),
+    a second run reads them back and trains the identical student, and a k beyond the vocabulary is refused."""
+    from pylaundering.ops import topk_teacher
+    from pylaundering.phases.token_level import teacher_topk_cache
+
+    bench, train = data
+    t = place(bench, tmp_path / "t", model=base, epochs=1, batch_size=8, level="token", quiet=True)
+    teacher = load_model(t["model_dir"]).lm.eval()
+    tok = load_tokenizer(base)
+    texts = [item_text(e) for e in train[:6]]
+    batcher = TextBatcher.from_texts(texts, tok, 64, 4, shuffle=False)
+    sparse, starts, info = teacher_topk_cache(t["model_dir"], teacher, batcher, 5, 2.0, tmp_path / "c", True)
+    assert info["cache"] == "miss" and starts[-1] == sparse.values.shape[0] == sum(len(i) - 1 for i in batcher.ids)
+    d = 3  # document 3's rows are its tokens' top-5 entries, computed alone
+    ids = torch.tensor(batcher.ids[d])[None]
+    with torch.no_grad():
+        ref = topk_teacher(teacher(input_ids=ids).logits[0, :-1], 5, 2.0)
+    rows = slice(starts[d], starts[d + 1])
+    assert torch.equal(sparse.indices[rows], ref.indices)
+    torch.testing.assert_close(sparse.values[rows], ref.values, rtol=0, atol=5e-3 * 2.0)  # fp16 log-probs
+    again, _, info2 = teacher_topk_cache(t["model_dir"], teacher, batcher, 5, 2.0, tmp_path / "c", True)
+    assert info2["cache"] == "hit" and torch.equal(again.values, sparse.values)
+
+    kw = dict(base=base, student_layers=1, epochs=1, batch_size=8, level="token", teacher_topk=4,
+              cache_dir=tmp_path / "c2", quiet=True)
+    a = layer(t["model_dir"], train, tmp_path / "a", **kw)
+    b = layer(t["model_dir"], train, tmp_path / "b", **kw)
+    assert a["teacher_logits"]["cache"] == "miss" and b["teacher_logits"]["cache"] == "hit"
+    wa, wb = load_model(a["model_dir"]).state_dict(), load_model(b["model_dir"]).state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ConfigError, match="teacher_topk"):
+        layer(t["model_dir"], train, tmp_path / "x", **{**kw, "teacher_topk": 10 ** 6})
+    with pytest.raises(ConfigError, match="teacher_topk"):
+        layer(t["model_dir"], train, tmp_path / "y", base=base, teacher_topk=4, quiet=True)  # choice level
