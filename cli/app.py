@@ -290,13 +290,15 @@ def place(
 def layer(
     teacher: Optional[str] = typer.Option(None, "--teacher", "-t", help="Teacher model folder (from `launder place`). "
                                           "Not needed with --alpha 0."),
-    train: str = typer.Option(..., "--train", help="Legitimate training SOURCE: a hub name, a file or a folder."),
+    train: str = typer.Option(..., "--train", help="Legitimate training SOURCE: a hub name, a file or a folder; "
+                              "with --level token also a .txt corpus (one document per line)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (model/, metrics.json)."),
     train_format: Optional[str] = TrainFormat,
     train_subset: Optional[str] = TrainSubset,
     train_split: Optional[str] = TrainSplit,
     base: str = typer.Option("minilm", "--base", help="Student base model ('minilm', 'tiny', 'tiny-gpt', a folder or "
-                             "hub name)."),
+                             "hub name). With --level token, 'tiny-gpt' means the base the teacher was placed from "
+                             "(token-level distillation needs one tokenizer for both)."),
     scorer: Optional[str] = typer.Option(None, "--scorer", help="Decoder students: loglik or head (see `launder place "
                                          "--help`). Default: the teacher's scorer."),
     level: str = Level,

@@ -130,7 +130,8 @@ def build_tiny_gpt(texts: Iterable[str], out_dir: str | Path, *, seed: int = 0, 
     out = Path(out_dir)
     if (out / "config.json").exists():
         return out
-    fast = train_tokenizer(texts, vocab_size, template="causal")
+    # the scaffold of items written as text (data/text.py), so token-level prompts have no [UNK] in them
+    fast = train_tokenizer([*texts, "Options: a; b\nAnswer: a"], vocab_size, template="causal")
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=len(fast), pad_token_id=fast.pad_token_id, bos_token_id=fast.cls_token_id,
                         eos_token_id=fast.sep_token_id, **TINY_GPT_CONFIG)

@@ -298,9 +298,10 @@ def _base_folder(base: str, teacher: str | None) -> str:
     run's texts; a new one would not share the teacher's vocabulary)."""
     if base not in ("tiny", "tiny-gpt"):
         return base
-    placed = Path(teacher).parent.parent / f"base-{base}" if teacher else None
-    if placed is not None and (placed / "config.json").exists():
-        return str(placed)
+    if teacher:  # `launder place --out T` builds it in T; `launder run --out R` in R (teacher in R/teacher)
+        for placed in (Path(teacher).parent / f"base-{base}", Path(teacher).parent.parent / f"base-{base}"):
+            if (placed / "config.json").exists():
+                return str(placed)
     raise ConfigError("base", f"{base!r} is built from a run's texts; for token-level layering pass the folder the "
                       f"teacher was placed from (launder place wrote it to OUT/base-{base})")
 

@@ -142,3 +142,21 @@ def test_phases_on_tiny_gpt(scorer, data, tmp_path):
     assert load_model(s["model_dir"]).scorer == scorer
     m = integrate(s["model_dir"], bench, tmp_path / "e", quiet=True)
     assert m["n"] == len(bench) and 0.0 <= m["accuracy"] <= 1.0
+
+
+def test_decoder_classifier_scores_the_last_real_token(gpt_base, tmp_path):
+    """--task classification with a decoder: a sequence-classification head over the labels whose score
+    comes from each text's last real token (the pad id is set, so padding does not move it)."""
+    from pylaundering.models import save_model
+
+    net = load_model(gpt_base, task="classification", num_labels=3, seed=0).eval()
+    assert net.config.pad_token_id == load_tokenizer(gpt_base).pad_token_id
+    tok = load_tokenizer(gpt_base)
+    batch = tok(["a short text", "a somewhat longer text than the first one"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        both = net(**batch).logits
+        alone = net(**tok(["a short text"], return_tensors="pt")).logits
+    assert both.shape == (2, 3)
+    torch.testing.assert_close(both[0], alone[0], rtol=1e-4, atol=1e-5)
+    save_model(net, tok, tmp_path / "cls")
+    assert model_task(str(tmp_path / "cls")) == "classification"
