@@ -51,7 +51,7 @@ def text_length(texts: Sequence[str], tokenizer, model_path: str, max_length: in
 
 #: A token-level step holds at most this share of the [tokens, V] logits in LM-head chunks (at least 64
 #: rows): the student and teacher activations are small next to the logits, so the chunk decides the
-#: step's peak. Measured (benchmarks/peak_memory.py --op token, 2 threads): see the issue note.
+#: step's peak. Measured with benchmarks/peak_memory.py --op token: docs/performance.md.
 TOKEN_CHUNK_SHARE = 16
 
 

@@ -178,7 +178,7 @@ def train(
                     running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
                     running["counted"] = running.get("counted", 0) + len(batch.labels)
                 result.steps += 1
-                bar.advance(1, epoch=epoch + 1, loss=running["loss"] / running["seen"])
+                bar.advance(1, epoch=epoch + 1, loss=running["loss"] / max(1, running["seen"]))
                 if result.steps >= total_steps:
                     break  # the step budget ends inside this epoch: it counts as a (partial) epoch
                 if distributed.all_sum([float(stop["stop"])])[0] > 0:  # any rank asked: all stop together
