@@ -5,9 +5,11 @@
 #      a wheel is built without build isolation or dependencies and only its _C*.so is copied into
 #      ./pylaundering/, where the source tree imports it), for this GPU's architecture only;
 #   2. runs the op test suite with CUDA (tests/ops: the CUDA file, NaN/inf, and the CPU tests);
-#   3. runs the ops benchmark on the GPU (fused vs eager vs torch.compile, bandwidth, peak memory).
+#   3. runs the ops benchmark on the GPU (fused vs eager vs torch.compile vs Liger, bandwidth, peak memory),
+#      then the fused-linear and top-k benchmark (GPU_CHECK_LINEAR=0 skips it).
 # Everything goes to the folder $OUT names (default gpu-results/): gpu-check.log, build.log,
-# pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt, bench-cuda.png. Exit status: 0 only if all passed.
+# pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt, bench-cuda.png, bench-linear-cuda.json and .txt
+# (9 files: a tool that returns at most 8 may leave out junit.xml). Exit status: 0 only if all passed.
 # Environment: PYTHON (default python3), GPU_CHECK_TESTS (default tests/ops), GPU_CHECK_PYTEST_ARGS,
 # GPU_CHECK_BENCH=0 to skip the benchmark.
 set -uo pipefail
@@ -85,6 +87,15 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
     cat "$RES/bench-cuda.txt" | tee -a "$LOG"
   else
     status=1; say "FAILED: benchmark"; tail -n 30 "$RES/bench-cuda.txt" | tee -a "$LOG"
+  fi
+fi
+if [ "${GPU_CHECK_LINEAR:-1}" != "0" ]; then
+  say "fused-linear and top-k benchmark on the GPU"
+  if timeout "${GPU_CHECK_LINEAR_TIMEOUT:-180}" "$PY" -m pylaundering.bench linear --device cuda \
+       --json "$RES/bench-linear-cuda.json" >"$RES/bench-linear-cuda.txt" 2>&1; then
+    cat "$RES/bench-linear-cuda.txt" | tee -a "$LOG"
+  else
+    status=1; say "FAILED: linear benchmark"; tail -n 30 "$RES/bench-linear-cuda.txt" | tee -a "$LOG"
   fi
 fi
 say "done: $([ $status = 0 ] && echo PASSED || echo FAILED)"

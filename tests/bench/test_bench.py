@@ -144,3 +144,17 @@ def test_bench_phases_reports_every_phase_and_compares_with_itself(tmp_path):
     assert res.exit_code in (0, 1) and "layering" in res.output  # every measurement is compared, not only "fused"
     res = runner.invoke(app, [*PHASES, "--device", "tpu"])
     assert res.exit_code == 2 and "expected cpu or cuda" in res.output and "Traceback" not in res.output
+
+
+def test_module_entry_runs_the_linear_table_for_the_gpu_check(tmp_path, capsys):
+    """`python -m pylaundering.bench linear` (what tools/gpu_check.sh runs, without the CLI): a linear and a
+    top-k case per shape, as JSON."""
+    import json
+
+    from pylaundering.bench.__main__ import main
+
+    out = tmp_path / "lin.json"
+    assert main(["linear", "--shapes", "16x8x50", "--repeats", "1", "--no-compile", "--json", str(out)]) == 0
+    cases = json.loads(out.read_text())["cases"]
+    assert [c.get("kind", "linear") for c in cases] == ["linear", "topk"] and "fused" in cases[0]["results"]
+    assert "16x8x50" in capsys.readouterr().out
