@@ -216,7 +216,9 @@ def _scorer(scorer: Optional[str], level: str = "choice") -> Optional[str]:
 
     if scorer is not None:
         check_choice("scorer", scorer, SCORERS)
-    check_choice("level", level, ("choice", "token"))
+    from pylaundering.phases.token_level import LEVELS
+
+    check_choice("level", level, LEVELS)
     return scorer
 
 

@@ -206,7 +206,9 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     if cfg.task is not None:
         check_choice("task", cfg.task, ("multiple_choice", "classification"), src("task"))
     check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))
-    check_choice("level", cfg.level, ("choice", "token"), src("level"))
+    from ..phases.token_level import LEVELS
+
+    check_choice("level", cfg.level, LEVELS, src("level"))
     if cfg.level == "token":
         if cfg.loss == "hard":
             raise ConfigError("loss", "token-level layering distils next-token distributions: kl, reverse_kl, jsd or "

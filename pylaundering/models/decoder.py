@@ -100,9 +100,6 @@ class DecoderChoiceModel(torch.nn.Module):
         marker.update({"scorer": self.scorer, "task": "multiple_choice", "level": self.level})
         (Path(path) / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
 
 def ensure_pad_token(tokenizer, config=None) -> int:
     """The tokenizer's pad id; a decoder tokenizer without one (GPT-2) pads with its end-of-text token.

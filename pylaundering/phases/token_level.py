@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..data.schema import MCExample, examples_hash
 from ..data.text import TextBatcher, item_text, prompt_examples
 from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
-from ..models.loading import is_decoder
+from ..models.loading import BUILT_FROM_DATA, is_decoder
 from ..ops import KINDS, fused_linear_distill_loss
 from ..train.checkpoint import write_json
 from ..train.distributed import on_main
@@ -296,7 +296,7 @@ def _finish_layering(student, tok, out, teacher, base, student_layers, student_i
 def _base_folder(base: str, teacher: str | None) -> str:
     """``tiny-gpt`` here means the base the teacher was placed from (its tokenizer was trained on the
     run's texts; a new one would not share the teacher's vocabulary)."""
-    if base not in ("tiny", "tiny-gpt"):
+    if base not in BUILT_FROM_DATA:
         return base
     if teacher:  # `launder place --out T` builds it in T; `launder run --out R` in R (teacher in R/teacher)
         for placed in (Path(teacher).parent / f"base-{base}", Path(teacher).parent.parent / f"base-{base}"):

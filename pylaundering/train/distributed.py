@@ -96,10 +96,6 @@ def wrap(model: torch.nn.Module) -> torch.nn.Module:
     return DistributedDataParallel(model)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
 def on_main(fn):
     """``fn()`` on rank 0 alone (it builds or writes files); every rank gets its result (pickled and
     broadcast), after rank 0 finished. Outside torchrun: ``fn()``."""
