@@ -14,7 +14,7 @@
 TORCH_LIBRARY(pylaundering, m) {
   m.def(
       "fused_distill(Tensor student, Tensor? teacher, Tensor? labels, int kind, float alpha, float temperature, "
-      "float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
+      "float beta, int ignore_index, bool compute_grad, float grad_scale=1.0) -> (Tensor, Tensor)");
   m.def(
       "fused_sparse_distill(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, Tensor? labels, "
       "int kind, float alpha, float temperature, float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
@@ -22,7 +22,7 @@ TORCH_LIBRARY(pylaundering, m) {
   // that own the logits and need only the gradient, as the fused-linear op's chunks). CPU only.
   m.def(
       "fused_distill_out(Tensor student, Tensor? teacher, Tensor? labels, int kind, float alpha, float temperature, "
-      "float beta, int ignore_index, Tensor(a!) grad_out) -> Tensor");
+      "float beta, int ignore_index, Tensor(a!) grad_out, float grad_scale=1.0) -> Tensor");
   m.def(
       "fused_sparse_distill_out(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, "
       "Tensor? labels, int kind, float alpha, float temperature, float beta, int ignore_index, Tensor(a!) grad_out) "

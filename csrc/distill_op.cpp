@@ -15,7 +15,8 @@ bool is_float_type(at::ScalarType t) {
 
 DistillParams make_distill_params(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
                                   const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                  double temperature, double beta, int64_t ignore_index, bool compute_grad) {
+                                  double temperature, double beta, int64_t ignore_index, bool compute_grad,
+                                  double grad_scale) {
   TORCH_CHECK_VALUE(student.dim() == 2, "fused_distill: student logits must be 2-D [rows, V], got shape ",
                     student.sizes());
   TORCH_CHECK_TYPE(is_float_type(student.scalar_type()),
@@ -28,6 +29,7 @@ DistillParams make_distill_params(const at::Tensor& student, const std::optional
   TORCH_CHECK_VALUE(alpha >= 0 && alpha <= 1, "fused_distill: alpha must lie in [0, 1], got ", alpha);
   TORCH_CHECK_VALUE(kind != kJSD || (beta > 0 && beta < 1), "fused_distill: jsd beta must lie in (0, 1), got ",
                     beta);
+  TORCH_CHECK_VALUE(std::isfinite(grad_scale), "fused_distill: grad_scale must be finite, got ", grad_scale);
   DistillParams p;
   p.rows = student.size(0);
   p.cols = student.size(1);
@@ -38,6 +40,7 @@ DistillParams make_distill_params(const at::Tensor& student, const std::optional
   p.beta = beta;
   p.ignore_index = ignore_index;
   p.write_grad = compute_grad;
+  p.grad_scale = grad_scale;
   p.has_teacher = teacher.has_value() && teacher->defined();
   p.has_labels = labels.has_value() && labels->defined();
   TORCH_CHECK_VALUE(p.cols > 0 || p.rows == 0, "fused_distill: the class dimension V must be >= 1");

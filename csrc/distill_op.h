@@ -15,7 +15,8 @@ namespace pylaundering {
 // Label range is checked by each backend (it needs the data).
 DistillParams make_distill_params(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
                                   const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                  double temperature, double beta, int64_t ignore_index, bool compute_grad);
+                                  double temperature, double beta, int64_t ignore_index, bool compute_grad,
+                                  double grad_scale = 1.0);
 
 // Outputs: per-row loss (fp32, fp64 for fp64 inputs) and the gradient (input dtype) or an
 // empty tensor when no gradient is wanted.
@@ -35,13 +36,14 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
                                                      const std::optional<at::Tensor>& teacher,
                                                      const std::optional<at::Tensor>& labels, int64_t kind,
                                                      double alpha, double temperature, double beta,
-                                                     int64_t ignore_index, bool compute_grad);
+                                                     int64_t ignore_index, bool compute_grad, double grad_scale);
 
 // The same, with the gradient written into grad_out (which may be the student tensor itself: the
 // kernel reads each student element before writing the gradient's element at that index).
 at::Tensor fused_distill_out_cpu(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
                                  const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                 double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out);
+                                 double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out,
+                                 double grad_scale);
 
 // Which CPU kernel variant runs here ("AVX512", "AVX2" or "DEFAULT").
 const char* cpu_kernel_variant();

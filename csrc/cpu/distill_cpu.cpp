@@ -104,9 +104,9 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
                                                      const std::optional<at::Tensor>& teacher,
                                                      const std::optional<at::Tensor>& labels, int64_t kind,
                                                      double alpha, double temperature, double beta,
-                                                     int64_t ignore_index, bool compute_grad) {
-  DistillParams p =
-      make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad);
+                                                     int64_t ignore_index, bool compute_grad, double grad_scale) {
+  DistillParams p = make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index,
+                                        compute_grad, grad_scale);
   if (p.has_labels) check_labels_host(labels->const_data_ptr<int64_t>(), p);
   auto [loss, grad] = allocate_distill_outputs(student, p);
   if (p.rows == 0) return {loss, grad};
@@ -136,8 +136,10 @@ void check_grad_out(const char* op, const at::Tensor& student, const at::Tensor&
 
 at::Tensor fused_distill_out_cpu(const at::Tensor& student, const std::optional<at::Tensor>& teacher,
                                  const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                 double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out) {
-  DistillParams p = make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, false);
+                                 double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out,
+                                 double grad_scale) {
+  DistillParams p =
+      make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, false, grad_scale);
   check_grad_out("fused_distill_out", student, grad_out);
   if (p.has_labels) check_labels_host(labels->const_data_ptr<int64_t>(), p);
   auto [loss, unused] = allocate_distill_outputs(student, p);  // the loss only: write_grad is still off

@@ -77,9 +77,12 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
   const bool ce_stats = ce && !ce_shares;
   const bool need_s_stats = kSoft || ce;
   const bool write_grad = p.write_grad;
-  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T.
-  const acc_t gsoft = static_cast<acc_t>(double(alpha) * p.temperature);
-  const acc_t gmse = static_cast<acc_t>(2.0 * double(alpha) / double(V));
+  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T. Every gradient coefficient carries
+  // grad_scale (a reduction's 1/count); the loss does not.
+  const double gs = p.grad_scale;
+  const acc_t gsoft = static_cast<acc_t>(double(alpha) * p.temperature * gs);
+  const acc_t gmse = static_cast<acc_t>(2.0 * double(alpha) / double(V) * gs);
+  const acc_t ce_wg = static_cast<acc_t>(double(ce_w) * gs);
 
   Scratch<acc_t> sc(V, kSoft, ce_stats, ce);
   acc_t* ES = sc.es.data();
@@ -196,7 +199,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     // exp((max at block - final max) / T) / z; log-probabilities come from the inputs.
     const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), v_invT(invT);
     const Vec v_lzs(static_cast<acc_t>(lzs)), v_lzt(static_cast<acc_t>(lzt));
-    const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_w), zero(0);
+    const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_wg), zero(0);
     const Vec v_f(static_cast<acc_t>(f_rkl));
     Vec acc_a(0), acc_b(0);
     for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
@@ -308,8 +311,10 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
   const bool ce_shares = kSoft && p.temperature == 1.0;
   const acc_t T2 = static_cast<acc_t>(p.temperature * p.temperature);
   const Vec zero(0), inf(std::numeric_limits<acc_t>::infinity()), ninf(neg_inf<acc_t>());
-  const Vec v_invT(invT), v_gsoft(static_cast<acc_t>(double(alpha) * p.temperature));
-  const Vec v_gmse(static_cast<acc_t>(2.0 * double(alpha) / double(V))), v_cew(ce_w);
+  const double gs = p.grad_scale;  // gradient coefficients only, as in distill_rows
+  const Vec v_invT(invT), v_gsoft(static_cast<acc_t>(double(alpha) * p.temperature * gs));
+  const Vec v_gmse(static_cast<acc_t>(2.0 * double(alpha) / double(V) * gs)), v_cew(ce_w);
+  const Vec v_cewg(static_cast<acc_t>(double(ce_w) * gs));
   const Vec v_beta(static_cast<acc_t>(p.beta)), v_1mbeta(static_cast<acc_t>(1.0 - p.beta));
   const acc_t nan = std::numeric_limits<acc_t>::quiet_NaN();
 
@@ -413,7 +418,7 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
         const Vec is_y = Vec(static_cast<acc_t>(j)) == yv;
         sy = Vec::blendv(sy, xs[j], is_y);
         const Vec p1 = ce_shares ? es[j] : keep(s_live, vexp(xs[j] - ms_b)) / z1;
-        gr[j] = gr[j] + v_cew * p1 - keep(is_y, v_cew);
+        gr[j] = gr[j] + v_cewg * p1 - keep(is_y, v_cewg);
       }
       loss = loss + v_cew * (ms_b + lz1 - sy);
     }

@@ -38,9 +38,9 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cuda(const at::Tensor& student,
                                                       const std::optional<at::Tensor>& teacher,
                                                       const std::optional<at::Tensor>& labels, int64_t kind,
                                                       double alpha, double temperature, double beta,
-                                                      int64_t ignore_index, bool compute_grad) {
-  DistillParams p =
-      make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad);
+                                                      int64_t ignore_index, bool compute_grad, double grad_scale) {
+  DistillParams p = make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index,
+                                        compute_grad, grad_scale);
   TORCH_CHECK_VALUE(student.is_cuda(), "fused_distill: the CUDA kernel got student logits on ", student.device());
   const c10::cuda::CUDAGuard guard(student.device());
   if (p.has_labels) check_labels_cuda(*labels, p);

@@ -63,6 +63,7 @@ struct KernelArgs {
   int64_t cols;
   int64_t ignore_index;
   acc_t T, invT, alpha, beta, ce_w, gsoft, gmse;
+  acc_t ce_wg;      // ce_w times grad_scale: gradient coefficients carry the scale, the loss does not
   bool has_labels;
   bool ce;          // cross-entropy term on (labels and alpha < 1)
   bool ce_shares;   // CE at T = 1 reuses the soft term's student statistics (soft kind, T == 1)
@@ -200,7 +201,7 @@ __host__ __device__ inline RowStats<acc_type<scalar_t>> pass1_partial(const Kern
 template <typename acc_t>
 struct RowConsts {
   acc_t ms, mt, invT, lzs, lzt, lz1;
-  acc_t beta, one_m_beta, gsoft, gmse, ce_w;
+  acc_t beta, one_m_beta, gsoft, gmse, ce_wg;
   acc_t f_rkl;  // reverse KL of the row (its gradient needs it)
   acc_t fix;    // JSD pass 3: gsoft * (1 - beta) * KL(ps || m) of the row; 0 otherwise
   bool ce, ce_shares;
@@ -220,7 +221,7 @@ __host__ __device__ inline RowConsts<acc_t> make_row_consts(const KernelArgs<acc
   c.one_m_beta = acc_t(1) - a.beta;
   c.gsoft = a.gsoft;
   c.gmse = a.gmse;
-  c.ce_w = a.ce_w;
+  c.ce_wg = a.ce_wg;
   c.fix = 0;
   c.ce = a.ce;
   c.ce_shares = a.ce_shares;
@@ -300,8 +301,8 @@ __host__ __device__ inline Sums<acc_type<scalar_t>> pass2_partial(const KernelAr
       if (g != nullptr) {
         if (c.ce) {
           const acc_t p1 = c.ce_shares ? ps : fast_exp((xs[e] - c.ms) - c.lz1);
-          grad[e] += c.ce_w * p1;
-          if (j + e == y) grad[e] -= c.ce_w;
+          grad[e] += c.ce_wg * p1;
+          if (j + e == y) grad[e] -= c.ce_wg;
         }
         if constexpr (KIND == kJSD) grad[e] -= c.fix * ps;
       }
@@ -455,9 +456,13 @@ KernelArgs<acc_t> make_kernel_args(const DistillParams& p) {
   const bool soft = p.kind == kForwardKL || p.kind == kReverseKL || p.kind == kJSD;
   a.ce_shares = soft && a.invT == acc_t(1);
   a.write_grad = p.write_grad;
-  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T.
-  a.gsoft = a.alpha * a.T;
-  a.gmse = a.alpha * acc_t(2) / static_cast<acc_t>(p.cols);
+  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T. The gradient coefficients carry
+  // grad_scale (a reduction's 1/count, folded in so backward need not rescale); computed in double
+  // and rounded once, as the CPU kernel does.
+  const double gs = p.grad_scale;
+  a.gsoft = static_cast<acc_t>(double(a.alpha) * double(a.T) * gs);
+  a.gmse = static_cast<acc_t>(double(a.alpha) * 2.0 / static_cast<double>(p.cols) * gs);
+  a.ce_wg = static_cast<acc_t>(double(a.ce_w) * gs);
   return a;
 }
 

@@ -26,6 +26,9 @@ struct DistillParams {
   double temperature = 1.0;  // applies to the distillation term only; CE uses T = 1
   double beta = 0.5;
   int64_t ignore_index = -100;
+  // The gradient is written times this: a scalar reduction's 1/count folded into the forward, so
+  // that backward need not rescale the [rows, V] gradient in another pass (1 = d row / d logits).
+  double grad_scale = 1.0;
   bool has_teacher = true;
   bool has_labels = false;
   bool write_grad = true;

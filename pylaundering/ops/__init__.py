@@ -17,7 +17,8 @@ from .modules import CrossEntropyLoss, DistillLoss, JSDLoss, KLDivLoss, LogitMSE
 backend = _ext.backend
 
 
-def _fused_distill_fake(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad):
+def _fused_distill_fake(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad,
+                        grad_scale=1.0):
     loss_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
     rows = student.new_empty((student.shape[0],), dtype=loss_dtype)
     grad = student.new_empty(student.shape) if compute_grad else student.new_empty((0,))
@@ -33,7 +34,8 @@ def _fused_sparse_distill_fake(student, values, indices, log_normalizer, labels,
 
 
 if _ext._C is not None and "pylaundering::fused_distill" not in REGISTRY:
-    register_row_fused_op("pylaundering::fused_distill", n_inputs=9, grad_inputs=(0,), fake=_fused_distill_fake)
+    register_row_fused_op("pylaundering::fused_distill", n_inputs=10, grad_inputs=(0,), fake=_fused_distill_fake,
+                          scale_input=9)
     register_row_fused_op("pylaundering::fused_sparse_distill", n_inputs=11, grad_inputs=(0,),
                           fake=_fused_sparse_distill_fake)
 

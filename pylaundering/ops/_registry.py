@@ -20,6 +20,8 @@ class RowFusedOp:
     qualname: str  # "pylaundering::fused_distill"
     n_inputs: int
     grad_inputs: tuple[int, ...]  # input position of each saved gradient, in output order
+    # Input position of the op's grad_scale (the factor its gradients were written with), or None.
+    scale_input: int | None = None
 
     @property
     def op(self):
@@ -37,9 +39,21 @@ def _keep_graph() -> bool:
         return True
 
 
-def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence[int], fake: Callable) -> RowFusedOp:
-    """Registers fake + autograd for a compiled row-fused op (call once, after loading _C)."""
-    spec = RowFusedOp(qualname, n_inputs, tuple(grad_inputs))
+def _uniform(grad_rows: torch.Tensor, value: float) -> bool:
+    """Whether every entry of ``grad_rows`` is ``value``, answered without a device sync: only for a
+    CPU tensor that is one value broadcast (what a sum or mean's backward hands each row)."""
+    if grad_rows.device.type != "cpu" or grad_rows.numel() == 0 or any(st != 0 for st in grad_rows.stride()):
+        return False
+    return float(grad_rows.reshape(-1)[0]) == value
+
+
+def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence[int], fake: Callable,
+                          scale_input: int | None = None) -> RowFusedOp:
+    """Registers fake + autograd for a compiled row-fused op (call once, after loading _C).
+    ``scale_input``: position of a float input the op multiplies its gradients by (a reduction's
+    1/count, folded into the forward by the caller); backward then divides it out of the incoming
+    per-row gradient, and skips the [rows, V] pass altogether when that leaves exactly 1."""
+    spec = RowFusedOp(qualname, n_inputs, tuple(grad_inputs), scale_input)
     torch.library.register_fake(qualname)(fake)
 
     def setup_context(ctx, inputs, output):
@@ -48,6 +62,8 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
         # (doubling the op's peak memory and adding a full write pass).
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(*output[1 : 1 + len(spec.grad_inputs)])
+        pos = spec.scale_input
+        ctx.fwd_scale = float(inputs[pos]) if pos is not None and len(inputs) > pos else 1.0
 
     def backward(ctx, grad_rows, *_unused_grads):
         result: list[torch.Tensor | None] = [None] * spec.n_inputs
@@ -58,13 +74,22 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
         # kept (retain_graph=True, gradcheck) or traced, use a fresh tensor so a second backward
         # sees the unscaled values.
         in_place = not (_keep_graph() or torch.compiler.is_compiling())
+        fwd = ctx.fwd_scale
+        # The usual case, loss.backward() of a mean: the forward already wrote the gradient times
+        # exactly what arrives here, so the saved gradient is the answer as it stands (one read and
+        # one write of [rows, V] saved). Only when it may be handed out as is (graph freed after).
+        done = in_place and _uniform(grad_rows, fwd)
         for pos, saved in zip(spec.grad_inputs, ctx.saved_tensors):
             if saved.numel() == 0 and grad_rows.numel() != 0:
                 raise RuntimeError(
                     f"{qualname}: backward called but the forward ran with compute_grad=False; "
                     "call it with compute_grad=True (the pylaundering.ops functions do this for you)"
                 )
-            scale = grad_rows.to(saved.dtype).reshape(grad_rows.shape + (1,) * (saved.dim() - grad_rows.dim()))
+            if done:
+                result[pos] = saved
+                continue
+            factor = grad_rows if fwd == 1.0 else grad_rows / fwd
+            scale = factor.to(saved.dtype).reshape(grad_rows.shape + (1,) * (saved.dim() - grad_rows.dim()))
             result[pos] = saved.mul_(scale) if in_place else saved * scale
         return tuple(result)
 

@@ -113,8 +113,10 @@ def _rows(
     temperature: float,
     beta: float,
     ignore_index: int,
+    grad_scale: float = 1.0,
 ) -> torch.Tensor:
-    """Per-row losses, shape ``student.shape[:-1]``, in fp32 (fp64 for fp64 inputs)."""
+    """Per-row losses, shape ``student.shape[:-1]``, in fp32 (fp64 for fp64 inputs). ``grad_scale``: the
+    factor the compiled op writes its saved gradient with (see :func:`_grad_scale`)."""
     V = student.shape[-1]
     lead = student.shape[:-1]
     s2 = student.reshape(-1, V)
@@ -138,6 +140,7 @@ def _rows(
             float(beta),
             int(ignore_index),
             need_grad,
+            float(grad_scale),
         )
     else:
         _ext.warn_fallback(student.device)
@@ -145,6 +148,31 @@ def _rows(
             _check_label_range(y1, V, ignore_index)
         rows = reference.fused_distill_rows(s2, t2, y1, kind, alpha, temperature, beta, ignore_index)
     return rows.reshape(lead)
+
+
+def _grad_scale(student: torch.Tensor, labels: torch.Tensor | None, ignore_index: int, reduction: str,
+                mean_divisor: int = 1) -> float:
+    """What the reduction's backward hands each row when the loss's own gradient is 1: ``1 / denom``
+    of :func:`_reduce`, computed as it computes it (same dtype, same rounding), so backward finds it
+    exactly and skips its pass over the [rows, V] gradient. CPU only (counting labels on a GPU
+    would cost a sync), and not while tracing (the count is data); 1 (nothing folded) otherwise."""
+    if reduction in ("none", "sum") or student.device.type != "cpu" or torch.compiler.is_compiling():
+        return 1.0
+    if not (torch.is_grad_enabled() and student.requires_grad):
+        return 1.0
+    rows_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
+    n = student.numel() // max(1, student.shape[-1])
+    count = int((labels != ignore_index).sum()) if labels is not None else n
+    denom = torch.tensor(max(count, 1), dtype=rows_dtype) * (mean_divisor if reduction == "mean" else 1)
+    return float(torch.ones((), dtype=rows_dtype) / denom)
+
+
+def _loss(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, reduction,
+          mean_divisor: int = 1) -> torch.Tensor:
+    """Rows (with the reduction's scale folded into the gradient) then the reduction."""
+    scale = _grad_scale(student, labels, ignore_index, reduction, mean_divisor)
+    rows = _rows(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, scale)
+    return _reduce(rows, labels, ignore_index, reduction, student.dtype, mean_divisor)
 
 
 def _reduce(
@@ -210,8 +238,8 @@ def distill_loss(
     if labels is not None:
         labels = _check_labels(student, labels)
     code = KINDS[kind] if alpha > 0 else NO_DISTILL
-    rows = _rows(student, teacher if alpha > 0 else None, labels, code, alpha, temperature, beta, ignore_index)
-    return _reduce(rows, labels, ignore_index, reduction, student.dtype)
+    return _loss(student, teacher if alpha > 0 else None, labels, code, alpha, temperature, beta, ignore_index,
+                 reduction)
 
 
 def kl_div(
@@ -231,8 +259,7 @@ def kl_div(
     _check_scalars(temperature, 1.0, None, reduction)
     _check_pair(student, teacher)
     code = FORWARD_KL if direction == "forward" else REVERSE_KL
-    rows = _rows(student, teacher, None, code, 1.0, temperature, 0.5, -100)
-    return _reduce(rows, None, -100, reduction, student.dtype, mean_divisor=student.shape[-1])
+    return _loss(student, teacher, None, code, 1.0, temperature, 0.5, -100, reduction, student.shape[-1])
 
 
 def jsd(
@@ -246,16 +273,14 @@ def jsd(
     ``m = beta pt + (1-beta) ps``, times T^2. ``beta`` must lie strictly inside (0, 1)."""
     _check_scalars(temperature, 1.0, beta, reduction)
     _check_pair(student, teacher)
-    rows = _rows(student, teacher, None, JSD, 1.0, temperature, beta, -100)
-    return _reduce(rows, None, -100, reduction, student.dtype, mean_divisor=student.shape[-1])
+    return _loss(student, teacher, None, JSD, 1.0, temperature, beta, -100, reduction, student.shape[-1])
 
 
 def logit_mse(student: torch.Tensor, teacher: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Mean squared error between logits; per row it is the mean over V (``mean`` = ``F.mse_loss``)."""
     _check_scalars(1.0, 1.0, None, reduction)
     _check_pair(student, teacher)
-    rows = _rows(student, teacher, None, MSE, 1.0, 1.0, 0.5, -100)
-    return _reduce(rows, None, -100, reduction, student.dtype)
+    return _loss(student, teacher, None, MSE, 1.0, 1.0, 0.5, -100, reduction)
 
 
 def cross_entropy(
@@ -265,5 +290,4 @@ def cross_entropy(
     _check_scalars(1.0, 0.0, None, reduction)
     _check_logits("student", student)
     labels = _check_labels(student, labels)
-    rows = _rows(student, None, labels, NO_DISTILL, 0.0, 1.0, 0.5, ignore_index)
-    return _reduce(rows, labels, ignore_index, reduction, student.dtype)
+    return _loss(student, None, labels, NO_DISTILL, 0.0, 1.0, 0.5, ignore_index, reduction)

@@ -54,16 +54,25 @@ def _free_bytes(device: torch.device) -> int:
 
 def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float32,
                       device: torch.device | str = "cpu", hidden: int | None = None) -> int:
-    """Rows per chunk: as many as fit ``min(free memory / 4, max(CHUNK_BUDGET_BYTES, weight gradient / 2))``
-    with three ``[chunk, V]`` buffers of ``dtype`` (two on the CPU, where the gradient is written over the
-    logits) and one in fp32, rounded down to a multiple of 64 (a
-    matmul tile) when that leaves at least 64, never more than ``n_rows``. ``hidden``: the student's
-    hidden size (the weight gradient is ``[V, hidden]``)."""
+    """Rows per chunk: as many as fit ``min(free memory / 4, max(CHUNK_BUDGET_BYTES, share of the weight
+    gradient))`` with three ``[chunk, V]`` buffers of ``dtype`` (two on the CPU, where the gradient is
+    written over the logits) and one in fp32, rounded down to a multiple of 64 (a matmul tile) when that
+    leaves at least 64, never more than ``n_rows``. ``hidden``: the student's hidden size (the weight
+    gradient is ``[V, hidden]``). The share is half the weight gradient on the CPU and all of its fp32
+    accumulator on a GPU: each chunk reads and writes that accumulator once, which on a GPU costs more
+    than the chunk's own work when chunks are short (measured on an H200: 22 chunks of 384 rows at
+    8192 x 4096 x 128256 bf16 took 2x the naive full-logits step)."""
+    dev = torch.device(device)
     elt = torch.empty((), dtype=dtype).element_size()
     # the chunk's student logits, the teacher's, and (unless written in place) their gradient
-    per_row = vocab * ((2 if _in_place(torch.device(device)) else 3) * elt + 4)
-    weight_half = (vocab * hidden * elt) // 2 if hidden else 0
-    budget = min(max(CHUNK_BUDGET_BYTES, weight_half), _free_bytes(torch.device(device)) // 4)
+    per_row = vocab * ((2 if _in_place(dev) else 3) * elt + 4)
+    if not hidden:
+        share = 0
+    elif dev.type == "cuda":
+        share = vocab * hidden * max(elt, 4)
+    else:
+        share = (vocab * hidden * elt) // 2
+    budget = min(max(CHUNK_BUDGET_BYTES, share), _free_bytes(dev) // 4)
     rows = max(1, budget // max(1, per_row))
     if rows >= 64:
         rows -= rows % 64
@@ -77,11 +86,12 @@ def _in_place(device: torch.device) -> bool:
 
 
 def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], kind: int, alpha: float,
-               temperature: float, beta: float, ignore_index: int, need_grad: bool):
+               temperature: float, beta: float, ignore_index: int, need_grad: bool, grad_scale: float = 1.0):
     """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits ``s`` (a
     temporary this function may overwrite) against teacher logits ``t`` or a sparse teacher ``(values,
     indices, log_normalizer or None)``, from the compiled kernels (the custom op runs below autograd, so
-    the reference path is `_checkpointed`)."""
+    the reference path is `_checkpointed`). ``grad_scale`` multiplies the dense kernel's gradient
+    (a sparse teacher's gradient is returned unscaled: callers scale it)."""
     yc = y.contiguous() if y is not None else None
     wide = needs_float64(kind, temperature, s.dtype)  # as functional._rows: float32 loses the soft term
     work_s = (s.double() if wide else s).contiguous()
@@ -97,13 +107,14 @@ def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], kind: int, alpha: 
         work_t = t.double() if wide and t is not None else t
         args = (work_t.contiguous() if work_t is not None else None, yc, kind, float(alpha), float(temperature),
                 float(beta), int(ignore_index))
+    scale = () if sparse else (float(grad_scale),)
     if need_grad and _in_place(s.device):
         op = torch.ops.pylaundering.fused_sparse_distill_out if sparse else torch.ops.pylaundering.fused_distill_out
-        rows = op(work_s, *args, work_s)  # the gradient over the logits
+        rows = op(work_s, *args, work_s, *scale)  # the gradient over the logits
         grad = work_s
     else:
         op = torch.ops.pylaundering.fused_sparse_distill if sparse else torch.ops.pylaundering.fused_distill
-        rows, grad = op(work_s, *args, need_grad)
+        rows, grad = op(work_s, *args, need_grad, *scale)
     return rows, (grad.to(s.dtype) if need_grad else None)
 
 
@@ -154,7 +165,10 @@ def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_ind
 def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, row_weight, kind,
           alpha, temperature, beta, ignore_index, chunk, need_grad):
     """The chunk loop. Returns (rows [N] fp32/fp64, grad_h, grad_w, grad_b) of sum_i row_weight_i * row_i;
-    row_weight is a per-row tensor, or None for all ones; grads are None when not needed."""
+    row_weight is a per-row tensor, one float for every row (folded into the dense kernel's gradient),
+    or None for all ones; grads are None when not needed."""
+    uniform = isinstance(row_weight, float)
+    fold = uniform and t_values is None
     n = h.shape[0]
     rows = torch.empty(n, dtype=torch.float64 if h.dtype == torch.float64 else torch.float32, device=h.device)
     acc = torch.float32 if h.dtype in (torch.bfloat16, torch.float16) else h.dtype
@@ -172,24 +186,49 @@ def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_
         s = torch.addmm(b, hc, w.t()) if b is not None else hc @ w.t()
         t = _teacher_chunk(slice(i0, i1), t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
         y = labels[i0:i1] if labels is not None else None
-        rows[i0:i1], g = _row_grads(s, t, y, kind, alpha, temperature, beta, ignore_index, need_grad)
+        rows[i0:i1], g = _row_grads(s, t, y, kind, alpha, temperature, beta, ignore_index, need_grad,
+                                    row_weight if fold else 1.0)
         del s, t
         if not need_grad:
             continue
-        if row_weight is not None:
-            g.mul_(row_weight[i0:i1].to(g.dtype).unsqueeze(1))
+        if row_weight is not None and not fold:
+            g.mul_(row_weight if uniform else row_weight[i0:i1].to(g.dtype).unsqueeze(1))
         torch.mm(g, w, out=grad_h[i0:i1])
         first = i0 == 0
         if acc == g.dtype:
             torch.mm(g.t(), hc, out=grad_w) if first else grad_w.addmm_(g.t(), hc)
         else:
-            grad_w.copy_(g.t() @ hc) if first else grad_w.add_((g.t() @ hc).to(acc))
+            _accumulate_wide(grad_w, g.t(), hc, first)
         if grad_b is not None:
             torch.sum(g, 0, dtype=acc, out=grad_b) if first else grad_b.add_(g.sum(0, dtype=acc))
     if need_grad:
         grad_w = grad_w.to(w.dtype)
         grad_b = grad_b.to(w.dtype) if grad_b is not None else None
     return rows, grad_h, grad_w, grad_b
+
+
+#: Whether this torch's CUDA matmuls take ``out_dtype`` (bf16/fp16 inputs, fp32 result); None until tried.
+_WIDE_MM: dict[str, bool] = {}
+
+
+def _accumulate_wide(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, first: bool) -> None:
+    """``acc = a @ b`` (first) or ``acc += a @ b`` for half-precision ``a``, ``b`` and an fp32 ``acc``. On a
+    GPU one matmul with an fp32 output does it (cuBLAS accumulates in fp32 anyway); otherwise the
+    half-precision product is formed, widened and added: two more weight-sized passes per chunk."""
+    if acc.device.type == "cuda" and _WIDE_MM.get("cuda", True):
+        try:
+            if first:
+                torch.mm(a, b, out_dtype=acc.dtype, out=acc)
+            else:
+                torch.addmm(acc, a, b, out_dtype=acc.dtype, out=acc)
+            _WIDE_MM["cuda"] = True
+            return
+        except (RuntimeError, TypeError, NotImplementedError):
+            if _WIDE_MM.get("cuda"):
+                raise  # it worked before: a real error
+            _WIDE_MM["cuda"] = False
+    prod = a @ b
+    acc.copy_(prod) if first else acc.add_(prod)
 
 
 def _empty(like: torch.Tensor) -> torch.Tensor:
@@ -210,7 +249,9 @@ def _fused_linear_distill(
     weight = None
     if reduction == 2:  # batchmean / mean: divide by the rows counted (not ignored), at least 1
         count = (labels != ignore_index).sum() if labels is not None else torch.tensor(h.shape[0], device=h.device)
-        weight = (1.0 / count.clamp(min=1).to(torch.float64)).expand(h.shape[0])
+        # one number for every row, folded into the kernel's gradient (on a GPU reading it is one
+        # sync per call, against a pass over each chunk's [chunk, V] gradient)
+        weight = 1.0 / max(1, int(count))
     rows, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
                              weight, kind, alpha, temperature, beta, ignore_index, chunk, compute_grad and scalar)
     if not scalar:
