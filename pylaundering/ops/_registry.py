@@ -39,10 +39,27 @@ def _keep_graph() -> bool:
         return True
 
 
-def _uniform(grad_rows: torch.Tensor, value: float) -> bool:
-    """Whether every entry of ``grad_rows`` is ``value``, answered without a device sync: only for a
-    CPU tensor that is one value broadcast (what a sum or mean's backward hands each row)."""
-    if grad_rows.device.type != "cpu" or grad_rows.numel() == 0 or any(st != 0 for st in grad_rows.stride()):
+#: On a GPU, reading one number back (a sync) costs about what a pass over this many elements does; a
+#: [rows, V] pass is saved by folding a mean's scale only when the gradient is at least this large.
+SYNC_WORTH_NUMEL = 1 << 22
+
+
+def may_read_back(device: torch.device, numel: int) -> bool:
+    """Whether a value on ``device`` may be read on the host to save a pass over ``numel`` elements: always
+    on the CPU; on a GPU for large tensors only, and never while a CUDA graph is being captured."""
+    if device.type == "cpu":
+        return True
+    if device.type != "cuda" or numel < SYNC_WORTH_NUMEL:
+        return False
+    return not torch.cuda.is_current_stream_capturing()
+
+
+def _uniform(grad_rows: torch.Tensor, value: float, numel: int) -> bool:
+    """Whether every entry of ``grad_rows`` is ``value``: only for one value broadcast (what a sum or
+    mean's backward hands each row), and only where reading it back is worth a ``numel`` pass."""
+    if grad_rows.numel() == 0 or any(st != 0 for st in grad_rows.stride()):
+        return False
+    if not may_read_back(grad_rows.device, numel):
         return False
     return float(grad_rows.reshape(-1)[0]) == value
 
@@ -78,7 +95,8 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
         # The usual case, loss.backward() of a mean: the forward already wrote the gradient times
         # exactly what arrives here, so the saved gradient is the answer as it stands (one read and
         # one write of [rows, V] saved). Only when it may be handed out as is (graph freed after).
-        done = in_place and _uniform(grad_rows, fwd)
+        big = max((t.numel() for t in ctx.saved_tensors), default=0)
+        done = in_place and _uniform(grad_rows, fwd, big)
         for pos, saved in zip(spec.grad_inputs, ctx.saved_tensors):
             if saved.numel() == 0 and grad_rows.numel() != 0:
                 raise RuntimeError(

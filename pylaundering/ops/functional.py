@@ -22,6 +22,7 @@ import math
 import torch
 
 from . import _ext, reference
+from ._registry import may_read_back
 from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL
 
 KINDS = {"kl": FORWARD_KL, "reverse_kl": REVERSE_KL, "jsd": JSD, "mse": MSE}
@@ -154,11 +155,12 @@ def _grad_scale(student: torch.Tensor, labels: torch.Tensor | None, ignore_index
                 mean_divisor: int = 1) -> float:
     """What the reduction's backward hands each row when the loss's own gradient is 1: ``1 / denom``
     of :func:`_reduce`, computed as it computes it (same dtype, same rounding), so backward finds it
-    exactly and skips its pass over the [rows, V] gradient. CPU only (counting labels on a GPU
-    would cost a sync), and not while tracing (the count is data); 1 (nothing folded) otherwise."""
-    if reduction in ("none", "sum") or student.device.type != "cpu" or torch.compiler.is_compiling():
+    exactly and skips its pass over the [rows, V] gradient. On a GPU only where that pass costs more
+    than the syncs (counting labels here, reading the gradient back there); never while tracing
+    (the count is data). 1 (nothing folded) otherwise."""
+    if reduction in ("none", "sum") or torch.compiler.is_compiling():
         return 1.0
-    if not (torch.is_grad_enabled() and student.requires_grad):
+    if not (torch.is_grad_enabled() and student.requires_grad) or not may_read_back(student.device, student.numel()):
         return 1.0
     rows_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
     n = student.numel() // max(1, student.shape[-1])

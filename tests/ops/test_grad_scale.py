@@ -132,3 +132,27 @@ def test_backward_of_a_plain_loss_does_not_touch_the_gradient_again(reduction):
 
 def test_backward_still_scales_when_the_upstream_gradient_is_not_one():
     assert any("mul" in op for op in _big_ops_in_backward("batchmean", upstream=3.0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_large_cuda_mean_folds_its_scale_and_matches_the_unfolded_gradient():
+    # at least SYNC_WORTH_NUMEL elements: on a GPU the fold (and its two syncs) starts here
+    from pylaundering.ops._registry import SYNC_WORTH_NUMEL
+
+    V = 65536
+    rows = max(2, SYNC_WORTH_NUMEL // V)
+    g = torch.Generator().manual_seed(3)
+    s = (torch.randn(rows, V, generator=g) * 3).cuda()
+    t = (torch.randn(rows, V, generator=g) * 3).cuda()
+    y = torch.randint(0, V, (rows,), generator=g).cuda()
+    y[1] = -100
+    a = s.clone().requires_grad_(True)
+    with _AtenLog() as log:
+        loss = O.distill_loss(a, t, y, alpha=0.5, temperature=2.0)
+        loss.backward()
+    backward_big = [op for op, shapes in log.ops if (rows, V) in shapes and "mul" in op]
+    assert backward_big == []
+    b = s.clone().requires_grad_(True)
+    per_row = O.distill_loss(b, t, y, alpha=0.5, temperature=2.0, reduction="none")
+    (per_row.sum() / (y != -100).sum()).backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-9)
