@@ -57,6 +57,10 @@ def may_read_back(device: torch.device, numel: int) -> bool:
 def _uniform(grad_rows: torch.Tensor, value: float, numel: int) -> bool:
     """Whether every entry of ``grad_rows`` is ``value``: only for one value broadcast (what a sum or
     mean's backward hands each row), and only where reading it back is worth a ``numel`` pass."""
+    # A subclass (fake or functional tensors while AOTAutograd traces backward, which torch 2.11 does
+    # without is_compiling()) has no value to read.
+    if type(grad_rows) is not torch.Tensor or torch.compiler.is_compiling():
+        return False
     if grad_rows.numel() == 0 or any(st != 0 for st in grad_rows.stride()):
         return False
     if not may_read_back(grad_rows.device, numel):
