@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <torch/library.h>
 
+#include "cpu/grad_buffer.h"
 #include "distill_op.h"
 #include "sparse_op.h"
 
@@ -40,6 +41,10 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pylaundering compiled kernels (ops are registered under torch.ops.pylaundering)";
   m.def("cpu_kernel_variant", &pylaundering::cpu_kernel_variant,
         "Vector width of the CPU kernel chosen for this machine (AVX512, AVX2 or DEFAULT).");
+  m.def("empty_cache", &pylaundering::release_cached_gradient,
+        "Unmaps the CPU ops' idle cached gradient buffer; returns the bytes released.");
+  m.def("cached_bytes", &pylaundering::cached_gradient_bytes,
+        "Bytes held by the CPU ops' idle cached gradient buffer.");
   m.def("built_with_cuda", []() {
 #ifdef PYLAUNDERING_WITH_CUDA
     return true;

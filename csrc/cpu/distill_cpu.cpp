@@ -1,4 +1,5 @@
 // CPU entry point: checks, then the kernel variant for this CPU's vector width.
+#include "cpu/grad_buffer.h"
 #include "distill_op.h"
 #include "sparse_op.h"
 
@@ -10,9 +11,6 @@
 
 #include <c10/util/Exception.h>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace pylaundering {
 namespace cpu {
@@ -33,26 +31,6 @@ PYL_DECLARE_VARIANT(AVX512)
 }  // namespace cpu
 
 namespace {
-
-// A fresh [N, V] gradient is written once, and its first touch costs one page fault per 4 KiB
-// page: about half the op's time at 4096 x 32000 fp32 (128,000 faults for 0.5 GB). Asking for
-// transparent huge pages on the buffer before it is touched makes that ~250 faults; it is advice
-// (ignored where THP is off), changes no value, and only covers the 2 MiB-aligned interior, so
-// the allocator's own bookkeeping pages are never affected. (torch's THP_MEM_ALLOC_ENABLE=1 does
-// the same for every allocation, but users would have to know to set it before importing torch.)
-void advise_huge_pages(const at::Tensor& t) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const size_t bytes = t.nbytes();
-  if (bytes < 8 * kHuge) return;  // small buffers: few faults, not worth a syscall
-  const auto p = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t begin = (p + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (p + bytes) & ~(kHuge - 1);
-  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)t;
-#endif
-}
 
 using KernelFn = void (*)(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                           at::Tensor&, at::Tensor&);
@@ -108,9 +86,9 @@ std::tuple<at::Tensor, at::Tensor> fused_distill_cpu(const at::Tensor& student,
   DistillParams p = make_distill_params(student, teacher, labels, kind, alpha, temperature, beta, ignore_index,
                                         compute_grad, grad_scale);
   if (p.has_labels) check_labels_host(labels->const_data_ptr<int64_t>(), p);
-  auto [loss, grad] = allocate_distill_outputs(student, p);
+  auto [loss, grad] = allocate_row_outputs(student, p.rows, p.cols, false);
+  if (p.write_grad) grad = gradient_buffer(student, p.rows, p.cols);
   if (p.rows == 0) return {loss, grad};
-  if (p.write_grad) advise_huge_pages(grad);
   const at::Tensor t = p.kind != kNoDistill ? *teacher : at::Tensor();
   const at::Tensor y = p.has_labels ? *labels : at::Tensor();
   variant().fn(p, student, t, y, loss, grad);
@@ -177,9 +155,9 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
                                              temperature, beta, ignore_index, compute_grad);
   check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
   if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
-  auto [loss, grad] = allocate_sparse_outputs(student, p);
+  auto [loss, grad] = allocate_row_outputs(student, p.rows, p.cols, false);
+  if (p.write_grad) grad = gradient_buffer(student, p.rows, p.cols);
   if (p.rows == 0) return {loss, grad};
-  if (p.write_grad) advise_huge_pages(grad);
   const at::Tensor z = p.has_lognorm ? *log_normalizer : at::Tensor();
   const at::Tensor y = p.has_labels ? *labels : at::Tensor();
   variant().sparse(p, student, values, indices, z, y, loss, grad);

@@ -41,6 +41,9 @@ namespace {
 using namespace vecu;
 
 constexpr int64_t kBlock = 2048;  // elements per statistics block: 8 KiB per fp32 row in L1
+// A gradient at least this large is written with non-temporal stores: several times a server's L3,
+// so its lines would be evicted before anyone read them, and a normal store first reads each line.
+constexpr int64_t kStreamBytes = int64_t(64) << 20;
 
 // Per-thread scratch: exponentials from pass 1, so pass 2 needs no exp at all. Row-sized, so it
 // stays in L2 with the row; it is not an [N, V] temporary.
@@ -56,6 +59,60 @@ struct Scratch {
     mt_at.resize(nb);
   }
 };
+
+// Pass 2 of forward KL without CE (Hinton KD, the common case), with fewer operations per element
+// than the generic pass (the kernel is bound by arithmetic). log pt - log ps = d / T + (lzs - lzt)
+// with d = (xt - mt) - (xs - ms), each side minus its own max first (exact near the max), so an
+// offset between student and teacher logits costs no precision; the row's KL is then
+// (sum pt d) / T + (sum pt)(lzs - lzt). The gradient gsoft (ps - pt) needs only the scratch exps,
+// so per block the loss is summed first, reading s, and the gradient written after: a block whose
+// sum came out NaN (a masked teacher logit: pt = 0 with d = -inf or NaN) is summed again with the
+// masks applied while s is still intact (the gradient may be written over s). Returns T^2 KL.
+template <typename scalar_t, typename acc_t>
+double forward_kl_pass2(const scalar_t* s, const scalar_t* t, scalar_t* g, int64_t V, const acc_t* ES,
+                        const acc_t* ET, const double* ms_at, const double* mt_at, double ms, double mt, double zs,
+                        double zt, double lzs, double lzt, double invT, double T, acc_t gsoft, bool stream) {
+  using Vec = Vectorized<acc_t>;
+  constexpr int64_t VS = Vec::size();
+  const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), zero(0);
+  double sum_d = 0;
+  Vec acc_p(0);
+  for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
+    const int64_t b1 = std::min(V, b0 + kBlock);
+    const double fs = std::exp((ms_at[blk] - ms) * invT) / zs, ft = std::exp((mt_at[blk] - mt) * invT) / zt;
+    const Vec v_ft(static_cast<acc_t>(ft));
+    Vec blk_d(0), blk_p(0);
+    for (int64_t j = b0; j < b1; j += VS) {
+      const int64_t n = std::min(VS, b1 - j);
+      const Vec d = (load<scalar_t, acc_t>(t + j, n) - v_mt) - (load<scalar_t, acc_t>(s + j, n) - v_ms);
+      const Vec pt = load_scratch(ET + j, n) * v_ft;
+      blk_d = at::vec::fmadd(pt, d, blk_d);
+      blk_p += pt;
+    }
+    double bd = hsum(blk_d);
+    if (std::isnan(bd)) {
+      blk_d = zero;
+      for (int64_t j = b0; j < b1; j += VS) {
+        const int64_t n = std::min(VS, b1 - j);
+        const Vec d = (load<scalar_t, acc_t>(t + j, n) - v_mt) - (load<scalar_t, acc_t>(s + j, n) - v_ms);
+        const Vec pt = load_scratch(ET + j, n) * v_ft;
+        blk_d += keep(pt > zero, pt * d);
+      }
+      bd = hsum(blk_d);
+    }
+    sum_d += bd;
+    acc_p += blk_p;
+    if (g != nullptr) {
+      const Vec fsg(static_cast<acc_t>(double(gsoft) * fs)), ftg(static_cast<acc_t>(double(gsoft) * ft));
+      for (int64_t j = b0; j < b1; j += VS) {
+        const int64_t n = std::min(VS, b1 - j);
+        store_out<scalar_t, acc_t>(g + j, at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg),
+                                   n, stream);
+      }
+    }
+  }
+  return T * T * (sum_d * invT + double(hsum(acc_p)) * (lzs - lzt));
+}
 
 template <typename scalar_t, typename acc_t, int64_t KIND>
 void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt, const int64_t* Y,
@@ -77,6 +134,8 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
   const bool ce_stats = ce && !ce_shares;
   const bool need_s_stats = kSoft || ce;
   const bool write_grad = p.write_grad;
+  // Non-temporal gradient stores when the gradient is far larger than the caches (kStreamBytes).
+  const bool stream = write_grad && p.rows * V * int64_t(sizeof(scalar_t)) >= kStreamBytes;
   // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T. Every gradient coefficient carries
   // grad_scale (a reduction's 1/count); the loss does not.
   const double gs = p.grad_scale;
@@ -195,6 +254,14 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     const double lz1 = ce_shares ? lzs : std::log(z1);
     const double f_rkl = KIND == kReverseKL ? (A - B) / zs - lzs + lzt : 0.0;
 
+    // forward KL alone, both sides with a live logit: the leaner pass 2 (forward_kl_pass2)
+    const bool fast_kl = KIND == kForwardKL && !ce && std::isfinite(ms) && std::isfinite(mt);
+    double distill = 0;
+    if (fast_kl) {
+      distill = forward_kl_pass2<scalar_t, acc_t>(s, t, g, V, ES, ET, sc.ms_at.data(), sc.mt_at.data(), ms, mt, zs,
+                                                  zt, lzs, lzt, double(invT), double(T), gsoft, stream);
+    }
+
     // ---- pass 2: loss and gradient. Probabilities are scratch exps times a per-block factor
     // exp((max at block - final max) / T) / z; log-probabilities come from the inputs.
     const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), v_invT(invT);
@@ -202,7 +269,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_wg), zero(0);
     const Vec v_f(static_cast<acc_t>(f_rkl));
     Vec acc_a(0), acc_b(0);
-    for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
+    for (int64_t b0 = 0, blk = 0; b0 < V && !fast_kl; b0 += kBlock, ++blk) {
       const int64_t b1 = std::min(V, b0 + kBlock);
       const Vec fs(static_cast<acc_t>(std::exp((sc.ms_at[blk] - ms) * invT) / zs));
       const Vec ft(static_cast<acc_t>(std::exp((sc.mt_at[blk] - mt) * invT) / zt));
@@ -253,14 +320,15 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
           if constexpr (KIND == kJSD) {
             store_scratch(ET + j, grad, n);  // kept in acc_t until pass 3: one rounding only
           } else {
-            store<scalar_t, acc_t>(g + j, grad, n);
+            store_out<scalar_t, acc_t>(g + j, grad, n, stream);
           }
         }
       }
     }
 
-    double distill = 0;
-    if constexpr (KIND == kForwardKL || KIND == kReverseKL) {
+    if (fast_kl) {
+      // computed above
+    } else if constexpr (KIND == kForwardKL || KIND == kReverseKL) {
       distill = double(T) * T * hsum(acc_a);
     } else if constexpr (KIND == kJSD) {
       distill = double(T) * T * (beta * double(hsum(acc_a)) + (1.0 - beta) * double(hsum(acc_b)));
@@ -280,12 +348,13 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
           for (int64_t j = b0; j < b1; j += VS) {
             const int64_t n = std::min(VS, b1 - j);
             const Vec ps = load_scratch(ES + j, n) * fs;
-            store<scalar_t, acc_t>(g + j, load_scratch(ET + j, n) - v_fix * ps, n);
+            store_out<scalar_t, acc_t>(g + j, load_scratch(ET + j, n) - v_fix * ps, n, stream);
           }
         }
       }
     }
   }
+  if (stream) stream_fence();
 }
 
 // ---- Small-V path (V <= kSmallV: multiple-choice heads, V = 4). The row path above pays per row

@@ -5,6 +5,9 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <cstdint>
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#include <immintrin.h>
+#endif
 #include <limits>
 #include <type_traits>
 
@@ -57,6 +60,33 @@ inline void store(scalar_t* p, const Vectorized<acc_t>& v, int64_t n) {
   }
 }
 
+// store() for an output that is large and not read again soon (the [rows, V] gradient): full, aligned
+// float vectors go around the cache (non-temporal stores), so the write costs no read of the old
+// line and evicts nothing the next rows need. The writer calls stream_fence() when done.
+template <typename scalar_t, typename acc_t>
+inline void store_out(scalar_t* p, const Vectorized<acc_t>& v, int64_t n, bool stream) {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+    constexpr int64_t VS = Vectorized<float>::size();
+    if (stream && n == VS && (reinterpret_cast<uintptr_t>(p) % (VS * sizeof(float))) == 0) {
+#if defined(CPU_CAPABILITY_AVX512)
+      _mm512_stream_ps(p, __m512(v));
+#else
+      _mm256_stream_ps(p, __m256(v));
+#endif
+      return;
+    }
+  }
+#endif
+  store<scalar_t, acc_t>(p, v, n);
+}
+
+inline void stream_fence() {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  _mm_sfence();
+#endif
+}
+
 // where(mask, a, 0): blendv picks its second argument in set lanes.
 template <typename acc_t>
 inline Vectorized<acc_t> keep(const Vectorized<acc_t>& mask, const Vectorized<acc_t>& a) {
@@ -79,6 +109,27 @@ inline Vectorized<acc_t> vexp(const Vectorized<acc_t>& x) {
   // exp_u20 is ATen's fast exp (a few ulp, exact 0 for -inf); our arguments are always <= 0.
   return x.exp_u20();
 }
+
+#if defined(CPU_CAPABILITY_AVX512)
+// exp for float at AVX-512, for our arguments (x <= 0; -inf for masked logits): 11 instructions
+// against exp_u20's 19 (the kernel is bound by arithmetic, two exps per element). Cody-Waite
+// reduction with a two-part ln 2 (exp_u20 uses one, ~10 ulp at x = -20), exp_u20's degree-5
+// polynomial, and vscalefps for 2^n, which also underflows gradually: exactly 0 below x = -150
+// (the clamp), so -inf gives 0 as the masks need. NaN propagates (max returns its second operand).
+inline Vectorized<float> vexp(const Vectorized<float>& x) {
+  const __m512 v = _mm512_max_ps(_mm512_set1_ps(-150.f), __m512(x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), v);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(0.00828929059f), _mm512_set1_ps(0.0418978221f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.166676521f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.499991506f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.999999701f));
+  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+#endif
 
 template <typename acc_t>
 inline Vectorized<acc_t> load_scratch(const acc_t* p, int64_t n) {

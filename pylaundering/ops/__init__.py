@@ -15,6 +15,8 @@ from .functional import KINDS, REDUCTIONS, cross_entropy, distill_loss, jsd, kl_
 from .modules import CrossEntropyLoss, DistillLoss, JSDLoss, KLDivLoss, LogitMSELoss
 
 backend = _ext.backend
+empty_cache = _ext.empty_cache
+cached_bytes = _ext.cached_bytes
 
 
 def _fused_distill_fake(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, compute_grad,
@@ -44,7 +46,8 @@ from .linear import FusedLinearDistillLoss, choose_chunk_size, fused_linear_dist
 from .sparse import SparseTeacher, sampled_teacher, topk_distill_loss, topk_teacher  # noqa: E402
 
 __all__ = [
-    "KINDS", "REDUCTIONS", "backend", "cross_entropy", "distill_loss", "jsd", "kl_div", "logit_mse",
+    "KINDS", "REDUCTIONS", "backend", "cached_bytes", "empty_cache",
+    "cross_entropy", "distill_loss", "jsd", "kl_div", "logit_mse",
     "CrossEntropyLoss", "DistillLoss", "JSDLoss", "KLDivLoss", "LogitMSELoss",
     "FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss",
     "SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher",

@@ -71,3 +71,16 @@ def warn_fallback(device: torch.device) -> None:
     if not _WARNED and not forced_reference():
         _WARNED = True
         warnings.warn(f"pylaundering: using the slow PyTorch reference losses: {backend(device).reason}", stacklevel=3)
+
+
+def empty_cache() -> int:
+    """Hands back the CPU ops' idle cached gradient buffer (kept so the next call of the same size
+    writes into mapped pages instead of faulting in fresh ones; see csrc/cpu/grad_buffer.cpp), as
+    ``torch.cuda.empty_cache`` does for GPU memory. Returns the bytes released. The cache holds at
+    most one buffer, only of 64 MB or more; ``PYLAUNDERING_GRAD_CACHE=0`` turns it off."""
+    return int(_C.empty_cache()) if _C is not None and hasattr(_C, "empty_cache") else 0
+
+
+def cached_bytes() -> int:
+    """Bytes held by the CPU ops' idle cached gradient buffer (0 when none)."""
+    return int(_C.cached_bytes()) if _C is not None and hasattr(_C, "cached_bytes") else 0
