@@ -171,20 +171,21 @@ def parse_linear_shapes(text: str) -> list[tuple[int, int, int]]:
 def format_table(report: dict) -> str:
     lines = [f"device: {report['device']}  torch {report['torch']}  backend: {report['backend']}  "
              f"threads: {report['threads']}"]
-    hdr = f"{'case':<42}{'impl':<9}{'median ms':>11}{'min ms':>10}{'spread':>8}{'x fused':>8}{'GFLOP/s':>9}{'peak MB':>9}"
+    w = max([42] + [len(c["case"]) + 2 for c in report["cases"]])
+    hdr = f"{'case':<{w}}{'impl':<9}{'median ms':>11}{'min ms':>10}{'spread':>8}{'x fused':>8}{'GFLOP/s':>11}{'peak MB':>9}"
     lines += [hdr, "-" * len(hdr)]
     for c in report["cases"]:
         if c.get("kind") == "topk":
-            lines += topk.format_rows(c)
+            lines += topk.format_rows(c, w)
             continue
         for name, r in c["results"].items():
             peak = f"{r['peak_extra_mb']:.0f}" if "peak_extra_mb" in r else "-"
-            lines.append(f"{c['case']:<42}{name:<9}{r['median_ms']:>11.1f}{r['min_ms']:>10.1f}{r['spread']:>8.2f}"
-                         f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GFLOPs']:>9.1f}{peak:>9}")
+            lines.append(f"{c['case']:<{w}}{name:<9}{r['median_ms']:>11.1f}{r['min_ms']:>10.1f}{r['spread']:>8.2f}"
+                         f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GFLOPs']:>11.0f}{peak:>9}")
         for name, why in c["missing"].items():
-            lines.append(f"{'':<42}{name:<9} missing: {why}")
+            lines.append(f"{'':<{w}}{name:<9} missing: {why}")
         for name, value in c["losses_disagree"].items():
-            lines.append(f"{'':<42}{name:<9} WARNING: loss {value:.6g} disagrees with the others")
+            lines.append(f"{'':<{w}}{name:<9} WARNING: loss {value:.6g} disagrees with the others")
     lines.append("x fused = impl time / fused time; GFLOP/s counts the 4 matmuls of N*H*V every implementation does; "
                  "CPU peak memory: python benchmarks/peak_memory.py --op linear --shape NxHxV")
     if any(c.get("kind") == "topk" for c in report["cases"]):

@@ -111,15 +111,16 @@ def bench_case(case: TopkCase, device: torch.device, repeats: int = 5, warmup: i
             "losses": losses, "losses_disagree": disagree, "results": results, "missing": missing}
 
 
-def format_rows(c: dict) -> list[str]:
+def format_rows(c: dict, width: int = 42) -> list[str]:
+    """The table rows of one top-k case; ``width``: the case column's (the longest case name + 2)."""
     lines = []
     for name, r in c["results"].items():
         peak = f"{r['peak_extra_mb']:.0f}" if "peak_extra_mb" in r else "-"
-        lines.append(f"{c['case']:<42}{name:<9}{r['median_ms']:>11.1f}{r['min_ms']:>10.1f}{r['spread']:>8.2f}"
-                     f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GBps']:>6.1f} GB/s ({r['copy_fraction']:.0%} of copy)"
-                     f"{peak:>7}")
+        lines.append(f"{c['case']:<{width}}{name:<9}{r['median_ms']:>11.1f}{r['min_ms']:>10.1f}{r['spread']:>8.2f}"
+                     f"{r.get('fused_speedup', float('nan')):>8.2f}  {r['GBps']:.1f} GB/s "
+                     f"({r['copy_fraction']:.0%} of copy){peak:>8}")
     for name, why in c["missing"].items():
-        lines.append(f"{'':<42}{name:<9} missing: {why}")
+        lines.append(f"{'':<{width}}{name:<9} missing: {why}")
     for name, value in c["losses_disagree"].items():
-        lines.append(f"{'':<42}{name:<9} WARNING: loss {value:.6g} disagrees with the others")
+        lines.append(f"{'':<{width}}{name:<9} WARNING: loss {value:.6g} disagrees with the others")
     return lines
