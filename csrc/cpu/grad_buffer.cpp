@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -75,36 +76,27 @@ void* map_block(size_t bytes) {
 
 void unmap_block(void* p, size_t bytes) { (void)munmap(p, bytes); }
 
+// Puts (p, bytes) in the cache (nullptr: empties it) and returns what was there.
+std::pair<void*, size_t> swap_cached(void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  const std::pair<void*, size_t> old{cache().ptr, cache().bytes};
+  cache().ptr = p;
+  cache().bytes = p != nullptr ? bytes : 0;
+  return old;
+}
+
+// The deleter of every cached-size gradient: the newest freed buffer stays, an older one goes.
 void give_back(void* p, size_t bytes) {
-  void* old = nullptr;
-  size_t old_bytes = 0;
-  {
-    std::lock_guard<std::mutex> lock(cache().mu);
-    old = cache().ptr;
-    old_bytes = cache().bytes;
-    cache().ptr = p;
-    cache().bytes = bytes;
-  }
+  const auto [old, old_bytes] = swap_cached(p, bytes);
   if (old != nullptr) unmap_block(old, old_bytes);
 }
 
+// The cached buffer if it has this size; one of another size is unmapped (sizes rarely come back).
 void* take(size_t bytes) {
-  void* p = nullptr;
-  void* stale = nullptr;
-  size_t stale_bytes = 0;
-  {
-    std::lock_guard<std::mutex> lock(cache().mu);
-    if (cache().ptr != nullptr && cache().bytes == bytes) {
-      p = cache().ptr;
-    } else {
-      stale = cache().ptr;
-      stale_bytes = cache().bytes;
-    }
-    cache().ptr = nullptr;
-    cache().bytes = 0;
-  }
-  if (stale != nullptr) unmap_block(stale, stale_bytes);
-  return p;
+  const auto [p, held] = swap_cached(nullptr, 0);
+  if (p != nullptr && held == bytes) return p;
+  if (p != nullptr) unmap_block(p, held);
+  return nullptr;
 }
 #endif
 
@@ -126,15 +118,7 @@ at::Tensor gradient_buffer(const at::Tensor& student, int64_t rows, int64_t cols
 
 int64_t release_cached_gradient() {
 #if defined(__linux__)
-  void* p = nullptr;
-  size_t bytes = 0;
-  {
-    std::lock_guard<std::mutex> lock(cache().mu);
-    p = cache().ptr;
-    bytes = cache().bytes;
-    cache().ptr = nullptr;
-    cache().bytes = 0;
-  }
+  const auto [p, bytes] = swap_cached(nullptr, 0);
   if (p != nullptr) unmap_block(p, bytes);
   return int64_t(bytes);
 #else

@@ -39,6 +39,14 @@ def _fused(s, t, T, over_student=False):
     return torch.ops.pylaundering.fused_distill(s, t, None, 1, 1.0, T, 0.5, -100, True)
 
 
+def _assert_finite_and_oracle(s, t, T, over_student=False):
+    rows, grad = _fused(s, t, T, over_student)
+    ref_rows, ref_grad = _oracle(s, t, T)
+    assert torch.isfinite(rows).all()
+    torch.testing.assert_close(rows.double(), ref_rows, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.parametrize("over_student", [False, True])
 @pytest.mark.parametrize("T", [1.0, 2.0, 3.0])
 def test_masked_teacher_logits_in_a_later_block(over_student, T):
@@ -49,11 +57,7 @@ def test_masked_teacher_logits_in_a_later_block(over_student, T):
     t[1, [10, 2100, 4500]] = float("-inf")         # one in every block
     t[2, 4100:] = float("-inf")                    # the whole tail
     t[3, 2500], s[3, 2500] = float("-inf"), float("-inf")  # both masked: no term, no NaN
-    rows, grad = _fused(s, t, T, over_student)
-    ref_rows, ref_grad = _oracle(s, t, T)
-    assert torch.isfinite(rows).all()
-    torch.testing.assert_close(rows.double(), ref_rows, rtol=2e-5, atol=2e-5)
-    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-7)
+    _assert_finite_and_oracle(s, t, T, over_student)
 
 
 def test_student_masked_where_the_teacher_underflows_contributes_nothing():
@@ -64,11 +68,7 @@ def test_student_masked_where_the_teacher_underflows_contributes_nothing():
     t = torch.randn(3, V, generator=g)
     t[:, 3333] = -3.0e38
     s[:, 3333] = float("-inf")
-    rows, grad = _fused(s, t, 1.0)
-    ref_rows, ref_grad = _oracle(s, t, 1.0)
-    assert torch.isfinite(rows).all()
-    torch.testing.assert_close(rows.double(), ref_rows, rtol=2e-5, atol=2e-5)
-    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-7)
+    _assert_finite_and_oracle(s, t, 1.0)
 
 
 def test_student_masked_where_the_teacher_has_mass_is_infinite():
