@@ -60,18 +60,31 @@ struct Scratch {
   }
 };
 
-// Pass 2 of forward KL without CE (Hinton KD, the common case), with fewer operations per element
-// than the generic pass (the kernel is bound by arithmetic). log pt - log ps = d / T + (lzs - lzt)
-// with d = (xt - mt) - (xs - ms), each side minus its own max first (exact near the max), so an
-// offset between student and teacher logits costs no precision; the row's KL is then
-// (sum pt d) / T + (sum pt)(lzs - lzt). The gradient gsoft (ps - pt) needs only the scratch exps,
-// so per block the loss is summed first, reading s, and the gradient written after: a block whose
-// sum came out NaN (a masked teacher logit: pt = 0 with d = -inf or NaN) is summed again with the
-// masks applied while s is still intact (the gradient may be written over s). Returns T^2 KL.
+// The cross-entropy part of forward_kl_pass2's gradient: ce_wg (p1 - onehot(y)), p1 = softmax(s) at
+// T = 1, which is ps itself when the soft term is at T = 1 (E1 null) and E1 * exp(ms_at - ms) / z1
+// otherwise. ce_wg = 0: no CE.
+template <typename acc_t>
+struct CeGrad {
+  acc_t ce_wg = 0;
+  const acc_t* E1 = nullptr;
+  double z1 = 1;
+  int64_t y = -1;
+};
+
+// Pass 2 of forward KL (Hinton KD, the common case; with or without CE), with fewer operations per
+// element than the generic pass (the kernel is bound by arithmetic). log pt - log ps = d / T +
+// (lzs - lzt) with d = (xt - mt) - (xs - ms), each side minus its own max first (exact near the
+// max), so an offset between student and teacher logits costs no precision; the row's KL is then
+// (sum pt d) / T + (sum pt)(lzs - lzt). The gradient gsoft (ps - pt) (+ the CE part) needs only the
+// scratch exps, so per block the loss is summed first, reading s, and the gradient written after: a
+// block whose sum came out NaN (a masked teacher logit: pt = 0 with d = -inf or NaN) is summed again
+// with the masks applied while s is still intact (the gradient may be written over s). Returns
+// T^2 KL (the CE loss is the caller's: it needs only s[y] and the statistics).
 template <typename scalar_t, typename acc_t>
 double forward_kl_pass2(const scalar_t* s, const scalar_t* t, scalar_t* g, int64_t V, const acc_t* ES,
                         const acc_t* ET, const double* ms_at, const double* mt_at, double ms, double mt, double zs,
-                        double zt, double lzs, double lzt, double invT, double T, acc_t gsoft, bool stream) {
+                        double zt, double lzs, double lzt, double invT, double T, acc_t gsoft, const CeGrad<acc_t>& ce,
+                        bool stream) {
   using Vec = Vectorized<acc_t>;
   constexpr int64_t VS = Vec::size();
   const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), zero(0);
@@ -103,11 +116,18 @@ double forward_kl_pass2(const scalar_t* s, const scalar_t* t, scalar_t* g, int64
     sum_d += bd;
     acc_p += blk_p;
     if (g != nullptr) {
-      const Vec fsg(static_cast<acc_t>(double(gsoft) * fs)), ftg(static_cast<acc_t>(double(gsoft) * ft));
+      // p1 = ps shares the student's coefficient; otherwise E1 has its own
+      const double fs_ce = ce.E1 == nullptr ? double(ce.ce_wg) * fs : 0.0;
+      const Vec fsg(static_cast<acc_t>(double(gsoft) * fs + fs_ce)), ftg(static_cast<acc_t>(double(gsoft) * ft));
+      const Vec f1g(static_cast<acc_t>(double(ce.ce_wg) * std::exp(ms_at[blk] - ms) / ce.z1)), v_cew(ce.ce_wg);
       for (int64_t j = b0; j < b1; j += VS) {
         const int64_t n = std::min(VS, b1 - j);
-        store_out<scalar_t, acc_t>(g + j, at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg),
-                                   n, stream);
+        Vec grad = at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg);
+        if (ce.E1 != nullptr) grad = at::vec::fmadd(load_scratch(ce.E1 + j, n), f1g, grad);
+        if (ce.y >= j && ce.y < j + VS) {
+          grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(ce.y)), v_cew);
+        }
+        store_out<scalar_t, acc_t>(g + j, grad, n, stream);
       }
     }
   }
@@ -254,12 +274,14 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     const double lz1 = ce_shares ? lzs : std::log(z1);
     const double f_rkl = KIND == kReverseKL ? (A - B) / zs - lzs + lzt : 0.0;
 
-    // forward KL alone, both sides with a live logit: the leaner pass 2 (forward_kl_pass2)
-    const bool fast_kl = KIND == kForwardKL && !ce && std::isfinite(ms) && std::isfinite(mt);
+    // forward KL, both sides with a live logit: the leaner pass 2 (forward_kl_pass2)
+    const bool fast_kl = KIND == kForwardKL && std::isfinite(ms) && std::isfinite(mt);
     double distill = 0;
     if (fast_kl) {
+      CeGrad<acc_t> ceg;
+      if (ce) ceg = {ce_wg, ce_shares ? nullptr : E1, z1, y};
       distill = forward_kl_pass2<scalar_t, acc_t>(s, t, g, V, ES, ET, sc.ms_at.data(), sc.mt_at.data(), ms, mt, zs,
-                                                  zt, lzs, lzt, double(invT), double(T), gsoft, stream);
+                                                  zt, lzs, lzt, double(invT), double(T), gsoft, ceg, stream);
     }
 
     // ---- pass 2: loss and gradient. Probabilities are scratch exps times a per-block factor

@@ -94,3 +94,28 @@ def test_an_offset_between_student_and_teacher_costs_no_precision(offset):
     # too), while summing pt * (xt - xs) against an offset of 1e3 would be off by ~1e-4
     torch.testing.assert_close(rows.double(), ref_rows, rtol=1e-3, atol=5e-6)
     torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-3, atol=1e-8)
+
+
+@pytest.mark.parametrize("over_student", [False, True])
+@pytest.mark.parametrize("T", [1.0, 2.0])  # CE shares the soft statistics at T = 1, has its own at T = 2
+def test_kd_plus_ce_with_labels_in_every_block(over_student, T):
+    g = torch.Generator().manual_seed(4)
+    s = torch.randn(5, V, generator=g) * 3
+    t = torch.randn(5, V, generator=g) * 3
+    t[1, [10, 2100, 4500]] = float("-inf")
+    y = torch.tensor([5, 2047, 2048, 4999, -100])  # first block, block edges, the tail, ignored
+    if over_student:
+        buf = s.clone()
+        rows = torch.ops.pylaundering.fused_distill_out(buf, t, y, 1, 0.5, T, 0.5, -100, buf)
+        grad = buf
+    else:
+        rows, grad = torch.ops.pylaundering.fused_distill(s, t, y, 1, 0.5, T, 0.5, -100, True)
+    kd_rows, kd_grad = _oracle(s, t, T)
+    a = s.double().requires_grad_(True)
+    ce = torch.nn.functional.cross_entropy(a, y, ignore_index=-100, reduction="none")
+    ce.sum().backward()
+    keep = (y != -100).double()
+    ref_rows = (0.5 * kd_rows + 0.5 * ce.detach()) * keep
+    ref_grad = (0.5 * kd_grad + 0.5 * a.grad) * keep[:, None]
+    torch.testing.assert_close(rows.double(), ref_rows, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-7)
