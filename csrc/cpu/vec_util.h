@@ -129,6 +129,26 @@ inline Vectorized<float> vexp(const Vectorized<float>& x) {
   p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.f));
   return _mm512_scalef_ps(p, n);
 }
+#elif defined(CPU_CAPABILITY_AVX2)
+// The same for AVX2 (15 instructions against exp_u20's ~20), which has no vscalefps: 2^n is built in
+// the exponent bits, valid down to n = -126, so below ln(FLT_MIN) the result is set to exactly 0
+// (as exp_u20 does; -inf gives 0). NaN propagates (max returns its second operand).
+inline Vectorized<float> vexp(const Vectorized<float>& x) {
+  const __m256 lo = _mm256_set1_ps(-87.3365478515625f);  // ln(FLT_MIN), rounded up
+  const __m256 under = _mm256_cmp_ps(__m256(x), lo, _CMP_LT_OQ);
+  const __m256 v = _mm256_max_ps(lo, __m256(x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), v);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+  __m256 p = _mm256_fmadd_ps(r, _mm256_set1_ps(0.00828929059f), _mm256_set1_ps(0.0418978221f));
+  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(0.166676521f));
+  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(0.499991506f));
+  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(0.999999701f));
+  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(1.f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
 #endif
 
 template <typename acc_t>
