@@ -120,14 +120,22 @@ double forward_kl_pass2(const scalar_t* s, const scalar_t* t, scalar_t* g, int64
       const double fs_ce = ce.E1 == nullptr ? double(ce.ce_wg) * fs : 0.0;
       const Vec fsg(static_cast<acc_t>(double(gsoft) * fs + fs_ce)), ftg(static_cast<acc_t>(double(gsoft) * ft));
       const Vec f1g(static_cast<acc_t>(double(ce.ce_wg) * std::exp(ms_at[blk] - ms) / ce.z1)), v_cew(ce.ce_wg);
-      for (int64_t j = b0; j < b1; j += VS) {
-        const int64_t n = std::min(VS, b1 - j);
-        Vec grad = at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg);
-        if (ce.E1 != nullptr) grad = at::vec::fmadd(load_scratch(ce.E1 + j, n), f1g, grad);
-        if (ce.y >= j && ce.y < j + VS) {
-          grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(ce.y)), v_cew);
+      if (ce.ce_wg == acc_t(0)) {  // KD alone: the loop without CE's per-vector tests
+        for (int64_t j = b0; j < b1; j += VS) {
+          const int64_t n = std::min(VS, b1 - j);
+          store_out<scalar_t, acc_t>(g + j, at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg),
+                                     n, stream);
         }
-        store_out<scalar_t, acc_t>(g + j, grad, n, stream);
+      } else {
+        for (int64_t j = b0; j < b1; j += VS) {
+          const int64_t n = std::min(VS, b1 - j);
+          Vec grad = at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg);
+          if (ce.E1 != nullptr) grad = at::vec::fmadd(load_scratch(ce.E1 + j, n), f1g, grad);
+          if (ce.y >= j && ce.y < j + VS) {
+            grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(ce.y)), v_cew);
+          }
+          store_out<scalar_t, acc_t>(g + j, grad, n, stream);
+        }
       }
     }
   }

@@ -110,24 +110,35 @@ inline Vectorized<acc_t> vexp(const Vectorized<acc_t>& x) {
   return x.exp_u20();
 }
 
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+// The shared middle of the float exps below: n = round(x log2 e) and exp(r) for r = x - n ln 2, by
+// Cody-Waite reduction with a two-part ln 2 (exp_u20 uses one: ~10 ulp at x = -20) and exp_u20's
+// degree-5 polynomial. The caller scales by 2^n.
+inline Vectorized<float> exp_round(const Vectorized<float>& v) {
+  return (v * Vectorized<float>(1.44269504088896341f)).round();
+}
+
+inline Vectorized<float> exp_poly(const Vectorized<float>& v, const Vectorized<float>& n) {
+  using V = Vectorized<float>;
+  V r = at::vec::fmadd(n, V(-0.693145751953125f), v);
+  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
+  V p = at::vec::fmadd(r, V(0.00828929059f), V(0.0418978221f));
+  p = at::vec::fmadd(r, p, V(0.166676521f));
+  p = at::vec::fmadd(r, p, V(0.499991506f));
+  p = at::vec::fmadd(r, p, V(0.999999701f));
+  return at::vec::fmadd(r, p, V(1.f));
+}
+#endif
+
 #if defined(CPU_CAPABILITY_AVX512)
 // exp for float at AVX-512, for our arguments (x <= 0; -inf for masked logits): 11 instructions
-// against exp_u20's 19 (the kernel is bound by arithmetic, two exps per element). Cody-Waite
-// reduction with a two-part ln 2 (exp_u20 uses one, ~10 ulp at x = -20), exp_u20's degree-5
-// polynomial, and vscalefps for 2^n, which also underflows gradually: exactly 0 below x = -150
-// (the clamp), so -inf gives 0 as the masks need. NaN propagates (max returns its second operand).
+// against exp_u20's 19 (the kernel is bound by arithmetic, two exps per element). vscalefps gives
+// 2^n and underflows gradually: exactly 0 below x = -150 (the clamp), so -inf gives 0 as the masks
+// need. NaN propagates (max returns its second operand).
 inline Vectorized<float> vexp(const Vectorized<float>& x) {
-  const __m512 v = _mm512_max_ps(_mm512_set1_ps(-150.f), __m512(x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), v);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(0.00828929059f), _mm512_set1_ps(0.0418978221f));
-  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.166676521f));
-  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.499991506f));
-  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(0.999999701f));
-  p = _mm512_fmadd_ps(r, p, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
+  const Vectorized<float> v = _mm512_max_ps(_mm512_set1_ps(-150.f), __m512(x));
+  const Vectorized<float> n = exp_round(v);
+  return _mm512_scalef_ps(__m512(exp_poly(v, n)), __m512(n));
 }
 #elif defined(CPU_CAPABILITY_AVX2)
 // The same for AVX2 (15 instructions against exp_u20's ~20), which has no vscalefps: 2^n is built in
@@ -136,18 +147,10 @@ inline Vectorized<float> vexp(const Vectorized<float>& x) {
 inline Vectorized<float> vexp(const Vectorized<float>& x) {
   const __m256 lo = _mm256_set1_ps(-87.3365478515625f);  // ln(FLT_MIN), rounded up
   const __m256 under = _mm256_cmp_ps(__m256(x), lo, _CMP_LT_OQ);
-  const __m256 v = _mm256_max_ps(lo, __m256(x));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), v);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-  __m256 p = _mm256_fmadd_ps(r, _mm256_set1_ps(0.00828929059f), _mm256_set1_ps(0.0418978221f));
-  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(0.166676521f));
-  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(0.499991506f));
-  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(0.999999701f));
-  p = _mm256_fmadd_ps(r, p, _mm256_set1_ps(1.f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+  const Vectorized<float> v = _mm256_max_ps(lo, __m256(x));
+  const Vectorized<float> n = exp_round(v);
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(__m256(n)), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(__m256(exp_poly(v, n)), _mm256_castsi256_ps(e)));
 }
 #endif
 
