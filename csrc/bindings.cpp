@@ -18,7 +18,8 @@ TORCH_LIBRARY(pylaundering, m) {
       "float beta, int ignore_index, bool compute_grad, float grad_scale=1.0) -> (Tensor, Tensor)");
   m.def(
       "fused_sparse_distill(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, Tensor? labels, "
-      "int kind, float alpha, float temperature, float beta, int ignore_index, bool compute_grad) -> (Tensor, Tensor)");
+      "int kind, float alpha, float temperature, float beta, int ignore_index, bool compute_grad, "
+      "float grad_scale=1.0) -> (Tensor, Tensor)");
   // The gradient written into grad_out, which may be the student tensor itself (no autograd: for callers
   // that own the logits and need only the gradient, as the fused-linear op's chunks). CPU only.
   m.def(
@@ -26,8 +27,8 @@ TORCH_LIBRARY(pylaundering, m) {
       "float beta, int ignore_index, Tensor(a!) grad_out, float grad_scale=1.0) -> Tensor");
   m.def(
       "fused_sparse_distill_out(Tensor student, Tensor values, Tensor indices, Tensor? log_normalizer, "
-      "Tensor? labels, int kind, float alpha, float temperature, float beta, int ignore_index, Tensor(a!) grad_out) "
-      "-> Tensor");
+      "Tensor? labels, int kind, float alpha, float temperature, float beta, int ignore_index, Tensor(a!) grad_out, "
+      "float grad_scale=1.0) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pylaundering, CPU, m) {

@@ -23,7 +23,8 @@ void check_on(const char* name, const at::Tensor& x, const at::Tensor& student) 
 SparseDistillParams make_sparse_params(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                                        const std::optional<at::Tensor>& log_normalizer,
                                        const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                       double temperature, double beta, int64_t ignore_index, bool compute_grad) {
+                                       double temperature, double beta, int64_t ignore_index, bool compute_grad,
+                                       double grad_scale) {
   TORCH_CHECK_VALUE(student.dim() == 2, "fused_sparse_distill: student logits must be 2-D [rows, V], got shape ",
                     student.sizes());
   TORCH_CHECK_TYPE(is_float_type(student.scalar_type()),
@@ -46,6 +47,8 @@ SparseDistillParams make_sparse_params(const at::Tensor& student, const at::Tens
   p.beta = beta;
   p.ignore_index = ignore_index;
   p.write_grad = compute_grad;
+  TORCH_CHECK_VALUE(std::isfinite(grad_scale), "fused_sparse_distill: grad_scale must be finite, got ", grad_scale);
+  p.grad_scale = grad_scale;
   TORCH_CHECK_VALUE(values.dim() == 2 && values.size(0) == p.rows, "fused_sparse_distill: teacher values ",
                     values.sizes(), " must be [rows, k] with rows = ", p.rows);
   p.k = values.size(1);

@@ -15,7 +15,8 @@ namespace pylaundering {
 SparseDistillParams make_sparse_params(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                                        const std::optional<at::Tensor>& log_normalizer,
                                        const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                       double temperature, double beta, int64_t ignore_index, bool compute_grad);
+                                       double temperature, double beta, int64_t ignore_index, bool compute_grad,
+                                       double grad_scale = 1.0);
 
 // Per-row loss (fp32, fp64 for fp64 inputs) and the [rows, V] gradient or an empty tensor.
 std::tuple<at::Tensor, at::Tensor> allocate_sparse_outputs(const at::Tensor& student, const SparseDistillParams& p);
@@ -27,12 +28,13 @@ void check_sparse_labels_host(const int64_t* labels, const SparseDistillParams& 
 std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
     const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
     const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
-    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad);
+    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad, double grad_scale);
 
 // The same, with the gradient written into grad_out (which may be the student tensor itself).
 at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                                         const std::optional<at::Tensor>& log_normalizer,
                                         const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                        double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out);
+                                        double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out,
+                                        double grad_scale);
 
 }  // namespace pylaundering

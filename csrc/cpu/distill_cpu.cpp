@@ -132,9 +132,10 @@ at::Tensor fused_distill_out_cpu(const at::Tensor& student, const std::optional<
 at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
                                         const std::optional<at::Tensor>& log_normalizer,
                                         const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
-                                        double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out) {
+                                        double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out,
+                                        double grad_scale) {
   SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
-                                             temperature, beta, ignore_index, false);
+                                             temperature, beta, ignore_index, false, grad_scale);
   check_grad_out("fused_sparse_distill_out", student, grad_out);
   check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
   if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
@@ -150,9 +151,9 @@ at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Ten
 std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
     const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
     const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
-    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad) {
+    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad, double grad_scale) {
   SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
-                                             temperature, beta, ignore_index, compute_grad);
+                                             temperature, beta, ignore_index, compute_grad, grad_scale);
   check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
   if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
   auto [loss, grad] = allocate_row_outputs(student, p.rows, p.cols, false);

@@ -58,6 +58,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
   const double T = p.temperature, invT = 1.0 / p.temperature, alpha = p.alpha, beta = p.beta;
   const bool ce = p.ce_on();
   const double ce_w = ce ? 1.0 - alpha : 0.0;
+  const double gs = p.grad_scale;
   const bool ce_shares = kSoft && T == 1.0;  // CE at T = 1 shares the soft term's exps
   const bool restricted = p.restricted();
   const acc_t nan = std::numeric_limits<acc_t>::quiet_NaN();
@@ -231,7 +232,8 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
     if (!g) continue;
 
     // ---- pass 3: the gradient of every entry as if not kept, then the kept ones
-    const Vec v_a(static_cast<acc_t>(alpha * T * A)), v_cew(static_cast<acc_t>(ce_w));
+    // every gradient term carries grad_scale (a reduction's 1/count); the loss does not
+    const Vec v_a(static_cast<acc_t>(alpha * T * A * gs)), v_cew(static_cast<acc_t>(ce_w * gs));
     const Vec v_z(static_cast<acc_t>(ce_shares ? Z : Z1));
     for (int64_t j = 0; j < V && !rest_own; j += VS) {
       const int64_t n = std::min(VS, V - j);
@@ -251,7 +253,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
         double gj = 0;
         if (!kept_mask[j]) gj = alpha * T * (std::exp((x - rest_max) * invT) * c_rest - double(E[j]) * c_all);
         if (ce) gj += ce_w * (live ? std::exp(x - m) : 0.0) / z1;
-        g[j] = static_cast<scalar_t>(gj);
+        g[j] = static_cast<scalar_t>(gj * gs);
       }
     }
     for (int64_t i = 0; i < K; ++i) {
@@ -266,9 +268,9 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
         gi = alpha * 2.0 * (sk[i] == tv ? 0.0 : sk[i] - tv) / double(K);
       }
       if (ce) gi += ce_w * (live ? std::exp(sk[i] - m) / Z1 : 0.0);
-      g[idx[i]] = static_cast<scalar_t>(gi);
+      g[idx[i]] = static_cast<scalar_t>(gi * gs);
     }
-    if (ce) g[y] = static_cast<scalar_t>(double(static_cast<acc_t>(g[y])) - ce_w);
+    if (ce) g[y] = static_cast<scalar_t>(double(static_cast<acc_t>(g[y])) - ce_w * gs);
   }
 }
 

@@ -54,9 +54,12 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cuda(const at::Tensor& s
                                                              const std::optional<at::Tensor>& log_normalizer,
                                                              const std::optional<at::Tensor>& labels, int64_t kind,
                                                              double alpha, double temperature, double beta,
-                                                             int64_t ignore_index, bool compute_grad) {
+                                                             int64_t ignore_index, bool compute_grad,
+                                                             double grad_scale) {
   const SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
-                                                   temperature, beta, ignore_index, compute_grad);
+                                                   temperature, beta, ignore_index, compute_grad, grad_scale);
+  // The CUDA kernel writes the plain gradient (the Python front folds a scale on the CPU only).
+  TORCH_CHECK_VALUE(grad_scale == 1.0, "fused_sparse_distill: grad_scale other than 1 is CPU-only, got ", grad_scale);
   TORCH_CHECK_VALUE(student.is_cuda(), "fused_sparse_distill: the CUDA kernel got student logits on ",
                     student.device());
   const c10::cuda::CUDAGuard guard(student.device());

@@ -42,6 +42,9 @@ struct SparseDistillParams {
   bool has_lognorm = false;
   bool has_labels = false;
   bool write_grad = true;
+  // The gradient is written times this (a reduction's 1/count; see DistillParams). CPU only: the
+  // CUDA op accepts 1 alone.
+  double grad_scale = 1.0;
 
   bool ce_on() const { return has_labels && alpha != 1.0; }
   // Without the teacher's normaliser its rest is empty; reverse KL then compares on the kept entries.

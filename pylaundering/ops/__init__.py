@@ -28,7 +28,7 @@ def _fused_distill_fake(student, teacher, labels, kind, alpha, temperature, beta
 
 
 def _fused_sparse_distill_fake(student, values, indices, log_normalizer, labels, kind, alpha, temperature, beta,
-                               ignore_index, compute_grad):
+                               ignore_index, compute_grad, grad_scale=1.0):
     loss_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
     rows = student.new_empty((student.shape[0],), dtype=loss_dtype)
     grad = student.new_empty(student.shape) if compute_grad else student.new_empty((0,))
@@ -38,8 +38,8 @@ def _fused_sparse_distill_fake(student, values, indices, log_normalizer, labels,
 if _ext._C is not None and "pylaundering::fused_distill" not in REGISTRY:
     register_row_fused_op("pylaundering::fused_distill", n_inputs=10, grad_inputs=(0,), fake=_fused_distill_fake,
                           scale_input=9)
-    register_row_fused_op("pylaundering::fused_sparse_distill", n_inputs=11, grad_inputs=(0,),
-                          fake=_fused_sparse_distill_fake)
+    register_row_fused_op("pylaundering::fused_sparse_distill", n_inputs=12, grad_inputs=(0,),
+                          fake=_fused_sparse_distill_fake, scale_input=11)
 
 # After the dense op's registration: the fused-linear op calls it chunk by chunk.
 from .linear import FusedLinearDistillLoss, choose_chunk_size, fused_linear_distill_loss  # noqa: E402

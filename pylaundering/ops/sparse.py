@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from . import _ext
-from .functional import KINDS, _check_label_range, _check_logits, _check_scalars, _reduce, _rows, needs_float64
+from .functional import (KINDS, _check_label_range, _check_logits, _check_scalars, _grad_scale, _reduce, _rows,
+                         needs_float64)
 from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL, _masked_diff
 
 __all__ = ["SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher"]
@@ -253,18 +254,21 @@ def topk_distill_loss(
             raise ValueError(f"labels {tuple(labels.shape)} must equal the student's leading shape {tuple(s.shape[:-1])}")
         y1 = labels.reshape(-1).long()
         _check_label_range(y1, V, ignore_index)
+    # the mean's scale folded into the kernel's gradient (functional._grad_scale); the sparse CUDA
+    # kernel writes the plain gradient, so there only the dense op folds
+    scale = _grad_scale(s2, y1, ignore_index, reduction) if s2.device.type == "cpu" or alpha == 0 else 1.0
     if alpha > 0:
         checked = _check_sparse(s, teacher)
         check_sampled_use(checked, kind, T)
-        rows = sparse_rows(s2, checked, y1, KINDS[kind], alpha, T, beta, ignore_index)
+        rows = sparse_rows(s2, checked, y1, KINDS[kind], alpha, T, beta, ignore_index, scale)
     else:  # cross-entropy alone: the dense op, no teacher
-        rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index)
+        rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index, scale)
     out = _reduce(rows, y1, ignore_index, reduction, s.dtype)
     return out.reshape(s.shape[:-1]) if reduction == "none" else out
 
 
 def sparse_rows(s2: torch.Tensor, teacher: SparseTeacher, y1: Optional[torch.Tensor], kind: int, alpha: float,
-                temperature: float, beta: float, ignore_index: int) -> torch.Tensor:
+                temperature: float, beta: float, ignore_index: int, grad_scale: float = 1.0) -> torch.Tensor:
     """Per-row ``alpha * soft + (1 - alpha) * CE`` of 2-D student logits against a checked sparse teacher,
     0 on ignored rows: the fused kernel (``torch.ops.pylaundering.fused_sparse_distill``) when compiled,
     else the reference formulas. fp32 rows (fp64 for fp64 input, or above HIGH_TEMPERATURE as the dense op)."""
@@ -280,7 +284,7 @@ def sparse_rows(s2: torch.Tensor, teacher: SparseTeacher, y1: Optional[torch.Ten
         rows, _ = torch.ops.pylaundering.fused_sparse_distill(
             s2.contiguous(), values.contiguous(), teacher.indices.contiguous(), lognorm,
             y1.contiguous() if y1 is not None else None, kind, float(alpha), float(T), float(beta),
-            int(ignore_index), need_grad)
+            int(ignore_index), need_grad, float(grad_scale))
         return rows
     _ext.warn_fallback(s2.device)
     rows = alpha * sparse_distill_rows(s2, teacher._replace(log_normalizer=lognorm), kind, T, beta)

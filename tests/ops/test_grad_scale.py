@@ -156,3 +156,54 @@ def test_large_cuda_mean_folds_its_scale_and_matches_the_unfolded_gradient():
     per_row = O.distill_loss(b, t, y, alpha=0.5, temperature=2.0, reduction="none")
     (per_row.sum() / (y != -100).sum()).backward()
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-9)
+
+
+# ------------------------------------------------------------------ the sparse (top-k) op, CPU
+
+
+def _sparse_args(V, dtype, k=5, with_lognorm=True, T=2.0):
+    s, t, y = _case(V, dtype, "cpu")
+    top = O.topk_teacher(t, min(k, V), T)
+    lognorm = top.log_normalizer.to(torch.float64 if dtype == torch.float64 else torch.float32) \
+        if with_lognorm else None
+    return s, (top.values, top.indices, lognorm), y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("V", [37, 5000])
+@pytest.mark.parametrize("with_lognorm", [True, False])
+def test_sparse_grad_scale_multiplies_the_gradient_not_the_loss(dtype, V, with_lognorm):
+    s, (values, indices, lognorm), y = _sparse_args(V, dtype, with_lognorm=with_lognorm)
+    for kind, alpha in [(1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0), (1, 0.5), (3, 0.3)]:
+        args = (values, indices, lognorm, y if alpha < 1 else None, kind, alpha, 2.0, 0.5, -100)
+        rows1, grad1 = torch.ops.pylaundering.fused_sparse_distill(s, *args, True)
+        rows, grad = torch.ops.pylaundering.fused_sparse_distill(s, *args, True, 0.37)
+        assert torch.equal(rows, rows1), (kind, alpha)
+        tol = 1e-12 if dtype == torch.float64 else 2e-6
+        torch.testing.assert_close(grad, grad1 * 0.37, rtol=tol, atol=tol, msg=f"{(kind, alpha)}")
+        buf = s.clone()
+        out_rows = torch.ops.pylaundering.fused_sparse_distill_out(buf, *args, buf, 0.37)
+        assert torch.equal(out_rows, rows) and torch.equal(buf, grad), (kind, alpha)
+
+
+def test_sparse_backward_of_a_plain_loss_does_not_touch_the_gradient_again():
+    s, t, y = _case(500, torch.float32, "cpu")
+    top = O.topk_teacher(t, 8, 2.0)
+    a = s.clone().requires_grad_(True)
+    loss = O.topk_distill_loss(a, top, y, alpha=0.5, temperature=2.0)
+    with _AtenLog() as log:
+        loss.backward()
+    free = ("aten.detach.default", "aten.alias.default", "aten.view.default", "aten._unsafe_view.default")
+    assert [op for op, shapes in log.ops if tuple(s.shape) in shapes and op not in free] == []
+    b = s.clone().requires_grad_(True)
+    per_row = O.topk_distill_loss(b, top, y, alpha=0.5, temperature=2.0, reduction="none")
+    (per_row.sum() / (y != -100).sum()).backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_sparse_cuda_op_refuses_a_scale():
+    s, (values, indices, lognorm), _ = _sparse_args(50, torch.float32)
+    args = [x.cuda() if isinstance(x, torch.Tensor) else x for x in (s, values, indices, lognorm)]
+    with pytest.raises(ValueError, match="CPU-only"):
+        torch.ops.pylaundering.fused_sparse_distill(*args, None, 1, 1.0, 2.0, 0.5, -100, True, 0.5)
