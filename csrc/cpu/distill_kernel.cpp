@@ -40,6 +40,15 @@ namespace {
 
 using namespace vecu;
 
+constexpr double kLog2e = 1.44269504088896341, kLn2 = 0.693147180559945309;
+#ifndef PF_DIST
+#define PF_DIST 0
+#endif
+#ifndef PF_LVL
+#define PF_LVL 3
+#endif
+constexpr int64_t kPF = PF_DIST;
+constexpr int kPFL = PF_LVL;
 constexpr int64_t kBlock = 2048;  // elements per statistics block: 8 KiB per fp32 row in L1
 // A gradient at least this large is written with non-temporal stores: several times a server's L3,
 // so its lines would be evicted before anyone read them, and a normal store first reads each line.
@@ -51,16 +60,19 @@ template <typename acc_t>
 struct Scratch {
   std::vector<acc_t> es, et, e1;        // exp((x - running max) / T) per element; e1 at T = 1
   std::vector<double> ms_at, mt_at;     // running max when each block's exps were taken
+  std::vector<double> kl_d, kl_z;       // forward KL: per block, sum et (ut - us) and sum et
   Scratch(int64_t V, bool soft, bool ce_stats, bool ce) {
     const int64_t nb = (V + kBlock - 1) / kBlock;
     if (soft) { es.resize(V); et.resize(V); }
     if (ce_stats || (ce && !soft)) e1.resize(V);
     ms_at.resize(nb);
     mt_at.resize(nb);
+    kl_d.resize(nb);
+    kl_z.resize(nb);
   }
 };
 
-// The cross-entropy part of forward_kl_pass2's gradient: ce_wg (p1 - onehot(y)), p1 = softmax(s) at
+// The cross-entropy part of forward_kl_grad's gradient: ce_wg (p1 - onehot(y)), p1 = softmax(s) at
 // T = 1, which is ps itself when the soft term is at T = 1 (E1 null) and E1 * exp(ms_at - ms) / z1
 // otherwise. ce_wg = 0: no CE.
 template <typename acc_t>
@@ -71,75 +83,65 @@ struct CeGrad {
   int64_t y = -1;
 };
 
-// Pass 2 of forward KL (Hinton KD, the common case; with or without CE), with fewer operations per
-// element than the generic pass (the kernel is bound by arithmetic). log pt - log ps = d / T +
-// (lzs - lzt) with d = (xt - mt) - (xs - ms), each side minus its own max first (exact near the
-// max), so an offset between student and teacher logits costs no precision; the row's KL is then
-// (sum pt d) / T + (sum pt)(lzs - lzt). The gradient gsoft (ps - pt) (+ the CE part) needs only the
-// scratch exps, so per block the loss is summed first, reading s, and the gradient written after: a
-// block whose sum came out NaN (a masked teacher logit: pt = 0 with d = -inf or NaN) is summed again
-// with the masks applied while s is still intact (the gradient may be written over s). Returns
-// T^2 KL (the CE loss is the caller's: it needs only s[y] and the statistics).
+// Forward KL (Hinton KD, the common case; with or without CE) needs no second pass over the inputs:
+// pass 1 also sums, per block, D = sum et (ut - us), each side's u against the max its exps used, and
+// the row's KL is assembled from those block sums (forward_kl_from_blocks). Pass 2 is then the
+// gradient alone, gsoft (ps - pt) (+ the CE part), from the scratch exps: it reads nothing of s or t
+// (so it may write over s), and inference skips it. The kernel is bound by arithmetic: this saves
+// re-reading both rows and five operations per vector.
 template <typename scalar_t, typename acc_t>
-double forward_kl_pass2(const scalar_t* s, const scalar_t* t, scalar_t* g, int64_t V, const acc_t* ES,
-                        const acc_t* ET, const double* ms_at, const double* mt_at, double ms, double mt, double zs,
-                        double zt, double lzs, double lzt, double invT, double T, acc_t gsoft, const CeGrad<acc_t>& ce,
-                        bool stream) {
+void forward_kl_grad(scalar_t* g, int64_t V, const acc_t* ES, const acc_t* ET, const double* ms_at,
+                     const double* mt_at, double ms, double mt, double zs, double zt, double invT, acc_t gsoft,
+                     const CeGrad<acc_t>& ce, bool stream) {
   using Vec = Vectorized<acc_t>;
   constexpr int64_t VS = Vec::size();
-  const Vec v_ms(static_cast<acc_t>(ms)), v_mt(static_cast<acc_t>(mt)), zero(0);
-  double sum_d = 0;
-  Vec acc_p(0);
   for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
     const int64_t b1 = std::min(V, b0 + kBlock);
     const double fs = std::exp((ms_at[blk] - ms) * invT) / zs, ft = std::exp((mt_at[blk] - mt) * invT) / zt;
-    const Vec v_ft(static_cast<acc_t>(ft));
-    Vec blk_d(0), blk_p(0);
-    for (int64_t j = b0; j < b1; j += VS) {
-      const int64_t n = std::min(VS, b1 - j);
-      const Vec d = (load<scalar_t, acc_t>(t + j, n) - v_mt) - (load<scalar_t, acc_t>(s + j, n) - v_ms);
-      const Vec pt = load_scratch(ET + j, n) * v_ft;
-      blk_d = at::vec::fmadd(pt, d, blk_d);
-      blk_p += pt;
-    }
-    double bd = hsum(blk_d);
-    if (std::isnan(bd)) {
-      blk_d = zero;
+    // p1 = ps shares the student's coefficient; otherwise E1 has its own
+    const double fs_ce = ce.E1 == nullptr ? double(ce.ce_wg) * fs : 0.0;
+    const Vec fsg(static_cast<acc_t>(double(gsoft) * fs + fs_ce)), ftg(static_cast<acc_t>(double(gsoft) * ft));
+    const Vec f1g(static_cast<acc_t>(double(ce.ce_wg) * std::exp(ms_at[blk] - ms) / ce.z1)), v_cew(ce.ce_wg);
+    if (ce.ce_wg == acc_t(0)) {  // KD alone: the loop without CE's per-vector tests
       for (int64_t j = b0; j < b1; j += VS) {
         const int64_t n = std::min(VS, b1 - j);
-        const Vec d = (load<scalar_t, acc_t>(t + j, n) - v_mt) - (load<scalar_t, acc_t>(s + j, n) - v_ms);
-        const Vec pt = load_scratch(ET + j, n) * v_ft;
-        blk_d += keep(pt > zero, pt * d);
+        store_out<scalar_t, acc_t>(g + j, at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg),
+                                   n, stream);
       }
-      bd = hsum(blk_d);
-    }
-    sum_d += bd;
-    acc_p += blk_p;
-    if (g != nullptr) {
-      // p1 = ps shares the student's coefficient; otherwise E1 has its own
-      const double fs_ce = ce.E1 == nullptr ? double(ce.ce_wg) * fs : 0.0;
-      const Vec fsg(static_cast<acc_t>(double(gsoft) * fs + fs_ce)), ftg(static_cast<acc_t>(double(gsoft) * ft));
-      const Vec f1g(static_cast<acc_t>(double(ce.ce_wg) * std::exp(ms_at[blk] - ms) / ce.z1)), v_cew(ce.ce_wg);
-      if (ce.ce_wg == acc_t(0)) {  // KD alone: the loop without CE's per-vector tests
-        for (int64_t j = b0; j < b1; j += VS) {
-          const int64_t n = std::min(VS, b1 - j);
-          store_out<scalar_t, acc_t>(g + j, at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg),
-                                     n, stream);
+    } else {
+      for (int64_t j = b0; j < b1; j += VS) {
+        const int64_t n = std::min(VS, b1 - j);
+        Vec grad = at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg);
+        if (ce.E1 != nullptr) grad = at::vec::fmadd(load_scratch(ce.E1 + j, n), f1g, grad);
+        if (ce.y >= j && ce.y < j + VS) {
+          grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(ce.y)), v_cew);
         }
-      } else {
-        for (int64_t j = b0; j < b1; j += VS) {
-          const int64_t n = std::min(VS, b1 - j);
-          Vec grad = at::vec::fmsub(load_scratch(ES + j, n), fsg, load_scratch(ET + j, n) * ftg);
-          if (ce.E1 != nullptr) grad = at::vec::fmadd(load_scratch(ce.E1 + j, n), f1g, grad);
-          if (ce.y >= j && ce.y < j + VS) {
-            grad -= keep(Vec::arange(static_cast<acc_t>(j), acc_t(1)) == Vec(static_cast<acc_t>(ce.y)), v_cew);
-          }
-          store_out<scalar_t, acc_t>(g + j, grad, n, stream);
-        }
+        store_out<scalar_t, acc_t>(g + j, grad, n, stream);
       }
     }
   }
-  return T * T * (sum_d * invT + double(hsum(acc_p)) * (lzs - lzt));
+}
+
+// T^2 KL(pt || ps) from pass 1's block sums. In block b the exps used maxes mt_b, ms_b (0 for a side
+// with no live logit yet: its exps are 0), so with the row's maxes mt, ms: pt = et ft_b, ft_b =
+// exp((mt_b - mt) / T) / zt, and log pt - log ps = (ut - us) + c_b + (lzs - lzt), c_b = ((mt_b - mt) -
+// (ms_b - ms)) / T. Hence KL = sum_b ft_b (D_b + c_b Zt_b) + (sum pt)(lzs - lzt), Zt_b = the block's
+// sum of et. Each side is taken against a max of its own, so an offset between student and teacher
+// logits costs no precision. A block with no teacher mass adds nothing (and may hold D_b = 0 from
+// masks only).
+inline double forward_kl_from_blocks(const double* kl_d, const double* kl_z, const double* ms_at, const double* mt_at,
+                                     int64_t nb, double ms, double mt, double zt, double lzs, double lzt, double invT,
+                                     double T) {
+  double sum_pd = 0, sum_p = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    if (kl_z[b] == 0) continue;
+    const double ms_b = std::isfinite(ms_at[b]) ? ms_at[b] : 0.0;
+    const double ft = std::exp((mt_at[b] - mt) * invT) / zt;
+    const double c = ((mt_at[b] - mt) - (ms_b - ms)) * invT;
+    sum_pd += ft * (kl_d[b] + c * kl_z[b]);
+    sum_p += ft * kl_z[b];
+  }
+  return T * T * (sum_pd + sum_p * (lzs - lzt));
 }
 
 template <typename scalar_t, typename acc_t, int64_t KIND>
@@ -238,16 +240,18 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
         const bool s_live = ms != neg_inf<double>();
         const bool t_live = kSoft && mt != neg_inf<double>();
         const Vec vms_b(static_cast<acc_t>(s_live ? ms : 0.0)), vmt_b(static_cast<acc_t>(t_live ? mt : 0.0));
-        const Vec vinvT(invT), zero(0);
-        Vec vzs(0), vzt(0), vz1(0), vA(0), vB(0);
+        // us, ut are in log2 units ((x - max) log2 e / T): the exps are 2^u (vexp2), and the sums
+        // formed from u (D, A, B) are turned back into natural units per block
+        const Vec vinvT(static_cast<acc_t>(kLog2e / p.temperature)), vlog2e(static_cast<acc_t>(kLog2e)), zero(0);
+        Vec vzs(0), vzt(0), vz1(0), vA(0), vB(0), vD(0);
         for (int64_t j = b0; j < b1; j += VS) {
           const int64_t n = std::min(VS, b1 - j);
           const Vec xs = load<scalar_t, acc_t>(s + j, n);
           if constexpr (kSoft) {
             const Vec us = (xs - vms_b) * vinvT;
             const Vec ut = (load<scalar_t, acc_t>(t + j, n) - vmt_b) * vinvT;
-            const Vec es = s_live ? vexp(us) : zero;
-            const Vec et = t_live ? vexp(ut) : zero;
+            const Vec es = s_live ? vexp2(us) : zero;
+            const Vec et = t_live ? vexp2(ut) : zero;
             store_scratch(ES + j, es, n);
             store_scratch(ET + j, et, n);
             vzs += es;
@@ -257,18 +261,40 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
               vA += keep(live, es * us);
               vB += keep(live, es * ut);
             }
+            if constexpr (KIND == kForwardKL) {
+              // a tail's padding lanes are -inf on both sides: 0 * NaN, masked here; a masked logit
+              // inside the block makes the sum NaN, and the block is summed again with masks below
+              vD = n == VS ? at::vec::fmadd(et, ut - us, vD) : vD + keep(et > zero, et * (ut - us));
+            }
           }
           if (!sc.e1.empty()) {
-            const Vec e1 = s_live ? vexp(xs - vms_b) : zero;
+            const Vec e1 = s_live ? vexp2((xs - vms_b) * vlog2e) : zero;
             store_scratch(E1 + j, e1, n);
             vz1 += e1;
           }
         }
+        const double bzt = hsum(vzt);
+        if constexpr (KIND == kForwardKL) {
+          double bd = hsum(vD);
+          if (std::isnan(bd)) {
+            vD = zero;
+            for (int64_t j = b0; j < b1; j += VS) {
+              const int64_t n = std::min(VS, b1 - j);
+              const Vec us = (load<scalar_t, acc_t>(s + j, n) - vms_b) * vinvT;
+              const Vec ut = (load<scalar_t, acc_t>(t + j, n) - vmt_b) * vinvT;
+              const Vec et = load_scratch(ET + j, n);
+              vD += keep(et > zero, et * (ut - us));
+            }
+            bd = hsum(vD);
+          }
+          sc.kl_d[blk] = bd * kLn2;
+          sc.kl_z[blk] = bzt;
+        }
         zs += hsum(vzs);
-        zt += hsum(vzt);
+        zt += bzt;
         z1 += hsum(vz1);
-        A += hsum(vA);
-        B += hsum(vB);
+        A += kLn2 * hsum(vA);
+        B += kLn2 * hsum(vB);
       }
     }
     if (poisoned) {
@@ -282,14 +308,19 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     const double lz1 = ce_shares ? lzs : std::log(z1);
     const double f_rkl = KIND == kReverseKL ? (A - B) / zs - lzs + lzt : 0.0;
 
-    // forward KL, both sides with a live logit: the leaner pass 2 (forward_kl_pass2)
+    // forward KL, both sides with a live logit: the loss from pass 1's block sums, pass 2 the gradient
+    // alone (forward_kl_grad)
     const bool fast_kl = KIND == kForwardKL && std::isfinite(ms) && std::isfinite(mt);
     double distill = 0;
     if (fast_kl) {
-      CeGrad<acc_t> ceg;
-      if (ce) ceg = {ce_wg, ce_shares ? nullptr : E1, z1, y};
-      distill = forward_kl_pass2<scalar_t, acc_t>(s, t, g, V, ES, ET, sc.ms_at.data(), sc.mt_at.data(), ms, mt, zs,
-                                                  zt, lzs, lzt, double(invT), double(T), gsoft, ceg, stream);
+      distill = forward_kl_from_blocks(sc.kl_d.data(), sc.kl_z.data(), sc.ms_at.data(), sc.mt_at.data(),
+                                       int64_t(sc.kl_d.size()), ms, mt, zt, lzs, lzt, double(invT), double(T));
+      if (g != nullptr) {
+        CeGrad<acc_t> ceg;
+        if (ce) ceg = {ce_wg, ce_shares ? nullptr : E1, z1, y};
+        forward_kl_grad<scalar_t, acc_t>(g, V, ES, ET, sc.ms_at.data(), sc.mt_at.data(), ms, mt, zs, zt, double(invT),
+                                         gsoft, ceg, stream);
+      }
     }
 
     // ---- pass 2: loss and gradient. Probabilities are scratch exps times a per-block factor

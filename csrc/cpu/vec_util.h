@@ -110,23 +110,47 @@ inline Vectorized<acc_t> vexp(const Vectorized<acc_t>& x) {
   return x.exp_u20();
 }
 
-#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-// The shared middle of the float exps below: n = round(x log2 e) and exp(r) for r = x - n ln 2, by
-// Cody-Waite reduction with a two-part ln 2 (exp_u20 uses one: ~10 ulp at x = -20) and exp_u20's
-// degree-5 polynomial. The caller scales by 2^n.
-inline Vectorized<float> exp_round(const Vectorized<float>& v) {
-  return (v * Vectorized<float>(1.44269504088896341f)).round();
+// 2^w (w <= 0; -inf for masked logits). A caller that scales its argument anyway ((x - max) / T)
+// folds log2 e into that factor and saves exp's own multiply and half its range reduction: the
+// rounding of w costs what the rounding of x / T cost before, no more.
+template <typename acc_t>
+inline Vectorized<acc_t> vexp2(const Vectorized<acc_t>& w) {
+  return (w * Vectorized<acc_t>(acc_t(0.693147180559945309))).exp_u20();
 }
 
-inline Vectorized<float> exp_poly(const Vectorized<float>& v, const Vectorized<float>& n) {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+// exp_u20's degree-5 minimax polynomial for e^r, |r| <= ln 2 / 2 (relative error ~1e-7), Horner form.
+inline Vectorized<float> exp_poly(const Vectorized<float>& r) {
   using V = Vectorized<float>;
-  V r = at::vec::fmadd(n, V(-0.693145751953125f), v);
-  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
   V p = at::vec::fmadd(r, V(0.00828929059f), V(0.0418978221f));
   p = at::vec::fmadd(r, p, V(0.166676521f));
   p = at::vec::fmadd(r, p, V(0.499991506f));
   p = at::vec::fmadd(r, p, V(0.999999701f));
   return at::vec::fmadd(r, p, V(1.f));
+}
+
+// The same polynomial in f = r / ln 2, |f| <= 1/2: 2^f (coefficient k times ln 2^k, rounded once).
+inline Vectorized<float> exp2_poly(const Vectorized<float>& f) {
+  using V = Vectorized<float>;
+  V p = at::vec::fmadd(f, V(0.0013263088185340166f), V(0.009671487845480442f));
+  p = at::vec::fmadd(f, p, V(0.055507391691207886f));
+  p = at::vec::fmadd(f, p, V(0.24022242426872253f));
+  p = at::vec::fmadd(f, p, V(0.6931469440460205f));
+  return at::vec::fmadd(f, p, V(1.f));
+}
+
+// The shared middle of the float exps below: n = round(x log2 e) and exp(r) for r = x - n ln 2, by
+// Cody-Waite reduction with a two-part ln 2 (exp_u20 uses one: ~10 ulp at x = -20). The caller
+// scales by 2^n.
+inline Vectorized<float> exp_round(const Vectorized<float>& v) {
+  return (v * Vectorized<float>(1.44269504088896341f)).round();
+}
+
+inline Vectorized<float> exp_reduced(const Vectorized<float>& v, const Vectorized<float>& n) {
+  using V = Vectorized<float>;
+  V r = at::vec::fmadd(n, V(-0.693145751953125f), v);
+  r = at::vec::fmadd(n, V(-1.428606765330187045e-06f), r);
+  return exp_poly(r);
 }
 #endif
 
@@ -138,19 +162,38 @@ inline Vectorized<float> exp_poly(const Vectorized<float>& v, const Vectorized<f
 inline Vectorized<float> vexp(const Vectorized<float>& x) {
   const Vectorized<float> v = _mm512_max_ps(_mm512_set1_ps(-150.f), __m512(x));
   const Vectorized<float> n = exp_round(v);
-  return _mm512_scalef_ps(__m512(exp_poly(v, n)), __m512(n));
+  return _mm512_scalef_ps(__m512(exp_reduced(v, n)), __m512(n));
+}
+
+// 2^w in 9 instructions: w - round(w) is exact, so no multiply and no two-part reduction.
+inline Vectorized<float> vexp2(const Vectorized<float>& w) {
+  const Vectorized<float> v = _mm512_max_ps(_mm512_set1_ps(-160.f), __m512(w));
+  const Vectorized<float> n = v.round();
+  return _mm512_scalef_ps(__m512(exp2_poly(v - n)), __m512(n));
 }
 #elif defined(CPU_CAPABILITY_AVX2)
 // The same for AVX2 (15 instructions against exp_u20's ~20), which has no vscalefps: 2^n is built in
 // the exponent bits, valid down to n = -126, so below ln(FLT_MIN) the result is set to exactly 0
 // (as exp_u20 does; -inf gives 0). NaN propagates (max returns its second operand).
+inline Vectorized<float> exp_scale(const __m256& under, const Vectorized<float>& p, const Vectorized<float>& n) {
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(__m256(n)), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(__m256(p), _mm256_castsi256_ps(e)));
+}
+
 inline Vectorized<float> vexp(const Vectorized<float>& x) {
   const __m256 lo = _mm256_set1_ps(-87.3365478515625f);  // ln(FLT_MIN), rounded up
   const __m256 under = _mm256_cmp_ps(__m256(x), lo, _CMP_LT_OQ);
   const Vectorized<float> v = _mm256_max_ps(lo, __m256(x));
   const Vectorized<float> n = exp_round(v);
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(__m256(n)), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(__m256(exp_poly(v, n)), _mm256_castsi256_ps(e)));
+  return exp_scale(under, exp_reduced(v, n), n);
+}
+
+inline Vectorized<float> vexp2(const Vectorized<float>& w) {
+  const __m256 lo = _mm256_set1_ps(-126.f);  // log2(FLT_MIN)
+  const __m256 under = _mm256_cmp_ps(__m256(w), lo, _CMP_LT_OQ);
+  const Vectorized<float> v = _mm256_max_ps(lo, __m256(w));
+  const Vectorized<float> n = v.round();
+  return exp_scale(under, exp2_poly(v - n), n);
 }
 #endif
 

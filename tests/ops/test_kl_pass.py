@@ -1,9 +1,11 @@
-"""The CPU kernel's lean pass for forward KL without CE (Hinton KD): per block the loss is summed
-from d = (xt - mt) - (xs - ms), and a block whose sum is NaN (masked teacher logits) is summed again
-with the masks applied. Against the float64 oracle: masks in a later block than the first (the
-gradient of earlier blocks is already written), masks that meet an underflowing teacher
-probability, a large offset between student and teacher logits, and the gradient written over
-the student's own storage."""
+"""The CPU kernel's forward KL without a second pass over the inputs (Hinton KD, with or without
+CE): pass 1 sums, per statistics block, et (ut - us) against the maxes that block's exps used, the
+row's loss is assembled from those block sums, and pass 2 writes the gradient from the scratch
+exponentials alone. A block whose sum is NaN (masked logits) is summed again with the masks
+applied. Against the float64 oracle: masks in a later block than the first, masks that meet an
+underflowing teacher probability, a max that rises block by block, a student with no live logit in
+its first block, a large offset between student and teacher logits, inference (no gradient), and
+the gradient written over the student's own storage."""
 
 from __future__ import annotations
 
@@ -119,3 +121,46 @@ def test_kd_plus_ce_with_labels_in_every_block(over_student, T):
     ref_grad = (0.5 * kd_grad + 0.5 * a.grad) * keep[:, None]
     torch.testing.assert_close(rows.double(), ref_rows, rtol=2e-5, atol=2e-5)
     torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0])
+def test_a_max_that_rises_block_by_block(T):
+    # every block's exps use a running max that a later block raises: the block sums must be
+    # rescaled to the row's maxes (student and teacher rising at different rates, or falling)
+    g = torch.Generator().manual_seed(5)
+    ramp = torch.linspace(0, 30, V)
+    s = torch.randn(4, V, generator=g) + ramp
+    t = torch.randn(4, V, generator=g) + 0.5 * ramp
+    t[2:] = torch.randn(2, V, generator=g) + ramp.flip(0)
+    _assert_finite_and_oracle(s, t, T)
+
+
+def test_a_student_with_no_live_logit_in_its_first_block():
+    g = torch.Generator().manual_seed(6)
+    s = torch.randn(2, V, generator=g) * 2
+    t = torch.randn(2, V, generator=g) * 2
+    s[:, :2048] = float("-inf")
+    t[0, :2048] = float("-inf")  # row 0: the teacher masks the same classes, a finite KL
+    rows, grad = _fused(s, t, 2.0)
+    ref_rows, ref_grad = _oracle(s[:1], t[:1], 2.0)
+    torch.testing.assert_close(rows[:1].double(), ref_rows, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(grad[:1].double(), ref_grad, rtol=1e-4, atol=1e-7)
+    assert rows[1] == float("inf")  # row 1: teacher mass on classes the student masks
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_inference_gives_the_training_loss(alpha):
+    # without a gradient pass 2 is skipped: the loss must not depend on it
+    g = torch.Generator().manual_seed(7)
+    s = torch.randn(5, V, generator=g) * 3
+    t = torch.randn(5, V, generator=g) * 3
+    t[1, [10, 2100, 4500]] = float("-inf")
+    y = torch.tensor([5, 2047, 2048, 4999, -100])
+    train, _ = torch.ops.pylaundering.fused_distill(s, t, y, 1, alpha, 2.0, 0.5, -100, True)
+    infer, _ = torch.ops.pylaundering.fused_distill(s, t, y, 1, alpha, 2.0, 0.5, -100, False)
+    torch.testing.assert_close(infer, train, rtol=0, atol=0)
+    ref, _ = _oracle(s, t, 2.0)
+    a = s.double()
+    ce = torch.nn.functional.cross_entropy(a, y, ignore_index=-100, reduction="none")
+    torch.testing.assert_close(infer.double(), (alpha * ref + (1 - alpha) * ce) * (y != -100).double(),
+                               rtol=2e-5, atol=2e-5)
