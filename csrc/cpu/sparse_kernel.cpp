@@ -112,7 +112,10 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
       continue;
     }
     const bool live = m != neg_inf<double>();
-    const Vec v_m(static_cast<acc_t>(live ? m : 0.0)), v_invT(static_cast<acc_t>(invT)), zero(0);
+    // exps as 2^((x - m) log2 e / T): log2 e folded into the factor the argument is scaled by anyway
+    constexpr double kLog2e = 1.44269504088896341;
+    const Vec v_m(static_cast<acc_t>(live ? m : 0.0)), v_c(static_cast<acc_t>(kLog2e * invT)), zero(0);
+    const Vec v_log2e(static_cast<acc_t>(kLog2e));
 
     // ---- pass 2: exps at T (kept in scratch) and, for CE at T = 1 when T != 1, their sum
     double Z = 0, Z1 = 0;
@@ -122,11 +125,11 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
         const int64_t n = std::min(VS, V - j);
         const Vec x = load<scalar_t, acc_t>(s + j, n);
         if constexpr (kSoft) {
-          const Vec e = live ? vexp((x - v_m) * v_invT) : zero;
+          const Vec e = live ? vexp2((x - v_m) * v_c) : zero;
           store_scratch(E.data() + j, e, n);
           vz += e;
         }
-        if (ce && !ce_shares) vz1 += live ? vexp(x - v_m) : zero;
+        if (ce && !ce_shares) vz1 += live ? vexp2((x - v_m) * v_log2e) : zero;
       }
       Z = hsum(vz);
       Z1 = ce_shares ? Z : double(hsum(vz1));
@@ -241,7 +244,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
       if constexpr (kSoft) gr = v_a * load_scratch(E.data() + j, n);
       if (ce) {
         const Vec e1 = ce_shares ? load_scratch(E.data() + j, n)
-                                 : (live ? vexp(load<scalar_t, acc_t>(s + j, n) - v_m) : zero);
+                                 : (live ? vexp2((load<scalar_t, acc_t>(s + j, n) - v_m) * v_log2e) : zero);
         gr += v_cew * e1 / v_z;
       }
       store<scalar_t, acc_t>(g + j, gr, n);

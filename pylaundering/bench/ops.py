@@ -5,7 +5,7 @@ inference (forward only). Reported per implementation: median, min and spread (I
 ``repeats`` timed calls after warm-up; effective bandwidth = minimal bytes moved / median time
 (forward: read student and teacher, 2 elements' bytes per logit; forward+backward: also write the
 gradient, 3); its fraction of the copy bandwidth (``y.copy_(x)`` of one input, 2 elements' bytes)
-measured in the same run; and peak extra memory: on CUDA ``torch.cuda.max_memory_allocated`` above
+measured in the same run, before and after the implementations (pooled); and peak extra memory: on CUDA ``torch.cuda.max_memory_allocated`` above
 the inputs; on the CPU not measured here (see benchmarks/peak_memory.py, which counts allocations
 in a fresh process). A baseline that cannot run is reported with its reason, never dropped.
 """
@@ -114,6 +114,23 @@ def _summary(times: list[float]) -> dict:
             "repeats": len(times)}
 
 
+def copy_times(x: torch.Tensor, device: torch.device, repeats: int, warmup: int) -> list[float]:
+    """Timed ``y.copy_(x)`` calls: the bandwidth an implementation's is a fraction of."""
+    dst = torch.empty_like(x)
+    return _time(lambda: dst.copy_(x), device, repeats, warmup)
+
+
+def pooled_copy(before: list[float], after: list[float], nbytes: int) -> dict:
+    """The copy's summary over the calls timed before and after the implementations. A shared machine's
+    memory bandwidth drifts within a run (a copy measured at 32 and at 45 GB/s minutes apart on the
+    reference machine); pooling both ends keeps the fraction from resting on one moment."""
+    copy = _summary(before + after)
+    copy["median_ms_before"] = statistics.median(before) * 1e3
+    copy["median_ms_after"] = statistics.median(after) * 1e3
+    copy["GBps"] = nbytes / (copy["median_ms"] / 1e3) / 1e9
+    return copy
+
+
 def bench_case(case: Case, device: torch.device, repeats: int = 10, warmup: int = 3, compile_ok: bool = True) -> dict:
     g = torch.Generator(device="cpu").manual_seed(0)
     s = (torch.randn(case.rows, case.cols, generator=g) * 3).to(device=device, dtype=case.dtype)
@@ -123,10 +140,7 @@ def bench_case(case: Case, device: torch.device, repeats: int = 10, warmup: int 
     n = case.rows * case.cols
     bytes_min = n * esize * (3 if case.backward else 2)
 
-    dst = torch.empty_like(s)
-    copy = _summary(_time(lambda: dst.copy_(s), device, repeats, warmup))
-    copy_gbps = 2 * n * esize / (copy["median_ms"] / 1e3) / 1e9
-    del dst
+    copy_before = copy_times(s, device, repeats, warmup)
 
     impls: dict = {"fused": fused_loss, "eager": eager_loss}
     missing: dict[str, str] = {}
@@ -163,14 +177,16 @@ def bench_case(case: Case, device: torch.device, repeats: int = 10, warmup: int 
             missing[name] = failure(e)
             continue
         r["GBps"] = bytes_min / (r["median_ms"] / 1e3) / 1e9
-        r["fraction_of_copy"] = r["GBps"] / copy_gbps
         results[name] = r
+    copy = pooled_copy(copy_before, copy_times(s, device, repeats, warmup), 2 * n * esize)
+    for r in results.values():
+        r["fraction_of_copy"] = r["GBps"] / copy["GBps"]
     if "fused" in results:
         for name, r in results.items():
             r["fused_speedup"] = r["median_ms"] / results["fused"]["median_ms"]
     return {"case": case.name, "rows": case.rows, "cols": case.cols, "dtype": str(case.dtype).replace("torch.", ""),
             "alpha": case.alpha, "backward": case.backward, "bytes_min": bytes_min,
-            "copy": {**copy, "GBps": copy_gbps}, "results": results, "missing": missing}
+            "copy": copy, "results": results, "missing": missing}
 
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -254,7 +270,10 @@ def format_table(report: dict) -> str:
             peak = f"{r['peak_extra_mb']:.0f}" if "peak_extra_mb" in r else "-"
             lines.append(f"{c['case']:<40}{name:<9}{r['median_ms']:>10.3f}{r['min_ms']:>9.3f}{r['spread']:>8.2f}"
                          f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GBps']:>8.0f}{100 * r['fraction_of_copy']:>7.0f}%{peak:>9}")
-        lines.append(f"{'':<40}{'copy':<9}{c['copy']['median_ms']:>10.3f}{'':>9}{'':>8}{'':>8}{c['copy']['GBps']:>8.0f}")
+        cp = c["copy"]
+        lines.append(f"{'':<40}{'copy':<9}{cp['median_ms']:>10.3f}{cp['min_ms']:>9.3f}{cp['spread']:>8.2f}{'':>8}"
+                     f"{cp['GBps']:>8.0f}   (median {cp['median_ms_before']:.3f} ms before, "
+                     f"{cp['median_ms_after']:.3f} after)")
         for name, why in c["missing"].items():
             lines.append(f"{'':<40}{name:<9} missing: {why}")
     lines.append("x fused = impl time / fused time; GB/s = minimal bytes (read s, t; write grad) / median time.")

@@ -26,7 +26,7 @@ import pylaundering.ops as O
 from pylaundering.ops.reference import FORWARD_KL
 from pylaundering.ops.sparse import _check_sparse, sparse_distill_rows
 
-from .ops import _summary, _time, failure, time_impl
+from .ops import copy_times, failure, pooled_copy, time_impl
 
 IMPLS = ("fused", "sampled", "eager", "compile", "dense", "ce")
 
@@ -58,10 +58,7 @@ def bench_case(case: TopkCase, device: torch.device, repeats: int = 5, warmup: i
     checked = _check_sparse(s0, top)
     n = case.rows * case.vocab
     bytes_min = 2 * n * s0.element_size()
-    dst = torch.empty_like(s0)
-    copy = _summary(_time(lambda: dst.copy_(s0), device, repeats, warmup))
-    copy_gbps = 2 * n * s0.element_size() / (copy["median_ms"] / 1e3) / 1e9
-    del dst
+    copy_before = copy_times(s0, device, repeats, warmup)
 
     steps = {
         "fused": lambda s: O.topk_distill_loss(s, top),
@@ -95,8 +92,10 @@ def bench_case(case: TopkCase, device: torch.device, repeats: int = 5, warmup: i
             missing[impl] = failure(e)
             continue
         r["GBps"] = bytes_min / (r["median_ms"] / 1e3) / 1e9
-        r["copy_fraction"] = r["GBps"] / copy_gbps
         results[impl] = r
+    copy_gbps = pooled_copy(copy_before, copy_times(s0, device, repeats, warmup), 2 * n * s0.element_size())["GBps"]
+    for r in results.values():
+        r["copy_fraction"] = r["GBps"] / copy_gbps
     if "fused" in results:
         for r in results.values():
             r["fused_speedup"] = r["median_ms"] / results["fused"]["median_ms"]
