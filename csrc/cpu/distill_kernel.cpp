@@ -448,12 +448,23 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
   const Vec v_beta(static_cast<acc_t>(p.beta)), v_1mbeta(static_cast<acc_t>(1.0 - p.beta));
   const acc_t nan = std::numeric_limits<acc_t>::quiet_NaN();
 
-  Vec xs[kSmallV], xt[kSmallV], us[kSmallV], ut[kSmallV], es[kSmallV], et[kSmallV], gr[kSmallV];
+  Vec xs[kSmallV], xt[kSmallV], us[kSmallV], ut[kSmallV], es[kSmallV], et[kSmallV], e1[kSmallV], gr[kSmallV];
   alignas(64) acc_t buf[VS];
-  alignas(64) acc_t lane_loss[VS], lane_bad[VS];
+  alignas(64) acc_t tile[kSmallV * VS];
+  // A full group of VS rows of float/double input is read column by column with one gather each
+  // (lane i of column j at row i * V + j). Filling a buffer lane by lane and loading it instead
+  // stalls on store forwarding and was the larger part of this path's time.
+  using Idx = at::vec::int_same_size_t<acc_t>;
+  constexpr bool kDirect = std::is_same_v<scalar_t, acc_t>;
+  alignas(64) Idx lane_off[VS];
+  for (int64_t i = 0; i < VS; ++i) lane_off[i] = static_cast<Idx>(i * V);
+  const auto v_off = Vectorized<Idx>::loadu(lane_off);
   for (int64_t r = r0; r < r1; r += VS) {
     const int64_t n = std::min(VS, r1 - r);
     const auto column = [&](const scalar_t* X, int64_t j) {
+      if constexpr (kDirect) {
+        if (n == VS) return at::vec::gather<sizeof(acc_t)>(X + r * V + j, v_off);
+      }
       for (int64_t i = 0; i < VS; ++i) buf[i] = i < n ? static_cast<acc_t>(X[(r + i) * V + j]) : acc_t(0);
       return Vec::loadu(buf);
     };
@@ -461,12 +472,15 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
       xs[j] = column(S, j);
       if constexpr (kTeacher) xt[j] = column(Tt, j);
     }
-    // labels as acc_t lanes (exact for any V here); -1 never matches a column
-    for (int64_t i = 0; i < VS; ++i) {
-      const int64_t y = (i < n && p.has_labels) ? Y[r + i] : -1;
-      buf[i] = static_cast<acc_t>(y == p.ignore_index ? -1 : y);
+    // labels as acc_t lanes (exact for any V here); -1 never matches a column. Ignored rows as a
+    // lane mask (all bits), applied to the loss and gradient at the end.
+    Vec yv(-1), ignored(0);
+    if (p.has_labels) {
+      for (int64_t i = 0; i < VS; ++i) buf[i] = i < n ? static_cast<acc_t>(Y[r + i] == p.ignore_index ? -1 : Y[r + i]) : acc_t(-1);
+      yv = Vec::loadu(buf);
+      for (int64_t i = 0; i < VS; ++i) buf[i] = i < n && Y[r + i] == p.ignore_index ? acc_t(1) : acc_t(0);
+      ignored = Vec::loadu(buf) != zero;
     }
-    const Vec yv = Vec::loadu(buf);
 
     Vec ms = xs[0], mt = kSoft ? xt[0] : ninf;
     for (int64_t j = 1; j < V; ++j) {
@@ -481,7 +495,7 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
     const Vec ms_b = keep(s_live, ms), mt_b = keep(t_live, mt);
 
     Vec loss(0);
-    Vec lzs(0), lzt(0), lz1(0), zs(0), zt(0), z1(0);
+    Vec lzs(0), lzt(0), lz1(0), zs(0), zt(0), z1(0), rz1(0);
     if (kSoft || ce) {
       for (int64_t j = 0; j < V; ++j) {
         if constexpr (kSoft) {
@@ -492,20 +506,26 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
           zs += es[j];
           zt += et[j];
         }
-        if (ce && !ce_shares) z1 += keep(s_live, vexp(xs[j] - ms_b));
+        if (ce && !ce_shares) {
+          e1[j] = keep(s_live, vexp(xs[j] - ms_b));
+          z1 += e1[j];
+        }
       }
       if constexpr (kSoft) {
         lzs = zs.log();
         lzt = zt.log();
       }
       lz1 = ce_shares ? lzs : z1.log();
+      if (ce && !ce_shares) rz1 = z1.reciprocal();
     }
 
     if constexpr (kSoft) {
+      // one reciprocal per group instead of a division per element (within an ulp of es / zs)
+      const Vec rzs = zs.reciprocal(), rzt = zt.reciprocal();
       Vec a(0), b(0);
       for (int64_t j = 0; j < V; ++j) {
         const Vec ls = us[j] - lzs, lt = ut[j] - lzt;
-        const Vec ps = es[j] / zs, pt = et[j] / zt;
+        const Vec ps = es[j] * rzs, pt = et[j] * rzt;
         const Vec ps_live = ps > zero, pt_live = pt > zero;
         if constexpr (KIND == kForwardKL) {
           a += keep(pt_live, pt * (lt - ls));
@@ -547,28 +567,21 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
       for (int64_t j = 0; j < V; ++j) {
         const Vec is_y = Vec(static_cast<acc_t>(j)) == yv;
         sy = Vec::blendv(sy, xs[j], is_y);
-        const Vec p1 = ce_shares ? es[j] : keep(s_live, vexp(xs[j] - ms_b)) / z1;
+        const Vec p1 = ce_shares ? es[j] : e1[j] * rz1;
         gr[j] = gr[j] + v_cewg * p1 - keep(is_y, v_cewg);
       }
       loss = loss + v_cew * (ms_b + lz1 - sy);
     }
 
-    loss.store(lane_loss);
-    bad.store(lane_bad);
-    for (int64_t i = 0; i < n; ++i) {
-      const bool ignored = p.has_labels && Y[r + i] == p.ignore_index;
-      const bool poisoned = !ignored && lane_bad[i] != acc_t(0);
-      out_loss[r + i] = ignored ? acc_t(0) : poisoned ? nan : lane_loss[i];
-    }
+    // poisoned rows: NaN loss and gradient; ignored rows: 0 (before poisoning is looked at)
+    const Vec v_nan(nan);
+    loss = Vec::blendv(Vec::blendv(loss, v_nan, bad), zero, ignored);
+    loss.store(out_loss + r, n);
     if (G != nullptr) {
-      for (int64_t j = 0; j < V; ++j) {
-        gr[j].store(buf);
-        for (int64_t i = 0; i < n; ++i) {
-          const bool ignored = p.has_labels && Y[r + i] == p.ignore_index;
-          const acc_t v = ignored ? acc_t(0) : lane_bad[i] != acc_t(0) ? nan : buf[i];
-          G[(r + i) * V + j] = static_cast<scalar_t>(v);
-        }
-      }
+      for (int64_t j = 0; j < V; ++j) Vec::blendv(Vec::blendv(gr[j], v_nan, bad), zero, ignored).store(tile + j * VS);
+      scalar_t* g = G + r * V;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < V; ++j) g[i * V + j] = static_cast<scalar_t>(tile[j * VS + i]);
     }
   }
 }

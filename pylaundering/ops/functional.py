@@ -151,30 +151,47 @@ def _rows(
     return rows.reshape(lead)
 
 
+def _denominator(student: torch.Tensor, labels: torch.Tensor | None, ignore_index: int, reduction: str,
+                 mean_divisor: int, rows_dtype: torch.dtype) -> torch.Tensor | None:
+    """What a mean or batchmean divides the row sum by (a tensor on the student's device, no sync), or
+    None for ``none``/``sum``. Formed once per call and shared by :func:`_grad_scale` and :func:`_reduce`:
+    one count of the labels instead of two, and the same rounding in both by construction."""
+    if reduction in ("none", "sum"):
+        return None
+    if labels is not None:
+        count = (labels != ignore_index).sum()
+    else:
+        count = torch.tensor(student.numel() // max(1, student.shape[-1]), device=student.device)
+    # clamp: when every row is ignored the loss is 0 (and so is its gradient), never 0/0.
+    return count.clamp(min=1).to(rows_dtype) * (mean_divisor if reduction == "mean" else 1)
+
+
 def _grad_scale(student: torch.Tensor, labels: torch.Tensor | None, ignore_index: int, reduction: str,
-                mean_divisor: int = 1) -> float:
+                mean_divisor: int = 1, denom: torch.Tensor | None = None) -> float:
     """What the reduction's backward hands each row when the loss's own gradient is 1: ``1 / denom``
     of :func:`_reduce`, computed as it computes it (same dtype, same rounding), so backward finds it
     exactly and skips its pass over the [rows, V] gradient. On a GPU only where that pass costs more
-    than the syncs (counting labels here, reading the gradient back there); never while tracing
-    (the count is data). 1 (nothing folded) otherwise."""
+    than the syncs (reading the scale here, reading the gradient back there); never while tracing
+    (the count is data). 1 (nothing folded) otherwise. ``denom``: :func:`_denominator`'s, if formed."""
     if reduction in ("none", "sum") or torch.compiler.is_compiling():
         return 1.0
     if not (torch.is_grad_enabled() and student.requires_grad) or not may_read_back(student.device, student.numel()):
         return 1.0
-    rows_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
-    n = student.numel() // max(1, student.shape[-1])
-    count = int((labels != ignore_index).sum()) if labels is not None else n
-    denom = torch.tensor(max(count, 1), dtype=rows_dtype) * (mean_divisor if reduction == "mean" else 1)
-    return float(torch.ones((), dtype=rows_dtype) / denom)
+    if denom is None:
+        rows_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
+        denom = _denominator(student, labels, ignore_index, reduction, mean_divisor, rows_dtype)
+    return float(torch.ones((), dtype=denom.dtype, device=denom.device) / denom)
 
 
 def _loss(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, reduction,
           mean_divisor: int = 1) -> torch.Tensor:
     """Rows (with the reduction's scale folded into the gradient) then the reduction."""
-    scale = _grad_scale(student, labels, ignore_index, reduction, mean_divisor)
+    wide = student.dtype == torch.float64 or needs_float64(kind, temperature, student.dtype)
+    denom = _denominator(student, labels, ignore_index, reduction, mean_divisor,
+                         torch.float64 if wide else torch.float32)
+    scale = _grad_scale(student, labels, ignore_index, reduction, mean_divisor, denom)
     rows = _rows(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, scale)
-    return _reduce(rows, labels, ignore_index, reduction, student.dtype, mean_divisor)
+    return _reduce(rows, labels, ignore_index, reduction, student.dtype, mean_divisor, denom)
 
 
 def _reduce(
@@ -184,18 +201,15 @@ def _reduce(
     reduction: str,
     out_dtype: torch.dtype,
     mean_divisor: int = 1,
+    denom: torch.Tensor | None = None,
 ) -> torch.Tensor:
     if reduction == "none":
         return rows.to(out_dtype)
     total = rows.sum()
     if reduction == "sum":
         return total.to(out_dtype)
-    if labels is not None:
-        count = (labels != ignore_index).sum()
-    else:
-        count = torch.tensor(rows.numel(), device=rows.device)
-    # clamp: when every row is ignored the loss is 0 (and so is its gradient), never 0/0.
-    denom = count.clamp(min=1).to(rows.dtype) * (mean_divisor if reduction == "mean" else 1)
+    if denom is None or denom.dtype != rows.dtype:
+        denom = _denominator(rows.unsqueeze(-1), labels, ignore_index, reduction, mean_divisor, rows.dtype)
     return (total / denom).to(out_dtype)
 
 
