@@ -32,7 +32,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                                     "CE (alpha * KD + (1 - alpha) * CE). Only with --shapes."),
         forward_only: bool = typer.Option(False, "--forward-only", help="Time inference (no gradient) instead of "
                                           "forward + backward."),
-        repeats: int = typer.Option(10, "--repeats", min=2, help="Timed calls per implementation (after warm-up)."),
+        repeats: int = typer.Option(10, "--repeats", min=2, help="Timed samples per implementation, after warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
         warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
         no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline (it compiles for "
                                         "tens of seconds per shape on a small CPU)."),
@@ -72,7 +72,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         else:
             default_dt = [torch.bfloat16] if dev.type == "cuda" else [torch.float32]
             cases = make_cases(shape_list, dtypes or default_dt, alphas=(alpha,), modes=mode)
-        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} calls each "
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples each "
                           f"(eager and torch.compile of the reference{'' if not no_compile else ' skipped'})...")
         report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         if profile is not None:
@@ -129,7 +129,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated NxHxV (tokens x hidden size x "
                                              "vocabulary), e.g. 4096x2048x128256. Default: 1024x1024x32000 on CPU, "
                                              "8192x4096x128256 on CUDA."),
-        repeats: int = typer.Option(5, "--repeats", min=2, help="Timed calls per implementation (after warm-up)."),
+        repeats: int = typer.Option(5, "--repeats", min=2, help="Timed samples per implementation, after warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
         warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
         no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline."),
         k: int = typer.Option(128, "--k", min=0, help="Kept entries per row of the top-k case timed beside each "
@@ -166,7 +166,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
             cases = default_cases(dev, dt, k)
         else:
             cases = cases_for(shape_list, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32), k)
-        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} calls per implementation...")
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples per implementation...")
         report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
 

@@ -2,17 +2,19 @@
 
 Each case is a training step's loss part (forward + backward, student gradient materialised) or
 inference (forward only). Reported per implementation: median, min and spread (IQR / median) of
-``repeats`` timed calls after warm-up; effective bandwidth = minimal bytes moved / median time
+``repeats`` timed samples after warm-up (a sample of a call faster than 2 ms averages back-to-back
+calls, as timeit's autorange does); effective bandwidth = minimal bytes moved / median time
 (forward: read student and teacher, 2 elements' bytes per logit; forward+backward: also write the
 gradient, 3); its fraction of the copy bandwidth (``y.copy_(x)`` of one input, 2 elements' bytes)
-measured in the same run, before and after the implementations (pooled); and peak extra memory: on CUDA ``torch.cuda.max_memory_allocated`` above
-the inputs; on the CPU not measured here (see benchmarks/peak_memory.py, which counts allocations
+measured in the same run, before and after the implementations (pooled); and peak extra memory: on
+CUDA ``torch.cuda.max_memory_allocated`` above the inputs; on the CPU not measured here (see benchmarks/peak_memory.py, which counts allocations
 in a fresh process). A baseline that cannot run is reported with its reason, never dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import time
 import warnings
@@ -75,16 +77,39 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+#: A timed sample of a fast call averages enough back-to-back calls to span at least this long (as
+#: timeit's autorange does): one sub-millisecond call is at the mercy of the clock and the scheduler
+#: (the 16384 x 4 step's median moved by 25% between runs of 10 single calls).
+MIN_SAMPLE_S = 2e-3
+#: After the requested warm-up calls, untimed calls go on until this much time has passed (allocator,
+#: caches and clocks settle); a slow call (over this long) gets no extra ones.
+MIN_WARMUP_S = 0.05
+
+
 def _time(fn, device, repeats: int, warmup: int) -> list[float]:
+    """``repeats`` samples of one call's time (seconds). With warm-up: fast calls are averaged over a
+    batch per sample (see MIN_SAMPLE_S); warmup=0 times single cold calls, as asked."""
     for _ in range(warmup):
         fn()
     _sync(device)
+    inner = 1
+    if warmup > 0:
+        start = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            one = time.perf_counter() - t0
+            if time.perf_counter() - start >= MIN_WARMUP_S:
+                break
+        inner = max(1, math.ceil(MIN_SAMPLE_S / max(one, 1e-9)))
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        for _ in range(inner):
+            fn()
         _sync(device)
-        out.append(time.perf_counter() - t0)
+        out.append((time.perf_counter() - t0) / inner)
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import torch
 from typer.testing import CliRunner
 
 from pylaundering.bench.compare import compare
@@ -162,3 +163,28 @@ def test_module_entry_runs_the_linear_table_for_the_gpu_check(tmp_path, capsys):
     cases = json.loads(out.read_text())["cases"]
     assert [c.get("kind", "linear") for c in cases] == ["linear", "topk"] and "fused" in cases[0]["results"]
     assert "16x8x50" in capsys.readouterr().out
+
+
+def test_a_fast_call_is_timed_in_batches_and_a_cold_one_alone():
+    """timeit-style autorange: after warm-up, each sample of a call shorter than MIN_SAMPLE_S averages
+    enough back-to-back calls to span it; with no warm-up asked for, single cold calls are timed."""
+    import time
+
+    from pylaundering.bench import ops as B
+
+    calls = []
+
+    def fn():
+        calls.append(time.perf_counter())
+        time.sleep(B.MIN_SAMPLE_S / 8)
+
+    samples = B._time(fn, torch.device("cpu"), repeats=4, warmup=1)
+    timed = len(calls) - 1
+    assert len(samples) == 4
+    # the settling calls span MIN_WARMUP_S; then 4 batches of at least 2 calls each
+    settle = [c for c in calls if c - calls[0] < B.MIN_WARMUP_S]
+    assert len(settle) >= 2 and timed - len(settle) >= 4 * 2
+    for s in samples:  # a sample is one call's time, not the batch's
+        assert B.MIN_SAMPLE_S / 8 <= s < B.MIN_SAMPLE_S
+    calls.clear()
+    assert len(B._time(fn, torch.device("cpu"), repeats=3, warmup=0)) == 3 and len(calls) == 3
