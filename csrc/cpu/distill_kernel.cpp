@@ -451,26 +451,37 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
   Vec xs[kSmallV], xt[kSmallV], us[kSmallV], ut[kSmallV], es[kSmallV], et[kSmallV], e1[kSmallV], gr[kSmallV];
   alignas(64) acc_t buf[VS];
   alignas(64) acc_t tile[kSmallV * VS];
-  // A full group of VS rows of float/double input is read column by column with one gather each
-  // (lane i of column j at row i * V + j). Filling a buffer lane by lane and loading it instead
-  // stalls on store forwarding and was the larger part of this path's time.
+  // A full group of VS rows is read column by column with one gather each (lane i of column j at
+  // row i * V + j), from the input itself (float/double) or from the group converted to acc_t with
+  // vector loads (bf16/fp16). Filling a buffer lane by lane and loading it instead stalls on store
+  // forwarding and was the larger part of this path's time.
   using Idx = at::vec::int_same_size_t<acc_t>;
   constexpr bool kDirect = std::is_same_v<scalar_t, acc_t>;
   alignas(64) Idx lane_off[VS];
   for (int64_t i = 0; i < VS; ++i) lane_off[i] = static_cast<Idx>(i * V);
   const auto v_off = Vectorized<Idx>::loadu(lane_off);
+  alignas(64) acc_t wide[2][kDirect ? 1 : kSmallV * VS];
   for (int64_t r = r0; r < r1; r += VS) {
     const int64_t n = std::min(VS, r1 - r);
-    const auto column = [&](const scalar_t* X, int64_t j) {
-      if constexpr (kDirect) {
-        if (n == VS) return at::vec::gather<sizeof(acc_t)>(X + r * V + j, v_off);
+    const auto column = [&](const scalar_t* X, int side, int64_t j) {
+      if (n == VS) {
+        if constexpr (kDirect) return at::vec::gather<sizeof(acc_t)>(X + r * V + j, v_off);
+        else return at::vec::gather<sizeof(acc_t)>(wide[side] + j, v_off);
       }
       for (int64_t i = 0; i < VS; ++i) buf[i] = i < n ? static_cast<acc_t>(X[(r + i) * V + j]) : acc_t(0);
       return Vec::loadu(buf);
     };
+    if constexpr (!kDirect) {
+      if (n == VS) {
+        for (int64_t k = 0; k < V * VS; k += VS) {
+          load<scalar_t, acc_t>(S + r * V + k, VS).store(wide[0] + k);
+          if constexpr (kTeacher) load<scalar_t, acc_t>(Tt + r * V + k, VS).store(wide[1] + k);
+        }
+      }
+    }
     for (int64_t j = 0; j < V; ++j) {
-      xs[j] = column(S, j);
-      if constexpr (kTeacher) xt[j] = column(Tt, j);
+      xs[j] = column(S, 0, j);
+      if constexpr (kTeacher) xt[j] = column(Tt, 1, j);
     }
     // labels as acc_t lanes (exact for any V here); -1 never matches a column. Ignored rows as a
     // lane mask (all bits), applied to the loss and gradient at the end.

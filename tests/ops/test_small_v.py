@@ -1,8 +1,9 @@
 """The CPU kernel's small-V path (V <= 16: a vector lane per row, multiple-choice heads) on enough rows
-for whole vector groups: full groups of float32/float64 rows are read with one gather per column,
-the last partial group lane by lane, so both are compared with the float64 oracle, with ignored
-rows, NaN-poisoned rows and masked (-inf) classes spread over full and partial groups, in every
-CPU variant the machine runs (a group is 16 float32 lanes on AVX-512, 8 on AVX2)."""
+for whole vector groups. A full group is read with one gather per column (from the input for
+float32/float64, from the group converted with vector loads for bf16/fp16), the last partial group
+lane by lane: both are compared with the float64 oracle, with ignored rows, NaN-poisoned rows and
+masked (-inf) classes spread over full and partial groups, in every CPU variant the machine runs (a
+group is 16 float32 lanes on AVX-512, 8 on AVX2)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ ROWS = 16 * 3 + 5  # three full AVX-512 float32 groups (six AVX2 ones) and a par
 
 
 @pytest.mark.parametrize("V", [1, 2, 4, 7, 16])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("case", CASES, ids=repr)
 def test_full_and_partial_groups_match_oracle(case, dtype, V):
     seed = zlib.crc32(repr((case.id, str(dtype), V)).encode())
