@@ -119,24 +119,24 @@ inline Vectorized<acc_t> vexp2(const Vectorized<acc_t>& w) {
 }
 
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
-// exp_u20's degree-5 minimax polynomial for e^r, |r| <= ln 2 / 2 (relative error ~1e-7), Horner form.
-inline Vectorized<float> exp_poly(const Vectorized<float>& r) {
+// c5 x^5 + c4 x^4 + ... + c0, Horner form.
+inline Vectorized<float> horner5(const Vectorized<float>& x, float c5, float c4, float c3, float c2, float c1,
+                                 float c0) {
   using V = Vectorized<float>;
-  V p = at::vec::fmadd(r, V(0.00828929059f), V(0.0418978221f));
-  p = at::vec::fmadd(r, p, V(0.166676521f));
-  p = at::vec::fmadd(r, p, V(0.499991506f));
-  p = at::vec::fmadd(r, p, V(0.999999701f));
-  return at::vec::fmadd(r, p, V(1.f));
+  V p = at::vec::fmadd(x, V(c5), V(c4));
+  for (const float c : {c3, c2, c1, c0}) p = at::vec::fmadd(x, p, V(c));
+  return p;
+}
+
+// exp_u20's degree-5 minimax polynomial for e^r, |r| <= ln 2 / 2 (relative error ~1e-7).
+inline Vectorized<float> exp_poly(const Vectorized<float>& r) {
+  return horner5(r, 0.00828929059f, 0.0418978221f, 0.166676521f, 0.499991506f, 0.999999701f, 1.f);
 }
 
 // The same polynomial in f = r / ln 2, |f| <= 1/2: 2^f (coefficient k times ln 2^k, rounded once).
 inline Vectorized<float> exp2_poly(const Vectorized<float>& f) {
-  using V = Vectorized<float>;
-  V p = at::vec::fmadd(f, V(0.0013263088185340166f), V(0.009671487845480442f));
-  p = at::vec::fmadd(f, p, V(0.055507391691207886f));
-  p = at::vec::fmadd(f, p, V(0.24022242426872253f));
-  p = at::vec::fmadd(f, p, V(0.6931469440460205f));
-  return at::vec::fmadd(f, p, V(1.f));
+  return horner5(f, 0.0013263088185340166f, 0.009671487845480442f, 0.055507391691207886f, 0.24022242426872253f,
+                 0.6931469440460205f, 1.f);
 }
 
 // The shared middle of the float exps below: n = round(x log2 e) and exp(r) for r = x - n ln 2, by
