@@ -32,7 +32,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                                     "CE (alpha * KD + (1 - alpha) * CE). Only with --shapes."),
         forward_only: bool = typer.Option(False, "--forward-only", help="Time inference (no gradient) instead of "
                                           "forward + backward."),
-        repeats: int = typer.Option(10, "--repeats", min=2, help="Timed samples per implementation, after warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
+        repeats: int = typer.Option(10, "--repeats", min=2, help="Timed samples per implementation, after "
+                                     "warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
         warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
         no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline (it compiles for "
                                         "tens of seconds per shape on a small CPU)."),
@@ -129,7 +130,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated NxHxV (tokens x hidden size x "
                                              "vocabulary), e.g. 4096x2048x128256. Default: 1024x1024x32000 on CPU, "
                                              "8192x4096x128256 on CUDA."),
-        repeats: int = typer.Option(5, "--repeats", min=2, help="Timed samples per implementation, after warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
+        repeats: int = typer.Option(5, "--repeats", min=2, help="Timed samples per implementation, after "
+                                     "warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
         warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
         no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline."),
         k: int = typer.Option(128, "--k", min=0, help="Kept entries per row of the top-k case timed beside each "

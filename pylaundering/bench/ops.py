@@ -7,8 +7,8 @@ calls, as timeit's autorange does); effective bandwidth = minimal bytes moved / 
 (forward: read student and teacher, 2 elements' bytes per logit; forward+backward: also write the
 gradient, 3); its fraction of the copy bandwidth (``y.copy_(x)`` of one input, 2 elements' bytes)
 measured in the same run, before and after the implementations (pooled); and peak extra memory: on
-CUDA ``torch.cuda.max_memory_allocated`` above the inputs; on the CPU not measured here (see benchmarks/peak_memory.py, which counts allocations
-in a fresh process). A baseline that cannot run is reported with its reason, never dropped.
+CUDA ``torch.cuda.max_memory_allocated`` above the inputs; on the CPU not measured here (see
+benchmarks/peak_memory.py, which counts allocations in a fresh process). A baseline that cannot run is reported with its reason, never dropped.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from . import _ext
-from .functional import (KINDS, _check_label_range, _check_logits, _check_scalars, _grad_scale, _reduce, _rows,
-                         needs_float64)
+from .functional import (KINDS, _check_label_range, _check_logits, _check_scalars, _denominator, _grad_scale,
+                         _reduce, _rows, needs_float64)
 from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL, _masked_diff
 
 __all__ = ["SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher"]
@@ -256,14 +256,16 @@ def topk_distill_loss(
         _check_label_range(y1, V, ignore_index)
     # the mean's scale folded into the kernel's gradient (functional._grad_scale); the sparse CUDA
     # kernel writes the plain gradient, so there only the dense op folds
-    scale = _grad_scale(s2, y1, ignore_index, reduction) if s2.device.type == "cpu" or alpha == 0 else 1.0
+    rows_dtype = torch.float64 if s2.dtype == torch.float64 else torch.float32
+    denom = _denominator(s2, y1, ignore_index, reduction, 1, rows_dtype)
+    scale = _grad_scale(s2, y1, ignore_index, reduction, denom=denom) if s2.device.type == "cpu" or alpha == 0 else 1.0
     if alpha > 0:
         checked = _check_sparse(s, teacher)
         check_sampled_use(checked, kind, T)
         rows = sparse_rows(s2, checked, y1, KINDS[kind], alpha, T, beta, ignore_index, scale)
     else:  # cross-entropy alone: the dense op, no teacher
         rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index, scale)
-    out = _reduce(rows, y1, ignore_index, reduction, s.dtype)
+    out = _reduce(rows, y1, ignore_index, reduction, s.dtype, denom=denom)
     return out.reshape(s.shape[:-1]) if reduction == "none" else out
 
 
