@@ -166,20 +166,17 @@ def _denominator(student: torch.Tensor, labels: torch.Tensor | None, ignore_inde
     return count.clamp(min=1).to(rows_dtype) * (mean_divisor if reduction == "mean" else 1)
 
 
-def _grad_scale(student: torch.Tensor, labels: torch.Tensor | None, ignore_index: int, reduction: str,
-                mean_divisor: int = 1, denom: torch.Tensor | None = None) -> float:
+def _grad_scale(student: torch.Tensor, reduction: str, denom: torch.Tensor | None) -> float:
     """What the reduction's backward hands each row when the loss's own gradient is 1: ``1 / denom``
-    of :func:`_reduce`, computed as it computes it (same dtype, same rounding), so backward finds it
-    exactly and skips its pass over the [rows, V] gradient. On a GPU only where that pass costs more
-    than the syncs (reading the scale here, reading the gradient back there); never while tracing
-    (the count is data). 1 (nothing folded) otherwise. ``denom``: :func:`_denominator`'s, if formed."""
-    if reduction in ("none", "sum") or torch.compiler.is_compiling():
+    (:func:`_denominator`'s, the one :func:`_reduce` divides by), computed as it computes it (same
+    dtype, same rounding), so backward finds it exactly and skips its pass over the [rows, V]
+    gradient. On a GPU only where that pass costs more than the syncs (reading the scale here,
+    reading the gradient back there); never while tracing (the count is data). 1 (nothing folded)
+    otherwise."""
+    if denom is None or reduction in ("none", "sum") or torch.compiler.is_compiling():
         return 1.0
     if not (torch.is_grad_enabled() and student.requires_grad) or not may_read_back(student.device, student.numel()):
         return 1.0
-    if denom is None:
-        rows_dtype = torch.float64 if student.dtype == torch.float64 else torch.float32
-        denom = _denominator(student, labels, ignore_index, reduction, mean_divisor, rows_dtype)
     return float(torch.ones((), dtype=denom.dtype, device=denom.device) / denom)
 
 
@@ -189,7 +186,7 @@ def _loss(student, teacher, labels, kind, alpha, temperature, beta, ignore_index
     wide = student.dtype == torch.float64 or needs_float64(kind, temperature, student.dtype)
     denom = _denominator(student, labels, ignore_index, reduction, mean_divisor,
                          torch.float64 if wide else torch.float32)
-    scale = _grad_scale(student, labels, ignore_index, reduction, mean_divisor, denom)
+    scale = _grad_scale(student, reduction, denom)
     rows = _rows(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, scale)
     return _reduce(rows, labels, ignore_index, reduction, student.dtype, mean_divisor, denom)
 

@@ -258,7 +258,7 @@ def topk_distill_loss(
     # kernel writes the plain gradient, so there only the dense op folds
     rows_dtype = torch.float64 if s2.dtype == torch.float64 else torch.float32
     denom = _denominator(s2, y1, ignore_index, reduction, 1, rows_dtype)
-    scale = _grad_scale(s2, y1, ignore_index, reduction, denom=denom) if s2.device.type == "cpu" or alpha == 0 else 1.0
+    scale = _grad_scale(s2, reduction, denom) if s2.device.type == "cpu" or alpha == 0 else 1.0
     if alpha > 0:
         checked = _check_sparse(s, teacher)
         check_sampled_use(checked, kind, T)
