@@ -151,13 +151,17 @@ class _Reader:
         fmt = self.fmt
         if fmt is None:
             first, rows = _peek(rows)
+            known, _ = _ad.infer_format(path)
             if isinstance(first, Mapping) and self.text_field in first and not {"question", "choices"} <= set(first):
                 fmt = TEXT_FORMAT
+            elif known is not None:
+                fmt = known
+                rows = _records(path, _ad.FORMATS[known])  # its own reader (MMLU-Redux's CSVs use `;`)
             elif suffix == ".jsonl":
                 fmt = "pylaundering"
             else:
-                raise DataError(f"cannot infer the format: no {self.text_field!r} column (--text-field) and not a "
-                                f".jsonl file of our schema; pass --train-format ({TEXT_FORMAT} or one of "
+                raise DataError(f"cannot infer the format: no {self.text_field!r} column (--text-field), and the "
+                                f"columns match no known layout; pass --train-format ({TEXT_FORMAT} or one of "
                                 f"{', '.join(sorted(_ad.FORMATS))})", source=str(path))
         if fmt == TEXT_FORMAT:
             stats = SourceStats(str(path), "text", f"{TEXT_FORMAT} ({self.text_field!r} column)")
@@ -174,6 +178,8 @@ class _Reader:
         if fmt is None:
             try:
                 fmt = _ad._infer_local(name, _ad._repo_files(Path(name))) if local else _ad._infer_hub(name)
+                if fmt == "classification":  # text rows with labels: their text is what is scanned
+                    raise DataError("cannot infer the format (text-classification rows)", source=name)
             except DataError as err:
                 if not local:
                     raise DataError(f"{err.message}, or {TEXT_FORMAT} (a {self.text_field!r} column)",

@@ -865,11 +865,78 @@ def _local_files(path: Path, format: str | None) -> list[Path]:
     return files
 
 
+#: The columns that identify a format in a local file's first record (a CSV's header), most
+#: specific first: the first format whose columns are all present, and which reads the file's
+#: type, is taken. The public layouts: GPQA's CSV, MedMCQA's and RACE's records, ARC's, MMLU's and
+#: MMLU-Redux's hub parquet (MMLU-Redux's `;` CSVs too), SNLI's; then our own schema (JSONL, or a
+#: CSV / JSON table with our column names) and text classification (`text`, `label`).
+SIGNATURES: tuple[tuple[str, frozenset[str]], ...] = tuple(
+    (name, frozenset(columns)) for name, columns in (
+        ("gpqa", ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")),
+        ("medmcqa", ("question", "opa", "opb", "opc", "opd", "cop")),
+        ("race", ("article", "question", "options", "answer")),
+        ("arc", ("question", "choices", "answerKey")),
+        ("mmlu_redux", ("question", "choices", "answer", "error_type")),
+        ("pylaundering", ("question", "choices", "label")),
+        ("csv", ("question", "choices", "label")),
+        ("json", ("question", "choices", "label")),
+        ("mmlu", ("question", "choices", "answer")),
+        ("snli", ("premise", "hypothesis", "label")),
+        ("classification", ("text", "label")),
+    )
+)
+
+
+def _first_columns(path: Path, delimiter: str) -> frozenset[str] | None:
+    """The column names of a file's first record (a CSV's header read with `delimiter`), or None
+    when the file has none or cannot be read (loading it names the problem)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return frozenset(pq.read_schema(path).names)
+        readers = {".csv": lambda: _read_csv(path, delimiter), ".tsv": lambda: _read_csv(path, "\t"),
+                   ".jsonl": lambda: _read_jsonl(path), ".json": lambda: _read_json(path)}
+        if suffix not in readers:
+            return None
+        for _, record in readers[suffix]():
+            return frozenset(record) if isinstance(record, Mapping) else None
+    except Exception:  # noqa: BLE001 - only a guess: an unreadable file is reported when it is loaded
+        return None
+    return None
+
+
+def infer_format(path: Path) -> tuple[str | None, frozenset[str] | None]:
+    """(the format `SIGNATURES` recognise in the file's columns or None, the columns seen)."""
+    seen: dict[str, frozenset[str] | None] = {}
+    suffix = path.suffix.lower()
+    for name, needed in SIGNATURES:
+        adapter = FORMATS.get(name)
+        if adapter is None or suffix not in adapter.extensions:
+            continue
+        if adapter.csv_delimiter not in seen:
+            seen[adapter.csv_delimiter] = _first_columns(path, adapter.csv_delimiter)
+        columns = seen[adapter.csv_delimiter]
+        if columns is not None and needed <= columns:
+            return name, columns
+    return None, seen.get(",", next(iter(seen.values()), None))
+
+
 def _infer_local(source: str, files: list[Path]) -> str:
-    if all(p.suffix.lower() == ".jsonl" for p in files):
+    """The format of local files, from the first file's columns; JSONL that matches nothing is taken
+    for our own schema (its loader then names the missing field)."""
+    name, columns = infer_format(files[0]) if files else (None, None)
+    if name is not None:
+        return name
+    if files and all(p.suffix.lower() == ".jsonl" for p in files):
         return "pylaundering"
+    shown = ""
+    if columns:
+        listed = sorted(columns)
+        shown = f"; its columns: {', '.join(listed[:12])}{', ...' if len(listed) > 12 else ''}"
     raise DataError(
-        "cannot infer the format (only .jsonl files are assumed to be pylaundering JSONL);"
+        f"cannot infer the format: the columns match no known layout{shown};"
         f" {FORMAT_HINT}, one of {', '.join(sorted(FORMATS))}",
         source=source,
     )
@@ -935,8 +1002,9 @@ def load_examples(
     one split uses that one. With neither split nor role, a dataset must have one split.
     Unknown subsets or splits raise `DataError` naming the available ones.
 
-    `format` is inferred for `.jsonl` (our own schema) and for well-known hub names
-    (`HUB_FORMATS`); anything else needs it. Malformed rows raise `DataError` naming
+    `format` is inferred for local files and dataset folders from their first record's
+    columns (`SIGNATURES`; JSONL that matches none is taken for our own schema) and for
+    well-known hub names (`HUB_FORMATS`); anything else needs it. Malformed rows raise `DataError` naming
     source, row and field, unless `skip_malformed` (then they are counted in
     `skipped`). Ids missing from the source are `<file name>:<row>` (or
     `<dataset>/<subset>/<split>:<row>`), stable across runs. Duplicate ids are malformed

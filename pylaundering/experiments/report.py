@@ -61,11 +61,22 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def _source(data: dict, role: str, n: int) -> str:
+    """How a dataset was read: source, format, subset and split where known, items, skipped rows."""
+    how = [f"format {data[f'{role}_format']}"] if data.get(f"{role}_format") else []
+    how += [f"{k} {data[f'{role}_{k}']}" for k in ("subset", "split") if data.get(f"{role}_{k}")]
+    how.append(f"{n} items")
+    skipped = data.get(f"{role}_skipped") or 0
+    if skipped:
+        how.append(f"{skipped} malformed row{'s' if skipped != 1 else ''} skipped")
+    return f"`{data[role]}` ({', '.join(how)})"
+
+
 def render_markdown(metrics: dict) -> str:
     data = metrics["data"]
     lines = ["# pylaundering run report", "",
-             f"Benchmark: `{data['benchmark']}` ({metrics['n_benchmark']} items), "
-             f"legitimate set: `{data['train']}` ({metrics['n_train']} items). Task: "
+             f"Benchmark: {_source(data, 'benchmark', metrics['n_benchmark'])}, "
+             f"legitimate set: {_source(data, 'train', metrics['n_train'])}. Task: "
              + ("text classification (a sequence-classification head over the label set; the counter-study's "
                 "setting)" if metrics.get("task") == "classification" else
                 "multiple choice at token level (causal LMs: the teacher fine-tuned on the benchmark items written "

@@ -280,3 +280,26 @@ def test_help_explains_the_options():
     for opt in ("--benchmark", "--benchmark-format", "--train-format", "--text-field", "-n", "--min-n", "--near",
                 "--no-near", "--threshold", "--out", "--write-clean", "--json", "--quiet"):
         assert opt in r.output
+
+
+def test_public_layouts_are_scanned_without_a_format(planted):
+    """A MedMCQA parquet and an MMLU-Redux `;` CSV are recognised by their columns; the planted copy of
+    item 0 (as a MedMCQA row) and of item 1 (as an MMLU-Redux row) are found."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, bench, *_ = planted
+    rng = random.Random(3)
+    b0, b1 = bench[0], bench[1]
+    med = [{"id": "m0", "question": " ".join(_words(rng, 20)), **{f"op{c}": "x" for c in "abcd"}, "cop": 1},
+           {"id": "m1", "question": b0.question, **{f"op{c}": b0.choices[i] for i, c in enumerate("abcd")}, "cop": 0}]
+    pq.write_table(pa.Table.from_pylist(med), path / "med.parquet")
+    with (path / "redux.csv").open("w", newline="") as f:
+        w = csv.writer(f, delimiter=";")
+        w.writerow(["question", "choices", "answer", "error_type"])
+        w.writerow([b1.question, repr(list(b1.choices)), 0, "ok"])
+    report = scan([str(path / "med.parquet"), str(path / "redux.csv")], str(path / "bench.jsonl"))
+    assert set(_by_id(report)) == {"item-0", "item-1"}
+    assert [s["format"] for s in report["train"]] == ["medmcqa", "mmlu_redux"]

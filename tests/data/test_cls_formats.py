@@ -224,9 +224,11 @@ def test_imdb_repository_folder(tmp_path, private_caches):
     assert train.split == "train" and [e.answer for e in train.examples] == ["neg", "pos"]
     with pytest.raises(DataError, match=r"no examples found \(dropped 2\)"):
         load_examples(f"{root}::unsupervised", "imdb")
-    # a local folder is never taken for the hub dataset, whatever its name
-    with pytest.raises(DataError, match=rf"cannot infer the format.*{HINT}"):
-        load_examples(str(root))
+    # a local folder is never taken for the hub dataset, whatever its name: its columns make it
+    # generic classification, whose label set is the file's own
+    generic = load_examples(str(root), role="benchmark")
+    assert generic.format == "classification" and len(generic.examples) == 3
+    assert generic.examples[0].choices != ("neg", "pos")
 
 
 def test_snli_repository_folder(tmp_path, private_caches):
@@ -408,7 +410,8 @@ def test_local_files_are_not_inferred_from_hub_names(tmp_path, monkeypatch):
     folder = tmp_path / "imdb"
     write_csv_rows(folder / "test.csv", [{"text": "t", "label": 1}])
     monkeypatch.chdir(tmp_path)
+    # the name says IMDB but only the columns count: generic classification, labels as written
     for spec in ("imdb", str(folder), str(folder / "test.csv")):
-        with pytest.raises(DataError, match=rf"cannot infer the format.*{HINT}"):
-            load_examples(spec)
+        local = load_examples(spec)
+        assert local.format == "classification" and local.examples[0].choices == ("0", "1")
     assert load_examples("imdb", "imdb").examples[0].answer == "pos"

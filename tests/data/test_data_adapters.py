@@ -287,10 +287,55 @@ def test_columns_validation(tmp_path):
 # --------------------------------------------------------------------------- dispatch
 
 
+def _layouts(tmp_path: Path) -> dict[str, Path]:
+    """One small file per public layout, named so that nothing but its columns can tell its format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "layouts"
+    d.mkdir()
+    out = {"gpqa": write_csv(d / "a.csv", GPQA_HEADER, [["r1", "Q?", "right", "w1", "w2", "w3", "Physics", ""]])}
+    out["medmcqa"] = d / "b.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": "m1", "question": "Q?", "opa": "a", "opb": "b", "opc": "c",
+                                          "opd": "d", "cop": 2, "exp": "", "subject_name": "Anatomy"}]), out["medmcqa"])
+    out["race"] = write_jsonl_rows(d / "c.jsonl", [{"example_id": "e", "article": "A text.", "question": "Q?",
+                                                    "options": ["a", "b", "c", "d"], "answer": "B"}])
+    out["arc"] = write_jsonl_rows(d / "d.jsonl", [{"id": "x1", "question": "Q?", "answerKey": "2",
+                                                   "choices": {"text": ["a", "b"], "label": ["1", "2"]}}])
+    out["mmlu_redux"] = write_csv(d / "e.csv", ["question", "choices", "answer", "error_type"],
+                                  [["Q?", "['a', 'b']", "1", "ok"]], delimiter=";")
+    out["mmlu"] = d / "f.parquet"
+    pq.write_table(pa.Table.from_pylist([{"question": "Q?", "subject": "law", "choices": ["a", "b"], "answer": 1}]),
+                   out["mmlu"])
+    out["csv"] = write_csv(d / "g.csv", ["question", "choices", "label"], [["Q?", "['a', 'b']", "1"]])
+    out["json"] = d / "h.json"
+    out["json"].write_text(json.dumps([{"question": "Q?", "choices": ["a", "b"], "label": 1}]))
+    out["pylaundering"] = write_jsonl_rows(d / "i.jsonl", [{"id": "p", "question": "Q?", "choices": ["a", "b"],
+                                                            "label": 1}])
+    out["snli"] = write_jsonl_rows(d / "j.jsonl", [{"premise": "A dog.", "hypothesis": "An animal.", "label": 0}])
+    out["classification"] = write_csv(d / "k.csv", ["text", "label"], [["fine", "pos"], ["bad", "neg"]])
+    return out
+
+
+def test_format_is_inferred_from_the_columns(tmp_path):
+    for expected, path in _layouts(tmp_path).items():
+        inferred = load_examples(str(path), role="benchmark")
+        assert inferred.format == expected, path
+        assert inferred.examples == load_examples(str(path), expected, role="benchmark").examples
+
+
 def test_format_inference(tmp_path):
     path = gpqa_file(tmp_path)
-    with pytest.raises(DataError, match=rf"cannot infer the format.*{HINT}"):
+    # GPQA's columns name the format; the file's broken row is then reported as for format="gpqa"
+    with pytest.raises(DataError, match="row 13, field 'Incorrect Answer 1': missing or empty"):
         load_examples(str(path))
+    other = write_csv(tmp_path / "other.csv", ["prompt", "A", "B", "target"], [["Q?", "a", "b", "A"]])
+    with pytest.raises(DataError, match=rf"cannot infer the format: the columns match no known layout;"
+                                        rf" its columns: A, B, prompt, target; {HINT}"):
+        load_examples(str(other))
+    headerless = write_csv(tmp_path / "mmlu_test.csv", ["Q?", "a", "b", "c", "d", "A"], [])
+    with pytest.raises(DataError, match="cannot infer the format"):
+        load_examples(str(headerless))
     with pytest.raises(DataError, match="unknown format 'nope'"):
         load_examples(str(path), "nope")
     with pytest.raises(DataError, match="no such file or folder"):

@@ -97,3 +97,20 @@ def test_a_reference_set_that_overlaps_the_benchmark_is_refused_before_training(
     with pytest.raises(ValueError, match="R must be disjoint from B"):
         run_experiment(cfg, tmp_path / "r", quiet=True)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_report_says_how_each_dataset_was_read(laundering_run):
+    """Format, split and skipped rows reach report.md, not only metrics.json (a reader of the report
+    must see that rows were dropped)."""
+    import copy
+
+    from pylaundering.experiments.report import render_markdown
+
+    _, m = laundering_run
+    head = render_markdown(m).splitlines()[2]
+    assert f"(format pylaundering, {m['n_benchmark']} items)" in head and "skipped" not in head
+    edited = copy.deepcopy(m)
+    edited["data"].update(train_skipped=3, benchmark_skipped=1, benchmark_split="validation")
+    head = render_markdown(edited).splitlines()[2]
+    assert f"(format pylaundering, split validation, {m['n_benchmark']} items, 1 malformed row skipped)" in head
+    assert f"{m['n_train']} items, 3 malformed rows skipped)" in head
