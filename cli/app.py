@@ -185,8 +185,9 @@ MaxLength = typer.Option(None, "--max-length", min=8, help="Max tokens per (ques
                          "length that covers 95% of the sequences and keeps every question whole, up to the model's limit.")
 BatchSize = typer.Option(16, "--batch-size", min=1, help="Questions per optimisation step.")
 SkipMalformed = typer.Option(False, "--skip-malformed", help="Skip malformed data rows (counted) instead of failing.")
-BenchFormat = typer.Option(None, "--benchmark-format", help="Benchmark format (gpqa, mmlu, mmlu_redux, medmcqa, race, "
-                           "arc, csv, json, jsonl, pylaundering) when it cannot be inferred.")
+BenchFormat = typer.Option(None, "--benchmark-format", help="Benchmark format (gpqa, mmlu, mmlu_csv, mmlu_redux, medmcqa, "
+                           "race, arc, csv, json, jsonl, pylaundering, or a classification format) when its "
+                           "columns do not name it.")
 TrainFormat = typer.Option(None, "--train-format", help="Format of the legitimate training set (as --benchmark-format).")
 BenchSubset = typer.Option(None, "--benchmark-subset", help="Hub dataset configuration of the benchmark (or "
                            "--benchmark name:subset:split).")

@@ -83,8 +83,9 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
     Benchmark = typer.Option(..., "--benchmark", "-b", help="The benchmark " + _SETS_HELP)
     Reference = typer.Option(..., "--reference", "-r", help="The reference set: items of the same kind and "
                              "difficulty that no teacher saw, disjoint from the benchmark. " + _SETS_HELP)
-    BenchmarkFormat = typer.Option(None, "--benchmark-format", help="Benchmark format when it cannot be inferred "
-                                   "(gpqa, mmlu, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, pylaundering).")
+    BenchmarkFormat = typer.Option(None, "--benchmark-format", help="Benchmark format when its columns do not "
+                                   "name it (gpqa, mmlu, mmlu_csv, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, "
+                                   "pylaundering).")
     ReferenceFormat = typer.Option(None, "--reference-format", help="Reference format (as --benchmark-format).")
     Out = typer.Option(None, "--out", "-o", help="Folder for audit.json and audit.md. Default: next to the model "
                        "(a run's <arm>/model -> <arm>/audit-<kind>; another folder X -> X-audit-<kind>).")

@@ -21,8 +21,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                                           "in any --train-format), folders or hub names (name:subset:split)."),
         benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark SOURCE: a hub name, a file or a folder."),
         benchmark_format: Optional[str] = typer.Option(None, "--benchmark-format", help="Benchmark format (gpqa, mmlu, "
-                                                       "mmlu_redux, medmcqa, race, arc, csv, json, jsonl, pylaundering) "
-                                                       "when it cannot be inferred."),
+                                                       "mmlu_csv, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, "
+                                                       "pylaundering) when its columns do not name it."),
         train_format: Optional[str] = typer.Option(None, "--train-format", help="'text' (a text line or column) or a "
                                                    "multiple-choice format; default: inferred per file (.txt text; "
                                                    "rows with a text column text; other .jsonl our schema)."),

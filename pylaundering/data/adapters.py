@@ -111,6 +111,8 @@ class Adapter:
     fields: tuple[str, ...] = FIELDS  # the fields a generic format's `columns` may map
     # Called once on all the examples of a load (e.g. to fix a label set seen only as a whole).
     finalize: Callable[[list[MCExample]], list[MCExample]] | None = None
+    # A CSV without a header row: the names of its columns, in order.
+    csv_fieldnames: tuple[str, ...] | None = None
 
 
 FORMATS: dict[str, Adapter] = {}
@@ -128,6 +130,7 @@ def register_format(
     default_splits: Mapping[str, str] | None = None,
     fields: Sequence[str] = FIELDS,
     finalize: Callable[[list[MCExample]], list[MCExample]] | None = None,
+    csv_fieldnames: Sequence[str] | None = None,
 ) -> Callable[[Converter], Converter]:
     """Register `convert(record, ctx) -> MCExample | None` as format `name`.
 
@@ -136,6 +139,7 @@ def register_format(
     `test` for benchmarks and `train` for training data. `fields` are the names a
     `columns` mapping may use (uses_columns formats); `finalize(examples)`, when given,
     is applied once to all the examples of a load before they are returned.
+    `csv_fieldnames` names the columns of CSV files that have no header row.
     """
     unknown = set(extensions) - set(READABLE)
     if unknown:
@@ -155,6 +159,7 @@ def register_format(
             default_splits={**DEFAULT_SPLITS, **(default_splits or {})},
             fields=tuple(fields),
             finalize=finalize,
+            csv_fieldnames=tuple(csv_fieldnames) if csv_fieldnames else None,
         )
         return convert
 
@@ -331,6 +336,26 @@ def _mmlu(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
         choices=tuple(choices),
         label=_label(record.get("answer"), choices, "answer"),
         subject=_optional_text(record, "subject"),
+    )
+
+
+#: The original MMLU release (data/{dev,val,test}/<subject>_<split>.csv): no header row.
+MMLU_CSV_COLUMNS = ("question", "A", "B", "C", "D", "answer")
+
+
+@register_format("mmlu_csv", extensions=(".csv",), csv_fieldnames=MMLU_CSV_COLUMNS)
+def _mmlu_csv(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """MMLU's original CSVs: no header; question, the four choices, the answer letter; the subject
+    is the file name without its split (`abstract_algebra_test.csv` -> `abstract_algebra`)."""
+    if record.get(None):  # DictReader's key for cells beyond the named columns
+        raise DataError(f"expected {len(MMLU_CSV_COLUMNS)} cells, got {len(MMLU_CSV_COLUMNS) + len(record[None])}")
+    choices = [_text(record, c) for c in "ABCD"]
+    return MCExample(
+        id=ctx.default_id,
+        question=_text(record, "question"),
+        choices=tuple(choices),
+        label=_label(record.get("answer"), choices, "answer"),
+        subject=re.sub(r"_(dev|val|test|train)$", "", ctx.group) if ctx.group else None,
     )
 
 
@@ -521,10 +546,10 @@ def _read_json(path: Path) -> Iterator[tuple[int, Any]]:
     yield from enumerate(parsed, 1)
 
 
-def _read_csv(path: Path, delimiter: str) -> Iterator[tuple[int, Any]]:
+def _read_csv(path: Path, delimiter: str, fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, Any]]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            for row, record in enumerate(csv.DictReader(handle, delimiter=delimiter), 1):
+            for row, record in enumerate(csv.DictReader(handle, fieldnames=fieldnames, delimiter=delimiter), 1):
                 yield row, record
     except UnicodeDecodeError:
         # The reader decodes ahead of the rows it yields: locate the bad byte in the file.
@@ -533,13 +558,16 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[tuple[int, Any]]:
             data.decode("utf-8-sig")
         except UnicodeDecodeError as err:
             raise DataError(
-                _not_utf8(err, data), source=str(path), row=_csv_row_at(data, err.start, delimiter)
+                _not_utf8(err, data), source=str(path),
+                row=_csv_row_at(data, err.start, delimiter, header=fieldnames is None)
             ) from None
         raise
 
 
-def _csv_row_at(data: bytes, offset: int, delimiter: str) -> int | None:
+def _csv_row_at(data: bytes, offset: int, delimiter: str, header: bool = True) -> int | None:
     """The 1-based record (header excluded) holding byte `offset`; None for the header."""
+    if not header:
+        return _csv_row_at(b"\n" + data, offset + 1, delimiter)  # as if an empty header came first
     prefix = data[:offset].decode("utf-8-sig", errors="replace")
     try:
         records = sum(1 for _ in csv.reader(io.StringIO(prefix, newline=""), delimiter=delimiter))
@@ -568,7 +596,7 @@ def _read_file(path: Path, adapter: Adapter) -> Iterator[tuple[int, Any]]:
     if suffix == ".json":
         return _read_json(path)
     if suffix == ".csv":
-        return _read_csv(path, adapter.csv_delimiter)
+        return _read_csv(path, adapter.csv_delimiter, adapter.csv_fieldnames)
     if suffix == ".tsv":
         return _read_csv(path, "\t")
     if suffix == ".parquet":
@@ -920,7 +948,20 @@ def infer_format(path: Path) -> tuple[str | None, frozenset[str] | None]:
         columns = seen[adapter.csv_delimiter]
         if columns is not None and needed <= columns:
             return name, columns
+    if suffix == ".csv" and _is_mmlu_csv(path):
+        return "mmlu_csv", None
     return None, seen.get(",", next(iter(seen.values()), None))
+
+
+def _is_mmlu_csv(path: Path) -> bool:
+    """Whether the first row looks like one of MMLU's headerless rows: six cells, the last an
+    answer letter (a header row would name its columns)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            first = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return len(first) == len(MMLU_CSV_COLUMNS) and first[-1].strip() in ("A", "B", "C", "D")
 
 
 def _infer_local(source: str, files: list[Path]) -> str:

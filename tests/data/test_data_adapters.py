@@ -324,6 +324,29 @@ def test_format_is_inferred_from_the_columns(tmp_path):
         assert inferred.examples == load_examples(str(path), expected, role="benchmark").examples
 
 
+def test_mmlu_original_csvs_have_no_header(tmp_path):
+    """The original MMLU release: data/test/<subject>_test.csv, rows of question, A-D, answer letter."""
+    folder = tmp_path / "data" / "test"
+    write_csv(folder / "college_physics_test.csv", ["Which is a boson?", "electron", "photon", "proton", "muon", "B"],
+              [["Units of force?", "newton", "joule", "watt", "pascal", "A"]])
+    write_csv(folder / "abstract_algebra_test.csv", ["Order of Z_4?", "1", "2", "3", "4", "D"], [])
+    result = load_examples(str(folder))
+    assert result.format == "mmlu_csv"
+    assert [(e.subject, e.question, e.answer, e.id) for e in result.examples] == [
+        ("abstract_algebra", "Order of Z_4?", "4", "abstract_algebra_test.csv:1"),
+        ("college_physics", "Which is a boson?", "photon", "college_physics_test.csv:1"),
+        ("college_physics", "Units of force?", "newton", "college_physics_test.csv:2"),
+    ]
+    bad = write_csv(tmp_path / "x_dev.csv", ["Q?", "a", "b", "c", "d", "A"], [["Q2?", "a", "b", "c", "d", "A", "extra"]])
+    with pytest.raises(DataError, match=r"x_dev.csv, row 2: expected 6 cells, got 7"):
+        load_examples(str(bad))
+    # a bad byte is located by record, counting the first line as a record (there is no header)
+    broken = tmp_path / "y_val.csv"
+    broken.write_bytes(b"Q1?,a,b,c,d,A\nQ2?,a,b,\xff,d,B\n")
+    with pytest.raises(DataError, match=rf"^{broken}, row 2: not UTF-8"):
+        load_examples(str(broken), "mmlu_csv")
+
+
 def test_format_inference(tmp_path):
     path = gpqa_file(tmp_path)
     # GPQA's columns name the format; the file's broken row is then reported as for format="gpqa"
@@ -333,9 +356,9 @@ def test_format_inference(tmp_path):
     with pytest.raises(DataError, match=rf"cannot infer the format: the columns match no known layout;"
                                         rf" its columns: A, B, prompt, target; {HINT}"):
         load_examples(str(other))
-    headerless = write_csv(tmp_path / "mmlu_test.csv", ["Q?", "a", "b", "c", "d", "A"], [])
+    five = write_csv(tmp_path / "five_test.csv", ["Q?", "a", "b", "c", "A"], [])  # not MMLU's six cells
     with pytest.raises(DataError, match="cannot infer the format"):
-        load_examples(str(headerless))
+        load_examples(str(five))
     with pytest.raises(DataError, match="unknown format 'nope'"):
         load_examples(str(path), "nope")
     with pytest.raises(DataError, match="no such file or folder"):
