@@ -151,8 +151,9 @@ class _Reader:
         fmt = self.fmt
         if fmt is None:
             first, rows = _peek(rows)
-            known, _ = _ad.infer_format(path)
-            if isinstance(first, Mapping) and self.text_field in first and not {"question", "choices"} <= set(first):
+            text_rows = isinstance(first, Mapping) and self.text_field in first and not {"question", "choices"} <= set(first)
+            known = None if text_rows else _ad.infer_format(path)[0]  # the header is read only when needed
+            if text_rows:
                 fmt = TEXT_FORMAT
             elif known is not None:
                 fmt = known
