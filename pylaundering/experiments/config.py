@@ -61,8 +61,8 @@ class RunConfig:
     teacher_topk: int | None = None
     max_length: int | None = None  # None: covers 95% of the run's sequences (teacher tokenizer), up to the model's limit
     batch_size: int = 16
-    # placement (the contaminated teacher)
-    teacher_epochs: int = 8
+    # placement (the contaminated teacher); None: TEACHER_EPOCHS (an epoch cap: the target accuracy ends it sooner)
+    teacher_epochs: int | None = None
     teacher_lr: float = 2e-4
     target_accuracy: float | None = DEFAULT_TARGET_ACCURACY  # None (or 0 / "none" in a file): no early stop
     # layering
@@ -100,11 +100,18 @@ SYNTH_TRAIN = {"multiple_choice": 700, "classification": 2000}
 #: head. Measured offline (200 items, seed 0): 95% after 28 epochs at 3e-3 (the target stops it).
 TOKEN_TINY_DEFAULTS = {"teacher_epochs": 80, "teacher_lr": 3e-3, "student_lr": 1e-3}
 
+#: The teacher's epoch cap (``teacher_epochs = None``), by benchmark. The synthetic default's short items are
+#: memorised by epoch 7 (seed 0: 96% training accuracy, then the target stops it). Real benchmarks' long
+#: questions take far more passes: on 80 GPQA-like items of 166 tokens, MiniLM at the defaults stayed at
+#: chance for all 8 epochs (loss ln 4; 44% after), while with a cap of 20 it reached the 95% target at
+#: epoch 17. The paper's GPQA teacher trained 30 epochs. The cap also sets the length of the linear decay.
+TEACHER_EPOCHS = {"synthetic": 8, "given": 30}
+
 
 def resolve_defaults(cfg: RunConfig, origin: dict[str, str] | None = None) -> RunConfig:
     """Fills the task- and level-dependent defaults in place, so config.json records values: ``synth_train``,
-    and for ``level = "token"`` with ``tiny-gpt`` the TOKEN_TINY_DEFAULTS of keys left at their defaults
-    (not given in a file or on the command line)."""
+    for ``level = "token"`` with ``tiny-gpt`` the TOKEN_TINY_DEFAULTS of keys left at their defaults
+    (not given in a file or on the command line), then ``teacher_epochs`` from TEACHER_EPOCHS."""
     if cfg.synth_train is None:
         cfg.synth_train = SYNTH_TRAIN["classification" if cfg.task == "classification" else "multiple_choice"]
     if cfg.level == "token" and cfg.model == "tiny-gpt":
@@ -112,7 +119,11 @@ def resolve_defaults(cfg: RunConfig, origin: dict[str, str] | None = None) -> Ru
         for key, value in TOKEN_TINY_DEFAULTS.items():
             if key not in (origin or {}) and getattr(cfg, key) == getattr(defaults, key):
                 setattr(cfg, key, value)
+    if cfg.teacher_epochs is None:
+        cfg.teacher_epochs = TEACHER_EPOCHS["synthetic" if cfg.benchmark is None else "given"]
     return cfg
+
+
 _TYPES = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
 COMMAND_LINE = "command line"
 

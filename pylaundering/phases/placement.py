@@ -38,7 +38,7 @@ def place(
     out_dir: str | Path,
     *,
     model: str = "minilm",
-    epochs: int | None = 8,
+    epochs: int | None = 30,
     lr: float = 2e-4,
     batch_size: int = 16,
     max_length: int | None = None,

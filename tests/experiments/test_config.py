@@ -138,3 +138,24 @@ def test_every_shipped_config_plans_valid_points(path):
     if "counter-study-" in path.name and "student-init" not in path.name:
         assert all(p.config.task == "classification" and p.config.benchmark for p in points)
         assert {p.config.loss for p in points} == {"hard", "kl", "reverse_kl"} and len(points) == 30
+
+
+def test_teacher_epoch_cap_depends_on_the_benchmark():
+    """Unset, the teacher's epoch cap is the synthetic default's measured 8 without a benchmark and 30
+    with one (long real questions need many passes); a value from a file or the command line wins, and
+    tiny-gpt at token level keeps its own default."""
+    from pylaundering.experiments.config import TEACHER_EPOCHS, TOKEN_TINY_DEFAULTS, validate
+
+    synthetic, given = RunConfig(), RunConfig(benchmark="b.jsonl", train="t.jsonl")
+    validate(synthetic)
+    validate(given)
+    assert (synthetic.teacher_epochs, given.teacher_epochs) == (TEACHER_EPOCHS["synthetic"], TEACHER_EPOCHS["given"])
+    assert TEACHER_EPOCHS["given"] > TEACHER_EPOCHS["synthetic"]
+    explicit = RunConfig(benchmark="b.jsonl", train="t.jsonl", teacher_epochs=5)
+    validate(explicit, {"teacher_epochs": "command line"})
+    assert explicit.teacher_epochs == 5
+    token = RunConfig(level="token", model="tiny-gpt", benchmark="b.jsonl", train="t.txt")
+    validate(token)
+    assert token.teacher_epochs == TOKEN_TINY_DEFAULTS["teacher_epochs"]
+    help_text = runner.invoke(app, ["place", "--help"], env={"COLUMNS": "200"}).output
+    assert f"default: {TEACHER_EPOCHS['given']}" in help_text
