@@ -5,6 +5,9 @@
 #include <torch/library.h>
 
 #include "cpu/grad_buffer.h"
+#ifdef PYLAUNDERING_WITH_CUDA
+#include "cuda/row_cluster.h"
+#endif
 #include "distill_op.h"
 #include "sparse_op.h"
 
@@ -53,5 +56,16 @@ PYBIND11_MODULE(_C, m) {
     return false;
 #endif
   });
+#ifdef PYLAUNDERING_WITH_CUDA
+  // dtype_code: 0 float32, 1 float64, 2 bfloat16, 3 float16 (cuda::DistillDtype).
+  m.def(
+      "cuda_row_cluster_plan",
+      [](int64_t kind, int64_t rows, int64_t cols, int dtype_code, bool aligned) {
+        const auto plan = pylaundering::cuda::row_cluster_plan(kind, rows, cols, dtype_code, aligned);
+        return pybind11::make_tuple(plan.cluster, plan.rows_in_flight);
+      },
+      "(blocks per row, rows in flight) of the CUDA kernel's row-cluster mode on the current device; "
+      "(0, 0) when the default kernel runs.");
+#endif
   m.attr("__version__") = PYLAUNDERING_VERSION;
 }

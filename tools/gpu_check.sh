@@ -11,7 +11,8 @@
 # pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt, bench-cuda.png, bench-linear-cuda.json and .txt
 # (9 files: a tool that returns at most 8 may leave out junit.xml). Exit status: 0 only if all passed.
 # Environment: PYTHON (default python3), GPU_CHECK_TESTS (default tests/ops), GPU_CHECK_PYTEST_ARGS,
-# GPU_CHECK_BENCH=0 to skip the benchmark.
+# GPU_CHECK_BENCH=0 to skip the benchmark, GPU_CHECK_CLUSTER=0 to skip the row-cluster comparison
+# (printed into gpu-check.log), GPU_CHECK_LINEAR=0 to skip the fused-linear benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -88,6 +89,38 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
   else
     status=1; say "FAILED: benchmark"; tail -n 30 "$RES/bench-cuda.txt" | tee -a "$LOG"
   fi
+fi
+if [ "${GPU_CHECK_CLUSTER:-1}" != "0" ]; then
+  # The kernel's opt-in row-cluster mode (csrc/cuda/distill_kernel.cu) against the default kernel,
+  # in one process (the kernel reads the setting at every launch): the measurement that decides
+  # whether it becomes the default for long rows. Into gpu-check.log.
+  say "row-cluster mode vs the default kernel (fused op only)"
+  if ! timeout "${GPU_CHECK_CLUSTER_TIMEOUT:-180}" "$PY" - >>"$LOG" 2>&1 <<'PYEOF'
+import os
+import torch
+from pylaundering.bench.ops import Case, run
+from pylaundering.ops import _ext
+cases = [Case(4096, 128256, torch.bfloat16), Case(4096, 128256, torch.bfloat16, backward=False),
+         Case(4096, 32000, torch.float32)]
+settings = [(None, None), ("2", None), ("4", None), ("8", None), ("4", "16"), ("4", "64"), ("2", "128")]
+print(f"{'cluster':>8}{'rows':>6}  {'case':<36}{'plan':>12}{'fused ms':>10}{'% copy':>8}")
+for size, rows in settings:
+    for name, value in (("PYLAUNDERING_CUDA_ROW_CLUSTER", size), ("PYLAUNDERING_CUDA_CLUSTER_ROWS", rows)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    report = run("cuda", cases=cases, repeats=7, compile_ok=False)
+    for c, case in zip(report["cases"], cases):
+        plan = _ext.cuda_row_cluster_plan(case.rows, case.cols, case.dtype)
+        f = c["results"]["fused"]
+        print(f"{size or 'off':>8}{rows or 'auto':>6}  {c['case']:<36}{str(plan):>12}{f['median_ms']:>10.3f}"
+              f"{100 * f['fraction_of_copy']:>7.0f}%", flush=True)
+PYEOF
+  then
+    status=1; say "FAILED: row-cluster benchmark (see $LOG)"
+  fi
+  grep -A 30 "cluster  rows" "$LOG" | tail -n 22
 fi
 if [ "${GPU_CHECK_LINEAR:-1}" != "0" ]; then
   say "fused-linear and top-k benchmark on the GPU"

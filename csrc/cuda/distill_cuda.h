@@ -4,6 +4,7 @@
 // tensor handling live in distill_cuda.cpp, which is built only when torch has CUDA (the CPU
 // torch wheel cannot compile ATen/cuda or c10/cuda headers, but nvcc can still check the .cu).
 #pragma once
+#include "cuda/row_cluster.h"
 #include "kernels/distill_params.h"
 
 #include <cuda_runtime_api.h>

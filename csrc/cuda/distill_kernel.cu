@@ -11,6 +11,12 @@
 //     2 * (VEC - 1) scalar elements go one per thread. So odd vocabularies (GPT-2's 50257) still
 //     get vector loads; only inputs whose pointers are misaligned against each other fall back
 //     to a scalar kernel (VEC = 1).
+//   * Row-cluster mode (opt-in, sm_90+; PYLAUNDERING_CUDA_ROW_CLUSTER=2|4|8): a cluster of 2-8
+//     blocks owns each long row, merging the blocks' partial results through distributed shared
+//     memory, and only as many rows are in flight as fit in half the L2. Pass 2 then re-reads its
+//     row from L2 instead of HBM. Measured on the H200, the default kernel moves 5 element-passes
+//     of HBM traffic instead of 3 at 4096 x 128256 bf16 (docs/performance.md). The mode has not
+//     run on a GPU yet: tests/ops/test_cuda_row_cluster.py and `make gpu-check` measure it.
 //   * pass 1 (statistics): per thread, online softmax of student and teacher (running max,
 //     sum rescaled when the max moves; the max is updated per 16-byte chunk, so rescaling is
 //     rare and each element costs one exp per side),
@@ -36,18 +42,23 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cfloat>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <algorithm>
 
 #include "cuda/device_util.cuh"
 
 namespace pylaundering::cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kMaxThreads = 512;              // largest row group (block mode)
 constexpr int kMaxWarps = kMaxThreads / kWarp;
@@ -374,31 +385,88 @@ __device__ inline Sums<acc_t> shfl_xor(const Sums<acc_t>& v, int m) {
 }
 
 
-// ---------------------------------------------------------------- the kernel
+// ---------------------------------------------------------------- row groups
 
-// blockDim = (row group size, rows per block): (32, 8) in warp mode, (128..512, 1) in block mode.
-// blockDim.x is a multiple of 32. S/Tt/G rows share their misalignment (checked on the host).
-template <typename scalar_t, int KIND, int VEC>
-__global__ void __launch_bounds__(kMaxThreads)
-    fused_distill_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* __restrict__ S,
-                         const scalar_t* __restrict__ Tt, const int64_t* __restrict__ Y,
-                         acc_type<scalar_t>* __restrict__ L, scalar_t* __restrict__ G) {
+// Who shares a row and how they all-reduce over it. Two kinds:
+//   BlockRowGroup:   the warp (warp mode) or the block (block mode) of the default kernel.
+//   ClusterRowGroup: the blocks of a thread-block cluster (sm_90+), for long rows. With one row
+//     per cluster, few enough rows are in flight that the statistics pass leaves each row in L2
+//     for the gradient pass: HBM sees the minimal 3 element-passes instead of 5. Opt-in while it is
+//     unmeasured on a GPU (see row_cluster_plan below).
+// In both, tid / nthr number the threads of the row group, and every branch that depends on the
+// row is uniform per group (the all-reductions' barriers need that).
+struct BlockRowGroup {
+  __device__ int tid() const { return threadIdx.x; }
+  __device__ int nthr() const { return blockDim.x; }
+  __device__ int64_t first_row() const { return int64_t(blockIdx.x) * blockDim.y + threadIdx.y; }
+  __device__ int64_t row_stride() const { return int64_t(gridDim.x) * blockDim.y; }
+  template <typename T, typename Merge>
+  __device__ T allreduce(T v, const Merge& merge, const T& identity, T* smem, T* /*cluster_slot*/) const {
+    return group_allreduce(v, merge, identity, smem);
+  }
+};
+
+// Blocks of a 1-D cluster have consecutive blockIdx.x, so cluster i is blocks [i * size, (i + 1) * size).
+// Compiled for sm_90+ only; the host launches the cluster kernel only when the binary it would run
+// was built for sm_90+ (row_cluster_plan checks the kernel's binaryVersion).
+struct ClusterRowGroup {
+  unsigned rank = 0, size = 1;
+  __device__ ClusterRowGroup() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const cg::cluster_group cluster = cg::this_cluster();
+    rank = cluster.block_rank();
+    size = cluster.num_blocks();
+#else
+    __trap();
+#endif
+  }
+  __device__ int tid() const { return int(rank * blockDim.x + threadIdx.x); }
+  __device__ int nthr() const { return int(size * blockDim.x); }
+  __device__ int64_t first_row() const { return int64_t(blockIdx.x / size); }
+  __device__ int64_t row_stride() const { return int64_t(gridDim.x / size); }
+  // The block's value (every thread holds it after group_allreduce) is published in the block's
+  // slot; every block then merges all slots in rank order, so all blocks get the same bits.
+  template <typename T, typename Merge>
+  __device__ T allreduce(T v, const Merge& merge, const T& identity, T* smem, T* cluster_slot) const {
+    v = group_allreduce(v, merge, identity, smem);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const cg::cluster_group cluster = cg::this_cluster();
+    if (threadIdx.x == 0) *cluster_slot = v;
+    cluster.sync();  // all slots written and visible cluster-wide
+    T r = *cluster.map_shared_rank(cluster_slot, 0);
+    for (unsigned k = 1; k < size; ++k) r = merge(r, *cluster.map_shared_rank(cluster_slot, k));
+    cluster.sync();  // no block rewrites its slot, or exits, while another block still reads it
+    return r;
+#else
+    return v;
+#endif
+  }
+};
+
+// ---------------------------------------------------------------- the kernels
+
+// The rows of one row group, walked grid-stride. S/Tt/G rows share their misalignment (checked on
+// the host).
+template <typename scalar_t, int KIND, int VEC, typename Group>
+__device__ inline void distill_rows(const Group& grp, const KernelArgs<acc_type<scalar_t>>& a,
+                                    const scalar_t* __restrict__ S, const scalar_t* __restrict__ Tt,
+                                    const int64_t* __restrict__ Y, acc_type<scalar_t>* __restrict__ L,
+                                    scalar_t* __restrict__ G) {
   using acc_t = acc_type<scalar_t>;
   using K = KindTraits<KIND>;
   __shared__ RowStats<acc_t> smem_stats[kMaxWarps];
   __shared__ Sums<acc_t> smem_sums[kMaxWarps];
+  __shared__ RowStats<acc_t> slot_stats;  // cluster mode only
+  __shared__ Sums<acc_t> slot_sums;
 
-  const int tid = threadIdx.x, nthr = blockDim.x;
+  const int tid = grp.tid(), nthr = grp.nthr();
   const int64_t V = a.cols;
   const auto merge_st = [invT = a.invT](const RowStats<acc_t>& x, const RowStats<acc_t>& y) {
     return merge_stats<K::rkl>(x, y, invT);
   };
   const auto add_sums = [](const Sums<acc_t>& x, const Sums<acc_t>& y) { return Sums<acc_t>{x.a + y.a, x.b + y.b}; };
 
-  // Every thread of a row group has the same row, so all branches below are uniform per group
-  // (the barriers in group_allreduce need that in block mode).
-  for (int64_t row = int64_t(blockIdx.x) * blockDim.y + threadIdx.y; row < a.rows;
-       row += int64_t(gridDim.x) * blockDim.y) {
+  for (int64_t row = grp.first_row(); row < a.rows; row += grp.row_stride()) {
     const scalar_t* s = S + row * V;
     const scalar_t* t = K::teacher ? Tt + row * V : nullptr;
     scalar_t* g = a.write_grad ? G + row * V : nullptr;
@@ -414,7 +482,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     RowStats<acc_t> st = stats_identity<acc_t>();
     if (K::soft || a.ce) {
       st = pass1_partial<scalar_t, KIND, VEC>(a, s, t, head, tid, nthr);
-      st = group_allreduce(st, merge_st, stats_identity<acc_t>(), smem_stats);
+      st = grp.allreduce(st, merge_st, stats_identity<acc_t>(), smem_stats, &slot_stats);
       if (st.bad > 0) {  // uniform per row group (all-reduced)
         if (tid == 0) L[row] = static_cast<acc_t>(NAN);
         if (g != nullptr) fill_partial<scalar_t, VEC>(g, V, head, tid, nthr, static_cast<acc_t>(NAN));
@@ -426,7 +494,7 @@ __global__ void __launch_bounds__(kMaxThreads)
     // JSD stores its gradient in pass 3, once the row's KL(ps || m) is known.
     scalar_t* g2 = KIND == kJSD ? nullptr : g;
     Sums<acc_t> sums = pass2_partial<scalar_t, KIND, VEC>(a, c, s, t, g2, y, head, tid, nthr);
-    sums = group_allreduce(sums, add_sums, Sums<acc_t>{0, 0}, smem_sums);
+    sums = grp.allreduce(sums, add_sums, Sums<acc_t>{0, 0}, smem_sums, &slot_sums);
     if (tid == 0) L[row] = row_loss<scalar_t, KIND>(a, c, sums, s, y);
 
     if constexpr (KIND == kJSD) {
@@ -436,6 +504,25 @@ __global__ void __launch_bounds__(kMaxThreads)
       }
     }
   }
+}
+
+// blockDim = (row group size, rows per block): (32, 8) in warp mode, (128..512, 1) in block mode.
+// blockDim.x is a multiple of 32.
+template <typename scalar_t, int KIND, int VEC>
+__global__ void __launch_bounds__(kMaxThreads)
+    fused_distill_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* __restrict__ S,
+                         const scalar_t* __restrict__ Tt, const int64_t* __restrict__ Y,
+                         acc_type<scalar_t>* __restrict__ L, scalar_t* __restrict__ G) {
+  distill_rows<scalar_t, KIND, VEC>(BlockRowGroup{}, a, S, Tt, Y, L, G);
+}
+
+// Launched with a 1-D cluster of 2, 4 or 8 blocks of kMaxThreads threads, one row per cluster.
+template <typename scalar_t, int KIND, int VEC>
+__global__ void __launch_bounds__(kMaxThreads)
+    fused_distill_cluster_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* __restrict__ S,
+                                 const scalar_t* __restrict__ Tt, const int64_t* __restrict__ Y,
+                                 acc_type<scalar_t>* __restrict__ L, scalar_t* __restrict__ G) {
+  distill_rows<scalar_t, KIND, VEC>(ClusterRowGroup{}, a, S, Tt, Y, L, G);
 }
 
 // ---------------------------------------------------------------- host side
@@ -489,13 +576,106 @@ inline LaunchConfig choose_config(int64_t rows, int64_t cols, int vec) {
   return cfg;
 }
 
+// ---------------------------------------------------------------- row-cluster mode (opt-in)
+
+// PYLAUNDERING_CUDA_ROW_CLUSTER = 2, 4 or 8 turns it on for rows longer than a warp row; anything
+// else (unset, 0) leaves it off. PYLAUNDERING_CUDA_CLUSTER_ROWS = n > 0 sets the rows in flight;
+// by default as many as fit in half the L2 with their gradient (3 element-passes per row), at
+// most as many clusters as the device can hold at once. Read at every launch (a getenv is noise
+// next to a launch), so a process can compare settings.
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return 0;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  return (*end == '\0' && x > 0 && x < INT_MAX) ? static_cast<int>(x) : 0;
+}
+
+template <typename scalar_t, int KIND, int VEC>
+RowClusterPlan plan_for_kernel(int64_t rows, int64_t cols) {
+  RowClusterPlan plan;
+  const int size = env_int("PYLAUNDERING_CUDA_ROW_CLUSTER");
+  if ((size != 2 && size != 4 && size != 8) || cols <= kWarpRowMaxCols || rows == 0) return plan;
+  int dev = 0, major = 0, l2 = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess || major < 9) {
+    cudaGetLastError();  // a failed query is not the caller's launch error
+    return plan;
+  }
+  const auto kernel = fused_distill_cluster_kernel<scalar_t, KIND, VEC>;
+  cudaFuncAttributes fa{};
+  if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess || fa.binaryVersion < 90) {
+    cudaGetLastError();
+    return plan;
+  }
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(size);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(size));
+  cfg.blockDim = dim3(kMaxThreads);
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  int max_clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&max_clusters, kernel, &cfg) != cudaSuccess || max_clusters < 1) {
+    cudaGetLastError();
+    return plan;
+  }
+  const int64_t footprint = 3 * cols * static_cast<int64_t>(sizeof(scalar_t));
+  int64_t in_flight = env_int("PYLAUNDERING_CUDA_CLUSTER_ROWS");
+  if (in_flight == 0) in_flight = std::max<int64_t>(1, (int64_t(l2) / 2) / footprint);
+  in_flight = std::min<int64_t>({in_flight, int64_t(max_clusters), rows, int64_t(INT_MAX / size)});
+  plan.cluster = size;
+  plan.rows_in_flight = in_flight;
+  return plan;
+}
+
+template <typename scalar_t, int VEC>
+RowClusterPlan plan_for(int64_t kind, int64_t rows, int64_t cols) {
+  switch (kind) {
+    case kNoDistill: return plan_for_kernel<scalar_t, kNoDistill, VEC>(rows, cols);
+    case kForwardKL: return plan_for_kernel<scalar_t, kForwardKL, VEC>(rows, cols);
+    case kReverseKL: return plan_for_kernel<scalar_t, kReverseKL, VEC>(rows, cols);
+    case kJSD: return plan_for_kernel<scalar_t, kJSD, VEC>(rows, cols);
+    case kMSE: return plan_for_kernel<scalar_t, kMSE, VEC>(rows, cols);
+    default: return RowClusterPlan{};
+  }
+}
+
 template <typename scalar_t, int VEC>
 void launch_kind(const DistillParams& p, const scalar_t* s, const scalar_t* t, const int64_t* y, void* loss,
                  scalar_t* g, cudaStream_t stream) {
   using acc_t = acc_type<scalar_t>;
   const KernelArgs<acc_t> a = make_kernel_args<acc_t>(p);
-  const LaunchConfig cfg = choose_config(p.rows, p.cols, VEC);
   acc_t* L = static_cast<acc_t*>(loss);
+  const RowClusterPlan plan = plan_for<scalar_t, VEC>(p.kind, p.rows, p.cols);
+  if (plan.cluster > 0) {
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(plan.cluster);
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(plan.rows_in_flight * plan.cluster));
+    cfg.blockDim = dim3(kMaxThreads);
+    cfg.stream = stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+#define PYL_LAUNCH(KIND) cudaLaunchKernelEx(&cfg, fused_distill_cluster_kernel<scalar_t, KIND, VEC>, a, s, t, y, L, g)
+    switch (p.kind) {
+      case kNoDistill: PYL_LAUNCH(kNoDistill); break;
+      case kForwardKL: PYL_LAUNCH(kForwardKL); break;
+      case kReverseKL: PYL_LAUNCH(kReverseKL); break;
+      case kJSD: PYL_LAUNCH(kJSD); break;
+      case kMSE: PYL_LAUNCH(kMSE); break;
+      default: break;
+    }
+#undef PYL_LAUNCH
+    return;
+  }
+  const LaunchConfig cfg = choose_config(p.rows, p.cols, VEC);
 #define PYL_LAUNCH(KIND) \
   fused_distill_kernel<scalar_t, KIND, VEC><<<cfg.grid, cfg.block, 0, stream>>>(a, s, t, y, L, g)
   switch (p.kind) {
@@ -509,6 +689,14 @@ void launch_kind(const DistillParams& p, const scalar_t* s, const scalar_t* t, c
 #undef PYL_LAUNCH
 }
 
+// Student, teacher and grad rows reach a 16-byte boundary together (the same address mod 16):
+// vector chunks. Fresh allocations all qualify; sliced inputs may not.
+template <typename scalar_t>
+bool vector_aligned(const void* s, const void* t, const void* g) {
+  const auto mis = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % kVecBytes; };
+  return (t == nullptr || mis(t) == mis(s)) && (g == nullptr || mis(g) == mis(s)) && mis(s) % sizeof(scalar_t) == 0;
+}
+
 template <typename scalar_t>
 cudaError_t launch_typed(const DistillParams& p, const void* student, const void* teacher, const int64_t* labels,
                          void* loss, void* grad, cudaStream_t stream) {
@@ -516,17 +704,18 @@ cudaError_t launch_typed(const DistillParams& p, const void* student, const void
   const auto* s = static_cast<const scalar_t*>(student);
   const auto* t = p.kind != kNoDistill ? static_cast<const scalar_t*>(teacher) : nullptr;
   auto* g = p.write_grad ? static_cast<scalar_t*>(grad) : nullptr;
-  // Vector chunks need student, teacher and grad rows to reach a 16-byte boundary together,
-  // i.e. the same address mod 16 (fresh allocations all have 0; sliced inputs may not).
-  const auto mis = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % kVecBytes; };
-  const bool same_alignment = (t == nullptr || mis(t) == mis(s)) && (g == nullptr || mis(g) == mis(s)) &&
-                              mis(s) % sizeof(scalar_t) == 0;
-  if (same_alignment) {
+  if (vector_aligned<scalar_t>(s, t, g)) {
     launch_kind<scalar_t, kVec>(p, s, t, labels, loss, g, stream);
   } else {
     launch_kind<scalar_t, 1>(p, s, t, labels, loss, g, stream);
   }
   return cudaGetLastError();
+}
+
+template <typename scalar_t>
+RowClusterPlan plan_typed(int64_t kind, int64_t rows, int64_t cols, bool aligned) {
+  constexpr int kVec = kVecBytes / sizeof(scalar_t);
+  return aligned ? plan_for<scalar_t, kVec>(kind, rows, cols) : plan_for<scalar_t, 1>(kind, rows, cols);
 }
 
 }  // namespace
@@ -541,6 +730,16 @@ cudaError_t launch_fused_distill(const DistillParams& p, const void* student, co
     case kDtypeBFloat16: return launch_typed<__nv_bfloat16>(p, student, teacher, labels, loss, grad, stream);
     case kDtypeHalf: return launch_typed<__half>(p, student, teacher, labels, loss, grad, stream);
     default: return cudaErrorInvalidValue;
+  }
+}
+
+RowClusterPlan row_cluster_plan(int64_t kind, int64_t rows, int64_t cols, int dtype_code, bool aligned) {
+  switch (dtype_code) {
+    case kDtypeFloat: return plan_typed<float>(kind, rows, cols, aligned);
+    case kDtypeDouble: return plan_typed<double>(kind, rows, cols, aligned);
+    case kDtypeBFloat16: return plan_typed<__nv_bfloat16>(kind, rows, cols, aligned);
+    case kDtypeHalf: return plan_typed<__half>(kind, rows, cols, aligned);
+    default: return RowClusterPlan{};
   }
 }
 

@@ -1,5 +1,5 @@
 """``python -m pylaundering.bench [ops|linear] [--device cuda] [--json out.json] [--plot out.png] [--repeats N]
-[--shapes ...]``: the ops (or fused-linear and top-k) table without the CLI (the GPU check runs it from a
+[--shapes ...] [--no-compile]``: the ops (or fused-linear and top-k) table without the CLI (the GPU check runs it from a
 source tree that has no `launder` command); `launder bench ops|linear` are the full commands."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from .ops import format_table, run
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pylaundering.bench", description=__doc__)
     ap.add_argument("kind", nargs="?", choices=("ops", "linear"), default="ops")
-    ap.add_argument("--shapes", default=None, help="linear only: NxHxV[,...] (default: the device's case)")
+    ap.add_argument("--shapes", default=None, help="ops: ROWSxV[,...] (bfloat16 on CUDA, float32 on the CPU); "
+                    "linear: NxHxV[,...]. Default: the device's cases")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
@@ -34,7 +35,15 @@ def main(argv=None) -> int:
         report = linear.run(args.device, cases, repeats=min(args.repeats, 5), compile_ok=not args.no_compile)
         print(linear.format_table(report))
     else:
-        report = run(args.device, repeats=args.repeats, compile_ok=not args.no_compile)
+        cases = None
+        if args.shapes:
+            import torch
+
+            from .ops import make_cases, parse_shapes
+
+            dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+            cases = make_cases(parse_shapes(args.shapes), [dtype])
+        report = run(args.device, cases=cases, repeats=args.repeats, compile_ok=not args.no_compile)
         print(format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

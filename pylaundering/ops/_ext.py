@@ -59,7 +59,9 @@ def backend(device: torch.device | str = "cpu") -> Backend:
         return Backend("reference", f"compiled extension pylaundering._C not importable: {_LOAD_ERROR}")
     if dev.type == "cuda":
         if _BUILT_WITH_CUDA:
-            return Backend("cuda", "pylaundering._C built with CUDA kernels")
+            cluster = os.environ.get("PYLAUNDERING_CUDA_ROW_CLUSTER", "")
+            extra = f"; row-cluster mode PYLAUNDERING_CUDA_ROW_CLUSTER={cluster} (long rows, sm_90+)" if cluster else ""
+            return Backend("cuda", "pylaundering._C built with CUDA kernels" + extra)
         return Backend("reference", "pylaundering._C was built without CUDA (torch or nvcc had no CUDA at build time)")
     if dev.type == "cpu":
         return Backend("cpp", f"pylaundering._C loaded, {_C.cpu_kernel_variant()} CPU kernel, {torch.get_num_threads()} threads")
@@ -84,3 +86,23 @@ def empty_cache() -> int:
 def cached_bytes() -> int:
     """Bytes held by the CPU ops' idle cached gradient buffer (0 when none)."""
     return int(_C.cached_bytes()) if _C is not None and hasattr(_C, "cached_bytes") else 0
+
+
+_CUDA_DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+
+
+def cuda_row_cluster_plan(rows: int, cols: int, dtype: torch.dtype, kind: int = 1,
+                          aligned: bool = True) -> tuple[int, int]:
+    """(blocks per row, rows in flight) that the CUDA kernel's row-cluster mode would use now on the
+    current device for ``rows`` x ``cols`` logits; ``(0, 0)`` when the default kernel runs.
+
+    The mode is opt-in (``PYLAUNDERING_CUDA_ROW_CLUSTER=2|4|8``; ``PYLAUNDERING_CUDA_CLUSTER_ROWS=n``
+    sets the rows in flight) and needs an sm_90+ GPU and rows longer than 1024. ``kind`` is the op's
+    kind code (``functional.KINDS``; 0 for cross-entropy alone)."""
+    if _C is None or not _BUILT_WITH_CUDA:
+        return (0, 0)
+    code = _CUDA_DTYPE_CODES.get(dtype)
+    if code is None:
+        raise TypeError(f"cuda_row_cluster_plan: unsupported dtype {dtype}")
+    cluster, in_flight = _C.cuda_row_cluster_plan(int(kind), int(rows), int(cols), code, bool(aligned))
+    return int(cluster), int(in_flight)

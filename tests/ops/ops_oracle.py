@@ -270,24 +270,30 @@ def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor, rtol: floa
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol + rtol * scale, msg=lambda m: f"{what}: {m}")
 
 
-def fused_and_oracle(case: Case, s, t, y, reduction: str, seed: int = 0):
+def fused_and_oracle(case: Case, s, t, y, reduction: str, seed: int = 0, device: str = "cpu"):
     """(fused loss, fused grad, oracle loss, oracle grad) for one input set.
 
-    For reduction='none' the backward uses random per-row weights, so the per-row scaling in the
-    op's backward is exercised too.
+    The fused op runs on ``device`` (its results come back on the CPU); the oracle always runs
+    on the CPU copies of the very same inputs. For reduction='none' the backward uses random
+    per-row weights, so the per-row scaling in the op's backward is exercised too.
     """
-    a = s.detach().clone().requires_grad_(True)
-    out = call_fused(case, a, t, y, reduction)
+    def dev(x):
+        return x.to(device) if x is not None else None
+
+    a = dev(s.detach().clone()).requires_grad_(True)
+    out = call_fused(case, a, dev(t), dev(y), reduction)
     b = s.detach().clone().double().requires_grad_(True)
     exp = oracle(case, b, t, y, reduction)
     if reduction == "none":
         w = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-        (out.double() * w).sum().backward()
+        (out.double() * w.to(device)).sum().backward()
         (exp * w).sum().backward()
     else:
         out.backward()
         exp.backward()
-    return out, a.grad, exp, b.grad
+    if device == "cpu":
+        return out, a.grad, exp, b.grad
+    return out.detach().cpu(), a.grad.cpu(), exp, b.grad
 
 
 def _oracle_grad(case, s, t, y, reduction, seed, **kw):

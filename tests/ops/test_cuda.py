@@ -24,7 +24,7 @@ from ops_oracle import (
     REDUCTIONS,
     TOL,
     assert_close_scaled,
-    call_fused,
+    fused_and_oracle,
     grad_atol,
     make_inputs,
     masked_oracle_rows,
@@ -50,22 +50,6 @@ def test_cuda_backend_is_the_compiled_kernel():
     assert b.name == "cuda", f"a CUDA device is present but the ops would use {b}"
 
 
-def _fused_and_oracle_cuda(case, s, t, y, reduction, seed):
-    dev = "cuda"
-    a = s.detach().clone().to(dev).requires_grad_(True)
-    out = call_fused(case, a, t.to(dev) if t is not None else None, y.to(dev) if y is not None else None, reduction)
-    b = s.detach().clone().double().requires_grad_(True)
-    exp = oracle(case, b, t, y, reduction)
-    if reduction == "none":
-        w = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-        (out.double() * w.to(dev)).sum().backward()
-        (exp * w).sum().backward()
-    else:
-        out.backward()
-        exp.backward()
-    return out.detach().cpu(), a.grad.cpu(), exp, b.grad
-
-
 @pytest.mark.parametrize("V", VS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dt)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -74,7 +58,7 @@ def test_cuda_value_and_grad_match_oracle(case, reduction, dtype, V):
     lead = (5,) if V < 32000 else (2,)
     seed = zlib.crc32(repr(("cuda", case.id, reduction, str(dtype), V)).encode())
     s, t, y = make_inputs(case, lead, V, dtype, seed)
-    out, grad, exp, exp_grad = _fused_and_oracle_cuda(case, s, t, y, reduction, seed)
+    out, grad, exp, exp_grad = fused_and_oracle(case, s, t, y, reduction, seed, device="cuda")
     assert out.dtype == dtype and grad.dtype == dtype and grad.shape == s.shape
     assert torch.isfinite(out).all() and torch.isfinite(grad).all()
     rtol, atol, gtol = TOL[dtype]
