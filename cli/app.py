@@ -288,6 +288,12 @@ def place(
                   target_accuracy=target, seed=seed, resume=resume, quiet=quiet, task=_task(task, benchmark_format),
                   scorer=scorer, level=level)
     emit(m, as_json, _accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
+    if not as_json:
+        from pylaundering.experiments.run import teacher_warnings
+
+        # A teacher that did not memorise its items launders nothing: say so before anyone distils from it.
+        for warning in teacher_warnings("teacher", m):
+            err_console.print(f"[yellow]warning:[/yellow] {warning}; raise --epochs or --lr", highlight=False)
 
 
 @app.command()

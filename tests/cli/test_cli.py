@@ -108,10 +108,24 @@ def test_quiet_prints_nothing_at_all(tmp_path):
     from pylaundering.data.synth import write_synthetic
 
     write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8)
+    # no target: one epoch is then no shortfall to warn about (a warning is printed even under --quiet)
     r = _launder("place", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl"), "--out", str(tmp_path / "t"),
-                 "--model", "tiny", "--epochs", "1", "--quiet")
+                 "--model", "tiny", "--epochs", "1", "--target-accuracy", "0", "--quiet")
     assert r.returncode == 0, r.stderr
     assert r.stderr == "", r.stderr
+
+
+def test_place_warns_when_the_teacher_stops_short_of_its_target(tmp_path):
+    from pylaundering.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "d", seed=0, n_benchmark=8, n_train=8)
+    r = _launder("place", "--benchmark", str(tmp_path / "d" / "benchmark.jsonl"), "--out", str(tmp_path / "t"),
+                 "--model", "tiny", "--epochs", "1", "--target-accuracy", "1.0", "--quiet")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert m["train_accuracy"] < 1.0 and m["stop_reason"] == "epochs"
+    assert "warning: teacher stopped at epoch cap at" in r.stderr and "< target 100%" in r.stderr, r.stderr
+    assert "raise --epochs or --lr" in r.stderr
 
 
 @pytest.mark.parametrize("argv, expected", [
