@@ -14,6 +14,15 @@ LABELS = {
 }
 
 
+def _tick(label: str) -> str:
+    """A bar's label: the arm's name without its parenthesis or 'Control: ', capitalised like the others."""
+    short = label.split(" (")[0]
+    if short.startswith("Control: "):
+        short = short[len("Control: "):]
+        short = short[:1].upper() + short[1:]
+    return short
+
+
 def arms(metrics: dict) -> list[str]:
     return [a for a in LABELS if a in metrics]
 
@@ -184,7 +193,7 @@ def plot(metrics: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar(range(len(names)), acc, yerr=err, capsize=5, color=[colors[a] for a in names])
     ax.axhline(100 * metrics["chance"], color="k", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(range(len(names)), [LABELS[a].split(" (")[0].replace("Control: ", "") for a in names],
+    ax.set_xticks(range(len(names)), [_tick(LABELS[a]) for a in names],
                   rotation=15, ha="right")
     ax.set_ylabel("benchmark accuracy (%)")
     ax.set_ylim(0, 100)
