@@ -52,6 +52,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/device_util.cuh"
 
@@ -506,23 +507,29 @@ __device__ inline void distill_rows(const Group& grp, const KernelArgs<acc_type<
   }
 }
 
-// blockDim = (row group size, rows per block): (32, 8) in warp mode, (128..512, 1) in block mode.
-// blockDim.x is a multiple of 32.
-template <typename scalar_t, int KIND, int VEC>
+// Group = BlockRowGroup: blockDim = (row group size, rows per block), (32, 8) in warp mode and
+// (128..512, 1) in block mode; blockDim.x is a multiple of 32. Group = ClusterRowGroup: launched
+// with a 1-D cluster of 2, 4 or 8 blocks of kMaxThreads threads, one row per cluster.
+template <typename scalar_t, int KIND, int VEC, typename Group>
 __global__ void __launch_bounds__(kMaxThreads)
     fused_distill_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* __restrict__ S,
                          const scalar_t* __restrict__ Tt, const int64_t* __restrict__ Y,
                          acc_type<scalar_t>* __restrict__ L, scalar_t* __restrict__ G) {
-  distill_rows<scalar_t, KIND, VEC>(BlockRowGroup{}, a, S, Tt, Y, L, G);
+  distill_rows<scalar_t, KIND, VEC>(Group{}, a, S, Tt, Y, L, G);
 }
 
-// Launched with a 1-D cluster of 2, 4 or 8 blocks of kMaxThreads threads, one row per cluster.
-template <typename scalar_t, int KIND, int VEC>
-__global__ void __launch_bounds__(kMaxThreads)
-    fused_distill_cluster_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* __restrict__ S,
-                                 const scalar_t* __restrict__ Tt, const int64_t* __restrict__ Y,
-                                 acc_type<scalar_t>* __restrict__ L, scalar_t* __restrict__ G) {
-  distill_rows<scalar_t, KIND, VEC>(ClusterRowGroup{}, a, S, Tt, Y, L, G);
+// Calls f(std::integral_constant<int, KIND>{}) for the run-time kind (unknown kinds were rejected by
+// make_distill_params).
+template <typename F>
+void with_kind(int64_t kind, F&& f) {
+  switch (kind) {
+    case kNoDistill: f(std::integral_constant<int, kNoDistill>{}); break;
+    case kForwardKL: f(std::integral_constant<int, kForwardKL>{}); break;
+    case kReverseKL: f(std::integral_constant<int, kReverseKL>{}); break;
+    case kJSD: f(std::integral_constant<int, kJSD>{}); break;
+    case kMSE: f(std::integral_constant<int, kMSE>{}); break;
+    default: break;
+  }
 }
 
 // ---------------------------------------------------------------- host side
@@ -591,33 +598,43 @@ int env_int(const char* name) {
   return (*end == '\0' && x > 0 && x < INT_MAX) ? static_cast<int>(x) : 0;
 }
 
+// `clusters` 1-D clusters of `size` blocks of kMaxThreads threads; attr holds the cluster shape and
+// must outlive the returned configuration.
+cudaLaunchConfig_t cluster_config(cudaLaunchAttribute& attr, int size, int64_t clusters, cudaStream_t stream) {
+  attr = cudaLaunchAttribute{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(size);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(clusters * size));
+  cfg.blockDim = dim3(kMaxThreads);
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
 template <typename scalar_t, int KIND, int VEC>
 RowClusterPlan plan_for_kernel(int64_t rows, int64_t cols) {
   RowClusterPlan plan;
   const int size = env_int("PYLAUNDERING_CUDA_ROW_CLUSTER");
   if ((size != 2 && size != 4 && size != 8) || cols <= kWarpRowMaxCols || rows == 0) return plan;
   int dev = 0, major = 0, l2 = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess || major < 9) {
     cudaGetLastError();  // a failed query is not the caller's launch error
     return plan;
   }
-  const auto kernel = fused_distill_cluster_kernel<scalar_t, KIND, VEC>;
+  const auto kernel = fused_distill_kernel<scalar_t, KIND, VEC, ClusterRowGroup>;
   cudaFuncAttributes fa{};
   if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess || fa.binaryVersion < 90) {
     cudaGetLastError();
     return plan;
   }
   cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = static_cast<unsigned>(size);
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(size));
-  cfg.blockDim = dim3(kMaxThreads);
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
+  const cudaLaunchConfig_t cfg = cluster_config(attr, size, 1, nullptr);
   int max_clusters = 0;
   if (cudaOccupancyMaxActiveClusters(&max_clusters, kernel, &cfg) != cudaSuccess || max_clusters < 1) {
     cudaGetLastError();
@@ -634,14 +651,9 @@ RowClusterPlan plan_for_kernel(int64_t rows, int64_t cols) {
 
 template <typename scalar_t, int VEC>
 RowClusterPlan plan_for(int64_t kind, int64_t rows, int64_t cols) {
-  switch (kind) {
-    case kNoDistill: return plan_for_kernel<scalar_t, kNoDistill, VEC>(rows, cols);
-    case kForwardKL: return plan_for_kernel<scalar_t, kForwardKL, VEC>(rows, cols);
-    case kReverseKL: return plan_for_kernel<scalar_t, kReverseKL, VEC>(rows, cols);
-    case kJSD: return plan_for_kernel<scalar_t, kJSD, VEC>(rows, cols);
-    case kMSE: return plan_for_kernel<scalar_t, kMSE, VEC>(rows, cols);
-    default: return RowClusterPlan{};
-  }
+  RowClusterPlan plan;
+  with_kind(kind, [&](auto k) { plan = plan_for_kernel<scalar_t, decltype(k)::value, VEC>(rows, cols); });
+  return plan;
 }
 
 template <typename scalar_t, int VEC>
@@ -653,40 +665,18 @@ void launch_kind(const DistillParams& p, const scalar_t* s, const scalar_t* t, c
   const RowClusterPlan plan = plan_for<scalar_t, VEC>(p.kind, p.rows, p.cols);
   if (plan.cluster > 0) {
     cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = static_cast<unsigned>(plan.cluster);
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(plan.rows_in_flight * plan.cluster));
-    cfg.blockDim = dim3(kMaxThreads);
-    cfg.stream = stream;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-#define PYL_LAUNCH(KIND) cudaLaunchKernelEx(&cfg, fused_distill_cluster_kernel<scalar_t, KIND, VEC>, a, s, t, y, L, g)
-    switch (p.kind) {
-      case kNoDistill: PYL_LAUNCH(kNoDistill); break;
-      case kForwardKL: PYL_LAUNCH(kForwardKL); break;
-      case kReverseKL: PYL_LAUNCH(kReverseKL); break;
-      case kJSD: PYL_LAUNCH(kJSD); break;
-      case kMSE: PYL_LAUNCH(kMSE); break;
-      default: break;
-    }
-#undef PYL_LAUNCH
+    const cudaLaunchConfig_t cfg = cluster_config(attr, plan.cluster, plan.rows_in_flight, stream);
+    with_kind(p.kind, [&](auto k) {
+      cudaLaunchKernelEx(&cfg, fused_distill_kernel<scalar_t, decltype(k)::value, VEC, ClusterRowGroup>, a, s, t, y,
+                         L, g);
+    });
     return;
   }
   const LaunchConfig cfg = choose_config(p.rows, p.cols, VEC);
-#define PYL_LAUNCH(KIND) \
-  fused_distill_kernel<scalar_t, KIND, VEC><<<cfg.grid, cfg.block, 0, stream>>>(a, s, t, y, L, g)
-  switch (p.kind) {
-    case kNoDistill: PYL_LAUNCH(kNoDistill); break;
-    case kForwardKL: PYL_LAUNCH(kForwardKL); break;
-    case kReverseKL: PYL_LAUNCH(kReverseKL); break;
-    case kJSD: PYL_LAUNCH(kJSD); break;
-    case kMSE: PYL_LAUNCH(kMSE); break;
-    default: break;  // rejected by make_distill_params
-  }
-#undef PYL_LAUNCH
+  with_kind(p.kind, [&](auto k) {
+    fused_distill_kernel<scalar_t, decltype(k)::value, VEC, BlockRowGroup><<<cfg.grid, cfg.block, 0, stream>>>(
+        a, s, t, y, L, g);
+  });
 }
 
 // Student, teacher and grad rows reach a 16-byte boundary together (the same address mod 16):
