@@ -34,7 +34,7 @@ class _Bar:
 
 
 class _LineBar:
-    """Progress as plain lines: ``teacher: 15/150 steps (10%), 2.1 it/s, 0:00:07 elapsed, eta 0:01:04 loss=1.38``."""
+    """Progress as plain lines: ``teacher: 15/150 (10%), 2.10 it/s, 0:00:07 elapsed, eta 0:01:04 epoch=3 loss=1.38``."""
 
     def __init__(self, total: int | None, description: str, completed: int, interval: float, clock=time.monotonic,
                  out: Console | None = None):
