@@ -47,14 +47,15 @@ def _finish(report: dict, out_dir, quiet: bool) -> dict:
 
 def audit_teacher(model: str, benchmark_examples: Sequence[MCExample], reference_examples: Sequence[MCExample], *,
                   out_dir: str | Path | None = None, max_length: int | None = None, quiet: bool = False,
-                  benchmark_source: str | None = None, reference_source: str | None = None) -> dict:
+                  benchmark_source: str | None = None, reference_source: str | None = None,
+                  label: str = "teacher") -> dict:
     """Verdict ``clean | suspicious | contaminated`` on whether ``model`` (a multiple-choice model folder)
     memorised the benchmark; the dict has ``verdict``, ``score``, ``tests``, ``thresholds``, ``reasons``,
-    ``evidence`` (per-set summaries) and the inputs' hashes."""
+    ``evidence`` (per-set summaries) and the inputs' hashes. ``label`` names the model in progress lines."""
     check_mc_model(str(model))
     overlap = check_sets(benchmark_examples, reference_examples)
     sb, sr, info = score_sets(str(model), benchmark_examples, reference_examples, max_length=max_length,
-                              quiet=quiet, description="audit: teacher")
+                              quiet=quiet, description=f"audit: {label}")
     tests = core_tests("teacher", sb, sr)
     report = _base("teacher", model, benchmark_examples, reference_examples, benchmark_source=benchmark_source,
                    reference_source=reference_source)
@@ -67,13 +68,14 @@ def audit_teacher(model: str, benchmark_examples: Sequence[MCExample], reference
 def audit_student(model: str, benchmark_examples: Sequence[MCExample], reference_examples: Sequence[MCExample], *,
                   teacher: str | None = None, control: str | None = None, control_description: str | None = None,
                   out_dir: str | Path | None = None, max_length: int | None = None, quiet: bool = False,
-                  benchmark_source: str | None = None, reference_source: str | None = None) -> dict:
+                  benchmark_source: str | None = None, reference_source: str | None = None,
+                  label: str = "student") -> dict:
     """Verdict ``clean | suspicious | laundered`` on whether the student ``model`` carries benchmark knowledge.
 
     Core evidence needs only B and R. ``teacher`` (a suspected teacher's model folder) adds the
     agreement test; ``control`` (a student of the same kind trained without the suspect teacher)
     adds the paired comparison with it. Both are secondary tests: they can raise a verdict to
-    ``suspicious``, never to ``laundered`` on their own.
+    ``suspicious``, never to ``laundered`` on their own. ``label`` names the model in progress lines.
     """
     check_mc_model(str(model))
     for extra in (teacher, control):
@@ -81,17 +83,17 @@ def audit_student(model: str, benchmark_examples: Sequence[MCExample], reference
             check_mc_model(str(extra))
     overlap = check_sets(benchmark_examples, reference_examples)
     sb, sr, info = score_sets(str(model), benchmark_examples, reference_examples, max_length=max_length,
-                              quiet=quiet, description="audit: student")
+                              quiet=quiet, description=f"audit: {label}")
     tests = core_tests("student", sb, sr)
     evidence = {"benchmark": sb.summary(), "reference": sr.summary()}
     if teacher is not None:
         tb, tr, _ = score_sets(str(teacher), benchmark_examples, reference_examples, max_length=max_length,
-                               quiet=quiet, description="audit: teacher")
+                               quiet=quiet, description=f"audit: {label}'s teacher")
         tests["teacher_agreement"] = agreement_tests(sb, sr, tb, tr)
         evidence["teacher"] = {"model": str(teacher), "benchmark": tb.summary(), "reference": tr.summary()}
     if control is not None:
         cb, cr, _ = score_sets(str(control), benchmark_examples, reference_examples, max_length=max_length,
-                               quiet=quiet, description="audit: control")
+                               quiet=quiet, description=f"audit: {label}'s control")
         tests["control"] = control_tests(sb, sr, cb, cr, control_description or f"given control model {control}")
         evidence["control"] = {"model": str(control), "benchmark": cb.summary(), "reference": cr.summary()}
     report = _base("student", model, benchmark_examples, reference_examples, benchmark_source=benchmark_source,

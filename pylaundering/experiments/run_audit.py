@@ -33,7 +33,8 @@ def audit_arms(models: dict[str, str], bench: Sequence[MCExample], reference: Se
     for arm, (kind, expected, (teacher_arm, control_arm)) in EXPECTED.items():
         if arm not in models:
             continue
-        kw = dict(out_dir=out / "audit" / arm, max_length=max_length, quiet=quiet, reference_source=reference_source)
+        kw = dict(out_dir=out / "audit" / arm, max_length=max_length, quiet=quiet, reference_source=reference_source,
+                  label=arm.replace("_", " "))
         if kind == "teacher":
             res = audit_teacher(models[arm], bench, reference, **kw)
         else:
