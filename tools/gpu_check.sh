@@ -5,14 +5,18 @@
 #      a wheel is built without build isolation or dependencies and only its _C*.so is copied into
 #      ./pylaundering/, where the source tree imports it), for this GPU's architecture only;
 #   2. runs the op test suite with CUDA (tests/ops: the CUDA file, NaN/inf, and the CPU tests);
+#      The CUDA kernel's opt-in row-cluster mode (tests/ops/test_cuda_row_cluster.py) is tested after
+#      the rest, under its own time limit (a wrong cluster barrier would hang, not fail);
 #   3. runs the ops benchmark on the GPU (fused vs eager vs torch.compile vs Liger, bandwidth, peak memory),
+#      then, if its tests passed, the row-cluster mode against the default kernel (into gpu-check.log),
 #      then the fused-linear and top-k benchmark (GPU_CHECK_LINEAR=0 skips it).
 # Everything goes to the folder $OUT names (default gpu-results/): gpu-check.log, build.log,
 # pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt, bench-cuda.png, bench-linear-cuda.json and .txt
 # (9 files: a tool that returns at most 8 may leave out junit.xml). Exit status: 0 only if all passed.
 # Environment: PYTHON (default python3), GPU_CHECK_TESTS (default tests/ops), GPU_CHECK_PYTEST_ARGS,
-# GPU_CHECK_BENCH=0 to skip the benchmark, GPU_CHECK_CLUSTER=0 to skip the row-cluster comparison
-# (printed into gpu-check.log), GPU_CHECK_LINEAR=0 to skip the fused-linear benchmark.
+# GPU_CHECK_BENCH=0 to skip the benchmark, GPU_CHECK_CLUSTER=0 to skip the row-cluster tests and
+# comparison, GPU_CHECK_LINEAR=0 to skip the fused-linear benchmark; GPU_CHECK_TEST_TIMEOUT (420 s),
+# GPU_CHECK_CLUSTER_TEST_TIMEOUT and GPU_CHECK_CLUSTER_TIMEOUT (180 s each) bound those steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -73,12 +77,32 @@ t0=$SECONDS
 XDIST=""
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST="-n ${GPU_CHECK_WORKERS:-8}"; fi
 # shellcheck disable=SC2086
-if "$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops} -q -p no:cacheprovider $XDIST --maxfail=50 -o addopts="" -rfE \
+# The row-cluster mode's tests run on their own afterwards, under a time limit: that mode has not run
+# on a GPU before, and a wrong cluster barrier would hang instead of fail.
+CLUSTER_TESTS=tests/ops/test_cuda_row_cluster.py
+if timeout -k 10 "${GPU_CHECK_TEST_TIMEOUT:-420}" "$PY" -m pytest ${GPU_CHECK_TESTS:-tests/ops} --ignore="$CLUSTER_TESTS" -q \
+     -p no:cacheprovider $XDIST --maxfail=50 -o addopts="" -rfE \
      --junitxml="$RES/junit.xml" ${GPU_CHECK_PYTEST_ARGS:-} >"$RES/pytest.log" 2>&1; then
   say "tests passed in $((SECONDS - t0)) s: $(tail -n 1 "$RES/pytest.log")"
 else
   status=1
-  say "FAILED: tests ($((SECONDS - t0)) s); tail of pytest.log:"; tail -n 60 "$RES/pytest.log" | tee -a "$LOG"
+  say "FAILED: tests ($((SECONDS - t0)) s, exit 124 = timed out); tail of pytest.log:"
+  tail -n 60 "$RES/pytest.log" | tee -a "$LOG"
+fi
+cluster_ok=0
+if [ "${GPU_CHECK_CLUSTER:-1}" != "0" ]; then
+  say "row-cluster mode tests (appended to $RES/pytest.log)"
+  t0=$SECONDS
+  echo "==== $CLUSTER_TESTS" >>"$RES/pytest.log"
+  if timeout -k 10 "${GPU_CHECK_CLUSTER_TEST_TIMEOUT:-180}" "$PY" -m pytest "$CLUSTER_TESTS" -q -p no:cacheprovider $XDIST \
+       --maxfail=20 -o addopts="" -rfE >>"$RES/pytest.log" 2>&1; then
+    cluster_ok=1
+    say "row-cluster tests passed in $((SECONDS - t0)) s: $(tail -n 1 "$RES/pytest.log")"
+  else
+    status=1
+    say "FAILED: row-cluster tests ($((SECONDS - t0)) s, exit 124 = timed out); tail:"
+    tail -n 40 "$RES/pytest.log" | tee -a "$LOG"
+  fi
 fi
 
 if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
@@ -90,12 +114,12 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
     status=1; say "FAILED: benchmark"; tail -n 30 "$RES/bench-cuda.txt" | tee -a "$LOG"
   fi
 fi
-if [ "${GPU_CHECK_CLUSTER:-1}" != "0" ]; then
+if [ "$cluster_ok" = 1 ]; then
   # The kernel's opt-in row-cluster mode (csrc/cuda/distill_kernel.cu) against the default kernel,
   # in one process (the kernel reads the setting at every launch): the measurement that decides
   # whether it becomes the default for long rows. Into gpu-check.log.
   say "row-cluster mode vs the default kernel (fused op only)"
-  if ! timeout "${GPU_CHECK_CLUSTER_TIMEOUT:-180}" "$PY" - >>"$LOG" 2>&1 <<'PYEOF'
+  if ! timeout -k 10 "${GPU_CHECK_CLUSTER_TIMEOUT:-180}" "$PY" - >>"$LOG" 2>&1 <<'PYEOF'
 import os
 import torch
 from pylaundering.bench.ops import Case, run
