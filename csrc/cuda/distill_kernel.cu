@@ -52,6 +52,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
 #include <type_traits>
 
 #include "cuda/device_util.cuh"
@@ -615,31 +618,58 @@ cudaLaunchConfig_t cluster_config(cudaLaunchAttribute& attr, int size, int64_t c
   return cfg;
 }
 
+// What the device can do for one cluster kernel and cluster size: the clusters it holds at once and
+// its L2 size; {0, 0} where the mode cannot run (before sm_90, a binary built for an older
+// architecture, a failed query).
+struct ClusterCapacity {
+  int max_clusters = 0;
+  int l2_bytes = 0;
+};
+
+template <typename Kernel>
+ClusterCapacity query_capacity(Kernel kernel, int dev, int size) {
+  ClusterCapacity cap;
+  int major = 0, l2 = 0, max_clusters = 0;
+  cudaFuncAttributes fa{};
+  cudaLaunchAttribute attr{};
+  const cudaLaunchConfig_t cfg = cluster_config(attr, size, 1, nullptr);
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major < 9 ||
+      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess ||
+      cudaFuncGetAttributes(&fa, kernel) != cudaSuccess || fa.binaryVersion < 90 ||
+      cudaOccupancyMaxActiveClusters(&max_clusters, kernel, &cfg) != cudaSuccess || max_clusters < 1) {
+    cudaGetLastError();  // a failed query is not the caller's launch error
+    return cap;
+  }
+  cap.max_clusters = max_clusters;
+  cap.l2_bytes = l2;
+  return cap;
+}
+
 template <typename scalar_t, int KIND, int VEC>
 RowClusterPlan plan_for_kernel(int64_t rows, int64_t cols) {
   RowClusterPlan plan;
   const int size = env_int("PYLAUNDERING_CUDA_ROW_CLUSTER");
   if ((size != 2 && size != 4 && size != 8) || cols <= kWarpRowMaxCols || rows == 0) return plan;
-  int dev = 0, major = 0, l2 = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess || major < 9) {
-    cudaGetLastError();  // a failed query is not the caller's launch error
-    return plan;
-  }
-  const auto kernel = fused_distill_kernel<scalar_t, KIND, VEC, ClusterRowGroup>;
-  cudaFuncAttributes fa{};
-  if (cudaFuncGetAttributes(&fa, kernel) != cudaSuccess || fa.binaryVersion < 90) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
     cudaGetLastError();
     return plan;
   }
-  cudaLaunchAttribute attr{};
-  const cudaLaunchConfig_t cfg = cluster_config(attr, size, 1, nullptr);
-  int max_clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&max_clusters, kernel, &cfg) != cudaSuccess || max_clusters < 1) {
-    cudaGetLastError();
-    return plan;
+  // The device queries are asked once per device and cluster size (they cost more than a launch).
+  static std::mutex mu;
+  static std::map<std::pair<int, int>, ClusterCapacity> asked;
+  ClusterCapacity cap;
+  {
+    const std::lock_guard<std::mutex> lock(mu);
+    auto it = asked.find({dev, size});
+    if (it == asked.end()) {
+      const auto kernel = fused_distill_kernel<scalar_t, KIND, VEC, ClusterRowGroup>;
+      it = asked.emplace(std::make_pair(dev, size), query_capacity(kernel, dev, size)).first;
+    }
+    cap = it->second;
   }
+  if (cap.max_clusters < 1) return plan;
+  const int max_clusters = cap.max_clusters, l2 = cap.l2_bytes;
   const int64_t footprint = 3 * cols * static_cast<int64_t>(sizeof(scalar_t));
   int64_t in_flight = env_int("PYLAUNDERING_CUDA_CLUSTER_ROWS");
   if (in_flight == 0) in_flight = std::max<int64_t>(1, (int64_t(l2) / 2) / footprint);
