@@ -66,7 +66,7 @@ def main_options(
 
 
 def _one_line(e: BaseException) -> str:
-    from pylaundering.phases.common import ConfigError
+    from pylaundering.errors import ConfigError
 
     text = str(e).strip() or type(e).__name__
     first = text.splitlines()[0]
@@ -113,7 +113,7 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
         from pylaundering.progress import quiet_libraries
         from pylaundering.train.loop import Interrupted
 
@@ -167,7 +167,7 @@ def _load(source: str, fmt: Optional[str], subset: Optional[str], split: Optiona
 
 def _target(value: Optional[str]):
     """--target-accuracy: a number in (0, 1], or 0 / none / off for no early stop."""
-    from pylaundering.phases.common import normalize_target
+    from pylaundering.validate import normalize_target
 
     return normalize_target(value, "target_accuracy")
 
@@ -213,7 +213,7 @@ Level = typer.Option("choice", "--level", help="choice: distil the per-choice sc
 def _scorer(scorer: Optional[str], level: str = "choice") -> Optional[str]:
     """--scorer and --level checked before any data is read (usage errors, exit 2)."""
     from pylaundering.models.decoder import SCORERS
-    from pylaundering.phases.common import check_choice
+    from pylaundering.validate import check_choice
 
     if scorer is not None:
         check_choice("scorer", scorer, SCORERS)
@@ -229,7 +229,8 @@ TARGET_HELP = ("Stop fine-tuning the teacher after an epoch whose training accur
 
 def _task(task: str, fmt: Optional[str]) -> str:
     """--task of a single phase, checked (a classification format implies classification)."""
-    from pylaundering.phases.common import ConfigError, check_choice
+    from pylaundering.errors import ConfigError
+    from pylaundering.validate import check_choice
 
     check_choice("task", task, ("multiple_choice", "classification"))
     try:

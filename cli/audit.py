@@ -47,7 +47,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
 
     def check_fail_on(kind: str, level: Optional[str]):
         from pylaundering.audit.verdict import LEVELS
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         if level is not None and level not in LEVELS[kind][1:]:
             raise ConfigError("--fail-on", f"must be one of {', '.join(LEVELS[kind][1:])}, got {level!r}")
@@ -155,7 +155,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
     ):
         """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered, with thresholds and false-positive rates in the report."""
         from pylaundering.audit import audit_student, train_control
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         check_fail_on("student", fail_on)
         if control is not None and train is not None:
@@ -200,7 +200,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
         from pylaundering.audit.reference import split_reference
         from pylaundering.data.overlap import find_overlap
         from pylaundering.data.schema import write_jsonl
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
         from pylaundering.train.checkpoint import write_json
 
         if reference_fraction is not None and reference_size is not None:

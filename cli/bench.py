@@ -54,7 +54,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         import torch
 
         from pylaundering.bench.ops import default_cases, format_table, make_cases, parse_dtype, parse_shapes, run
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         dev = _device(device)
         old = _read_old(compare)
@@ -153,7 +153,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
 
         from pylaundering.bench.linear import cases_for, default_cases, format_table, parse_linear_shapes, run
         from pylaundering.bench.ops import parse_dtype
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         dev = _device(device)
         old = _read_old(compare)
@@ -212,7 +212,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
     def _device(device: str):
         import torch
 
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         try:
             dev = torch.device(device)

@@ -58,7 +58,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
 
         from pylaundering.audit.scan import ScanParams, format_markdown
         from pylaundering.audit.scan import scan as run_scan
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         if min_n > n:
             raise ConfigError("--min-n", f"must be at most -n ({n}), got {min_n}")

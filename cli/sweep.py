@@ -64,7 +64,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         from pylaundering.experiments.config import COMMAND_LINE, load_config
         from pylaundering.experiments.sweep import (check_field, parse_param, parse_value, read_sweep_toml, run_sweep,
                                                    seed_list as seeds_from)
-        from pylaundering.phases.common import ConfigError
+        from pylaundering.errors import ConfigError
 
         spec_params: dict = {}
         spec_seeds = None

@@ -34,7 +34,8 @@ import numpy as np
 from zlib import crc32
 
 from pylaundering.data.overlap import normalise_text
-from pylaundering.data.schema import DataError, MCExample, examples_hash
+from pylaundering.data.schema import MCExample, examples_hash
+from pylaundering.errors import ConfigError, DataError
 
 from .sources import SourceStats, TrainRow, example_text, iter_rows, record_line
 
@@ -65,11 +66,6 @@ class ScanParams:
     seed: int = 1
 
     def check(self) -> None:
-        def ConfigError(key: str, message: str):  # noqa: N802 - imported only on failure (it pulls in torch)
-            from pylaundering.phases.common import ConfigError as _ConfigError
-
-            return _ConfigError(key, message)
-
         if self.n < 1:
             raise ConfigError("n", f"must be >= 1, got {self.n}")
         if not 1 <= self.min_n <= self.n:

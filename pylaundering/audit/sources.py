@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pylaundering.data import adapters as _ad
-from pylaundering.data.schema import DataError, MCExample
+from pylaundering.data.schema import MCExample
+from pylaundering.errors import DataError
 
 __all__ = ["TEXT_FORMAT", "TrainRow", "SourceStats", "iter_rows", "check_train_format"]
 

@@ -21,7 +21,8 @@ from .adapters import (
 )
 from . import cls_formats  # noqa: F401  (registers the classification formats)
 from .overlap import find_overlap, normalise_text
-from .schema import DataError, MCExample, atomic_write_text, examples_hash, write_jsonl
+from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
+from ..errors import DataError
 from .synth import make_synthetic, write_synthetic
 
 if TYPE_CHECKING:

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .schema import DataError, MCExample
+from .schema import MCExample
+from ..errors import DataError
 
 __all__ = [
     "FORMATS",

@@ -38,7 +38,8 @@ from .adapters import (
     _text,
     register_format,
 )
-from .schema import DataError, MCExample
+from .schema import MCExample
+from ..errors import DataError
 
 __all__ = ["CLASSIFICATION_FORMATS", "CLASSIFICATION_FIELDS", "label_names"]
 

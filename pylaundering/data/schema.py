@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
+
 __all__ = [
     "DataError",
     "MCExample",
@@ -26,50 +28,6 @@ __all__ = [
     "examples_hash",
     "write_jsonl",
 ]
-
-
-class DataError(ValueError):
-    """Bad input data, located as precisely as we know: source, row and field.
-
-    Validation code deep down (e.g. `MCExample.__post_init__`) only knows the field;
-    the reader that owns the file adds the rest with `located`, so the user sees
-    ``data/x.csv, row 17, field 'answer': expected one of A-D, got 'E'``.
-    Rows are 1-based record numbers (the CSV header is not a row; in JSONL the row is
-    the line number).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str | None = None,
-        row: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.message = message
-        self.source = source
-        self.row = row
-        self.field = field
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = []
-        if self.source is not None:
-            where.append(self.source)
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.field is not None:
-            where.append(f"field {self.field!r}")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-    def located(self, *, source: str | None = None, row: int | None = None) -> DataError:
-        """A copy with source and row filled in where they were unknown."""
-        return DataError(
-            self.message,
-            source=self.source if self.source is not None else source,
-            row=self.row if self.row is not None else row,
-            field=self.field,
-        )
 
 
 def _check_text(value: Any, field: str) -> None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..phases.common import (DEFAULT_TARGET_ACCURACY, ConfigError, check_choice, check_float, check_int,
-                             check_max_length, normalize_target)
+from ..phases.common import DEFAULT_TARGET_ACCURACY
+from ..errors import ConfigError
+from ..validate import check_choice, check_float, check_int, check_max_length, normalize_target
 
 
 @dataclass

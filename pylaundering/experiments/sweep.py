@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..phases.common import ConfigError
+from ..errors import ConfigError
 from ..train.checkpoint import read_json, write_json
 from .config import COMMAND_LINE, FIELDS, RunConfig, check_type, parse_toml, run_values, validate
 from .sharing import SHARED_PHASES, shared_keys

@@ -1,13 +1,13 @@
 """Model loading: any AutoModelForMultipleChoice checkpoint, truncated students, the tiny model."""
 
+from ..errors import ModelError
 from .loading import (
     DEFAULT_MODEL,
-    ModelError,
     load_model,
     load_student,
-    model_task,
     load_tokenizer,
     model_fingerprint,
+    model_task,
     resolve_model,
     save_model,
 )

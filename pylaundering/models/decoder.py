@@ -104,7 +104,7 @@ class DecoderChoiceModel(torch.nn.Module):
 def ensure_pad_token(tokenizer, config=None) -> int:
     """The tokenizer's pad id; a decoder tokenizer without one (GPT-2) pads with its end-of-text token.
     Raises ModelError when it has neither."""
-    from .loading import ModelError
+    from ..errors import ModelError
 
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:

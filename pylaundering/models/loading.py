@@ -16,12 +16,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ModelError
+
 DEFAULT_MODEL = "minilm"
 STUDENT_INITS = ("sheared", "pretrained", "random")
-
-
-class ModelError(ValueError):
-    """A model that cannot be found, loaded or truncated as asked."""
 
 
 def _quiet_transformers() -> None:

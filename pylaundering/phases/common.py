@@ -1,11 +1,5 @@
-"""What every phase shares: resolving a model name into a folder, tokenising examples, checking
-parameters, and the record that makes ``--resume`` safe.
-
-Errors, and how the CLI maps them to exit codes:
-  ConfigError     a parameter value that is wrong in itself or with the others (wrong type, out of
-                  range, unknown choice, inconsistent combination): a usage error, exit 2, whichever
-                  command or config file it came from.
-  ResumeMismatch  ``--resume`` asked for a phase whose recorded parameters or data differ: exit 1.
+"""What every phase shares: resolving a model name into a folder, tokenising examples, checking that
+a student can be built, and the record that makes ``--resume`` safe (errors: ``pylaundering.errors``).
 
 Resume record: each phase writes ``phase.json`` (its parameters and data hash) when it starts and
 copies them into ``metrics.json`` (key ``params``) when it finishes. ``resume`` reuses a finished
@@ -23,25 +17,13 @@ from typing import Any, Sequence
 
 from ..data.batching import EncodedExamples, encode_examples
 from ..data.schema import MCExample
+from ..errors import ConfigError, ModelError, ResumeMismatch
 from ..models import load_tokenizer, resolve_model
 from ..models.tiny import build_tiny_model
 from ..train import DEFAULT_TARGET_ACCURACY  # noqa: F401 - re-exported: one default, one place
 
 #: With no --max-length, sequences are capped at the length covering this share of them.
 MAX_LENGTH_COVERAGE = 0.95
-
-
-class ConfigError(ValueError):
-    """A parameter value that cannot be used; names the key (and the file it came from)."""
-
-    def __init__(self, key: str, message: str, source: str | None = None):
-        self.key, self.message, self.source = key, message, source
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}{key}: {message}")
-
-
-class ResumeMismatch(ValueError):
-    """--resume of a phase whose recorded parameters or data differ from the request."""
 
 
 def resolve_base(model: str, texts_from: Sequence[MCExample], workdir: Path, seed: int) -> str:
@@ -144,68 +126,11 @@ def timed(timings: dict, name: str):
         timings[name] = round(time.perf_counter() - t0, 2)
 
 
-# ---------------------------------------------------------------------------------------------
-# Parameter checks shared by the phases and the run config (one rule, one message, one exit code)
-
-
-def check_int(key: str, value: Any, *, minimum: int | None = None, source: str | None = None,
-              optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"expected an integer, got {value!r}", source)
-    if minimum is not None and value < minimum:
-        raise ConfigError(key, f"must be >= {minimum}, got {value}", source)
-
-
-def check_float(key: str, value: Any, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False, source: str | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"expected a number, got {value!r}", source)
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-        raise ConfigError(key, f"must lie in {interval}, got {value}", source)
-
-
-def check_choice(key: str, value: Any, choices: Sequence[str], source: str | None = None) -> None:
-    if value not in choices:
-        raise ConfigError(key, f"unknown {key.replace('_', ' ')} {value!r}; expected one of {', '.join(choices)}",
-                          source)
-
-
-def normalize_target(value: Any, key: str = "target_accuracy", source: str | None = None) -> float | None:
-    """``target_accuracy`` as a float in (0, 1], or None for "no stop": 0, None, false, "none", "off"."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("none", "off", "no", "0"):
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(key, f"expected a number in (0, 1] or 'none', got {value!r}", source) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"expected a number in (0, 1] or 'none', got {value!r}", source)
-    if value == 0:
-        return None
-    check_float(key, value, low=0, high=1, low_open=True, source=source)
-    return float(value)
-
-
-def check_max_length(value: Any, key: str = "max_length", source: str | None = None) -> None:
-    check_int(key, value, minimum=8, source=source, optional=True)
-
-
 def base_layers(model_path: str) -> int | None:
     """The number of hidden layers in ``model_path``'s config (None when it has no such field)."""
     from transformers import AutoConfig
 
-    from ..models.loading import ModelError, _quiet_transformers
+    from ..models.loading import _quiet_transformers
 
     _quiet_transformers()
     path = resolve_model(model_path)

@@ -29,8 +29,9 @@ from ..train.distributed import is_main, on_main
 from ..train.loop import TrainConfig, train
 from ..data.text import text_hash
 from .token_level import LEVELS, corpus_texts, layer_tokens
-from .common import (ConfigError, ResumeMismatch, check_choice, check_float, check_int, check_max_length, check_student,
-                     differences, encode, mismatch_line, num_labels, resolve_base, start_phase, timed)
+from .common import check_student, differences, encode, mismatch_line, num_labels, resolve_base, start_phase, timed
+from ..errors import ConfigError, ResumeMismatch
+from ..validate import check_choice, check_float, check_int, check_max_length
 
 #: kl, reverse_kl, jsd, mse (the fused soft losses) and hard: cross-entropy on the teacher's argmax labels
 #: (hard-label distillation, which the counter-study compares with the soft losses)

@@ -17,8 +17,9 @@ from ..train.checkpoint import write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.distributed import on_main
 from ..train.loop import TrainConfig, train
-from .common import (DEFAULT_TARGET_ACCURACY, ConfigError, check_choice, check_float, check_int, check_max_length,
-                     encode, normalize_target, num_labels, resolve_base, start_phase, timed)
+from .common import DEFAULT_TARGET_ACCURACY, encode, num_labels, resolve_base, start_phase, timed
+from ..errors import ConfigError
+from ..validate import check_choice, check_float, check_int, check_max_length, normalize_target
 from .token_level import LEVELS, place_tokens
 
 

@@ -29,7 +29,8 @@ from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, predict_logits
 from ..train.loop import TrainConfig, train
-from .common import ConfigError, encode, model_max_length, resolve_base, start_phase, timed
+from .common import encode, model_max_length, resolve_base, start_phase, timed
+from ..errors import ConfigError
 
 LEVELS = ("choice", "token")
 

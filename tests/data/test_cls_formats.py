@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pylaundering.data import FORMATS, DataError, load_examples
+from pylaundering.data import FORMATS, load_examples
+from pylaundering.errors import DataError
 from pylaundering.data import adapters
 from pylaundering.data.cls_formats import BANKING77, CLASSIFICATION_FORMATS, NEWSGROUPS20, label_names
 

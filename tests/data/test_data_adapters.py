@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pylaundering.data import FORMATS, DataError, MCExample, load_examples, register_format, write_jsonl
+from pylaundering.data import FORMATS, MCExample, load_examples, register_format, write_jsonl
+from pylaundering.errors import DataError
 
 
 #: The format hint of error messages names both the command line and the API.

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pylaundering.data import DataError, MCExample, examples_hash, load_examples, write_jsonl
+from pylaundering.data import MCExample, examples_hash, load_examples, write_jsonl
+from pylaundering.errors import DataError
 
 
 def ex(i: int = 0, **kw) -> MCExample:

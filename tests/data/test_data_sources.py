@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pylaundering.data import DataError, load_examples, parse_source
+from pylaundering.data import load_examples, parse_source
+from pylaundering.errors import DataError
 from pylaundering.data import adapters
 
 datasets = pytest.importorskip("datasets")

@@ -101,7 +101,7 @@ def test_hard_label_distillation(tmp_path):
 
 def test_mixed_label_sets_are_refused(tmp_path):
     from pylaundering.phases import place
-    from pylaundering.phases.common import ConfigError
+    from pylaundering.errors import ConfigError
 
     ex = [MCExample("a", "x y", ("neg", "pos"), 0), MCExample("b", "y z", ("a", "b", "c"), 2)]
     with pytest.raises(ConfigError, match="one label set"):
@@ -127,7 +127,7 @@ def test_model_task_and_heads(tmp_path):
 
 def test_a_classification_teacher_with_a_multiple_choice_student_is_refused(tmp_path):
     from pylaundering.phases import layer, place
-    from pylaundering.phases.common import ConfigError
+    from pylaundering.errors import ConfigError
 
     bench, train, _ = generate_classification(2, n_benchmark=8, n_train=16)
     t = place(bench + train, tmp_path / "t", model="tiny", epochs=1, quiet=True, task="classification")

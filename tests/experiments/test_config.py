@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pylaundering.cli.app import app
 from pylaundering.experiments.config import RunConfig, load_config
-from pylaundering.phases.common import ConfigError
+from pylaundering.errors import ConfigError
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from pylaundering.cli.app import app
 from pylaundering.experiments.run import run_experiment
 from pylaundering.phases import layer, place
-from pylaundering.phases.common import ConfigError, ResumeMismatch
+from pylaundering.errors import ConfigError, ResumeMismatch
 
 runner = CliRunner()
 

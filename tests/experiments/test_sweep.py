@@ -12,7 +12,7 @@ from pylaundering.cli.app import app
 from pylaundering.experiments import sweep as sweep_mod
 from pylaundering.experiments.config import RunConfig
 from pylaundering.experiments.sharing import shared_keys
-from pylaundering.phases.common import ConfigError
+from pylaundering.errors import ConfigError
 
 runner = CliRunner()
 

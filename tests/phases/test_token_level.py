@@ -13,7 +13,8 @@ from pylaundering.models import load_model, load_tokenizer
 from pylaundering.models.decoder import build_tiny_gpt
 from pylaundering.ops import fused_linear_distill_loss
 from pylaundering.phases import integrate, layer, place
-from pylaundering.phases.common import ConfigError, example_texts
+from pylaundering.phases.common import example_texts
+from pylaundering.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
