@@ -49,6 +49,14 @@ PYBIND11_MODULE(_C, m) {
         "Unmaps the CPU ops' idle cached gradient buffer; returns the bytes released.");
   m.def("cached_bytes", &pylaundering::cached_gradient_bytes,
         "Bytes held by the CPU ops' idle cached gradient buffer.");
+  m.def(
+      "kind_codes",
+      []() {
+        pybind11::dict codes;
+        for (int64_t k = 0; k < pylaundering::kNumKinds; ++k) codes[pybind11::str(pylaundering::kKindNames[k])] = k;
+        return codes;
+      },
+      "The kernels' loss kinds: name -> DistillKind code (no_distill: cross-entropy alone).");
   m.def("built_with_cuda", []() {
 #ifdef PYLAUNDERING_WITH_CUDA
     return true;

@@ -31,13 +31,15 @@ SparseDistillParams make_sparse_params(const at::Tensor& student, const at::Tens
                    "fused_sparse_distill: student logits must be float32, float64, bfloat16 or float16, got ",
                    student.scalar_type());
   TORCH_CHECK_VALUE(student.is_contiguous(), "fused_sparse_distill: student logits must be contiguous");
-  TORCH_CHECK_VALUE(kind >= kForwardKL && kind <= kMSE, "fused_sparse_distill: unknown kind ", kind,
-                    " (1 = kl, 2 = reverse kl, 3 = jsd, 4 = mse)");
+  TORCH_CHECK_VALUE(kind > kNoDistill && kind < kNumKinds, "fused_sparse_distill: unknown kind ", kind,
+                    " (1 = kl, 2 = reverse kl, 3 = jsd, 4 = mse, 5 = tvd, 6 = skew kl, 7 = skew reverse kl)");
   TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0,
                     "fused_sparse_distill: temperature must be > 0, got ", temperature);
   TORCH_CHECK_VALUE(alpha >= 0 && alpha <= 1, "fused_sparse_distill: alpha must lie in [0, 1], got ", alpha);
   TORCH_CHECK_VALUE(kind != kJSD || (beta > 0 && beta < 1), "fused_sparse_distill: jsd beta must lie in (0, 1), got ",
                     beta);
+  TORCH_CHECK_VALUE(!is_skew_kind(kind) || (beta >= 0 && beta < 1),
+                    "fused_sparse_distill: the skew beta must lie in [0, 1), got ", beta);
   SparseDistillParams p;
   p.rows = student.size(0);
   p.cols = student.size(1);

@@ -9,8 +9,9 @@
 //   pass 2 (loss + gradient): log-probabilities from the statistics, the row's loss, and the
 //     gradient written once. Reverse KL's gradient needs the row's KL before the pass; it is
 //     assembled in pass 1 from two extra running sums (see f_rkl below).
-//   pass 3, JSD only, when the gradient is wanted: its gradient needs KL(ps || m) of the whole
-//     row, which needs log m, so it is subtracted over the (cache-hot) student row afterwards.
+//   pass 3, kinds whose gradient needs a sum over the whole row (JSD: KL(ps || m), which needs log m;
+//     TVD: sum sign(ps - pt) ps; the skewed KLs), when the gradient is wanted: pass 2 keeps
+//     coef * b_j in scratch, and pass 3 writes coef * (b_j - ps_j sum b) over the (cache-hot) row.
 // No [N, V] temporaries: only the gradient is written, and only when asked for. Every element of
 // the student row is read before the gradient's element at the same index is written, and no
 // student element after, so the gradient may be written over the student's own storage
@@ -41,14 +42,6 @@ namespace {
 using namespace vecu;
 
 constexpr double kLog2e = 1.44269504088896341, kLn2 = 0.693147180559945309;
-#ifndef PF_DIST
-#define PF_DIST 0
-#endif
-#ifndef PF_LVL
-#define PF_LVL 3
-#endif
-constexpr int64_t kPF = PF_DIST;
-constexpr int kPFL = PF_LVL;
 constexpr int64_t kBlock = 2048;  // elements per statistics block: 8 KiB per fp32 row in L1
 // A gradient at least this large is written with non-temporal stores: several times a server's L3,
 // so its lines would be evicted before anyone read them, and a normal store first reads each line.
@@ -144,12 +137,29 @@ inline double forward_kl_from_blocks(const double* kl_d, const double* kl_z, con
   return T * T * (sum_pd + sum_p * (lzs - lzt));
 }
 
+// The factor of a row-sum kind's gradient: d loss / d u_j = coef * (b_j - ps_j sum b), u = s / T, with
+// b_j of the kind (JSD: ps (ls - lm); TVD: ps sign(ps - pt); skew KL: pt ps / m; skew reverse KL:
+// ps (ls - lm - beta ps / m)).
+template <int64_t KIND>
+inline double row_sum_coef(double beta) {
+  if constexpr (KIND == kJSD) return 1.0 - beta;
+  if constexpr (KIND == kTVD) return 0.5;
+  if constexpr (KIND == kSkewKL) return -(1.0 - beta);
+  return 1.0;
+}
+
+// d(alpha * T^2 * D)/ds = alpha * T * dD/du with u = s / T; TVD is not times T^2: alpha / T.
+template <int64_t KIND>
+inline double soft_grad_factor(double alpha, double T) {
+  return KIND == kTVD ? alpha / T : alpha * T;
+}
+
 template <typename scalar_t, typename acc_t, int64_t KIND>
 void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt, const int64_t* Y,
                   acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
   using Vec = Vectorized<acc_t>;
   constexpr int64_t VS = Vec::size();
-  constexpr bool kSoft = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD;
+  constexpr bool kSoft = kSoftKind<KIND>;
   constexpr bool kTeacher = KIND != kNoDistill;
 
   const int64_t V = p.cols;
@@ -169,7 +179,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
   // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T. Every gradient coefficient carries
   // grad_scale (a reduction's 1/count); the loss does not.
   const double gs = p.grad_scale;
-  const acc_t gsoft = static_cast<acc_t>(double(alpha) * p.temperature * gs);
+  const acc_t gsoft = static_cast<acc_t>(soft_grad_factor<KIND>(double(alpha), p.temperature) * gs);
   const acc_t gmse = static_cast<acc_t>(2.0 * double(alpha) / double(V) * gs);
   const acc_t ce_wg = static_cast<acc_t>(double(ce_w) * gs);
 
@@ -329,6 +339,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     const Vec v_lzs(static_cast<acc_t>(lzs)), v_lzt(static_cast<acc_t>(lzt));
     const Vec v_beta(beta), v_1mbeta(acc_t(1) - beta), v_gsoft(gsoft), v_gmse(gmse), v_cew(ce_wg), zero(0);
     const Vec v_f(static_cast<acc_t>(f_rkl));
+    const Vec v_gcoef(static_cast<acc_t>(double(gsoft) * row_sum_coef<KIND>(double(beta)))), one(1);
     Vec acc_a(0), acc_b(0);
     for (int64_t b0 = 0, blk = 0; b0 < V && !fast_kl; b0 += kBlock, ++blk) {
       const int64_t b1 = std::min(V, b0 + kBlock);
@@ -354,7 +365,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
             const Vec d = ls - lt;
             acc_a += keep(ps_live, ps * d);
             grad = keep(ps_live, v_gsoft * ps * (d - v_f));
-          } else {  // JSD
+          } else if constexpr (KIND == kJSD) {
             // m can underflow to 0 while pt or ps is a denormal > 0; log(0) would turn their
             // negligible terms into inf. The reference uses log(1) = 0 there; so do we.
             const Vec m = v_beta * pt + v_1mbeta * ps;
@@ -363,6 +374,27 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
             const Vec b = keep(ps_live, ps * (ls - lm));
             acc_b += b;
             grad = v_gsoft * v_1mbeta * b;  // the -ps * KL(ps||m) part is pass 3
+          } else if constexpr (KIND == kTVD) {
+            acc_a += (pt - ps).abs();
+            // sign(ps - pt), 0 at ties (the subgradient autograd takes of |x| at 0)
+            const Vec b = ps * (keep(ps > pt, one) - keep(ps < pt, one));
+            acc_b += b;
+            grad = v_gcoef * b;
+          } else if constexpr (KIND == kSkewKL) {
+            const Vec m = v_beta * pt + v_1mbeta * ps;  // log 0 where m is 0, as JSD
+            const Vec m_live = m > zero;
+            acc_a += keep(pt_live, pt * (lt - keep(m_live, m.log())));
+            const Vec b = keep(m_live, pt * (ps / m));  // ps / m <= 1 / (1 - beta): no overflow
+            acc_b += b;
+            grad = v_gcoef * b;
+          } else {  // skew reverse KL
+            const Vec m = v_beta * ps + v_1mbeta * pt;
+            const Vec m_live = m > zero;
+            const Vec lm = keep(m_live, m.log());
+            acc_a += keep(ps_live, ps * (ls - lm));
+            const Vec b = keep(ps_live, ps * (ls - lm - v_beta * keep(m_live, ps / m)));
+            acc_b += b;
+            grad = v_gcoef * b;
           }
         } else if constexpr (KIND == kMSE) {
           const Vec xt = load<scalar_t, acc_t>(t + j, n);
@@ -378,7 +410,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
           }
         }
         if (write_grad) {
-          if constexpr (KIND == kJSD) {
+          if constexpr (kRowSumGrad<KIND>) {
             store_scratch(ET + j, grad, n);  // kept in acc_t until pass 3: one rounding only
           } else {
             store_out<scalar_t, acc_t>(g + j, grad, n, stream);
@@ -389,8 +421,10 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
 
     if (fast_kl) {
       // computed above
-    } else if constexpr (KIND == kForwardKL || KIND == kReverseKL) {
+    } else if constexpr (KIND == kForwardKL || KIND == kReverseKL || KIND == kSkewKL || KIND == kSkewReverseKL) {
       distill = double(T) * T * hsum(acc_a);
+    } else if constexpr (KIND == kTVD) {
+      distill = 0.5 * double(hsum(acc_a));
     } else if constexpr (KIND == kJSD) {
       distill = double(T) * T * (beta * double(hsum(acc_a)) + (1.0 - beta) * double(hsum(acc_b)));
     } else if constexpr (KIND == kMSE) {
@@ -400,9 +434,9 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
     if (ce) row += double(ce_w) * -(s_y - ms - lz1);
     out_loss[r] = static_cast<acc_t>(row);
 
-    if constexpr (KIND == kJSD) {
+    if constexpr (kRowSumGrad<KIND>) {
       if (write_grad) {
-        const Vec v_fix(static_cast<acc_t>(double(gsoft) * (1.0 - beta) * hsum(acc_b)));
+        const Vec v_fix(static_cast<acc_t>(double(gsoft) * row_sum_coef<KIND>(double(beta)) * hsum(acc_b)));
         for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
           const int64_t b1 = std::min(V, b0 + kBlock);
           const Vec fs(static_cast<acc_t>(std::exp((sc.ms_at[blk] - ms) * invT) / zs));
@@ -420,7 +454,7 @@ void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt,
 
 // ---- Small-V path (V <= kSmallV: multiple-choice heads, V = 4). The row path above pays per row
 // for vector reductions, partial loads and block bookkeeping, which dominate when a row is a few
-// elements (83 ns per row at V = 4). Here a vector lane is a row: VS rows are transposed into V
+// elements. Here a vector lane is a row: VS rows are transposed into V
 // column vectors, the same formulas run lane-wise with no horizontal reductions, and the
 // gradient is transposed back. Same semantics as distill_rows: -inf masks, ignored rows, NaN/+inf
 // poisoning, CE at T = 1 sharing the soft statistics when T = 1.
@@ -431,7 +465,7 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
                         acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
   using Vec = Vectorized<acc_t>;
   constexpr int64_t VS = Vec::size();
-  constexpr bool kSoft = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD;
+  constexpr bool kSoft = kSoftKind<KIND>;
   constexpr bool kTeacher = KIND != kNoDistill;
   const int64_t V = p.cols;
   const acc_t invT = static_cast<acc_t>(1.0 / p.temperature);
@@ -442,7 +476,9 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
   const acc_t T2 = static_cast<acc_t>(p.temperature * p.temperature);
   const Vec zero(0), inf(std::numeric_limits<acc_t>::infinity()), ninf(neg_inf<acc_t>());
   const double gs = p.grad_scale;  // gradient coefficients only, as in distill_rows
-  const Vec v_invT(invT), v_gsoft(static_cast<acc_t>(double(alpha) * p.temperature * gs));
+  const Vec v_invT(invT), v_gsoft(static_cast<acc_t>(soft_grad_factor<KIND>(double(alpha), p.temperature) * gs));
+  const Vec v_gcoef(static_cast<acc_t>(soft_grad_factor<KIND>(double(alpha), p.temperature) * gs *
+                                       row_sum_coef<KIND>(p.beta)));
   const Vec v_gmse(static_cast<acc_t>(2.0 * double(alpha) / double(V) * gs)), v_cew(ce_w);
   const Vec v_cewg(static_cast<acc_t>(double(ce_w) * gs));
   const Vec v_beta(static_cast<acc_t>(p.beta)), v_1mbeta(static_cast<acc_t>(1.0 - p.beta));
@@ -543,11 +579,27 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
           gr[j] = v_gsoft * (ps - pt);
         } else if constexpr (KIND == kReverseKL) {
           a += keep(ps_live, ps * (ls - lt));
-        } else {
+        } else if constexpr (KIND == kJSD) {
           const Vec m = v_beta * pt + v_1mbeta * ps;
           const Vec lm = keep(m > zero, m.log());
           a += keep(pt_live, pt * (lt - lm));
           gr[j] = keep(ps_live, ps * (ls - lm));  // b_j, finished below
+          b += gr[j];
+        } else if constexpr (KIND == kTVD) {
+          const Vec one(1);
+          a += (pt - ps).abs();
+          gr[j] = ps * (keep(ps > pt, one) - keep(ps < pt, one));
+          b += gr[j];
+        } else if constexpr (KIND == kSkewKL) {
+          const Vec m = v_beta * pt + v_1mbeta * ps, m_live = m > zero;
+          a += keep(pt_live, pt * (lt - keep(m_live, m.log())));
+          gr[j] = keep(m_live, pt * (ps / m));
+          b += gr[j];
+        } else {  // skew reverse KL
+          const Vec m = v_beta * ps + v_1mbeta * pt, m_live = m > zero;
+          const Vec lm = keep(m_live, m.log());
+          a += keep(ps_live, ps * (ls - lm));
+          gr[j] = keep(ps_live, ps * (ls - lm - v_beta * keep(m_live, ps / m)));
           b += gr[j];
         }
         es[j] = ps;  // keep probabilities for the second loop and CE
@@ -559,9 +611,15 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
           gr[j] = keep(ps > zero, v_gsoft * ps * (d - a));
         } else if constexpr (KIND == kJSD) {
           gr[j] = v_gsoft * v_1mbeta * (gr[j] - ps * b);
+        } else if constexpr (kRowSumGrad<KIND>) {
+          gr[j] = v_gcoef * (gr[j] - ps * b);
         }
       }
-      loss = Vec(alpha * T2) * (KIND == kJSD ? v_beta * a + v_1mbeta * b : a);
+      if constexpr (KIND == kTVD) {
+        loss = Vec(alpha * acc_t(0.5)) * a;
+      } else {
+        loss = Vec(alpha * T2) * (KIND == kJSD ? v_beta * a + v_1mbeta * b : a);
+      }
     } else if constexpr (KIND == kMSE) {
       Vec a(0);
       for (int64_t j = 0; j < V; ++j) {
@@ -608,21 +666,20 @@ void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor&
   // ~4K elements per task: small-V problems (multiple-choice heads, V = 4) still use every thread.
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.cols));
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
-    if (p.cols <= kSmallV) {
-      switch (p.kind) {
-        case kNoDistill: return distill_rows_small<scalar_t, acc_t, kNoDistill>(p, S, Tt, Y, L, G, r0, r1);
-        case kForwardKL: return distill_rows_small<scalar_t, acc_t, kForwardKL>(p, S, Tt, Y, L, G, r0, r1);
-        case kReverseKL: return distill_rows_small<scalar_t, acc_t, kReverseKL>(p, S, Tt, Y, L, G, r0, r1);
-        case kJSD: return distill_rows_small<scalar_t, acc_t, kJSD>(p, S, Tt, Y, L, G, r0, r1);
-        case kMSE: return distill_rows_small<scalar_t, acc_t, kMSE>(p, S, Tt, Y, L, G, r0, r1);
-      }
-    }
+    const auto run = [&](auto kind) {
+      constexpr int64_t K = decltype(kind)::value;
+      if (p.cols <= kSmallV) return distill_rows_small<scalar_t, acc_t, K>(p, S, Tt, Y, L, G, r0, r1);
+      return distill_rows<scalar_t, acc_t, K>(p, S, Tt, Y, L, G, r0, r1);
+    };
     switch (p.kind) {
-      case kNoDistill: return distill_rows<scalar_t, acc_t, kNoDistill>(p, S, Tt, Y, L, G, r0, r1);
-      case kForwardKL: return distill_rows<scalar_t, acc_t, kForwardKL>(p, S, Tt, Y, L, G, r0, r1);
-      case kReverseKL: return distill_rows<scalar_t, acc_t, kReverseKL>(p, S, Tt, Y, L, G, r0, r1);
-      case kJSD: return distill_rows<scalar_t, acc_t, kJSD>(p, S, Tt, Y, L, G, r0, r1);
-      case kMSE: return distill_rows<scalar_t, acc_t, kMSE>(p, S, Tt, Y, L, G, r0, r1);
+      case kNoDistill: return run(std::integral_constant<int64_t, kNoDistill>{});
+      case kForwardKL: return run(std::integral_constant<int64_t, kForwardKL>{});
+      case kReverseKL: return run(std::integral_constant<int64_t, kReverseKL>{});
+      case kJSD: return run(std::integral_constant<int64_t, kJSD>{});
+      case kMSE: return run(std::integral_constant<int64_t, kMSE>{});
+      case kTVD: return run(std::integral_constant<int64_t, kTVD>{});
+      case kSkewKL: return run(std::integral_constant<int64_t, kSkewKL>{});
+      case kSkewReverseKL: return run(std::integral_constant<int64_t, kSkewReverseKL>{});
     }
   });
 }

@@ -46,6 +46,13 @@ inline double log_sum_exp(const double* x, int64_t n) {
   return m + static_cast<double>(std::log(acc));
 }
 
+// log(exp(a) + exp(b)), -inf when both are.
+inline double log_add(double a, double b) {
+  const double m = std::max(a, b);
+  if (m == neg_inf<double>()) return m;
+  return m + std::log1p(std::exp(std::min(a, b) - m));
+}
+
 template <typename scalar_t, typename acc_t, int64_t KIND>
 void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t* Vals, const int64_t* Idx,
                  const acc_t* LogNorm, const int64_t* Y, acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
@@ -56,6 +63,8 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
   constexpr double kInf = std::numeric_limits<double>::infinity();
   const int64_t V = p.cols, K = p.k;
   const double T = p.temperature, invT = 1.0 / p.temperature, alpha = p.alpha, beta = p.beta;
+  // d(T^2 loss)/ds = T d loss/du, u = s / T; TVD is not times T^2: its factor is 1 / T
+  const double gT = KIND == kTVD ? invT : T;
   const bool ce = p.ce_on();
   const double ce_w = ce ? 1.0 - alpha : 0.0;
   const double gs = p.grad_scale;
@@ -206,7 +215,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
             L += qs * (ls[o] - lt[o]);
             go = qs * (ls[o] - lt[o] + 1);
           }
-        } else {  // JSD
+        } else if constexpr (KIND == kJSD) {
           const double mix = beta * pt + (1 - beta) * qs;
           const double lm = mix > 0 ? std::log(mix) : 0.0;
           if (pt > 0) L += beta * pt * (lt[o] - lm);
@@ -214,11 +223,28 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
             L += (1 - beta) * qs * (ls[o] - lm);
             go = (1 - beta) * qs * (ls[o] - lm);
           }
+        } else if constexpr (KIND == kTVD) {
+          L += 0.5 * std::abs(pt - qs);
+          go = qs > pt ? 0.5 * qs : (qs < pt ? -0.5 * qs : 0.0);  // subgradient 0 at ties
+        } else if constexpr (KIND == kSkewKL) {
+          // log m in log space (m underflows long before its log does); at skew 0, m = Q
+          const double lm = beta > 0 ? log_add(std::log(beta) + lt[o], std::log1p(-beta) + ls[o]) : ls[o];
+          if (pt > 0) {
+            L += pt * (lt[o] - lm);
+            go = -(1 - beta) * pt * std::exp(ls[o] - lm);
+          }
+        } else {  // skew reverse KL
+          const double lm = beta > 0 ? log_add(std::log(beta) + ls[o], std::log1p(-beta) + lt[o]) : lt[o];
+          if (qs > 0) {
+            const double r = std::exp(ls[o] - lm);  // Q / m <= 1 / beta
+            L += qs * (ls[o] - lm);
+            go = qs * (ls[o] - lm + 1 - beta * r);
+          }
         }
         gk[o] = go;
         G_sum += go;
       }
-      distill = T * T * L;
+      distill = KIND == kTVD ? L : T * T * L;
       if (!restricted) A = (Qrest_sum > 0 && !rest_own ? gk[K] / Qrest_sum : 0.0) - G_sum / Z;
     } else if (!kSoft && alpha != 0) {  // MSE on the kept logits
       double acc = 0;
@@ -236,7 +262,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
 
     // ---- pass 3: the gradient of every entry as if not kept, then the kept ones
     // every gradient term carries grad_scale (a reduction's 1/count); the loss does not
-    const Vec v_a(static_cast<acc_t>(alpha * T * A * gs)), v_cew(static_cast<acc_t>(ce_w * gs));
+    const Vec v_a(static_cast<acc_t>(alpha * gT * A * gs)), v_cew(static_cast<acc_t>(ce_w * gs));
     const Vec v_z(static_cast<acc_t>(ce_shares ? Z : Z1));
     for (int64_t j = 0; j < V && !rest_own; j += VS) {
       const int64_t n = std::min(VS, V - j);
@@ -254,7 +280,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
       for (int64_t j = 0; j < V; ++j) {
         const double x = double(static_cast<acc_t>(s[j]));  // read before g[j] is written (in place)
         double gj = 0;
-        if (!kept_mask[j]) gj = alpha * T * (std::exp((x - rest_max) * invT) * c_rest - double(E[j]) * c_all);
+        if (!kept_mask[j]) gj = alpha * gT * (std::exp((x - rest_max) * invT) * c_rest - double(E[j]) * c_all);
         if (ce) gj += ce_w * (live ? std::exp(x - m) : 0.0) / z1;
         g[j] = static_cast<scalar_t>(gj * gs);
       }
@@ -265,7 +291,7 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
         // cross-entropy alone: no soft term (never 0 * inf)
       } else if constexpr (kSoft) {
         const double qi = restricted ? std::exp(ls[i]) : ek[i] / Z;
-        gi = alpha * T * (gk[i] - qi * G_sum);
+        gi = alpha * gT * (gk[i] - qi * G_sum);
       } else {
         const double tv = static_cast<acc_t>(v[i]);
         gi = alpha * 2.0 * (sk[i] == tv ? 0.0 : sk[i] - tv) / double(K);
@@ -295,6 +321,9 @@ void launch(const SparseDistillParams& p, const at::Tensor& student, const at::T
       case kReverseKL: return sparse_rows<scalar_t, acc_t, kReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
       case kJSD: return sparse_rows<scalar_t, acc_t, kJSD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
       case kMSE: return sparse_rows<scalar_t, acc_t, kMSE>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kTVD: return sparse_rows<scalar_t, acc_t, kTVD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kSkewKL: return sparse_rows<scalar_t, acc_t, kSkewKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kSkewReverseKL: return sparse_rows<scalar_t, acc_t, kSkewReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
     }
   });
 }

@@ -87,9 +87,11 @@ struct KernelArgs {
 
 template <int KIND>
 struct KindTraits {
-  static constexpr bool soft = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD;
+  static constexpr bool soft = kSoftKind<KIND>;
   static constexpr bool teacher = KIND != kNoDistill;
   static constexpr bool rkl = KIND == kReverseKL;
+  // the gradient needs a sum over the whole row: stored in pass 3 (distill_element's comment)
+  static constexpr bool row_sum = kRowSumGrad<KIND>;
 };
 
 // ---------------------------------------------------------------- pass 1: statistics
@@ -218,9 +220,21 @@ struct RowConsts {
   acc_t ms, mt, invT, lzs, lzt, lz1;
   acc_t beta, one_m_beta, gsoft, gmse, ce_wg;
   acc_t f_rkl;  // reverse KL of the row (its gradient needs it)
-  acc_t fix;    // JSD pass 3: gsoft * (1 - beta) * KL(ps || m) of the row; 0 otherwise
+  acc_t gcoef;  // row-sum kinds: gsoft * coef (row_sum_coef)
+  acc_t fix;    // row-sum kinds' pass 3: gcoef * sum b over the row (JSD: KL(ps || m)); 0 otherwise
   bool ce, ce_shares;
 };
+
+// The factor of a row-sum kind's gradient: d loss / d u_j = coef * (b_j - ps_j sum b), u = s / T, with
+// b_j of the kind (JSD: ps (ls - lm); TVD: ps sign(ps - pt); skew KL: pt ps / m; skew reverse KL:
+// ps (ls - lm - beta ps / m)).
+template <int KIND>
+__host__ __device__ inline double row_sum_coef(double beta) {
+  if constexpr (KIND == kJSD) return 1.0 - beta;
+  if constexpr (KIND == kTVD) return 0.5;
+  if constexpr (KIND == kSkewKL) return -(1.0 - beta);
+  return 1.0;
+}
 
 template <int KIND, typename acc_t>
 __host__ __device__ inline RowConsts<acc_t> make_row_consts(const KernelArgs<acc_t>& a, const RowStats<acc_t>& st) {
@@ -237,6 +251,7 @@ __host__ __device__ inline RowConsts<acc_t> make_row_consts(const KernelArgs<acc
   c.gsoft = a.gsoft;
   c.gmse = a.gmse;
   c.ce_wg = a.ce_wg;
+  c.gcoef = static_cast<acc_t>(double(a.gsoft) * row_sum_coef<KIND>(double(a.beta)));
   c.fix = 0;
   c.ce = a.ce;
   c.ce_shares = a.ce_shares;
@@ -249,8 +264,9 @@ struct Sums {
   acc_t a, b;
 };
 
-// One element's distillation gradient (before CE and JSD's row term), adding its loss terms to
-// sums. ps returns softmax(s/T) at the element (0 for non-soft kinds).
+// One element's distillation gradient (before CE and a row-sum kind's row term), adding its loss terms
+// to sums (`a` the divergence, `b` the row-sum kind's sum b). ps returns softmax(s/T) at the element (0
+// for non-soft kinds).
 template <int KIND, typename acc_t>
 __host__ __device__ inline acc_t distill_element(acc_t xs, acc_t xt, const RowConsts<acc_t>& c, Sums<acc_t>& sums,
                                                  acc_t& ps_out) {
@@ -270,7 +286,7 @@ __host__ __device__ inline acc_t distill_element(acc_t xs, acc_t xt, const RowCo
         sums.a += ps * d;
         grad = c.gsoft * ps * (d - c.f_rkl);
       }
-    } else {  // JSD
+    } else if constexpr (KIND == kJSD) {
       // m can be 0 or denormal while pt or ps is not 0 (beta * pt underflows); log would give
       // -inf there (__logf flushes denormal inputs to 0) and turn a negligible term into inf.
       // The reference uses log 1 where m is 0; below the smallest normal, so do we: the terms
@@ -281,6 +297,32 @@ __host__ __device__ inline acc_t distill_element(acc_t xs, acc_t xt, const RowCo
       const acc_t b = ps > 0 ? ps * (ls - lm) : acc_t(0);
       sums.b += b;
       grad = c.gsoft * c.one_m_beta * b;  // the -ps * KL(ps||m) part needs the whole row: pass 3
+    } else if constexpr (KIND == kTVD) {
+      sums.a += pt > ps ? pt - ps : ps - pt;
+      // sign(ps - pt), 0 at ties (the subgradient autograd takes of |x| at 0)
+      const acc_t b = ps > pt ? ps : (ps < pt ? -ps : acc_t(0));
+      sums.b += b;
+      grad = c.gcoef * b;
+    } else if constexpr (KIND == kSkewKL) {
+      // m below the smallest normal: log 1 and no gradient term, as JSD (the terms are < 1e-30)
+      const acc_t m = c.beta * pt + c.one_m_beta * ps;
+      const bool m_live = m >= min_normal<acc_t>();
+      const acc_t lm = m_live ? fast_log(m) : acc_t(0);
+      if (pt > 0) sums.a += pt * (lt - lm);
+      const acc_t b = m_live ? pt * (ps / m) : acc_t(0);  // ps / m <= 1 / (1 - beta)
+      sums.b += b;
+      grad = c.gcoef * b;
+    } else if constexpr (KIND == kSkewReverseKL) {
+      const acc_t m = c.beta * ps + c.one_m_beta * pt;
+      const bool m_live = m >= min_normal<acc_t>();
+      const acc_t lm = m_live ? fast_log(m) : acc_t(0);
+      acc_t b = 0;
+      if (ps > 0) {
+        sums.a += ps * (ls - lm);
+        b = ps * (ls - lm - (m_live ? c.beta * (ps / m) : acc_t(0)));
+      }
+      sums.b += b;
+      grad = c.gcoef * b;
     }
   } else if constexpr (KIND == kMSE) {
     const acc_t d = xs != xt ? xs - xt : acc_t(0);  // both -inf: masked, not NaN
@@ -319,7 +361,7 @@ __host__ __device__ inline Sums<acc_type<scalar_t>> pass2_partial(const KernelAr
           grad[e] += c.ce_wg * p1;
           if (j + e == y) grad[e] -= c.ce_wg;
         }
-        if constexpr (KIND == kJSD) grad[e] -= c.fix * ps;
+        if constexpr (KindTraits<KIND>::row_sum) grad[e] -= c.fix * ps;
       }
     }
     if (g != nullptr) store_chunk<scalar_t, W>(g + j, grad);
@@ -336,8 +378,10 @@ __host__ __device__ inline acc_type<scalar_t> row_loss(const KernelArgs<acc_type
   using acc_t = acc_type<scalar_t>;
   const double T = a.T;
   double distill = 0;
-  if constexpr (KIND == kForwardKL || KIND == kReverseKL) {
+  if constexpr (KIND == kForwardKL || KIND == kReverseKL || KIND == kSkewKL || KIND == kSkewReverseKL) {
     distill = T * T * double(sums.a);
+  } else if constexpr (KIND == kTVD) {
+    distill = 0.5 * double(sums.a);
   } else if constexpr (KIND == kJSD) {
     const double beta = a.beta;
     distill = T * T * (beta * double(sums.a) + (1.0 - beta) * double(sums.b));
@@ -354,10 +398,10 @@ __host__ __device__ inline acc_type<scalar_t> row_loss(const KernelArgs<acc_type
   return static_cast<acc_t>(row);
 }
 
-// JSD pass 3's per-row constant (the CPU kernel's v_fix).
-template <typename acc_t>
-__host__ __device__ inline acc_t jsd_fix(const RowConsts<acc_t>& c, const Sums<acc_t>& sums) {
-  return static_cast<acc_t>(double(c.gsoft) * (1.0 - double(c.beta)) * double(sums.b));
+// A row-sum kind's pass-3 per-row constant (the CPU kernel's v_fix).
+template <int KIND, typename acc_t>
+__host__ __device__ inline acc_t row_sum_fix(const RowConsts<acc_t>& c, const Sums<acc_t>& sums) {
+  return static_cast<acc_t>(double(c.gsoft) * row_sum_coef<KIND>(double(c.beta)) * double(sums.b));
 }
 
 template <typename scalar_t, int VEC>
@@ -495,15 +539,15 @@ __device__ inline void distill_rows(const Group& grp, const KernelArgs<acc_type<
     }
     RowConsts<acc_t> c = make_row_consts<KIND>(a, st);
 
-    // JSD stores its gradient in pass 3, once the row's KL(ps || m) is known.
-    scalar_t* g2 = KIND == kJSD ? nullptr : g;
+    // A row-sum kind stores its gradient in pass 3, once the row's sum (JSD: KL(ps || m)) is known.
+    scalar_t* g2 = K::row_sum ? nullptr : g;
     Sums<acc_t> sums = pass2_partial<scalar_t, KIND, VEC>(a, c, s, t, g2, y, head, tid, nthr);
     sums = grp.allreduce(sums, add_sums, Sums<acc_t>{0, 0}, smem_sums, &slot_sums);
     if (tid == 0) L[row] = row_loss<scalar_t, KIND>(a, c, sums, s, y);
 
-    if constexpr (KIND == kJSD) {
+    if constexpr (K::row_sum) {
       if (g != nullptr) {
-        c.fix = jsd_fix(c, sums);
+        c.fix = row_sum_fix<KIND>(c, sums);
         pass2_partial<scalar_t, KIND, VEC>(a, c, s, t, g, y, head, tid, nthr);
       }
     }
@@ -531,6 +575,9 @@ void with_kind(int64_t kind, F&& f) {
     case kReverseKL: f(std::integral_constant<int, kReverseKL>{}); break;
     case kJSD: f(std::integral_constant<int, kJSD>{}); break;
     case kMSE: f(std::integral_constant<int, kMSE>{}); break;
+    case kTVD: f(std::integral_constant<int, kTVD>{}); break;
+    case kSkewKL: f(std::integral_constant<int, kSkewKL>{}); break;
+    case kSkewReverseKL: f(std::integral_constant<int, kSkewReverseKL>{}); break;
     default: break;
   }
 }
@@ -550,14 +597,14 @@ KernelArgs<acc_t> make_kernel_args(const DistillParams& p) {
   a.has_labels = p.has_labels;
   a.ce = p.ce_on();
   a.ce_w = a.ce ? acc_t(1) - a.alpha : acc_t(0);
-  const bool soft = p.kind == kForwardKL || p.kind == kReverseKL || p.kind == kJSD;
-  a.ce_shares = soft && a.invT == acc_t(1);
+  a.ce_shares = is_soft_kind(p.kind) && a.invT == acc_t(1);
   a.write_grad = p.write_grad;
-  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T. The gradient coefficients carry
+  // d(alpha * T^2 * KL)/ds = alpha * T * d KL/du with u = s / T (TVD, not times T^2: alpha / T). The
+  // gradient coefficients carry
   // grad_scale (a reduction's 1/count, folded in so backward need not rescale); computed in double
   // and rounded once, as the CPU kernel does.
   const double gs = p.grad_scale;
-  a.gsoft = static_cast<acc_t>(double(a.alpha) * double(a.T) * gs);
+  a.gsoft = static_cast<acc_t>(double(a.alpha) * (p.kind == kTVD ? 1.0 / double(a.T) : double(a.T)) * gs);
   a.gmse = static_cast<acc_t>(double(a.alpha) * 2.0 / static_cast<double>(p.cols) * gs);
   a.ce_wg = static_cast<acc_t>(double(a.ce_w) * gs);
   return a;

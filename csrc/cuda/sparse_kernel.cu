@@ -115,7 +115,7 @@ struct KernelArgs {
   acc_t T, invT;         // invT: the soft kinds' 1 / T; 1 for MSE, whose statistics only serve CE
   double invT_teacher;   // 1 / T for the teacher's values (formed in double)
   acc_t alpha, beta, one_m_beta, log_beta, log_one_m_beta;
-  acc_t gsoft;  // alpha * T: d(alpha T^2 loss) / ds = alpha T d loss / du, u = s / T
+  acc_t gsoft;  // alpha * T: d(alpha T^2 loss) / ds = alpha T d loss / du, u = s / T (TVD: alpha / T)
   acc_t gmse;   // alpha * 2 / k
   acc_t ce_w;   // 1 - alpha when CE is on, else 0
   double eps8;  // 8 eps of Lt's dtype: a kept total within 8 eps (1 + |Lt|) of 1 leaves no rest
@@ -129,7 +129,7 @@ struct KernelArgs {
 
 template <int KIND>
 struct KindTraits {
-  static constexpr bool soft = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD;
+  static constexpr bool soft = kSoftKind<KIND>;
 };
 
 // ---------------------------------------------------------------- pass A: statistics
@@ -233,6 +233,21 @@ __device__ inline void outcome(const KernelArgs<acc_t>& a, acc_t ls, acc_t lt, a
     const acc_t tq = q > 0 ? q * (ls - lm) : acc_t(0);
     term = a.beta * tp + a.one_m_beta * tq;
     g = a.one_m_beta * tq;
+  } else if constexpr (KIND == kTVD) {
+    const acc_t p = exact_exp(lt), q = exact_exp(ls);
+    term = acc_t(0.5) * (p > q ? p - q : q - p);
+    g = q > p ? acc_t(0.5) * q : (q < p ? acc_t(-0.5) * q : acc_t(0));  // subgradient 0 at ties
+  } else if constexpr (KIND == kSkewKL) {
+    // m = beta p + (1 - beta) q in log space; at skew 0 m = q (log_beta would be -inf)
+    const acc_t p = exact_exp(lt);
+    const acc_t lm = a.beta > 0 ? log_add_exp(lt + a.log_beta, ls + a.log_one_m_beta) : ls;
+    term = p > 0 ? p * (lt - lm) : acc_t(0);
+    g = p > 0 ? -a.one_m_beta * p * exact_exp(ls - lm) : acc_t(0);
+  } else if constexpr (KIND == kSkewReverseKL) {
+    const acc_t q = exact_exp(ls);
+    const acc_t lm = a.beta > 0 ? log_add_exp(ls + a.log_beta, lt + a.log_one_m_beta) : lt;
+    term = q > 0 ? q * (ls - lm) : acc_t(0);
+    g = q > 0 ? q * (ls - lm + acc_t(1) - a.beta * exact_exp(ls - lm)) : acc_t(0);
   } else {
     term = 0;
     g = 0;
@@ -486,7 +501,8 @@ __global__ void __launch_bounds__(kMaxThreads)
       const double T = a.T;
       double row_loss = 0;
       if (a.distill) {
-        const double distill = K::soft ? T * T * (double(sums.loss) + double(term_rest))
+        const double soft_scale = KIND == kTVD ? 1.0 : T * T;
+        const double distill = K::soft ? soft_scale * (double(sums.loss) + double(term_rest))
                                        : double(sums.loss) / double(k);
         row_loss = double(a.alpha) * distill;
       }
@@ -556,7 +572,7 @@ KernelArgs<acc_t> make_kernel_args(const SparseDistillParams& p, int64_t bitmap_
   a.k = p.k;
   a.ignore_index = p.ignore_index;
   a.bitmap_words = bitmap_words;
-  const bool soft = p.kind == kForwardKL || p.kind == kReverseKL || p.kind == kJSD;
+  const bool soft = is_soft_kind(p.kind);
   a.T = static_cast<acc_t>(p.temperature);
   a.invT = soft ? acc_t(1) / a.T : acc_t(1);
   a.invT_teacher = 1.0 / p.temperature;
@@ -565,7 +581,7 @@ KernelArgs<acc_t> make_kernel_args(const SparseDistillParams& p, int64_t bitmap_
   a.one_m_beta = static_cast<acc_t>(1.0 - p.beta);
   a.log_beta = static_cast<acc_t>(std::log(p.beta));
   a.log_one_m_beta = static_cast<acc_t>(std::log1p(-p.beta));
-  a.gsoft = a.alpha * a.T;
+  a.gsoft = p.kind == kTVD ? a.alpha / a.T : a.alpha * a.T;
   a.gmse = static_cast<acc_t>(p.alpha * 2.0 / double(p.k));
   a.ce = p.ce_on();
   a.ce_w = a.ce ? static_cast<acc_t>(1.0 - p.alpha) : acc_t(0);
@@ -651,6 +667,13 @@ cudaError_t launch_kind(const SparseDistillParams& p, const BitmapPlan& plan, co
       return launch_kernel<scalar_t, kJSD, VEC>(p, plan, s, v, idx, ln, y, loss, g, scratch, bad_input, stream);
     case kMSE:
       return launch_kernel<scalar_t, kMSE, VEC>(p, plan, s, v, idx, ln, y, loss, g, scratch, bad_input, stream);
+    case kTVD:
+      return launch_kernel<scalar_t, kTVD, VEC>(p, plan, s, v, idx, ln, y, loss, g, scratch, bad_input, stream);
+    case kSkewKL:
+      return launch_kernel<scalar_t, kSkewKL, VEC>(p, plan, s, v, idx, ln, y, loss, g, scratch, bad_input, stream);
+    case kSkewReverseKL:
+      return launch_kernel<scalar_t, kSkewReverseKL, VEC>(p, plan, s, v, idx, ln, y, loss, g, scratch, bad_input,
+                                                          stream);
     default:
       return cudaErrorInvalidValue;  // rejected by make_sparse_params
   }

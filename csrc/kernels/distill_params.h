@@ -9,13 +9,37 @@
 
 namespace pylaundering {
 
+// The codes are the Python table's (pylaundering/loss_kinds.py, which also says how to add a kind); a
+// test compares them with kind_codes() (bindings.cpp), which lists kKindNames.
 enum DistillKind : int64_t {
-  kNoDistill = 0,  // cross-entropy only (no teacher)
-  kForwardKL = 1,  // T^2 * KL(pt || ps)
-  kReverseKL = 2,  // T^2 * KL(ps || pt)
-  kJSD = 3,        // T^2 * (beta KL(pt||m) + (1-beta) KL(ps||m)), m = beta pt + (1-beta) ps
-  kMSE = 4,        // mean over V of (s - t)^2, temperature ignored
+  kNoDistill = 0,      // cross-entropy only (no teacher)
+  kForwardKL = 1,      // T^2 * KL(pt || ps)
+  kReverseKL = 2,      // T^2 * KL(ps || pt)
+  kJSD = 3,            // T^2 * (beta KL(pt||m) + (1-beta) KL(ps||m)), m = beta pt + (1-beta) ps
+  kMSE = 4,            // mean over V of (s - t)^2, temperature ignored
+  kTVD = 5,            // 0.5 * sum |pt - ps| (not times T^2)
+  kSkewKL = 6,         // T^2 * KL(pt || m), m = beta pt + (1-beta) ps (DistiLLM's skewed KL, skew beta)
+  kSkewReverseKL = 7,  // T^2 * KL(ps || m), m = beta ps + (1-beta) pt
+  kNumKinds            // one past the last code: the range checks' bound
 };
+
+// The names of the codes, as Python spells them (kNoDistill has no Python kind: "no_distill").
+inline constexpr const char* kKindNames[kNumKinds] = {"no_distill", "kl",  "reverse_kl", "jsd",
+                                                      "mse",        "tvd", "skew_kl",    "skew_reverse_kl"};
+
+// Kinds formed from the two softmaxes at temperature T.
+template <int64_t KIND>
+inline constexpr bool kSoftKind = KIND == kForwardKL || KIND == kReverseKL || KIND == kJSD || KIND == kTVD ||
+                                  KIND == kSkewKL || KIND == kSkewReverseKL;
+// Kinds whose gradient needs a sum over the whole row first (a third pass: d = coef * (b_j - ps_j * sum b)).
+template <int64_t KIND>
+inline constexpr bool kRowSumGrad = KIND == kJSD || KIND == kTVD || KIND == kSkewKL || KIND == kSkewReverseKL;
+
+inline bool is_soft_kind(int64_t kind) { return kind >= kForwardKL && kind < kNumKinds && kind != kMSE; }
+// beta is a skew in [0, 1) (at 1 the loss is identically 0).
+inline bool is_skew_kind(int64_t kind) { return kind == kSkewKL || kind == kSkewReverseKL; }
+// The distillation term is T^2 times a divergence of the softmaxes at T (tvd is not scaled).
+inline bool is_t2_kind(int64_t kind) { return is_soft_kind(kind) && kind != kTVD; }
 
 struct DistillParams {
   int64_t rows = 0;

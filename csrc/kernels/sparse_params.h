@@ -20,6 +20,12 @@
 //   reverse KL: loss = sum Q_o (ls_o - lt_o),  g_o = Q_o (ls_o - lt_o + 1)
 //   JSD:        loss = beta sum p_o (lt_o - lm_o) + (1 - beta) sum Q_o (ls_o - lm_o),
 //               lm_o = log(beta p_o + (1 - beta) Q_o),  g_o = (1 - beta) Q_o (ls_o - lm_o)
+//   TVD:        loss = 0.5 sum |p_o - Q_o|,  g_o = 0.5 Q_o sign(Q_o - p_o)  (0 at ties); not times T^2,
+//               so its gradient is (1 / T) (g_i - q_j G) where the KL family's is T (...)
+//   skew KL:    loss = sum p_o (lt_o - lm_o), lm_o = log(beta p_o + (1 - beta) Q_o),
+//               g_o = -(1 - beta) p_o Q_o / m_o
+//   skew rKL:   loss = sum Q_o (ls_o - lm_o), lm_o = log(beta Q_o + (1 - beta) p_o),
+//               g_o = Q_o (ls_o - lm_o + 1 - beta Q_o / m_o)
 // where an outcome of zero probability contributes 0 to the sum that it weights. MSE: mean over
 // the k kept entries of (s_idx - v)^2. Cross-entropy (weight 1 - alpha, labels) is on the full
 // student logits at T = 1, as the dense op. Rows whose label is ignore_index: loss 0, gradient 0.
@@ -34,7 +40,7 @@ struct SparseDistillParams {
   int64_t rows = 0;
   int64_t cols = 0;  // V
   int64_t k = 0;     // kept entries per row
-  int64_t kind = kForwardKL;  // kForwardKL, kReverseKL, kJSD or kMSE
+  int64_t kind = kForwardKL;  // any DistillKind but kNoDistill
   double alpha = 1.0;
   double temperature = 1.0;
   double beta = 0.5;
@@ -47,8 +53,9 @@ struct SparseDistillParams {
   double grad_scale = 1.0;
 
   bool ce_on() const { return has_labels && alpha != 1.0; }
-  // Without the teacher's normaliser its rest is empty; reverse KL then compares on the kept entries.
-  bool restricted() const { return kind == kReverseKL && !has_lognorm; }
+  // Without the teacher's normaliser its rest is empty; reverse KL (and skewed reverse KL, reverse KL at
+  // skew 0) then compares on the kept entries.
+  bool restricted() const { return (kind == kReverseKL || kind == kSkewReverseKL) && !has_lognorm; }
 };
 
 }  // namespace pylaundering

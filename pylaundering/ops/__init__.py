@@ -13,6 +13,7 @@ from . import _ext
 from ._registry import REGISTRY, register_row_fused_op
 from .functional import KINDS, REDUCTIONS, cross_entropy, distill_loss, jsd, kl_div, logit_mse
 from .modules import CrossEntropyLoss, DistillLoss, JSDLoss, KLDivLoss, LogitMSELoss
+from .spec import DistillSpec
 
 backend = _ext.backend
 empty_cache = _ext.empty_cache
@@ -46,7 +47,7 @@ from .linear import FusedLinearDistillLoss, choose_chunk_size, fused_linear_dist
 from .sparse import SparseTeacher, sampled_teacher, topk_distill_loss, topk_teacher  # noqa: E402
 
 __all__ = [
-    "KINDS", "REDUCTIONS", "backend", "cached_bytes", "empty_cache",
+    "KINDS", "REDUCTIONS", "DistillSpec", "backend", "cached_bytes", "empty_cache",
     "cross_entropy", "distill_loss", "jsd", "kl_div", "logit_mse",
     "CrossEntropyLoss", "DistillLoss", "JSDLoss", "KLDivLoss", "LogitMSELoss",
     "FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss",

@@ -5,9 +5,10 @@ computing, per row, ``alpha * distill + (1 - alpha) * CE`` and its gradient in o
 Inputs are validated here, with errors that name the problem; the kernels check again so that
 direct callers of the torch op are safe too.
 
-Conventions (DESIGN.md section 3): KL and JSD are multiplied by T^2 (Hinton), MSE ignores T,
-CE uses T = 1. The teacher is a constant: no gradient flows into it. Rows whose label equals
-``ignore_index`` contribute nothing and are not counted by ``mean``/``batchmean``.
+Conventions (the kinds: ``pylaundering/loss_kinds.py``): the KL family (kl, reverse_kl, jsd, skew_kl, skew_reverse_kl) is
+multiplied by T^2 (Hinton: the gradient keeps its size as T grows), tvd is not, MSE ignores T, CE uses
+T = 1. The teacher is a constant: no gradient flows into it. Rows whose label equals ``ignore_index``
+contribute nothing and are not counted by ``mean``/``batchmean``.
 
 Reductions: ``none`` (per row, shape ``[...]``), ``sum``, ``batchmean`` (sum / counted rows) and
 ``mean``. ``mean`` follows torch per op: for ``kl_div``/``jsd`` it is sum / (rows * V) as
@@ -17,18 +18,20 @@ Reductions: ``none`` (per row, shape ``[...]``), ``sum``, ``batchmean`` (sum / c
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import _ext, reference
 from ._registry import may_read_back
-from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL
+from ..loss_kinds import LOSS_KINDS, NO_DISTILL, SOFT_KINDS
+from .spec import DistillSpec, check_alpha, check_temperature
 
-KINDS = {"kl": FORWARD_KL, "reverse_kl": REVERSE_KL, "jsd": JSD, "mse": MSE}
+#: name -> kernel code of the kinds with a fused kernel (``loss_kinds.LOSS_KINDS``; ``hard`` has none)
+KINDS = {k.name: k.code for k in LOSS_KINDS if k.code is not None}
+_SOFT_CODES = frozenset(KINDS[name] for name in SOFT_KINDS)
+_BETA_KINDS = frozenset(k.name for k in LOSS_KINDS if k.beta is not None)
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-#: Soft (KL / JSD) terms above this temperature are computed in float64 (see _rows): below it the
+#: Soft (softmax at T) terms above this temperature are computed in float64 (see _rows): below it the
 #: float32 kernels stay within ~1e-5 relative error of a float64 oracle.
 HIGH_TEMPERATURE = 8.0
 
@@ -71,20 +74,43 @@ def _check_labels(student: torch.Tensor, labels: object) -> torch.Tensor:
     return labels.long()
 
 
-def _check_scalars(temperature: float, alpha: float, beta: float | None, reduction: str) -> None:
-    # Comparisons only (no math.isfinite): under torch.compile a temperature that varies between calls
-    # becomes a SymFloat, which math.isfinite cannot trace (fullgraph=True would fail). NaN fails both.
-    if not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
-    if beta is not None and not (isinstance(beta, (int, float)) and 0.0 < beta < 1.0):
-        raise ValueError(
-            f"beta must lie strictly inside (0, 1), got {beta!r}; at 0 or 1 the generalized JSD is "
-            "identically 0: use kl_div (direction='forward' or 'reverse') instead"
-        )
+def _check_scalars(temperature: float, alpha: float, reduction: str) -> None:
+    """The settings of a call that builds no :class:`DistillSpec` (a teacher's temperature, CE alone)."""
+    check_temperature(temperature)
+    check_alpha(alpha)
+    _check_reduction(reduction)
+
+
+def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def make_spec(kind: str, alpha: float, temperature: float, beta: float, reduction: str) -> DistillSpec:
+    """The public functions' settings as one validated spec (kernel kinds only), and their reduction
+    checked. A beta that the kind ignores is not looked at (the kernels ignore it too)."""
+    _check_kind(kind)
+    spec = DistillSpec(kind, alpha, temperature, beta if _uses_beta(kind) else 0.5)
+    _check_reduction(reduction)
+    return spec
+
+
+def _uses_beta(kind: str) -> bool:
+    return kind in _BETA_KINDS
+
+
+def kernel_code(spec: DistillSpec) -> int:
+    """The code the fused op runs for ``spec``: cross-entropy alone (NO_DISTILL) when alpha is 0."""
+    return NO_DISTILL if spec.alpha == 0 else spec.code
+
+
+#: cross-entropy alone: alpha 0 runs the kernel's NO_DISTILL code
+CE_ONLY = DistillSpec("kl", 0.0, 1.0, 0.5)
 
 
 def _check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int) -> None:
@@ -101,23 +127,22 @@ def _check_label_range(labels: torch.Tensor, num_classes: int, ignore_index: int
 
 
 def needs_float64(kind: int, temperature: float, dtype: torch.dtype) -> bool:
-    """Whether the soft (KL / JSD) term is computed in float64: above HIGH_TEMPERATURE, for non-fp64 input."""
-    return kind in (FORWARD_KL, REVERSE_KL, JSD) and temperature > HIGH_TEMPERATURE and dtype != torch.float64
+    """Whether the soft (softmax at T) term of kind code ``kind`` is computed in float64: above
+    HIGH_TEMPERATURE, for non-fp64 input."""
+    return kind in _SOFT_CODES and temperature > HIGH_TEMPERATURE and dtype != torch.float64
 
 
 def _rows(
     student: torch.Tensor,
     teacher: torch.Tensor | None,
     labels: torch.Tensor | None,
-    kind: int,
-    alpha: float,
-    temperature: float,
-    beta: float,
+    spec: DistillSpec,
     ignore_index: int,
     grad_scale: float = 1.0,
 ) -> torch.Tensor:
     """Per-row losses, shape ``student.shape[:-1]``, in fp32 (fp64 for fp64 inputs). ``grad_scale``: the
     factor the compiled op writes its saved gradient with (see :func:`_grad_scale`)."""
+    kind, alpha, temperature, beta = kernel_code(spec), spec.alpha, spec.temperature, spec.beta
     V = student.shape[-1]
     lead = student.shape[:-1]
     s2 = student.reshape(-1, V)
@@ -180,14 +205,14 @@ def _grad_scale(student: torch.Tensor, reduction: str, denom: torch.Tensor | Non
     return float(torch.ones((), dtype=denom.dtype, device=denom.device) / denom)
 
 
-def _loss(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, reduction,
+def _loss(student, teacher, labels, spec: DistillSpec, ignore_index, reduction,
           mean_divisor: int = 1) -> torch.Tensor:
     """Rows (with the reduction's scale folded into the gradient) then the reduction."""
-    wide = student.dtype == torch.float64 or needs_float64(kind, temperature, student.dtype)
+    wide = student.dtype == torch.float64 or needs_float64(kernel_code(spec), spec.temperature, student.dtype)
     denom = _denominator(student, labels, ignore_index, reduction, mean_divisor,
                          torch.float64 if wide else torch.float32)
     scale = _grad_scale(student, reduction, denom)
-    rows = _rows(student, teacher, labels, kind, alpha, temperature, beta, ignore_index, scale)
+    rows = _rows(student, teacher, labels, spec, ignore_index, scale)
     return _reduce(rows, labels, ignore_index, reduction, student.dtype, mean_divisor, denom)
 
 
@@ -230,16 +255,16 @@ def distill_loss(
             may be None only when ``alpha == 0``.
         labels: integer class indices of shape ``[...]``; needed when ``alpha < 1``. Rows equal
             to ``ignore_index`` are skipped (both terms) and not counted.
-        kind: ``"kl"`` (Hinton forward KL), ``"reverse_kl"``, ``"jsd"`` or ``"mse"`` (on logits).
+        kind: one of :data:`KINDS` (``loss_kinds.LOSS_KINDS``): ``"kl"`` (Hinton forward KL), ``"reverse_kl"``,
+            ``"jsd"``, ``"mse"`` (on logits), ``"tvd"``, ``"skew_kl"``, ``"skew_reverse_kl"``.
         alpha: weight of the distillation term, in [0, 1].
-        temperature: T > 0 for the soft terms (KL/JSD are scaled by T^2); CE uses T = 1.
-        beta: generalized JSD mixing weight in (0, 1), used when ``kind="jsd"``.
+        temperature: T > 0 for the soft terms (the KL family is scaled by T^2, tvd not); CE uses T = 1.
+        beta: generalized JSD mixing weight in (0, 1) for ``kind="jsd"``; the skew in [0, 1) for the
+            skewed KLs (``skew_kl``: KL(pt || beta pt + (1-beta) ps)); ignored by the other kinds.
         reduction: ``batchmean`` (default: mean over counted rows), ``mean`` (same here), ``sum``
             or ``none`` (per-row losses).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    _check_scalars(temperature, alpha, beta if kind == "jsd" else None, reduction)
+    spec = make_spec(kind, alpha, temperature, beta, reduction)
     if alpha > 0 or teacher is not None:
         if teacher is None:
             raise ValueError("teacher logits are required when alpha > 0")
@@ -250,9 +275,7 @@ def distill_loss(
         raise ValueError(f"alpha={alpha} < 1 mixes in cross-entropy, which needs labels")
     if labels is not None:
         labels = _check_labels(student, labels)
-    code = KINDS[kind] if alpha > 0 else NO_DISTILL
-    return _loss(student, teacher if alpha > 0 else None, labels, code, alpha, temperature, beta, ignore_index,
-                 reduction)
+    return _loss(student, teacher if alpha > 0 else None, labels, spec, ignore_index, reduction)
 
 
 def kl_div(
@@ -269,10 +292,9 @@ def kl_div(
     """
     if direction not in ("forward", "reverse"):
         raise ValueError(f"unknown direction {direction!r}; expected 'forward' or 'reverse'")
-    _check_scalars(temperature, 1.0, None, reduction)
+    spec = make_spec("kl" if direction == "forward" else "reverse_kl", 1.0, temperature, 0.5, reduction)
     _check_pair(student, teacher)
-    code = FORWARD_KL if direction == "forward" else REVERSE_KL
-    return _loss(student, teacher, None, code, 1.0, temperature, 0.5, -100, reduction, student.shape[-1])
+    return _loss(student, teacher, None, spec, -100, reduction, student.shape[-1])
 
 
 def jsd(
@@ -284,23 +306,23 @@ def jsd(
 ) -> torch.Tensor:
     """Generalized Jensen-Shannon divergence (TRL's): ``beta KL(pt||m) + (1-beta) KL(ps||m)``,
     ``m = beta pt + (1-beta) ps``, times T^2. ``beta`` must lie strictly inside (0, 1)."""
-    _check_scalars(temperature, 1.0, beta, reduction)
+    spec = make_spec("jsd", 1.0, temperature, beta, reduction)
     _check_pair(student, teacher)
-    return _loss(student, teacher, None, JSD, 1.0, temperature, beta, -100, reduction, student.shape[-1])
+    return _loss(student, teacher, None, spec, -100, reduction, student.shape[-1])
 
 
 def logit_mse(student: torch.Tensor, teacher: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Mean squared error between logits; per row it is the mean over V (``mean`` = ``F.mse_loss``)."""
-    _check_scalars(1.0, 1.0, None, reduction)
+    spec = make_spec("mse", 1.0, 1.0, 0.5, reduction)
     _check_pair(student, teacher)
-    return _loss(student, teacher, None, MSE, 1.0, 1.0, 0.5, -100, reduction)
+    return _loss(student, teacher, None, spec, -100, reduction)
 
 
 def cross_entropy(
     student: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100, reduction: str = "mean"
 ) -> torch.Tensor:
     """Hard-label cross-entropy, as ``F.cross_entropy`` with logits ``[..., V]`` and labels ``[...]``."""
-    _check_scalars(1.0, 0.0, None, reduction)
+    _check_reduction(reduction)
     _check_logits("student", student)
     labels = _check_labels(student, labels)
-    return _loss(student, None, labels, NO_DISTILL, 0.0, 1.0, 0.5, ignore_index, reduction)
+    return _loss(student, None, labels, CE_ONLY, ignore_index, reduction)

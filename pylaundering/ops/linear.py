@@ -18,24 +18,25 @@ backward only scales them, so a training step costs the naive computation's thre
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
 
 from . import _ext
-from .functional import KINDS, _check_label_range, _check_scalars, _reduce, _rows, needs_float64
 from ._registry import _keep_graph
-from .reference import NO_DISTILL
+from .functional import _check_label_range, _reduce, _rows, kernel_code, make_spec, needs_float64
+from ..loss_kinds import NO_DISTILL, name_of
+from .sparse import SparseTeacher, check_sampled_use, check_sparse_teacher, sparse_rows
+from .spec import DistillSpec
 
 __all__ = ["FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss"]
 
 _REDUCTION_CODES = {"none": 0, "sum": 1, "batchmean": 2, "mean": 2}
 #: The least the [chunk, V] buffers (student and teacher logits, their gradient) may take; they may
 #: take up to half the weight gradient's size (which every implementation holds anyway), and never more
-#: than a quarter of the free memory. Measured on 2 CPU cores at H = 2048, V = 128256: 64-row chunks run
-#: 1.5x slower than the naive computation (skinny matmuls, one pass over the weight gradient per
-#: chunk), 256-row chunks 1.06x.
+#: than a quarter of the free memory. Short chunks cost time: skinny matmuls, and one pass over the
+#: weight gradient per chunk.
 CHUNK_BUDGET_BYTES = 256 * 2**20
 
 
@@ -60,8 +61,7 @@ def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float3
     leaves at least 64, never more than ``n_rows``. ``hidden``: the student's hidden size (the weight
     gradient is ``[V, hidden]``). The share is half the weight gradient on the CPU and all of its fp32
     accumulator on a GPU: each chunk reads and writes that accumulator once, which on a GPU costs more
-    than the chunk's own work when chunks are short (on an H200 at 8192 x 4096 x 128256 bf16, 5 chunks
-    instead of 22, with the fp32-output matmul of _accumulate_wide, took the step from 126 to 68 ms)."""
+    than the chunk's own work when chunks are short."""
     dev = torch.device(device)
     elt = torch.empty((), dtype=dtype).element_size()
     # the chunk's student logits, the teacher's, and (unless written in place) their gradient
@@ -85,14 +85,59 @@ def _in_place(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], kind: int, alpha: float,
-               temperature: float, beta: float, ignore_index: int, need_grad: bool, grad_scale: float = 1.0):
+class TeacherSide(NamedTuple):
+    """The teacher of a fused-linear call in one of three forms, the other fields None: ``logits [N, V]``;
+    ``hidden [N, Ht]``, ``weight [V, Ht]`` and ``bias [V]`` or None (its logits formed chunk by chunk);
+    or a sparse teacher's ``values``, ``indices`` ``[N, k]`` and ``lognorm [N]`` or None (dropped by the
+    caller when the loss's temperature is not the teacher's). All None: no teacher (cross-entropy)."""
+
+    logits: Optional[torch.Tensor] = None
+    hidden: Optional[torch.Tensor] = None
+    weight: Optional[torch.Tensor] = None
+    bias: Optional[torch.Tensor] = None
+    values: Optional[torch.Tensor] = None
+    indices: Optional[torch.Tensor] = None
+    lognorm: Optional[torch.Tensor] = None
+
+    @property
+    def sparse(self) -> bool:
+        return self.values is not None
+
+    def rows(self, sl: slice):
+        """The teacher of rows ``sl``: a logits slice, logits formed from its hidden states and head, a
+        sparse teacher's rows ``(values, indices, log_normalizer)``, or None."""
+        if self.logits is not None:
+            return self.logits[sl]
+        if self.hidden is not None:
+            tc = self.hidden[sl]
+            return torch.addmm(self.bias, tc, self.weight.t()) if self.bias is not None else tc @ self.weight.t()
+        if self.values is not None:
+            return self.values[sl], self.indices[sl], self.lognorm[sl] if self.lognorm is not None else None
+        return None
+
+    def cut(self, sl: slice) -> "TeacherSide":
+        """The per-row tensors cut to rows ``sl`` (the teacher's head whole)."""
+        c = lambda x: x[sl] if x is not None else None  # noqa: E731
+        return TeacherSide(c(self.logits), c(self.hidden), self.weight, self.bias, c(self.values), c(self.indices),
+                           c(self.lognorm))
+
+
+def _op_spec(kind: int, alpha: float, temperature: float, beta: float) -> DistillSpec:
+    """The spec of the custom op's scalar arguments (a custom op's schema cannot take a dataclass)."""
+    if kind == NO_DISTILL:
+        return DistillSpec("kl", 0.0, temperature, 0.5)
+    return DistillSpec(name_of(kind), alpha, temperature, beta)
+
+
+def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], spec: DistillSpec, ignore_index: int,
+               need_grad: bool, grad_scale: float = 1.0):
     """(per-row loss in fp32/fp64, d row / d s in s's dtype or None) for one chunk of logits ``s`` (a
     temporary this function may overwrite) against teacher logits ``t`` or a sparse teacher ``(values,
     indices, log_normalizer or None)``, from the compiled kernels (the custom op runs below autograd, so
     the reference path is `_checkpointed`). ``grad_scale`` multiplies the dense kernel's gradient
     (a sparse teacher's gradient is returned unscaled: callers scale it)."""
     yc = y.contiguous() if y is not None else None
+    kind, alpha, temperature, beta = kernel_code(spec), spec.alpha, spec.temperature, spec.beta
     wide = needs_float64(kind, temperature, s.dtype)  # as functional._rows: float32 loses the soft term
     work_s = (s.double() if wide else s).contiguous()
     sparse = isinstance(t, tuple)
@@ -118,33 +163,16 @@ def _row_grads(s: torch.Tensor, t, y: Optional[torch.Tensor], kind: int, alpha: 
     return rows, (grad.to(s.dtype) if need_grad else None)
 
 
-def _teacher_chunk(sl: slice, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm):
-    """The teacher of rows ``sl``: a logits slice, logits formed from its hidden states and head, a sparse
-    teacher's rows ``(values, indices, log_normalizer)``, or None."""
-    if t_logits is not None:
-        return t_logits[sl]
-    if t_hidden is not None:
-        tc = t_hidden[sl]
-        return torch.addmm(t_bias, tc, t_weight.t()) if t_bias is not None else tc @ t_weight.t()
-    if t_values is not None:
-        return t_values[sl], t_indices[sl], t_lognorm[sl] if t_lognorm is not None else None
-    return None
-
-
-def _chunk_rows(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, y, kind, alpha,
-                temperature, beta, ignore_index, sparse_temperature):
+def _chunk_rows(h, w, b, teacher: TeacherSide, y, spec: DistillSpec, ignore_index):
     s = torch.addmm(b, h, w.t()) if b is not None else h @ w.t()
-    t = _teacher_chunk(slice(None), t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
+    t = teacher.rows(slice(None))
     if isinstance(t, tuple):
-        from .sparse import SparseTeacher, sparse_rows
-
-        return sparse_rows(s, SparseTeacher(*t, temperature=sparse_temperature), y, kind, alpha, temperature, beta,
-                           ignore_index)
-    return _rows(s, t, y, kind, alpha, temperature, beta, ignore_index)
+        # the teacher's temperature is the loss's: its log-normaliser was dropped by the caller otherwise
+        return sparse_rows(s, SparseTeacher(*t, temperature=spec.temperature), y, spec, ignore_index)
+    return _rows(s, t, y, spec, ignore_index)
 
 
-def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, kind,
-                  alpha, temperature, beta, ignore_index, reduction, chunk):
+def _checkpointed(h, w, b, teacher: TeacherSide, labels, spec: DistillSpec, ignore_index, reduction, chunk):
     """Without the compiled kernels: the same chunks in plain PyTorch (functional._rows on the reference
     formulas), each under activation checkpointing, so backward recomputes a chunk's logits instead of
     keeping them. Slower (each chunk's forward runs twice), same memory bound, any reduction."""
@@ -153,22 +181,18 @@ def _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_ind
     parts = []
     for i0 in range(0, h.shape[0], chunk):
         sl = slice(i0, i0 + chunk)
-        cut = lambda x: x[sl] if x is not None else None  # noqa: E731
-        # (a sparse teacher's log-normaliser was dropped by the caller when temperature is not its own)
-        parts.append(checkpoint(_chunk_rows, h[sl], w, b, cut(t_logits), cut(t_hidden), t_weight, t_bias,
-                                cut(t_values), cut(t_indices), cut(t_lognorm), cut(labels), kind, alpha,
-                                temperature, beta, ignore_index, temperature, use_reentrant=False))
+        parts.append(checkpoint(_chunk_rows, h[sl], w, b, teacher.cut(sl), labels[sl] if labels is not None else None,
+                                spec, ignore_index, use_reentrant=False))
     rows = torch.cat(parts) if parts else h.new_zeros((0,), dtype=torch.float32)
     return _reduce(rows, labels, ignore_index, reduction, h.dtype)
 
 
-def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, row_weight, kind,
-          alpha, temperature, beta, ignore_index, chunk, need_grad):
+def _walk(h, w, b, teacher: TeacherSide, labels, row_weight, spec: DistillSpec, ignore_index, chunk, need_grad):
     """The chunk loop. Returns (rows [N] fp32/fp64, grad_h, grad_w, grad_b) of sum_i row_weight_i * row_i;
     row_weight is a per-row tensor, one float for every row (folded into the dense kernel's gradient),
     or None for all ones; grads are None when not needed."""
     uniform = isinstance(row_weight, float)
-    fold = uniform and t_values is None
+    fold = uniform and not teacher.sparse
     n = h.shape[0]
     rows = torch.empty(n, dtype=torch.float64 if h.dtype == torch.float64 else torch.float32, device=h.device)
     acc = torch.float32 if h.dtype in (torch.bfloat16, torch.float16) else h.dtype
@@ -184,10 +208,9 @@ def _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_
         i1 = min(n, i0 + chunk)
         hc = h[i0:i1]
         s = torch.addmm(b, hc, w.t()) if b is not None else hc @ w.t()
-        t = _teacher_chunk(slice(i0, i1), t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
+        t = teacher.rows(slice(i0, i1))
         y = labels[i0:i1] if labels is not None else None
-        rows[i0:i1], g = _row_grads(s, t, y, kind, alpha, temperature, beta, ignore_index, need_grad,
-                                    row_weight if fold else 1.0)
+        rows[i0:i1], g = _row_grads(s, t, y, spec, ignore_index, need_grad, row_weight if fold else 1.0)
         del s, t
         if not need_grad:
             continue
@@ -253,8 +276,9 @@ def _fused_linear_distill(
             # one number for every row, folded into the kernel's gradient (on a GPU reading it is
             # one sync per call, against a pass over each chunk's [chunk, V] gradient)
             weight = 1.0 / max(1, int(count))
-    rows, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
-                             weight, kind, alpha, temperature, beta, ignore_index, chunk, compute_grad and scalar)
+    teacher = TeacherSide(t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
+    rows, gh, gw, gb = _walk(h, w, b, teacher, labels, weight, _op_spec(kind, alpha, temperature, beta), ignore_index,
+                             chunk, compute_grad and scalar)
     if not scalar:
         loss = rows
     elif reduction == 1:  # sum
@@ -285,8 +309,9 @@ def _fused_linear_distill_backward(
     beta: float, ignore_index: int, chunk: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of sum_i grad_rows_i * row_i (reduction "none"): the chunks walked again."""
-    _, gh, gw, gb = _walk(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
-                          grad_rows, kind, alpha, temperature, beta, ignore_index, chunk, True)
+    teacher = TeacherSide(t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm)
+    _, gh, gw, gb = _walk(h, w, b, teacher, labels, grad_rows, _op_spec(kind, alpha, temperature, beta), ignore_index,
+                          chunk, True)
     return gh, gw, gb if gb is not None else _empty(w)
 
 
@@ -407,31 +432,28 @@ def fused_linear_distill_loss(
         chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V, H and free memory).
     Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias``.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-    _check_scalars(temperature, alpha, beta if kind == "jsd" else None, reduction)
+    spec = make_spec(kind, alpha, temperature, beta, reduction)
     h, w, b = _check_head("student", student_hidden, student_weight, student_bias, "student_hidden", student_hidden)
     n, vocab = h.shape[0], w.shape[0]
-    t_logits = t_hidden = t_weight = t_bias = t_values = t_indices = t_lognorm = None
+    side = TeacherSide()
     if teacher is not None and alpha > 0:
-        from .sparse import SparseTeacher, check_sampled_use, check_sparse_teacher
-
         if isinstance(teacher, SparseTeacher):
             sp = check_sparse_teacher(teacher, n, vocab, h.device, h.dtype)
             check_sampled_use(sp, kind, temperature)
-            t_values, t_indices = sp.values.detach(), sp.indices
-            t_lognorm = sp.log_normalizer if temperature == sp.temperature else None
+            side = TeacherSide(values=sp.values.detach(), indices=sp.indices,
+                               lognorm=sp.log_normalizer if temperature == sp.temperature else None)
         elif isinstance(teacher, torch.Tensor):
             t_logits = _check_float("teacher logits", teacher, 2)
             _same("teacher logits", t_logits, "student_hidden", h)
             if t_logits.shape != (n, vocab):
                 raise ValueError(f"teacher logits {tuple(t_logits.shape)} do not match the student's [N, V] = "
                                  f"[{n}, {vocab}] (N from student_hidden, V from student_weight)")
-            t_logits = t_logits.detach()
+            side = TeacherSide(logits=t_logits.detach())
         elif isinstance(teacher, (tuple, list)) and len(teacher) in (2, 3):
             th, tw, tb = (*teacher, None) if len(teacher) == 2 else teacher
             t_hidden, t_weight, t_bias = (x.detach() if x is not None else None
                                           for x in _check_head("teacher", th, tw, tb, "student_hidden", h))
+            side = TeacherSide(hidden=t_hidden, weight=t_weight, bias=t_bias)
             if t_hidden.shape[0] != n:
                 raise ValueError(f"teacher_hidden has {t_hidden.shape[0]} rows, student_hidden has {n}")
             if t_weight.shape[0] != vocab:
@@ -459,15 +481,13 @@ def fused_linear_distill_loss(
         chunk_size = choose_chunk_size(n, vocab, h.dtype, h.device, hidden=h.shape[1])
     elif not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    code = KINDS[kind] if alpha > 0 else NO_DISTILL
     chunk = int(max(1, min(chunk_size, max(n, 1))))
     if not _ext.compiled_available(h.device):
-        return _checkpointed(h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
-                             code, float(alpha), float(temperature), float(beta), int(ignore_index), reduction, chunk)
+        return _checkpointed(h, w, b, side, labels, spec, int(ignore_index), reduction, chunk)
     need_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (h, w, b))
     loss, *_ = torch.ops.pylaundering.fused_linear_distill(
-        h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels, code, float(alpha),
-        float(temperature), float(beta), int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
+        h, w, b, *side, labels, kernel_code(spec), float(spec.alpha), float(spec.temperature), float(spec.beta),
+        int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
     return loss if reduction != "none" else loss.to(h.dtype)
 
 
@@ -488,8 +508,6 @@ class FusedLinearDistillLoss(nn.Module):
     def forward(self, student_hidden: torch.Tensor, teacher, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         lead = student_hidden.shape[:-1]
         h = student_hidden.reshape(-1, student_hidden.shape[-1])
-        from .sparse import SparseTeacher
-
         if isinstance(teacher, torch.Tensor):
             teacher = teacher.reshape(-1, teacher.shape[-1])
         elif isinstance(teacher, SparseTeacher):

@@ -9,7 +9,8 @@ from . import functional as F
 
 
 class DistillLoss(nn.Module):
-    """``alpha * distill + (1 - alpha) * CE``; see :func:`pylaundering.ops.distill_loss`."""
+    """``alpha * distill + (1 - alpha) * CE``; see :func:`pylaundering.ops.distill_loss` (the kinds:
+    :data:`pylaundering.loss_kinds.LOSS_KINDS`)."""
 
     def __init__(self, kind: str = "kl", alpha: float = 1.0, temperature: float = 1.0, beta: float = 0.5,
                  reduction: str = "batchmean", ignore_index: int = -100):

@@ -1,4 +1,4 @@
-"""Plain-PyTorch formulas of the distillation losses (DESIGN.md section 3).
+"""Plain-PyTorch formulas of the distillation losses (the kinds and their conventions: ``pylaundering/loss_kinds.py``).
 
 These are the tests' oracle and the fallback when the compiled extension is missing. They are
 written for clarity and exactness, not speed: every step is an ordinary differentiable torch op,
@@ -13,8 +13,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Kind codes shared with the C++/CUDA kernels (csrc/kernels/distill_params.h).
-NO_DISTILL, FORWARD_KL, REVERSE_KL, JSD, MSE = 0, 1, 2, 3, 4
+from ..loss_kinds import NO_DISTILL, kernel_code
+
+# Kind codes shared with the C++/CUDA kernels, from the one table (a test checks them against the C++ enum).
+FORWARD_KL = kernel_code("kl")
+REVERSE_KL = kernel_code("reverse_kl")
+JSD = kernel_code("jsd")
+MSE = kernel_code("mse")
+TVD = kernel_code("tvd")
+SKEW_KL = kernel_code("skew_kl")
+SKEW_REVERSE_KL = kernel_code("skew_reverse_kl")
+#: the kinds whose loss is multiplied by T^2
+T2_SCALED = (FORWARD_KL, REVERSE_KL, JSD, SKEW_KL, SKEW_REVERSE_KL)
 
 
 def _acc_dtype(x: torch.Tensor) -> torch.dtype:
@@ -23,6 +33,12 @@ def _acc_dtype(x: torch.Tensor) -> torch.dtype:
 
 def _masked_diff(p: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return p * torch.where(p > 0, a - b, torch.zeros_like(a))
+
+
+def _log_mix(m: torch.Tensor) -> torch.Tensor:
+    """log m, 0 where the mixture m is 0 (its terms are then 0: a denormal p can make m underflow); a NaN
+    stays NaN (a NaN logit poisons the row, as in the kernels)."""
+    return torch.log(torch.where(m == 0, torch.ones_like(m), m))
 
 
 def distill_term_rows(s: torch.Tensor, t: torch.Tensor, kind: int, temperature: float, beta: float) -> torch.Tensor:
@@ -40,8 +56,15 @@ def distill_term_rows(s: torch.Tensor, t: torch.Tensor, kind: int, temperature: 
         row = _masked_diff(ps, ls, lt).sum(-1)
     elif kind == JSD:
         m = beta * pt + (1 - beta) * ps
-        lm = torch.log(torch.where(m > 0, m, torch.ones_like(m)))
+        lm = _log_mix(m)
         row = beta * _masked_diff(pt, lt, lm).sum(-1) + (1 - beta) * _masked_diff(ps, ls, lm).sum(-1)
+    elif kind == TVD:
+        # |x| has subgradient 0 at x = 0 in autograd: ties pt = ps get no gradient, as in the kernels
+        return 0.5 * (pt - ps).abs().sum(-1)
+    elif kind == SKEW_KL:
+        row = _masked_diff(pt, lt, _log_mix(beta * pt + (1 - beta) * ps)).sum(-1)
+    elif kind == SKEW_REVERSE_KL:
+        row = _masked_diff(ps, ls, _log_mix(beta * ps + (1 - beta) * pt)).sum(-1)
     else:
         raise ValueError(f"unknown distillation kind code {kind}")
     return row * (T * T)

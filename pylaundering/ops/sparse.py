@@ -9,8 +9,9 @@ computes the same in one pass structure, see csrc/kernels/sparse_params.h):
   full vocabulary, so the mass the k entries leave out is known: ``1 - sum exp(values / T - log_normalizer)``.
 * **The missing mass is kept as one "rest" bucket.** Both distributions become distributions over
   k + 1 outcomes: the k kept entries and "everything else". The student's rest is its own mass outside
-  the kept indices (its full softmax over V is formed, then split). KL, reverse KL and JSD are then
-  the dense formulas over those k + 1 outcomes (times T^2, as ``distill_loss``). Nothing is
+  the kept indices (its full softmax over V is formed, then split). Every soft kind (KL, reverse KL,
+  JSD, TVD, the skewed KLs) is then the dense formula over those k + 1 outcomes (times T^2 where
+  ``distill_loss`` multiplies by it). Nothing is
   renormalised, so the teacher's total mass on the kept entries is what the student is asked to put
   there; at k = V the rest is empty and the loss is the dense loss exactly.
 * A teacher given as **log-probabilities** (what serving engines hand out, at T = 1 only):
@@ -18,9 +19,10 @@ computes the same in one pass structure, see csrc/kernels/sparse_params.h):
   bucket at T = 1. At any other temperature (and with ``log_normalizer=None``, or a temperature other
   than the one the teacher was cut at) the mass outside is unknown: the kept entries are renormalised
   among themselves (``softmax(values / T)`` over the k entries) and the teacher's rest is empty. The
-  student keeps its rest bucket for KL and JSD (so its mass outside the kept entries is pushed down);
-  for reverse KL, where any student mass on an empty teacher rest would be infinitely wrong, the
-  student is renormalised over the kept entries too.
+  student keeps its rest bucket for KL, JSD, TVD and skewed KL (so its mass outside the kept entries
+  is pushed down); for reverse KL and skewed reverse KL (which is reverse KL at skew 0), where any
+  student mass on an empty teacher rest would be infinitely wrong, the student is renormalised over the
+  kept entries too.
 * ``kind="mse"`` compares the student's logits at the kept indices with ``values`` (mean over k); it
   needs logits, not log-probabilities.
 * Cross-entropy (``alpha < 1``) uses the student's full logits and the hard labels, as ``distill_loss``.
@@ -34,9 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from . import _ext
-from .functional import (KINDS, _check_label_range, _check_logits, _check_scalars, _denominator, _grad_scale,
-                         _reduce, _rows, needs_float64)
-from .reference import FORWARD_KL, JSD, MSE, NO_DISTILL, REVERSE_KL, _masked_diff
+from .functional import (CE_ONLY, _check_kind, _check_label_range, _check_logits, _check_scalars, _denominator,
+                         _grad_scale, _reduce, _rows, make_spec, needs_float64)
+from .reference import (FORWARD_KL, JSD, MSE, REVERSE_KL, SKEW_KL, SKEW_REVERSE_KL, T2_SCALED, TVD,
+                        _masked_diff)
+from .spec import DistillSpec
 
 __all__ = ["SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher"]
 
@@ -67,7 +71,7 @@ class SparseTeacher(NamedTuple):
 def topk_teacher(teacher_logits: torch.Tensor, k: int, temperature: float = 1.0) -> SparseTeacher:
     """The top-k entries of each row of ``teacher_logits [..., V]`` (rows = leading dims flattened)."""
     t = _check_logits("teacher", teacher_logits)
-    _check_scalars(temperature, 1.0, None, "sum")
+    _check_scalars(temperature, 1.0, "sum")
     V = t.shape[-1]
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= V):
         raise ValueError(f"k must be an integer in [1, V] = [1, {V}], got {k!r}")
@@ -91,7 +95,7 @@ def sampled_teacher(teacher_logits: torch.Tensor, k: int, temperature: float = 1
     ``softmax(values / T)`` gives the weights), ``log_normalizer = 0``, and the slots of repeated draws are
     filled with unused indices at ``-inf`` (weight 0), so every row has exactly ``k`` distinct indices."""
     t = _check_logits("teacher", teacher_logits)
-    _check_scalars(temperature, 1.0, None, "sum")
+    _check_scalars(temperature, 1.0, "sum")
     V = t.shape[-1]
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= V):
         raise ValueError(f"k must be an integer in [1, V] = [1, {V}], got {k!r}")
@@ -203,7 +207,7 @@ def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temp
     else:  # log-probabilities, or another temperature: renormalised over the kept entries
         lt_kept = torch.log_softmax(values / T, -1)
         lt_rest = torch.full_like(lt_kept[:, 0], float("-inf"))
-        if kind == REVERSE_KL:  # against an empty rest any student mass there is infinitely wrong:
+        if kind in (REVERSE_KL, SKEW_REVERSE_KL):  # against an empty rest student mass is infinitely wrong:
             ls_kept = torch.log_softmax(s.gather(1, idx) / T, -1)  # compare on the kept entries only
             ls_rest = torch.full_like(ls_kept[:, 0], float("-inf"))
     ls = torch.cat([ls_kept, ls_rest.unsqueeze(1)], 1)
@@ -216,9 +220,24 @@ def sparse_distill_rows(s: torch.Tensor, teacher: SparseTeacher, kind: int, temp
         lm = torch.logaddexp(lt + torch.log(torch.tensor(beta, dtype=acc)), ls + torch.log(torch.tensor(1 - beta,
                                                                                                        dtype=acc)))
         row = beta * _xlogy_diff(lt, lt, lm) + (1 - beta) * _xlogy_diff(ls, ls, lm)
+    elif kind == TVD:
+        row = 0.5 * (lt.exp() - ls.exp()).abs().sum(-1)
+    elif kind == SKEW_KL:
+        row = _xlogy_diff(lt, lt, _log_mix(lt, ls, beta))
+    elif kind == SKEW_REVERSE_KL:
+        row = _xlogy_diff(ls, ls, _log_mix(ls, lt, beta))
     else:
         raise ValueError(f"unknown distillation kind code {kind}")
-    return row * (T * T)
+    return row * (T * T) if kind in T2_SCALED else row
+
+
+def _log_mix(la: torch.Tensor, lb: torch.Tensor, a: float) -> torch.Tensor:
+    """log(a exp(la) + (1 - a) exp(lb)) in log space (the mixture underflows long before its log does);
+    at a = 0 exactly lb."""
+    if a == 0:
+        return lb
+    log_a = torch.log(torch.tensor(a, dtype=la.dtype))
+    return torch.logaddexp(la + log_a, lb + torch.log1p(torch.tensor(-a, dtype=lb.dtype)))
 
 
 def topk_distill_loss(
@@ -237,11 +256,10 @@ def topk_distill_loss(
     over the kept entries plus a rest bucket (module docstring). ``temperature`` defaults to the
     teacher's. Same kinds, reductions and ignored rows as :func:`pylaundering.ops.distill_loss`;
     ``teacher = topk_teacher(logits, k=V)`` gives the dense loss exactly."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    _check_kind(kind)
     s = _check_logits("student", student)
     T = float(teacher.temperature) if temperature is None and isinstance(teacher, SparseTeacher) else temperature
-    _check_scalars(T if T is not None else 1.0, alpha, beta if kind == "jsd" else None, reduction)
+    spec = make_spec(kind, alpha, T if T is not None else 1.0, beta, reduction)
     if alpha < 1 and labels is None:
         raise ValueError(f"alpha={alpha} < 1 mixes in cross-entropy, which needs labels")
     V = s.shape[-1]
@@ -262,19 +280,19 @@ def topk_distill_loss(
     if alpha > 0:
         checked = _check_sparse(s, teacher)
         check_sampled_use(checked, kind, T)
-        rows = sparse_rows(s2, checked, y1, KINDS[kind], alpha, T, beta, ignore_index, scale)
+        rows = sparse_rows(s2, checked, y1, spec, ignore_index, scale)
     else:  # cross-entropy alone: the dense op, no teacher
-        rows = _rows(s2, None, y1, NO_DISTILL, 0.0, 1.0, beta, ignore_index, scale)
+        rows = _rows(s2, None, y1, CE_ONLY, ignore_index, scale)
     out = _reduce(rows, y1, ignore_index, reduction, s.dtype, denom=denom)
     return out.reshape(s.shape[:-1]) if reduction == "none" else out
 
 
-def sparse_rows(s2: torch.Tensor, teacher: SparseTeacher, y1: Optional[torch.Tensor], kind: int, alpha: float,
-                temperature: float, beta: float, ignore_index: int, grad_scale: float = 1.0) -> torch.Tensor:
+def sparse_rows(s2: torch.Tensor, teacher: SparseTeacher, y1: Optional[torch.Tensor], spec: DistillSpec,
+                ignore_index: int, grad_scale: float = 1.0) -> torch.Tensor:
     """Per-row ``alpha * soft + (1 - alpha) * CE`` of 2-D student logits against a checked sparse teacher,
     0 on ignored rows: the fused kernel (``torch.ops.pylaundering.fused_sparse_distill``) when compiled,
     else the reference formulas. fp32 rows (fp64 for fp64 input, or above HIGH_TEMPERATURE as the dense op)."""
-    T = temperature
+    kind, alpha, T, beta = spec.code, spec.alpha, spec.temperature, spec.beta
     lognorm = teacher.log_normalizer if T == teacher.temperature else None
     if _ext.compiled_available(s2.device):
         values = teacher.values

@@ -35,7 +35,9 @@ def _compiled_cpu() -> bool:
 # for tests of the compiled extension itself (skipped on a checkout without a build, or with
 # PYLAUNDERING_BACKEND=reference set for the whole run)
 requires_compiled = pytest.mark.skipif(not _compiled_cpu(), reason="compiled CPU kernels not in use")
-KIND_NAMES = ("kl", "reverse_kl", "jsd", "mse")
+# the kernel kinds, from the library's one table (names only: the formulas below are this file's own)
+from pylaundering.loss_kinds import KERNEL_KINDS as KIND_NAMES  # noqa: E402
+from pylaundering.loss_kinds import SOFT_KINDS as SOFT_KIND_NAMES  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- per-row formulas
@@ -68,6 +70,29 @@ def mse_rows(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(s, t, reduction="none").mean(-1)
 
 
+def tvd_rows(s: torch.Tensor, t: torch.Tensor, T: float) -> torch.Tensor:
+    """0.5 * sum |softmax(t/T) - softmax(s/T)| (not times T^2); F.l1_loss's gradient at a tie is 0."""
+    return 0.5 * F.l1_loss(torch.softmax(s / T, -1), torch.softmax(t / T, -1), reduction="none").sum(-1)
+
+
+def _log_mixture(la: torch.Tensor, lb: torch.Tensor, a: float) -> torch.Tensor:
+    """log(a exp(la) + (1 - a) exp(lb)) by logsumexp (the library forms the mixture of probabilities)."""
+    log_a = math.log(a) if a > 0 else float("-inf")
+    return torch.logsumexp(torch.stack([la + log_a, lb + math.log(1.0 - a)]), dim=0)
+
+
+def skew_kl_rows(s: torch.Tensor, t: torch.Tensor, T: float, a: float) -> torch.Tensor:
+    """DistiLLM's skewed KL: T^2 * KL(pt || a pt + (1 - a) ps)."""
+    ls, lt = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
+    return F.kl_div(_log_mixture(lt, ls, a), lt, log_target=True, reduction="none").sum(-1) * (T * T)
+
+
+def skew_reverse_kl_rows(s: torch.Tensor, t: torch.Tensor, T: float, a: float) -> torch.Tensor:
+    """T^2 * KL(ps || a ps + (1 - a) pt)."""
+    ls, lt = F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)
+    return F.kl_div(_log_mixture(ls, lt, a), ls, log_target=True, reduction="none").sum(-1) * (T * T)
+
+
 def distill_rows(s, t, kind: str, T: float, beta: float) -> torch.Tensor:
     if kind == "kl":
         return kl_rows(s, t, T)
@@ -77,6 +102,12 @@ def distill_rows(s, t, kind: str, T: float, beta: float) -> torch.Tensor:
         return jsd_rows(s, t, T, beta)
     if kind == "mse":
         return mse_rows(s, t)
+    if kind == "tvd":
+        return tvd_rows(s, t, T)
+    if kind == "skew_kl":
+        return skew_kl_rows(s, t, T, beta)
+    if kind == "skew_reverse_kl":
+        return skew_reverse_kl_rows(s, t, T, beta)
     raise ValueError(kind)
 
 

@@ -15,7 +15,8 @@ import torch
 
 import pylaundering.ops as O
 from pylaundering.ops import _ext
-from ops_oracle import CASES, REDUCTIONS, TOL, assert_close_scaled, fused_and_oracle, make_inputs, requires_compiled
+from ops_oracle import (CASES, KIND_NAMES, REDUCTIONS, TOL, assert_close_scaled, fused_and_oracle, make_inputs,
+                        requires_compiled)
 
 
 def _cpu_flags() -> set[str]:
@@ -144,7 +145,7 @@ def test_reference_and_compiled_agree(monkeypatch):
     for mode in ("", "reference"):
         monkeypatch.setenv("PYLAUNDERING_BACKEND", mode)
         res = []
-        for kind in ("kl", "reverse_kl", "jsd", "mse"):
+        for kind in KIND_NAMES:
             a = s.clone().requires_grad_(True)
             loss = O.distill_loss(a, t, y, kind=kind, alpha=0.25, temperature=2.0, reduction="none")
             loss.sum().backward()
@@ -165,7 +166,7 @@ def test_reference_backend_in_fresh_process(run_py):
         s, t = torch.randn(4, 6, 50, generator=g), torch.randn(4, 6, 50, generator=g)
         y = torch.randint(0, 50, (4, 6), generator=g)
         out = {}
-        for kind in ("kl", "reverse_kl", "jsd", "mse"):
+        for kind in O.KINDS:
             a = s.clone().requires_grad_(True)
             l = O.distill_loss(a, t, y, kind=kind, alpha=0.5, temperature=2.0)
             l.backward()

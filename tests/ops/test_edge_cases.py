@@ -14,6 +14,7 @@ import pylaundering.ops as O
 from ops_oracle import (
     CASE_BY_ID,
     CASES,
+    KIND_NAMES,
     TOL,
     assert_close_scaled,
     distill_rows,
@@ -23,7 +24,7 @@ from ops_oracle import (
 )
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
-KINDS = ["kl", "reverse_kl", "jsd", "mse"]
+KINDS = list(KIND_NAMES)
 INF = float("inf")
 
 
@@ -261,6 +262,10 @@ def test_block_boundaries_and_running_max(kind, order):
         "both_last": (x, 0.5 * x),
         "max_in_tail": (torch.sin(x), torch.cos(x)),
     }[order]
+    if kind == "tvd" and order in ("student_max_last", "teacher_max_last"):
+        # a mirrored row has pt = ps exactly in its middle, where tvd's gradient is a choice of subgradient
+        # that rounding makes (sign +-1 or 0); off the tie the comparison is exact
+        t = 1.01 * t
     s, t = s.clone()[None].repeat(2, 1), t.clone()[None].repeat(2, 1)
     if order == "max_in_tail":
         s[:, -1], t[:, -2] = 40.0, 40.0

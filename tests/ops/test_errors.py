@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pylaundering.ops as O
-from ops_oracle import requires_compiled
+from ops_oracle import KIND_NAMES, requires_compiled
 
 S = torch.randn(3, 5)
 T_ = torch.randn(3, 5)
@@ -151,7 +151,7 @@ def test_bad_labels(labels, exc, msg):
 
 
 def test_unknown_kind_reduction_direction():
-    with pytest.raises(ValueError, match="unknown kind 'kld'; expected one of kl, reverse_kl, jsd, mse"):
+    with pytest.raises(ValueError, match="unknown kind 'kld'; expected one of kl, reverse_kl, jsd, mse, tvd, skew_kl, skew_reverse_kl"):
         O.distill_loss(S, T_, kind="kld")
     for fn in (lambda r: O.kl_div(S, T_, reduction=r), lambda r: O.jsd(S, T_, reduction=r),
                lambda r: O.logit_mse(S, T_, reduction=r), lambda r: O.cross_entropy(S, Y, reduction=r),
@@ -175,7 +175,7 @@ def test_teacher_shape_checked_even_when_alpha_is_zero():
 
 
 # --------------------------------------------------------------------------- autograd misuse
-@pytest.mark.parametrize("kind", ["kl", "reverse_kl", "jsd", "mse"])
+@pytest.mark.parametrize("kind", KIND_NAMES)
 @requires_compiled
 def test_second_backward_with_retain_graph_gives_the_same_gradient(kind):
     # The saved gradient is scaled out of place while the graph is retained, so a second

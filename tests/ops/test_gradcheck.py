@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import pylaundering.ops as O
-from ops_oracle import requires_compiled
+from ops_oracle import SOFT_KIND_NAMES, requires_compiled
 
 
 class _Recompute(torch.autograd.Function):
@@ -66,6 +66,15 @@ FNS = {
     "distill_mse_ce_a0.4": lambda t, y, r: lambda s: O.distill_loss(s, t, y, kind="mse", alpha=0.4, reduction=r),
     "distill_alpha0_ce": lambda t, y, r: lambda s: O.distill_loss(s, None, y, alpha=0.0, reduction=r),
     "distill_kl_alpha1_labels": lambda t, y, r: lambda s: O.distill_loss(s, t, y, kind="kl", alpha=1.0, reduction=r),
+    "distill_tvd_ce_a0.6_T2": lambda t, y, r: lambda s: O.distill_loss(
+        s, t, y, kind="tvd", alpha=0.6, temperature=2.0, reduction=r
+    ),
+    "distill_skew_kl_ce_a0.6_T2_b0.1": lambda t, y, r: lambda s: O.distill_loss(
+        s, t, y, kind="skew_kl", alpha=0.6, temperature=2.0, beta=0.1, reduction=r
+    ),
+    "distill_skew_rkl_ce_a0.7_T1.5_b0.3": lambda t, y, r: lambda s: O.distill_loss(
+        s, t, y, kind="skew_reverse_kl", alpha=0.7, temperature=1.5, beta=0.3, reduction=r
+    ),
 }
 
 
@@ -76,7 +85,9 @@ def test_gradcheck(name, reduction):
     assert gradcheck(FNS[name](t, LABELS, reduction), s)
 
 
-@pytest.mark.parametrize("name", ["kl_T2.5", "reverse_kl_T0.5", "jsd_b0.2_T3", "distill_kl_ce_a0.3_T2", "distill_rkl_ce_a0.7_T1.5"])
+@pytest.mark.parametrize("name", ["kl_T2.5", "reverse_kl_T0.5", "jsd_b0.2_T3", "distill_kl_ce_a0.3_T2", "distill_rkl_ce_a0.7_T1.5",
+                                  "distill_tvd_ce_a0.6_T2", "distill_skew_kl_ce_a0.6_T2_b0.1",
+                                  "distill_skew_rkl_ce_a0.7_T1.5_b0.3"])
 def test_gradcheck_masked_logits(name):
     """-inf at the same positions in student and teacher: the gradient there is 0 (finite differences agree)."""
     s, t = _inputs(V=6, seed=3)
@@ -99,7 +110,7 @@ def test_gradcheck_multiblock_row():
     t = torch.randn(1, 2100, generator=g, dtype=torch.float64) * 3
     y = torch.tensor([2099])
     # fast_mode: one random projection instead of 2100 finite differences
-    for kind in ("kl", "reverse_kl", "jsd"):
+    for kind in SOFT_KIND_NAMES:
         fn = lambda x, k=kind: O.distill_loss(x, t, y, kind=k, alpha=0.5, temperature=2.0)  # noqa: E731
         assert gradcheck(fn, s, fast_mode=True)
 

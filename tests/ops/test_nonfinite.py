@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 import pylaundering.ops as O
 from pylaundering.ops import _ext
+from pylaundering.loss_kinds import SOFT_KINDS as SOFT  # noqa: F401
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-SOFT = ("kl", "reverse_kl", "jsd")
 
 
 def _positions(V):

@@ -37,7 +37,8 @@ def test_full_and_partial_groups_match_oracle(case, dtype, V):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-@pytest.mark.parametrize("kind,alpha", [("kl", 0.5), ("reverse_kl", 1.0), ("jsd", 0.25), ("mse", 0.5)])
+@pytest.mark.parametrize("kind,alpha", [("kl", 0.5), ("reverse_kl", 1.0), ("jsd", 0.25), ("mse", 0.5), ("tvd", 0.5),
+                                        ("skew_kl", 0.75), ("skew_reverse_kl", 1.0)])
 def test_nan_rows_and_masks_in_full_groups(kind, alpha, dtype):
     import pylaundering.ops as O
 

@@ -15,7 +15,7 @@ import torch
 import pylaundering.ops as O
 from pylaundering.ops.sparse import SparseTeacher
 
-KINDS = ("kl", "reverse_kl", "jsd", "mse")
+KINDS = tuple(O.KINDS)
 
 
 def _data(N=9, V=23, dtype=torch.float64, seed=0):
