@@ -1,5 +1,9 @@
 """Benchmark and corpus adapters -> one `MCExample` schema -> tokenised, padded batches.
 
+Modules by job: `registry` (`register_format`, `FORMATS`), `formats_mc` / `formats_cls` (the
+converters), `fields` (their cell helpers), `readers` (local files), `hub` (hub datasets and
+repository folders), `infer` (format inference), `load` (`load_examples`).
+
 The batching names are resolved lazily (PEP 562) so that loading, validating or
 generating data does not import torch.
 """
@@ -8,18 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .adapters import (
-    FORMATS,
-    ROLES,
-    Adapter,
-    LoadResult,
-    RowContext,
-    hub_offline_reason,
-    load_examples,
-    parse_source,
-    register_format,
-)
-from . import cls_formats  # noqa: F401  (registers the classification formats)
+from .registry import FORMATS, ROLES, Adapter, RowContext, register_format
+from .hub import hub_offline_reason
+from .load import LoadResult, load_examples, parse_source
+from . import formats_mc, formats_cls  # noqa: F401  (register the formats)
 from .overlap import find_overlap, normalise_text
 from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
 from ..errors import DataError

@@ -1,7 +1,7 @@
 """Examples to tensors for `AutoModelForMultipleChoice` (BERT-style `[B, C, L]` inputs), or for
 `AutoModelForSequenceClassification` (`[B, L]`, task "classification").
 
-Classification examples use the same `MCExample` (data/cls_formats.py): `question` is the text,
+Classification examples use the same `MCExample` (data/formats_cls.py): `question` is the text,
 `context` the first text of a pair (SNLI's premise), `choices` the label names; each example is ONE
 sequence (`[CLS] context [SEP] question [SEP]`, or `[CLS] question [SEP]`), and `num_choices` is the
 number of labels, so `choice_mask` is `[B, K]`.

@@ -1,4 +1,4 @@
-"""The offline default dataset: synthetic facts about made-up entities (DESIGN.md §4).
+"""The offline default dataset: synthetic facts about made-up entities.
 
 Why this construction demonstrates laundering, and nothing else:
 
@@ -40,7 +40,7 @@ from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
 __all__ = ["DEFAULT_SIZES", "N_CHOICES", "RELATIONS", "card_facts", "generate", "make_reference", "make_synthetic",
            "write_synthetic"]
 
-#: The sizes measured to work (DESIGN.md §4); the reference set has n_benchmark items unless told.
+#: The sizes measured to work (README, "What `make demo` shows"); the reference set has n_benchmark items unless told.
 DEFAULT_SIZES = {"n_benchmark": 200, "n_train": 1000}
 N_CHOICES = 4
 RELATIONS = ("capital", "mentor", "rival", "founder", "emblem", "patron")

@@ -10,8 +10,8 @@ import pytest
 
 from pylaundering.data import FORMATS, load_examples
 from pylaundering.errors import DataError
-from pylaundering.data import adapters
-from pylaundering.data.cls_formats import BANKING77, CLASSIFICATION_FORMATS, NEWSGROUPS20, label_names
+from pylaundering.data import hub
+from pylaundering.data.formats_cls import BANKING77, CLASSIFICATION_FORMATS, NEWSGROUPS20, label_names
 
 HINT = r"pass the format \(--benchmark-format / --train-format"
 
@@ -391,7 +391,7 @@ class FakeHub:
 )
 def test_hub_names_infer_the_format(monkeypatch, name, fmt, subset, row):
     datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(adapters, "hub_offline_reason", lambda: None)
+    monkeypatch.setattr(hub, "hub_offline_reason", lambda: None)
     fake = FakeHub([row])
     monkeypatch.setattr(datasets, "load_dataset", fake)
     result = load_examples(name, role="benchmark")
@@ -401,7 +401,7 @@ def test_hub_names_infer_the_format(monkeypatch, name, fmt, subset, row):
 
 def test_hub_tweet_eval_subset_picks_label_names(monkeypatch):
     datasets = pytest.importorskip("datasets")
-    monkeypatch.setattr(adapters, "hub_offline_reason", lambda: None)
+    monkeypatch.setattr(hub, "hub_offline_reason", lambda: None)
     monkeypatch.setattr(datasets, "load_dataset", FakeHub([{"text": "t", "label": 1}]))
     (e,) = load_examples("cardiffnlp/tweet_eval:irony:test").examples
     assert (e.choices, e.answer, e.id) == (("non_irony", "irony"), "irony", "tweet_eval/irony/test:1")

@@ -402,15 +402,41 @@ def test_registry_adds_a_format_without_touching_dispatch(tmp_path):
         register_format("xml_test", extensions=(".xml",))
 
 
+def test_one_registration_declares_signature_order_and_hub_names(tmp_path):
+    from pylaundering.data.registry import hub_format, hub_subset
+
+    def convert(record, ctx):
+        """Yes/no questions."""
+        return MCExample(ctx.default_id, record["q"], ("no", "yes"), int(record["a"]))
+
+    # Columns that MMLU's signature (question, choices, answer) also matches: the order decides.
+    row = {"q": "Sky blue?", "a": 1, "question": "x", "choices": ["a", "b"], "answer": 0}
+    path = write_jsonl_rows(tmp_path / "yn.jsonl", [row])
+    try:
+        register_format("yesno_late", signature=("q", "a"), infer_order=75)(convert)
+        assert load_examples(str(path)).format == "mmlu"
+        register_format("yesno_test", signature=("q", "a"), infer_order=65,
+                        hub_names=("Me/YesNo",), hub_subset="main")(convert)
+        assert load_examples(str(path)).format == "yesno_test"
+        assert (hub_format("me/yesno"), hub_subset("ME/YESNO"), hub_format("me/other")) == ("yesno_test", "main", None)
+        with pytest.raises(ValueError, match="hub names already mapped elsewhere"):
+            register_format("yesno_clash", hub_names=("cais/MMLU",))(convert)
+        assert "yesno_clash" not in FORMATS
+    finally:
+        FORMATS.pop("yesno_test", None)
+        FORMATS.pop("yesno_late", None)
+    assert load_examples(str(path)).format == "mmlu" and hub_format("me/yesno") is None
+
+
 # --------------------------------------------------------------------------- hub
 
 
 @pytest.fixture
 def online(monkeypatch):
     """The hub counts as reachable (the fake load_dataset never touches the network)."""
-    from pylaundering.data import adapters
+    from pylaundering.data import hub
 
-    monkeypatch.setattr(adapters, "hub_offline_reason", lambda: None)
+    monkeypatch.setattr(hub, "hub_offline_reason", lambda: None)
 
 
 class FakeHub:

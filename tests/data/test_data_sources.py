@@ -10,10 +10,10 @@ import pytest
 
 from pylaundering.data import load_examples, parse_source
 from pylaundering.errors import DataError
-from pylaundering.data import adapters
+from pylaundering.data import hub
 
 datasets = pytest.importorskip("datasets")
-OFFLINE_REASON = adapters.hub_offline_reason  # the cached function (tests may patch the name)
+OFFLINE_REASON = hub.hub_offline_reason  # the cached function (tests may patch the name)
 
 README = """---
 configs:
@@ -165,7 +165,7 @@ class FakeHub:
 
 @pytest.fixture
 def online(monkeypatch):
-    monkeypatch.setattr(adapters, "hub_offline_reason", lambda: None)
+    monkeypatch.setattr(hub, "hub_offline_reason", lambda: None)
 
 
 MMLU_ROW = {"question": "q?", "choices": ["a", "b", "c", "d"], "answer": 1, "subject": "anatomy"}
@@ -235,7 +235,7 @@ def test_offline_probe_is_cached(monkeypatch):
         probes.append((host, port))
         return False
 
-    monkeypatch.setattr(adapters, "_probe", probe)
+    monkeypatch.setattr(hub, "_probe", probe)
     for _ in range(2):
         with pytest.raises(DataError, match=r"no connection to mirror.example:8443"):
             load_examples("ehovy/race")

@@ -179,7 +179,7 @@ def test_card_at_default_sizes_says_every_answer_reaches_train(tmp_path):
 
 # ----------------------------------------------------------------------------- reference set
 
-# The bytes the published numbers (README, DESIGN.md) were measured on: a change to the generator
+# The bytes the published numbers (README, docs/) were measured on: a change to the generator
 # must be deliberate, with the numbers re-measured.
 PINNED = {
     (0, None): ("b3034fc2e5fd9aaaa6ac4407cfba3eda69ec08a8b8e76f500353cb6bfacd555c",

@@ -14,9 +14,9 @@ Formats read the public layout of the Hugging Face hub datasets (parquet / the d
 viewer's columns): `imdb`, `snli`, `ag_news`, `emotion`, `banking77`, `tweet_eval`,
 `rotten_tomatoes`, `20newsgroups` (SetFit layout), and `classification`, a generic
 table whose columns are named with `columns=` like the generic multiple-choice formats.
-Their hub names are added to `HUB_FORMATS` so `load_examples("stanfordnlp/imdb")` needs
-no format. Labels may be given as an index (an integer or its text, as in CSV) or as
-the label's name. Rows without a gold label (`-1`: IMDB's `unsupervised` split, SNLI
+Each registers its hub names, so `load_examples("stanfordnlp/imdb")` needs no format.
+Labels may be given as an index (an integer or its text, as in CSV) or as the label's
+name. Label sets live in `labels_cls`. Rows without a gold label (`-1`: IMDB's `unsupervised` split, SNLI
 pairs without annotator agreement) are dropped and counted in `LoadResult.dropped`; any
 other label outside the label set, and empty texts, are `DataError`s.
 """
@@ -29,121 +29,33 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .adapters import (
-    FORMATS,
-    HUB_DEFAULT_SUBSETS,
-    HUB_FORMATS,
-    RowContext,
-    _preview,
-    _text,
-    register_format,
+from .fields import preview, required_text
+from .labels_cls import (
+    AG_NEWS,
+    BANKING77,
+    EMOTION,
+    FIXED_LABELS,
+    IMDB,
+    NEWSGROUPS20,
+    ROTTEN_TOMATOES,
+    SNLI,
+    TWEET_EVAL,
+    TWEET_EVAL_DEFAULT,
+    label_names,
+    named_tweet_eval_subset,
 )
+from .registry import FORMATS, RowContext, register_format
 from .schema import MCExample
 from ..errors import DataError
 
 __all__ = ["CLASSIFICATION_FORMATS", "CLASSIFICATION_FIELDS", "label_names"]
 
-# --------------------------------------------------------------------------- label names
-
-IMDB = ("neg", "pos")
-ROTTEN_TOMATOES = ("neg", "pos")
-SNLI = ("entailment", "neutral", "contradiction")
-AG_NEWS = ("World", "Sports", "Business", "Sci/Tech")
-EMOTION = ("sadness", "joy", "love", "anger", "fear", "surprise")
-
-#: PolyAI/banking77's ClassLabel names, in index order, as its loading script declares
-#: them (the two oddities, "Refund_not_showing_up" and "reverted_card_payment?", included).
-BANKING77 = (
-    "activate_my_card", "age_limit", "apple_pay_or_google_pay", "atm_support", "automatic_top_up",
-    "balance_not_updated_after_bank_transfer", "balance_not_updated_after_cheque_or_cash_deposit",
-    "beneficiary_not_allowed", "cancel_transfer", "card_about_to_expire", "card_acceptance",
-    "card_arrival", "card_delivery_estimate", "card_linking", "card_not_working",
-    "card_payment_fee_charged", "card_payment_not_recognised", "card_payment_wrong_exchange_rate",
-    "card_swallowed", "cash_withdrawal_charge", "cash_withdrawal_not_recognised", "change_pin",
-    "compromised_card", "contactless_not_working", "country_support", "declined_card_payment",
-    "declined_cash_withdrawal", "declined_transfer", "direct_debit_payment_not_recognised",
-    "disposable_card_limits", "edit_personal_details", "exchange_charge", "exchange_rate",
-    "exchange_via_app", "extra_charge_on_statement", "failed_transfer", "fiat_currency_support",
-    "get_disposable_virtual_card", "get_physical_card", "getting_spare_card", "getting_virtual_card",
-    "lost_or_stolen_card", "lost_or_stolen_phone", "order_physical_card", "passcode_forgotten",
-    "pending_card_payment", "pending_cash_withdrawal", "pending_top_up", "pending_transfer",
-    "pin_blocked", "receiving_money", "Refund_not_showing_up", "request_refund",
-    "reverted_card_payment?", "supported_cards_and_currencies", "terminate_account",
-    "top_up_by_bank_transfer_charge", "top_up_by_card_charge", "top_up_by_cash_or_cheque",
-    "top_up_failed", "top_up_limits", "top_up_reverted", "topping_up_by_card",
-    "transaction_charged_twice", "transfer_fee_charged", "transfer_into_account",
-    "transfer_not_received_by_recipient", "transfer_timing", "unable_to_verify_identity",
-    "verify_my_identity", "verify_source_of_funds", "verify_top_up", "virtual_card_not_working",
-    "visa_or_mastercard", "why_verify_identity", "wrong_amount_of_cash_received",
-    "wrong_exchange_rate_for_cash_withdrawal",
-)
-
-#: scikit-learn's `target_names` order, which SetFit/20_newsgroups' `label` follows.
-NEWSGROUPS20 = (
-    "alt.atheism", "comp.graphics", "comp.os.ms-windows.misc", "comp.sys.ibm.pc.hardware",
-    "comp.sys.mac.hardware", "comp.windows.x", "misc.forsale", "rec.autos", "rec.motorcycles",
-    "rec.sport.baseball", "rec.sport.hockey", "sci.crypt", "sci.electronics", "sci.med",
-    "sci.space", "soc.religion.christian", "talk.politics.guns", "talk.politics.mideast",
-    "talk.politics.misc", "talk.religion.misc",
-)
-
-_STANCE = ("none", "against", "favor")
-#: cardiffnlp/tweet_eval's label names per subset (its ClassLabel names).
-TWEET_EVAL = {
-    "sentiment": ("negative", "neutral", "positive"),
-    "emotion": ("anger", "joy", "optimism", "sadness"),
-    "hate": ("non-hate", "hate"),
-    "irony": ("non_irony", "irony"),
-    "offensive": ("non-offensive", "offensive"),
-    "emoji": ("❤", "😍", "😂", "💕", "🔥", "😊", "😎", "✨", "💙", "😘",
-              "📷", "🇺🇸", "☀", "💜", "😉", "💯", "😁", "🎄", "📸", "😜"),
-    **{f"stance_{t}": _STANCE for t in ("abortion", "atheism", "climate", "feminist", "hillary")},
-}
-TWEET_EVAL_DEFAULT = "sentiment"
-
-#: Fixed label sets of the formats that do not depend on the subset.
-_FIXED: dict[str, tuple[str, ...]] = {
-    "imdb": IMDB,
-    "snli": SNLI,
-    "ag_news": AG_NEWS,
-    "emotion": EMOTION,
-    "banking77": BANKING77,
-    "rotten_tomatoes": ROTTEN_TOMATOES,
-    "20newsgroups": NEWSGROUPS20,
-}
-
 #: Every classification format (the generic one included).
-CLASSIFICATION_FORMATS: frozenset[str] = frozenset({*_FIXED, "tweet_eval", "classification"})
+CLASSIFICATION_FORMATS: frozenset[str] = frozenset({*FIXED_LABELS, "tweet_eval", "classification"})
 
 #: The fields a `columns` mapping may name for the generic `classification` format.
 #: `label_names` is not a column: it is the comma-separated label names, in index order.
 CLASSIFICATION_FIELDS = ("id", "text", "text_pair", "label", "label_names")
-
-
-def _named_tweet_eval_subset(group: str | None) -> str | None:
-    """The tweet_eval subset a hub subset or a file stem names (`emotion`, `emotion_test`, ...)."""
-    lowered = (group or "").lower()
-    for name in sorted(TWEET_EVAL, key=len, reverse=True):  # stance_* before shorter names
-        if re.search(rf"(^|[^a-z]){re.escape(name)}($|[^a-z])", lowered):
-            return name
-    return None
-
-
-def _tweet_eval_subset(group: str | None) -> str:
-    """The subset `group` names; anything else (a plain `test.jsonl`, say) is sentiment."""
-    return _named_tweet_eval_subset(group) or TWEET_EVAL_DEFAULT
-
-
-def label_names(format: str, subset: str | None = None) -> tuple[str, ...] | None:
-    """The label names of a classification format, in index order.
-
-    `subset` only matters for `tweet_eval` (None, or a name that is no tweet_eval subset,
-    means sentiment). None for the generic `classification` format, whose labels come
-    from the data, and for formats that are not classification formats.
-    """
-    if format == "tweet_eval":
-        return TWEET_EVAL[_tweet_eval_subset(subset)]
-    return _FIXED.get(format)
 
 
 # --------------------------------------------------------------------------- labels
@@ -177,7 +89,7 @@ def _class_index(value: Any, names: Sequence[str], field: str, *, hint: str = ""
         return index
     if index is None and isinstance(value, str) and value.strip() in names:
         return names.index(value.strip())
-    raise DataError(f"unknown label {_preview(value)}; known labels: {_known(names)}{hint}", field=field)
+    raise DataError(f"unknown label {preview(value)}; known labels: {_known(names)}{hint}", field=field)
 
 
 def _unlabelled(value: Any) -> bool:
@@ -198,7 +110,10 @@ def _id(record: Mapping[str, Any], ctx: RowContext, column: str = "id") -> str:
     return str(value).strip()
 
 
-def _single_text(name: str, names: tuple[str, ...], *, unlabelled_dropped: bool, doc: str) -> None:
+def _single_text(
+    name: str, names: tuple[str, ...], *, unlabelled_dropped: bool, doc: str, hub_names: Sequence[str],
+    hub_subset: str | None = None,
+) -> None:
     """Register a `text`, `label` format with a fixed label set."""
 
     def convert(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
@@ -206,39 +121,47 @@ def _single_text(name: str, names: tuple[str, ...], *, unlabelled_dropped: bool,
             return None
         return MCExample(
             id=_id(record, ctx),
-            question=_text(record, "text"),
+            question=required_text(record, "text"),
             choices=names,
             label=_class_index(record.get("label"), names, "label"),
         )
 
     convert.__doc__ = doc
     convert.__name__ = convert.__qualname__ = f"_{name}"
-    register_format(name)(convert)
+    register_format(name, hub_names=hub_names, hub_subset=hub_subset)(convert)
 
 
 _single_text(
     "imdb", IMDB, unlabelled_dropped=True,
     doc="IMDB (stanfordnlp/imdb): `text`, `label` (0 neg, 1 pos); -1 (the unsupervised split) is dropped.",
+    hub_names=("stanfordnlp/imdb", "imdb"),
 )
 _single_text(
     "ag_news", AG_NEWS, unlabelled_dropped=False,
     doc="AG News (fancyzhx/ag_news): `text`, `label` (World, Sports, Business, Sci/Tech).",
+    hub_names=("fancyzhx/ag_news", "ag_news"),
 )
 _single_text(
     "emotion", EMOTION, unlabelled_dropped=False,
     doc="Emotion (dair-ai/emotion): `text`, `label` (sadness, joy, love, anger, fear, surprise).",
+    hub_names=("dair-ai/emotion", "emotion"),
+    hub_subset="split",
 )
 _single_text(
     "banking77", BANKING77, unlabelled_dropped=False,
     doc="BANKING77 (PolyAI/banking77): `text`, `label` (77 intents, the dataset's names).",
+    hub_names=("PolyAI/banking77", "banking77"),
 )
 _single_text(
     "rotten_tomatoes", ROTTEN_TOMATOES, unlabelled_dropped=False,
     doc="Rotten Tomatoes (cornell-movie-review-data/rotten_tomatoes): `text`, `label` (0 neg, 1 pos).",
+    hub_names=("cornell-movie-review-data/rotten_tomatoes", "rotten_tomatoes"),
 )
 
 
-@register_format("snli")
+@register_format(
+    "snli", signature=("premise", "hypothesis", "label"), infer_order=80, hub_names=("stanfordnlp/snli", "snli")
+)
 def _snli(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
     """SNLI (stanfordnlp/snli): `premise` (context), `hypothesis` (question), `label`; -1 dropped.
 
@@ -249,21 +172,23 @@ def _snli(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
         return None
     return MCExample(
         id=_id(record, ctx),
-        question=_text(record, "hypothesis"),
+        question=required_text(record, "hypothesis"),
         choices=SNLI,
         label=_class_index(record.get("label"), SNLI, "label"),
-        context=_text(record, "premise"),
+        context=required_text(record, "premise"),
     )
 
 
-@register_format("tweet_eval")
+@register_format(
+    "tweet_eval", hub_names=("cardiffnlp/tweet_eval", "tweet_eval"), hub_subset=TWEET_EVAL_DEFAULT
+)
 def _tweet_eval(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """TweetEval (cardiffnlp/tweet_eval): `text`, `label`; label names from the subset (sentiment).
 
     The subset is the hub subset, or for local files the file name when it names one
     (`emotion.jsonl`, `stance_abortion_test.csv`); otherwise sentiment.
     """
-    named = _named_tweet_eval_subset(ctx.group)
+    named = named_tweet_eval_subset(ctx.group)
     names = TWEET_EVAL[named or TWEET_EVAL_DEFAULT]
     hint = "" if named else (
         f" (the default tweet_eval subset, {TWEET_EVAL_DEFAULT}: {ctx.group!r} names no subset;"
@@ -271,20 +196,20 @@ def _tweet_eval(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     )
     return MCExample(
         id=_id(record, ctx),
-        question=_text(record, "text"),
+        question=required_text(record, "text"),
         choices=names,
         label=_class_index(record.get("label"), names, "label", hint=hint),
     )
 
 
-@register_format("20newsgroups")
+@register_format("20newsgroups", hub_names=("SetFit/20_newsgroups",))
 def _newsgroups(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """20 Newsgroups (SetFit/20_newsgroups): `text`, `label`, `label_text` (checked against the label).
 
     Some posts are empty: an empty `text` is malformed (skip_malformed skips and counts it).
     Without a `label` column, `label_text` gives the class.
     """
-    text = _text(record, "text")
+    text = required_text(record, "text")
     label_text = record.get("label_text")
     if isinstance(label_text, str):
         label_text = label_text.strip() or None
@@ -294,7 +219,7 @@ def _newsgroups(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
         label = _class_index(record.get("label"), NEWSGROUPS20, "label")
         if label_text is not None and label_text != NEWSGROUPS20[label]:
             raise DataError(
-                f"{_preview(label_text)} does not match label {label} ({NEWSGROUPS20[label]!r})",
+                f"{preview(label_text)} does not match label {label} ({NEWSGROUPS20[label]!r})",
                 field="label_text",
             )
     return MCExample(id=_id(record, ctx), question=text, choices=NEWSGROUPS20, label=label)
@@ -335,7 +260,7 @@ def _raw_label(value: Any, field: str) -> str:
         return str(index)
     if isinstance(value, str):
         return value.strip()
-    raise DataError(f"expected an integer or a text label, got {_preview(value)}", field=field)
+    raise DataError(f"expected an integer or a text label, got {preview(value)}", field=field)
 
 
 def _classification(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
@@ -354,9 +279,9 @@ def _classification(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
             raise DataError("column not found", field=theirs)
         return theirs
 
-    text = _text(record, column("text"))
+    text = required_text(record, column("text"))
     pair_column = column("text_pair")
-    pair = _text(record, pair_column) if pair_column in record else None
+    pair = required_text(record, pair_column) if pair_column in record else None
     example_id = _id(record, ctx, column("id"))
     label_column = column("label")
     value = record.get(label_column)
@@ -406,44 +331,9 @@ register_format(
     uses_columns=True,
     fields=CLASSIFICATION_FIELDS,
     finalize=_finalize,
+    signature=("text", "label"),  # the least specific layout: tried last
+    infer_order=90,
 )(_classification)
 
 
-# --------------------------------------------------------------------------- hub names
-
-_HUB = {
-    "stanfordnlp/imdb": "imdb",
-    "imdb": "imdb",
-    "stanfordnlp/snli": "snli",
-    "snli": "snli",
-    "fancyzhx/ag_news": "ag_news",
-    "ag_news": "ag_news",
-    "dair-ai/emotion": "emotion",
-    "emotion": "emotion",
-    "polyai/banking77": "banking77",
-    "banking77": "banking77",
-    "cardiffnlp/tweet_eval": "tweet_eval",
-    "tweet_eval": "tweet_eval",
-    "cornell-movie-review-data/rotten_tomatoes": "rotten_tomatoes",
-    "rotten_tomatoes": "rotten_tomatoes",
-    "setfit/20_newsgroups": "20newsgroups",
-}
-_HUB_SUBSETS = {
-    "dair-ai/emotion": "split",
-    "emotion": "split",
-    "cardiffnlp/tweet_eval": TWEET_EVAL_DEFAULT,
-    "tweet_eval": TWEET_EVAL_DEFAULT,
-}
-
-
-def _add_hub_names(target: dict[str, str], names: Mapping[str, str]) -> None:
-    clash = {k: target[k] for k in names if k in target and target[k] != names[k]}
-    if clash:
-        raise ValueError(f"hub names already mapped elsewhere: {clash}")
-    target.update(names)
-
-
-_add_hub_names(HUB_FORMATS, _HUB)
-_add_hub_names(HUB_DEFAULT_SUBSETS, _HUB_SUBSETS)
-assert CLASSIFICATION_FORMATS == {*_HUB.values(), "classification"} and CLASSIFICATION_FORMATS <= set(FORMATS)
-assert len(BANKING77) == 77 and len(NEWSGROUPS20) == 20 and len(TWEET_EVAL["emoji"]) == 20
+assert CLASSIFICATION_FORMATS <= set(FORMATS)
