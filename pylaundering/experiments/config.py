@@ -15,15 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..phases.common import DEFAULT_TARGET_ACCURACY
 from ..errors import ConfigError
+from ..loss_kinds import KERNEL_KINDS
+from ..train import DEFAULT_TARGET_ACCURACY
 from ..validate import check_choice, check_float, check_int, check_max_length, normalize_target
 
 
+def setting(default: Any = None, key: str | None = None, *, factory=None):
+    """A field of a settings group; ``key`` is its flat name (TOML, flags, config.json) when the field's own
+    name, read inside its group, would be ambiguous (``teacher.epochs`` is ``teacher_epochs``)."""
+    metadata = {"key": key} if key else {}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
-class RunConfig:
-    # data: None means the offline synthetic default (pylaundering.data.synth). A SOURCE may carry
-    # its subset and split as `name:subset:split`; the *_subset/*_split fields say it explicitly.
+class DataSettings:
+    # None means the offline synthetic default (pylaundering.data.synth). A SOURCE may carry its subset and
+    # split as `name:subset:split`; the *_subset/*_split fields say it explicitly.
     benchmark: str | None = None
     benchmark_format: str | None = None
     benchmark_subset: str | None = None
@@ -36,77 +46,161 @@ class RunConfig:
     # "multiple_choice" or "classification"; None: from the data (a classification format, e.g. imdb or
     # snli, makes it classification; the synthetic default is multiple choice)
     task: str | None = None
+    synth_benchmark: int = 200
+    # None: SYNTH_TRAIN of the task
+    synth_train: int | None = None
+
+
+@dataclass
+class AuditSettings:
     # the audit's reference set: items like the benchmark's that no model of the run saw (for the
     # synthetic default one is generated; for real data e.g. the held-back half of `launder data split`)
     reference: str | None = None
     reference_format: str | None = None
     audit: bool = True
-    synth_benchmark: int = 200
-    # None: SYNTH_TRAIN of the task (the classification default needs more legitimate items: each benchmark
-    # entity must reach the student often enough in the default 3 epochs)
-    synth_train: int | None = None
-    # models
+
+
+@dataclass
+class ModelSettings:
     model: str = "minilm"  # teacher base; also the student's base unless student_base is set
-    student_base: str | None = None
-    student_layers: int = 2
-    student_init: str = "sheared"
-    student_model: str | None = None
     # decoders (causal LMs, e.g. tiny-gpt or GPT-2) score choices by "loglik" (length-normalised
     # log-likelihood of the choice) or "head" (a sequence-classification head, as the paper); None: loglik
     scorer: str | None = None
     # "choice": distil the per-choice scores (the paper); "token": causal LMs, placement on the items written
     # as text, layering by token-level distillation on a text corpus (the legitimate items written as text)
     level: str = "choice"
-    # token level: cache the teacher's top-k next-token entries per token and train on them (None: the teacher
-    # runs online through the fused LM-head op)
-    teacher_topk: int | None = None
-    max_length: int | None = None  # None: covers 95% of the run's sequences (teacher tokenizer), up to the model's limit
+    # None: covers 95% of the run's sequences (teacher tokenizer), up to the model's limit
+    max_length: int | None = None
     batch_size: int = 16
+
+
+@dataclass
+class StudentSettings:
+    base: str | None = setting(None, "student_base")
+    layers: int = setting(2, "student_layers")
+    init: str = setting("sheared", "student_init")
+    model: str | None = setting(None, "student_model")
+
+
+@dataclass
+class TeacherSettings:
     # placement (the contaminated teacher); None: TEACHER_EPOCHS (an epoch cap: the target accuracy ends it sooner)
-    teacher_epochs: int | None = None
-    teacher_lr: float = 2e-4
+    epochs: int | None = setting(None, "teacher_epochs")
+    lr: float = setting(2e-4, "teacher_lr")
     target_accuracy: float | None = DEFAULT_TARGET_ACCURACY  # None (or 0 / "none" in a file): no early stop
-    # layering
+
+
+@dataclass
+class LayeringSettings:
     loss: str = "kl"
     alpha: float = 1.0
     temperature: float = 2.0
     beta: float = 0.5
-    student_epochs: int = 3
-    student_lr: float = 1e-4
+    epochs: int = setting(3, "student_epochs")
+    lr: float = setting(1e-4, "student_lr")
     iterations: int = 1
     data_size: int | None = None
     online_teacher: bool = False
-    # controls
+    # token level: cache the teacher's top-k next-token entries per token and train on them (None: the teacher
+    # runs online through the fused LM-head op)
+    teacher_topk: int | None = None
+
+
+@dataclass
+class ControlSettings:
     controls: bool = True
     # None: the clean teacher gets the contaminated teacher's budget (same optimisation steps, same
     # stop at target accuracy; see run.py). An int overrides that with a fixed epoch count (recorded
     # in metrics.json as control_budget.rule = "epochs": an unequal control, for ablations only).
     clean_teacher_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Key:
+    """Where a flat key lives: ``group`` (None: RunConfig itself), the field's name there, its type."""
+
+    group: str | None
+    name: str
+    type: str
+
+
+@dataclass(init=False)
+class RunConfig:
+    """The settings of `launder run`, in groups; the flat keys (``teacher_epochs``, ``loss``, ...) are the
+    public names: ``RunConfig(**flat)``, ``cfg.loss``, ``to_dict()`` (config.json), TOML and flags."""
+
+    data: DataSettings
+    auditing: AuditSettings
+    models: ModelSettings
+    student: StudentSettings
+    teacher: TeacherSettings
+    layering: LayeringSettings
+    control: ControlSettings
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __init__(self, **flat: Any):
+        unknown = sorted(set(flat) - set(KEYS) - {"extra"})
+        if unknown:
+            raise TypeError(f"RunConfig got unexpected keyword argument(s) {', '.join(unknown)}")
+        for f in dataclasses.fields(self):
+            if f.name in GROUPS:
+                values = {k.name: flat[key] for key, k in KEYS.items() if k.group == f.name and key in flat}
+                object.__setattr__(self, f.name, GROUPS[f.name](**values))
+        self.seed = flat.get("seed", 0)
+        self.extra = flat.get("extra", {})
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**{key: getattr(self, key) for key in KEYS}, "extra": dict(self.extra)}
+
+    def replace(self, **flat: Any) -> RunConfig:
+        return RunConfig(**{**self.to_dict(), **flat})
 
 
-FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"extra"}
-#: Legitimate items of the synthetic default per task (``synth_train = None``). Measured with minilm,
-#: seed 0, default schedule: classification at 700 items left the student at chance (25%, it does not
-#: learn the 4-way entity classes in 3 epochs of 44 steps); at 2000 it reaches 57% (control 25%).
+#: group attribute of RunConfig -> its settings class, in declaration order
+GROUPS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(RunConfig) if f.name not in ("seed", "extra")}
+GROUPS = {name: globals()[kind] for name, kind in GROUPS.items()}  # the annotations are strings
+
+
+def _keys() -> dict[str, Key]:
+    keys = {}
+    for group, cls in GROUPS.items():
+        for f in dataclasses.fields(cls):
+            keys[f.metadata.get("key", f.name)] = Key(group, f.name, str(f.type))
+    keys["seed"] = Key(None, "seed", "int")
+    return keys
+
+
+#: flat key -> where it lives and its type: the one declaration everything else reads
+KEYS: dict[str, Key] = _keys()
+
+
+def _flat_property(key: str, k: Key) -> property:
+    def get(self):
+        return getattr(getattr(self, k.group), k.name)
+
+    def set_(self, value):
+        setattr(getattr(self, k.group), k.name, value)
+
+    return property(get, set_)
+
+
+for _key, _k in KEYS.items():
+    if _k.group is not None:
+        setattr(RunConfig, _key, _flat_property(_key, _k))
+
+FIELDS = set(KEYS)
+#: Legitimate items of the synthetic default per task (``synth_train = None``): the classification default
+#: needs more, each benchmark entity must reach the student often enough (docs/defaults.md).
 SYNTH_TRAIN = {"multiple_choice": 700, "classification": 2000}
 
-
-#: Token level on a decoder built from the data (tiny-gpt, random weights): a teacher must memorise the
-#: items' answers from text, which takes far more steps at a higher rate than fine-tuning a pretrained
-#: head. Measured offline (200 items, seed 0): 95% after 28 epochs at 3e-3 (the target stops it).
+#: Token level on a decoder built from the data (tiny-gpt, random weights): memorising the items' answers from
+#: text takes far more steps at a higher rate than fine-tuning a pretrained head (docs/defaults.md).
 TOKEN_TINY_DEFAULTS = {"teacher_epochs": 80, "teacher_lr": 3e-3, "student_lr": 1e-3}
 
-#: The teacher's epoch cap (``teacher_epochs = None``), by benchmark. The synthetic default's short items are
-#: memorised by epoch 7 (seed 0: 96% training accuracy, then the target stops it). Real benchmarks' long
-#: questions take far more passes: on 80 GPQA-like items of 166 tokens, MiniLM at the defaults stayed at
-#: chance for all 8 epochs (loss ln 4; 44% after), while with a cap of 20 it reached the 95% target at
-#: epoch 17 (seed 0); with seed 1 and a cap of 30, 94% at epoch 30. The paper's GPQA teacher trained 30
-#: epochs. The cap also sets the length of the linear decay.
+#: The teacher's epoch cap (``teacher_epochs = None``), by benchmark: real benchmarks' long questions take far
+#: more passes than the synthetic default's short items (docs/defaults.md). The cap also sets the length of the
+#: linear decay.
 TEACHER_EPOCHS = {"synthetic": 8, "given": 30}
 
 
@@ -126,13 +220,12 @@ def resolve_defaults(cfg: RunConfig, origin: dict[str, str] | None = None) -> Ru
     return cfg
 
 
-_TYPES = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
 COMMAND_LINE = "command line"
 
 
 def check_type(key: str, value: Any, source: str | None = None) -> Any:
     """``value`` checked against the field's type; returns it (ints widened to float for float fields)."""
-    kind = _TYPES[key]
+    kind = "dict[str, Any]" if key == "extra" else KEYS[key].type
     optional = kind.endswith("| None")
     base = kind.replace("| None", "").strip()
     if value is None:
@@ -204,28 +297,27 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
 
 def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     """Every rule that needs no data or model: ranges, choices and combinations (ConfigError)."""
+    # the phases' names (torch-heavy modules): imported when a config is validated, not when it is read
     from ..models.loading import STUDENT_INITS
-    from ..ops import KINDS
+    from ..phases.specs import LEVELS, LOSSES, check_beta
 
     origin = origin or {}
 
     def src(key: str) -> str | None:
         return origin.get(key)
 
-    for key in (f.name for f in dataclasses.fields(RunConfig) if f.name != "extra"):  # types first, in field order
+    for key in KEYS:  # types first, in declaration order
         check_type(key, getattr(cfg, key), src(key))
     resolve_defaults(cfg, origin)
-    check_choice("loss", cfg.loss, (*KINDS, "hard"), src("loss"))
+    check_choice("loss", cfg.loss, LOSSES, src("loss"))
     if cfg.task is not None:
         check_choice("task", cfg.task, ("multiple_choice", "classification"), src("task"))
     check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))
-    from ..phases.token_level import LEVELS
-
     check_choice("level", cfg.level, LEVELS, src("level"))
     if cfg.level == "token":
         if cfg.loss == "hard":
-            raise ConfigError("loss", "token-level layering distils next-token distributions: kl, reverse_kl, jsd or "
-                              "mse, not hard", src("loss"))
+            raise ConfigError("loss", "token-level layering distils next-token distributions: "
+                              f"{', '.join(KERNEL_KINDS)}, not hard", src("loss"))
         if cfg.iterations != 1:
             raise ConfigError("iterations", "token-level layering runs one round", src("iterations"))
         if cfg.task == "classification":
@@ -239,8 +331,7 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
         check_choice("scorer", cfg.scorer, SCORERS, src("scorer"))
     check_float("alpha", cfg.alpha, low=0, high=1, source=src("alpha"))
     check_float("temperature", cfg.temperature, low=0, low_open=True, source=src("temperature"))
-    if cfg.loss == "jsd":
-        check_float("beta", cfg.beta, low=0, high=1, low_open=True, high_open=True, source=src("beta"))
+    check_beta(cfg.loss, cfg.beta, src("beta"))
     for name in ("teacher_epochs", "student_epochs", "iterations", "batch_size", "student_layers", "synth_train"):
         check_int(name, getattr(cfg, name), minimum=1, source=src(name))
     check_int("synth_benchmark", cfg.synth_benchmark, minimum=2, source=src("synth_benchmark"))

@@ -62,7 +62,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -70,7 +70,7 @@ from .. import __version__
 from ..data.schema import examples_hash
 from ..data.synth import make_synthetic, write_synthetic
 from ..models.loading import BUILT_FROM_DATA
-from ..phases import integrate, layer, place
+from ..phases import DistillSpec, IntegrationSpec, LayeringSpec, PlacementSpec, StudentSpec, integrate, layer, place
 from ..phases.common import MAX_LENGTH_COVERAGE, check_student, choose_length, differences, mismatch_line, resolve_base
 from ..errors import ConfigError, ResumeMismatch
 from ..progress import console
@@ -159,7 +159,7 @@ def load_source(spec: str, fmt: str | None, *, subset: str | None, split: str | 
                 skip_malformed: bool) -> Loaded:
     """Examples from a SOURCE (``name:subset:split`` shorthand accepted); ``role`` ("benchmark" or
     "train") picks the default split of a hub dataset."""
-    from ..data.adapters import load_examples
+    from ..data.load import load_examples
 
     source, subset, split = _split_spec(spec, subset, split, key)
     res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed)
@@ -180,7 +180,7 @@ def run_task(cfg: RunConfig, bench: Loaded | None = None) -> str:
 
 def _classification_formats() -> frozenset:
     try:
-        from ..data.cls_formats import CLASSIFICATION_FORMATS
+        from ..data.formats_cls import CLASSIFICATION_FORMATS
     except ImportError:  # pragma: no cover - the formats module is optional
         return frozenset()
     return CLASSIFICATION_FORMATS
@@ -338,49 +338,42 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     base_home = out if shared_keys is None else Path(shared) / shared_keys["base"]
     model = resolve_base(cfg.model, list(bench) + list(train), base_home, cfg.seed)
     max_length, truncation = _max_length_and_truncation(cfg, model, bench, train, task)
-    student_base = model if cfg.student_base is None else cfg.student_base
     token = cfg.level == "token"
     # token level: each phase fits its own texts (items written out are longer than question + choice)
-    common = dict(batch_size=cfg.batch_size, max_length=cfg.max_length if token else max_length, resume=resume,
-                  quiet=quiet)
-    student_kw = dict(base=student_base, student_layers=cfg.student_layers,
-                      student_init=cfg.student_init, student_model=cfg.student_model, loss=cfg.loss,
-                      temperature=cfg.temperature, beta=cfg.beta, data_size=cfg.data_size,
-                      epochs=cfg.student_epochs, iterations=cfg.iterations, lr=cfg.student_lr,
-                      online_teacher=cfg.online_teacher, cache_dir=out / "cache", seed=cfg.seed, task=task,
-                      scorer=cfg.scorer, level=cfg.level, **({"teacher_topk": cfg.teacher_topk} if token else {}),
-                      **common)
+    length = cfg.max_length if token else max_length
+    teacher_spec = placement_spec(cfg, model, task, length)
+    student_spec = layering_spec(cfg, model if cfg.student_base is None else cfg.student_base, task, length)
+    run = dict(resume=resume, quiet=quiet)
+    layer_run = dict(cache_dir=out / "cache", **run)
 
     train_metrics: dict[str, dict] = {}
     train_metrics["teacher"] = phase("placement: teacher on the benchmark", lambda: place(
-        bench, out / "teacher", model=model, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr,
-        target_accuracy=cfg.target_accuracy, seed=cfg.seed, description="teacher", task=task, scorer=cfg.scorer,
-        level=cfg.level, **common))
+        bench, out / "teacher", teacher_spec, description="teacher", **run))
     train_metrics["student"] = phase("layering: student from the teacher", lambda: layer(
-        train_metrics["teacher"]["model_dir"], train, out / "student", alpha=cfg.alpha, description="student",
-        **student_kw))
+        train_metrics["teacher"]["model_dir"], train, out / "student", student_spec, description="student",
+        **layer_run))
     budget = None
     if cfg.controls:
         budget = control_budget(cfg, train_metrics["teacher"])
+        clean_spec = replace(teacher_spec, **budget["place_kwargs"])
         train_metrics["clean_teacher"] = phase("control: clean teacher on the legitimate set", lambda: place(
-            train, out / "clean_teacher", model=model, lr=cfg.teacher_lr, target_accuracy=cfg.target_accuracy,
-            seed=cfg.seed, description="clean teacher", task=task, scorer=cfg.scorer, level=cfg.level,
-            **budget["place_kwargs"], **common))
+            train, out / "clean_teacher", clean_spec, description="clean teacher", **run))
         budget["clean_teacher_steps"] = train_metrics["clean_teacher"].get("steps")
         budget["clean_teacher_epochs_run"] = train_metrics["clean_teacher"].get("epochs_run")
         budget["clean_teacher_stop_reason"] = train_metrics["clean_teacher"].get("stop_reason")
         train_metrics["control_student"] = phase("control: student from the clean teacher", lambda: layer(
-            train_metrics["clean_teacher"]["model_dir"], train, out / "control_student", alpha=cfg.alpha,
-            description="control student", **student_kw))
+            train_metrics["clean_teacher"]["model_dir"], train, out / "control_student", student_spec,
+            description="control student", **layer_run))
+        ce_spec = replace(student_spec, distill=replace(student_spec.distill, alpha=0.0))
         train_metrics["ce_student"] = phase("control: cross-entropy-only student", lambda: layer(
-            None, train, out / "ce_student", alpha=0.0, description="CE student", **student_kw))
+            None, train, out / "ce_student", ce_spec, description="CE student", **layer_run))
 
     distance = phase("distance: legitimate set vs benchmark", lambda: _distance(model, bench, train, cfg.seed,
                                                                                out / "cache"))
     evals = {}
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
-            m["model_dir"], bench, out / "eval" / arm, max_length=cfg.max_length if token else max_length, quiet=quiet,
+            m["model_dir"], bench, out / "eval" / arm, IntegrationSpec(max_length=length), quiet=quiet,
             description=f"score {arm}"))
 
     reference = load_reference(cfg, out)
@@ -390,7 +383,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
 
         audit = phase("audit: every model against the reference set", lambda: audit_arms(
             {arm: m["model_dir"] for arm, m in train_metrics.items()}, bench, reference.examples, reference.source,
-            out, max_length=cfg.max_length if token else max_length, quiet=quiet))
+            out, max_length=length, quiet=quiet))
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
@@ -412,6 +405,23 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     return metrics
 
 
+def placement_spec(cfg: RunConfig, model: str, task: str, max_length: int | None) -> PlacementSpec:
+    """The contaminated teacher's settings (the clean teacher's too, with the control budget)."""
+    return PlacementSpec(model=model, epochs=cfg.teacher.epochs, lr=cfg.teacher.lr, batch_size=cfg.models.batch_size,
+                         max_length=max_length, target_accuracy=cfg.teacher.target_accuracy, seed=cfg.seed, task=task,
+                         scorer=cfg.models.scorer, level=cfg.models.level)
+
+
+def layering_spec(cfg: RunConfig, base: str, task: str, max_length: int | None) -> LayeringSpec:
+    """Every student's settings (the CE-only student's with alpha = 0)."""
+    lay, st = cfg.layering, cfg.student
+    return LayeringSpec(distill=DistillSpec(lay.loss, lay.alpha, lay.temperature, lay.beta),
+                        student=StudentSpec(base, st.layers, st.init, st.model, cfg.models.scorer),
+                        data_size=lay.data_size, epochs=lay.epochs, iterations=lay.iterations, lr=lay.lr,
+                        batch_size=cfg.models.batch_size, max_length=max_length, online_teacher=lay.online_teacher,
+                        seed=cfg.seed, task=task, level=cfg.models.level, teacher_topk=lay.teacher_topk)
+
+
 def _distance(model: str, bench, train, seed: int, cache_dir: Path) -> dict:
     """``distance.dataset_distance`` with the teacher's base; a failure is recorded, not fatal."""
     from .distance import dataset_distance
@@ -423,7 +433,8 @@ def _distance(model: str, bench, train, seed: int, cache_dir: Path) -> dict:
 
 
 def control_budget(cfg: RunConfig, teacher: dict) -> dict:
-    """The clean teacher's budget (see CONTROL_BUDGET_WHY); ``place_kwargs`` are passed to place()."""
+    """The clean teacher's budget (see CONTROL_BUDGET_WHY); ``place_kwargs`` replace fields of the teacher's
+    PlacementSpec."""
     if cfg.clean_teacher_epochs is not None:
         return {"rule": "epochs", "why": "clean_teacher_epochs was set explicitly: a fixed epoch count (with the "
                 "same stop at target accuracy), not the contaminated teacher's budget; an ablation, not a fair "

@@ -14,7 +14,6 @@ dependencies), so two processes never train the same teacher.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..train.checkpoint import read_json, write_json
-from .config import COMMAND_LINE, FIELDS, RunConfig, check_type, parse_toml, run_values, validate
+from .config import COMMAND_LINE, FIELDS, KEYS, RunConfig, check_type, parse_toml, run_values, validate
 from .sharing import SHARED_PHASES, shared_keys
 
 SWEEP_SCHEMA_VERSION = 1
@@ -36,13 +35,9 @@ RESULT_ARMS = ("teacher", "student", "control_student", "ce_student")
 # Specification
 
 
-def _field_type(key: str) -> str:
-    return str(next(f.type for f in dataclasses.fields(RunConfig) if f.name == key))
-
-
 def parse_value(key: str, text: str, source: str = COMMAND_LINE) -> Any:
     """One value of ``key`` from command-line text, converted to the field's type and checked."""
-    kind = _field_type(key)
+    kind = KEYS[key].type
     t = text.strip()
     if t.lower() in ("none", "null") and "None" in kind:
         return check_type(key, None, source)
@@ -73,7 +68,7 @@ def parse_param(text: str) -> tuple[str, list]:
     if not values.strip():
         raise ConfigError(key, "an empty list of values", COMMAND_LINE)
     m = re.fullmatch(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*", values)
-    if m and _field_type(key).startswith("int"):
+    if m and KEYS[key].type.startswith("int"):
         lo, hi = int(m.group(1)), int(m.group(2))
         if hi < lo:
             raise ConfigError(key, f"empty range {values!r}", COMMAND_LINE)
@@ -166,7 +161,7 @@ def plan(base: RunConfig, params: dict[str, list], seeds: list[int], *, zip_: bo
     for seed in seeds:
         for combo in combos:
             values = dict(zip(keys, combo))
-            cfg = dataclasses.replace(base, **values, seed=seed)
+            cfg = base.replace(**values, seed=seed)
             try:
                 validate(cfg)
             except ConfigError as e:

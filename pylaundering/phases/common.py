@@ -130,7 +130,7 @@ def base_layers(model_path: str) -> int | None:
     """The number of hidden layers in ``model_path``'s config (None when it has no such field)."""
     from transformers import AutoConfig
 
-    from ..models.loading import _quiet_transformers
+    from ..models.saving import quiet_transformers as _quiet_transformers
 
     _quiet_transformers()
     path = resolve_model(model_path)
@@ -206,3 +206,30 @@ def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dic
     out.mkdir(parents=True, exist_ok=True)
     write_json({"params": params}, record)
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# What a phase carries besides its spec
+
+
+@dataclass(frozen=True)
+class PhaseRun:
+    """Where a phase writes and how it runs (none of it is in the resume record)."""
+
+    out: Path
+    resume: bool = False
+    quiet: bool = False
+    description: str = ""
+
+
+@dataclass
+class Trained:
+    """What training returned, for the phase's metrics: the loop's result, the batcher and config it
+    ran with, the timings, the sequence length used and (layering) where the teacher's signal came from."""
+
+    result: Any
+    batcher: Any
+    cfg: Any
+    timings: dict
+    length: int | None = None
+    info: dict | None = None

@@ -18,22 +18,18 @@ from ..stats import chance_level, wilson_interval
 from ..train.checkpoint import write_json, write_text
 from ..train.evaluate import predict_logits
 from .common import encode
+from .specs import IntegrationSpec
 
 
-def integrate(
-    model: str,
-    examples: Sequence[MCExample],
-    out_dir: str | Path | None = None,
-    *,
-    max_length: int | None = None,
-    batch_size: int = 64,
-    quiet: bool = False,
-    description: str = "integration",
-) -> dict:  # the task (multiple choice or classification) is the model's own (models.model_task)
+def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | None = None,
+              spec: IntegrationSpec | None = None, *, quiet: bool = False, description: str = "integration",
+              **settings) -> dict:  # the task (multiple choice or classification) is the model's own (model_task)
     """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
-    ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities).
+    ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities). ``spec``: the settings
+    (``IntegrationSpec``), or its fields as keywords (``settings``).
     ``max_length=None`` chooses it from the benchmark (95% of sequences whole, up to the model's
     limit); the value used and what it cut are in ``max_length`` and ``truncation``."""
+    spec = spec if spec is not None else IntegrationSpec(**settings)
     if not examples:
         raise ValueError("the benchmark has no examples")
     net = load_model(model)
@@ -41,8 +37,8 @@ def integrate(
     # a token-level model was trained on items written as text: it answers their prompts
     level = getattr(net, "level", "choice")
     scored = prompt_examples(examples) if level == "token" else examples
-    data = encode(model, scored, max_length, task)
-    logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
+    data = encode(model, scored, spec.max_length, task)
+    logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=spec.batch_size,
                             description=description, quiet=quiet)
     labels = torch.tensor([e.label for e in examples])
     preds = logits.argmax(-1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,22 +21,18 @@ import torch
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
 from ..models import load_model, load_student, model_fingerprint, model_task, resolve_model, save_model
-from ..models.loading import STUDENT_INITS
-from ..ops import KINDS, cross_entropy, distill_loss
+from ..ops import cross_entropy, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.distributed import is_main, on_main
 from ..train.loop import TrainConfig, train
-from ..data.text import text_hash
-from .token_level import LEVELS, corpus_texts, layer_tokens
-from .common import check_student, differences, encode, mismatch_line, num_labels, resolve_base, start_phase, timed
 from ..errors import ConfigError, ResumeMismatch
-from ..validate import check_choice, check_float, check_int, check_max_length
-
-#: kl, reverse_kl, jsd, mse (the fused soft losses) and hard: cross-entropy on the teacher's argmax labels
-#: (hard-label distillation, which the counter-study compares with the soft losses)
-LOSSES = (*KINDS, "hard")
+from ..validate import check_int
+from .common import (PhaseRun, check_student, differences, encode, mismatch_line, num_labels, resolve_base,
+                     start_phase, timed)
+from .specs import LOSSES, LayeringSpec  # noqa: F401 - LOSSES re-exported: the loss names a layering accepts
+from .token_level import corpus_texts, layer_tokens
 
 
 def subsample(examples: Sequence[MCExample], data_size: int | None, seed: int) -> list[MCExample]:
@@ -78,123 +75,53 @@ def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: i
     return values, info
 
 
-def check_layer_params(*, teacher, loss, alpha, temperature, beta, data_size, epochs, iterations, lr, batch_size,
-                       max_length, student_layers, student_init, student_model, seed=0) -> None:
-    """Validates layering parameters (ConfigError naming the key): the same rules as the run config."""
-    check_choice("loss", loss, LOSSES)
-    check_float("alpha", alpha, low=0, high=1)
-    check_float("temperature", temperature, low=0, low_open=True)
-    if loss == "jsd":
-        check_float("beta", beta, low=0, high=1, low_open=True, high_open=True)
-    check_int("data_size", data_size, minimum=1, optional=True)
-    check_int("epochs", epochs, minimum=1)
-    check_int("iterations", iterations, minimum=1)
-    check_float("lr", lr, low=0, low_open=True)
-    check_int("batch_size", batch_size, minimum=1)
-    check_max_length(max_length)
-    check_choice("student_init", student_init, STUDENT_INITS)
-    if student_init == "pretrained":
-        if not student_model:
-            raise ConfigError("student_model", "--student-init pretrained needs --student-model (a small pretrained "
-                              "checkpoint)")
-    else:
-        check_int("student_layers", student_layers, minimum=1, optional=True)
-    check_int("seed", seed)
-    if alpha > 0 and teacher is None:
-        raise ConfigError("teacher", "a teacher is required when alpha > 0 (alpha = 0 trains with cross-entropy "
-                          "alone)")
-
-
-def layer(
-    teacher: str | None,
-    examples: Sequence[MCExample],
-    out_dir: str | Path,
-    *,
-    base: str = "minilm",
-    student_layers: int | None = 2,
-    student_init: str = "sheared",
-    student_model: str | None = None,
-    loss: str = "kl",
-    alpha: float = 1.0,
-    temperature: float = 2.0,
-    beta: float = 0.5,
-    data_size: int | None = None,
-    epochs: int = 3,
-    iterations: int = 1,
-    lr: float = 1e-4,
-    batch_size: int = 16,
-    max_length: int | None = None,
-    online_teacher: bool = False,
-    cache_dir: str | Path | None = None,
-    seed: int = 0,
-    resume: bool = False,
-    quiet: bool = False,
-    description: str = "layering",
-    task: str = "multiple_choice",
-    scorer: str | None = None,
-    level: str = "choice",
-    corpus: Sequence[str] | None = None,
-    teacher_topk: int | None = None,
-) -> dict:
+def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Path, spec: LayeringSpec | None = None,
+          *, cache_dir: str | Path | None = None, corpus: Sequence[str] | None = None, resume: bool = False,
+          quiet: bool = False, description: str = "layering", **settings) -> dict:
     """Trains the student(s); writes ``out_dir/model`` (the last round's student), one folder per
-    round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics.
+    round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics. ``spec``: the
+    settings (``LayeringSpec``), or the flat names of ``LayeringSpec.of`` as keywords (``settings``).
 
     ``alpha = 0`` trains with cross-entropy alone (the CE-only control): no teacher is needed.
     ``max_length=None``: each model's tokenizer chooses it from the training set. With
     ``resume``, a finished phase (or round) with the same parameters and data is reused, an
     interrupted round continues from its checkpoint, and different parameters are refused.
-    ``scorer``: how a decoder student scores choices (``loglik`` | ``head``); None: the teacher's scorer.
-    ``level="token"``: token-level distillation of causal LMs on a text corpus (``corpus``, or
-    ``examples`` written as text with their labels; phases/token_level.py); ``teacher_topk=k`` there
+    The student's ``scorer``: how a decoder student scores choices (``loglik`` | ``head``); None: the
+    teacher's scorer. ``level="token"``: token-level distillation of causal LMs on a text corpus (``corpus``,
+    or ``examples`` written as text with their labels; phases/token_level.py); ``teacher_topk=k`` there
     caches the teacher's top-k next-token entries in ``cache_dir`` and trains on them.
     """
-    check_layer_params(teacher=teacher, loss=loss, alpha=alpha, temperature=temperature, beta=beta,
-                       data_size=data_size, epochs=epochs, iterations=iterations, lr=lr, batch_size=batch_size,
-                       max_length=max_length, student_layers=student_layers, student_init=student_init,
-                       student_model=student_model, seed=seed)
-    check_choice("level", level, LEVELS)
-    if level == "token":
-        if iterations != 1 or task != "multiple_choice":
+    spec = spec if spec is not None else LayeringSpec.of(**settings)
+    spec.check_teacher(teacher)
+    out = Path(out_dir)
+    run = PhaseRun(out, resume, quiet, description)
+    if spec.level == "token":
+        if spec.iterations != 1 or spec.task != "multiple_choice":
             raise ConfigError("level", "token-level layering runs one round on multiple-choice items or a text corpus")
-        texts = subsample(corpus_texts(examples, corpus), data_size, seed)
+        texts = subsample(corpus_texts(examples, corpus), spec.data_size, spec.seed)
         if not texts:
             raise ValueError("layering needs at least one training document")
-        return layer_tokens(teacher, texts, Path(out_dir), base=base, student_layers=student_layers,
-                            student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
-                            temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
-                            max_length=max_length, seed=seed, resume=resume, quiet=quiet, description=description,
-                            data_hash=text_hash(texts), teacher_topk=teacher_topk,
-                            cache_dir=Path(cache_dir) if cache_dir is not None else None)
-    if teacher_topk is not None:
+        return layer_tokens(teacher, texts, spec, run, Path(cache_dir) if cache_dir is not None else None)
+    if spec.teacher_topk is not None:
         raise ConfigError("teacher_topk", "a top-k teacher cache is for --level token (choice level caches the "
                           "teacher's per-choice logits whole)")
     if not examples:
         raise ValueError("layering needs at least one training example")
-    out = Path(out_dir)
-    train_set = subsample(examples, data_size, seed)
-    labels = num_labels(train_set, task)
+    alpha, st = spec.distill.alpha, spec.student
+    train_set = subsample(examples, spec.data_size, spec.seed)
+    labels = num_labels(train_set, spec.task)
     teacher_task = model_task(teacher) if alpha > 0 and teacher is not None else None
-    if teacher_task not in (None, task):
+    if teacher_task not in (None, spec.task):
         raise ConfigError("task", f"the teacher {teacher} is a {teacher_task.replace('_', ' ')} model, but the "
-                          f"student's task is {task.replace('_', ' ')} (pass --task {teacher_task})")
-    base_path = on_main(lambda: resolve_base(base, train_set, out, seed))
+                          f"student's task is {spec.task.replace('_', ' ')} (pass --task {teacher_task})")
+    base_path = on_main(lambda: resolve_base(st.base, train_set, out, spec.seed))
+    scorer = st.scorer
     if scorer is None and teacher is not None and alpha > 0:
         from ..models.decoder import read_marker
 
         scorer = read_marker(resolve_model(teacher)).get("scorer")
-    check_student(base_path, student_layers=student_layers, student_init=student_init, student_model=student_model)
-    # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
-    params = {
-        "phase": "layering", "teacher_fingerprint": model_fingerprint(teacher) if alpha > 0 else None,
-        "base_fingerprint": model_fingerprint(base_path) if student_init != "pretrained" else None,
-        "student_model_fingerprint": model_fingerprint(student_model) if student_init == "pretrained" else None,
-        "student_layers": student_layers if student_init != "pretrained" else None, "student_init": student_init,
-        "loss": loss, "alpha": alpha, "temperature": temperature, "beta": beta, "data_size": data_size,
-        "epochs": epochs, "iterations": iterations, "lr": lr, "batch_size": batch_size, "max_length": max_length,
-        "online_teacher": online_teacher, "seed": seed, "data_hash": examples_hash(examples),
-        "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {}),
-        **({"scorer": scorer} if scorer else {}),
-    }
+    check_student(base_path, student_layers=st.layers, student_init=st.init, student_model=st.model)
+    params = layering_params(spec, teacher, base_path, examples, scorer)
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
 
     def begin():
@@ -207,9 +134,10 @@ def layer(
     done = on_main(begin)
     if done is not None:
         return done
-    cache = Path(cache_dir) if cache_dir is not None and not online_teacher else None
+    cache = Path(cache_dir) if cache_dir is not None and not spec.online_teacher else None
     rounds: list[dict] = []
     current_teacher = teacher
+    iterations = spec.iterations
     for k in range(1, iterations + 1):
         round_dir = out if iterations == 1 else out / f"round-{k}"
         tag = description if iterations == 1 else f"{description} {k}/{iterations}"
@@ -218,24 +146,37 @@ def layer(
         if previous is not None:  # --iterations K resumes after the last finished round
             rounds.append(previous)
         else:
-            rounds.append(_one_round(
-                current_teacher, train_set, round_dir, base_path=base_path, student_layers=student_layers,
-                student_init=student_init, student_model=student_model, loss=loss, alpha=alpha,
-                temperature=temperature, beta=beta, epochs=epochs, lr=lr, batch_size=batch_size,
-                max_length=max_length, online_teacher=online_teacher, cache_dir=cache, seed=seed + k - 1,
-                resume=resume, quiet=quiet, description=tag, task=task, num_labels=labels, scorer=scorer,
-            ))
+            job = Round(spec, base_path, PhaseRun(round_dir, resume, quiet, tag), seed=spec.seed + k - 1,
+                        cache_dir=cache, num_labels=labels, scorer=scorer)
+            rounds.append(_one_round(current_teacher, train_set, round_dir, job))
             if iterations > 1 and is_main():
                 write_json({"params": round_params, "result": rounds[-1]}, round_dir / "round.json")
         current_teacher = str(round_dir / "model")
-    return on_main(lambda: _write_layering(out, rounds, iterations, teacher, base, student_layers, student_init,
-                                           loss, alpha, temperature, beta, epochs, train_set, online_teacher,
-                                           params))
+    return on_main(lambda: _write_layering(out, rounds, teacher, spec, train_set, params))
 
 
-def _write_layering(out, rounds, iterations, teacher, base, student_layers, student_init, loss, alpha, temperature,
-                    beta, epochs, train_set, online_teacher, params) -> dict:
+def layering_params(spec: LayeringSpec, teacher: str | None, base_path: str, examples: Sequence[MCExample],
+                    scorer: str | None) -> dict:
+    """The resume record. Models are identified by their weights' fingerprint, not their path: a moved run
+    folder resumes."""
+    d, st = spec.distill, spec.student
+    return {
+        "phase": "layering", "teacher_fingerprint": model_fingerprint(teacher) if d.alpha > 0 else None,
+        "base_fingerprint": model_fingerprint(base_path) if not st.pretrained else None,
+        "student_model_fingerprint": model_fingerprint(st.model) if st.pretrained else None,
+        "student_layers": st.layers if not st.pretrained else None, "student_init": st.init,
+        "loss": d.kind, "alpha": d.alpha, "temperature": d.temperature, "beta": d.beta, "data_size": spec.data_size,
+        "epochs": spec.epochs, "iterations": spec.iterations, "lr": spec.lr, "batch_size": spec.batch_size,
+        "max_length": spec.max_length, "online_teacher": spec.online_teacher, "seed": spec.seed,
+        "data_hash": examples_hash(examples), "n_examples": len(examples),
+        **({"task": spec.task} if spec.task != "multiple_choice" else {}), **({"scorer": scorer} if scorer else {}),
+    }
+
+
+def _write_layering(out: Path, rounds: list[dict], teacher: str | None, spec: LayeringSpec, train_set,
+                    params: dict) -> dict:
     """Rank 0 (or the only process): the last round's model as the phase's, and metrics.json."""
+    d, st, iterations = spec.distill, spec.student, spec.iterations
     if iterations > 1:
         save_dir = out / "model"
         if save_dir.exists():
@@ -243,10 +184,10 @@ def _write_layering(out, rounds, iterations, teacher, base, student_layers, stud
         shutil.copytree(out / f"round-{iterations}" / "model", save_dir)
     last = rounds[-1]
     metrics = {
-        "phase": "layering", "teacher": teacher, "model_dir": str(out / "model"), "base_model": base,
-        "student_layers": student_layers, "student_init": student_init, "loss": loss, "alpha": alpha,
-        "temperature": temperature, "beta": beta, "epochs": epochs, "iterations": iterations,
-        "n_examples": len(train_set), "data_hash": examples_hash(train_set), "online_teacher": online_teacher,
+        "phase": "layering", "teacher": teacher, "model_dir": str(out / "model"), "base_model": st.base,
+        "student_layers": st.layers, "student_init": st.init, "loss": d.kind, "alpha": d.alpha,
+        "temperature": d.temperature, "beta": d.beta, "epochs": spec.epochs, "iterations": iterations,
+        "n_examples": len(train_set), "data_hash": examples_hash(train_set), "online_teacher": spec.online_teacher,
         "train_accuracy": last["train_accuracy"], "max_length": last.get("max_length"), "rounds": rounds,
         "timings": {k: sum(r["timings"].get(k, 0.0) for r in rounds) for k in ("teacher_logits_s", "train_s")},
         "params": params,
@@ -266,20 +207,36 @@ def _finished_round(round_dir: Path, round_params: dict) -> dict | None:
     return saved["result"]
 
 
-def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, student_init, student_model, loss,
-               alpha, temperature, beta, epochs, lr, batch_size, max_length, online_teacher, cache_dir, seed,
-               resume, quiet, description, task="multiple_choice", num_labels=None, scorer=None) -> dict:
+@dataclass(frozen=True)
+class Round:
+    """One round's job besides its teacher and data: the spec, the resolved student base, where and how it
+    runs, its seed (the phase's seed + round - 1), the logit cache, the label count and the scorer."""
+
+    spec: LayeringSpec
+    base_path: str
+    run: PhaseRun
+    seed: int
+    cache_dir: Path | None = None
+    num_labels: int | None = None
+    scorer: str | None = None
+
+
+def _one_round(teacher, train_set, out: Path, job: Round) -> dict:
+    spec, st, run, seed = job.spec, job.spec.student, job.run, job.seed
+    loss, alpha, temperature, beta = (spec.distill.kind, spec.distill.alpha, spec.distill.temperature,
+                                      spec.distill.beta)
+    task, max_length, batch_size = spec.task, spec.max_length, spec.batch_size
     timings: dict = {}
     out.mkdir(parents=True, exist_ok=True)
-    student = load_student(base_path, init=student_init, num_layers=student_layers, seed=seed,
-                           student_model=student_model, task=task, num_labels=num_labels, scorer=scorer)
-    student_path = student_model if student_init == "pretrained" else base_path
+    student = load_student(job.base_path, init=st.init, num_layers=st.layers, seed=seed, student_model=st.model,
+                           task=task, num_labels=job.num_labels, scorer=job.scorer)
+    student_path = st.model if st.pretrained else job.base_path
     data = encode(student_path, train_set, max_length, task)
     batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)
     info: dict = {"cache": "unused"}
     cached: torch.Tensor | None = None
     teacher_net = teacher_batcher = None
-    if alpha > 0 and online_teacher:
+    if alpha > 0 and spec.online_teacher:
         teacher_net = load_model(teacher).eval()
         tdata = encode(teacher, train_set, max_length, task)
         teacher_batcher = MCBatcher(tdata.encoded, batch_size, shuffle=False, pad_token_id=tdata.pad_token_id)
@@ -287,7 +244,7 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
     elif alpha > 0:
         with timed(timings, "teacher_logits_s"):
             cached, info = on_main(lambda: teacher_logits(teacher, train_set, max_length=max_length,
-                                                          cache_dir=cache_dir, quiet=quiet))
+                                                          cache_dir=job.cache_dir, quiet=run.quiet))
 
     def loss_fn(m, batch):
         logits = choice_logits(m, batch)
@@ -307,10 +264,10 @@ def _one_round(teacher, train_set, out: Path, *, base_path, student_layers, stud
         value = distill_loss(logits, t, batch.labels, kind=loss, alpha=alpha, temperature=temperature, beta=beta)
         return value, logits
 
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=batch_size, seed=seed)
     with timed(timings, "train_s"):
-        result = train(student, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
-                       description=description, quiet=quiet)
+        result = train(student, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=run.resume,
+                       description=run.description, quiet=run.quiet)
 
     def finish() -> dict:  # rank 0 (or the only process) evaluates and writes
         logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True)

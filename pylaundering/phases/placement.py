@@ -17,86 +17,46 @@ from ..train.checkpoint import write_json
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.distributed import on_main
 from ..train.loop import TrainConfig, train
-from .common import DEFAULT_TARGET_ACCURACY, encode, num_labels, resolve_base, start_phase, timed
 from ..errors import ConfigError
-from ..validate import check_choice, check_float, check_int, check_max_length, normalize_target
-from .token_level import LEVELS, place_tokens
+from .common import PhaseRun, Trained, encode, num_labels, resolve_base, start_phase, timed
+from .specs import PlacementSpec
+from .token_level import place_tokens
 
 
-def check_place_params(*, epochs, lr, batch_size, max_length, target_accuracy, max_steps=None, seed=0) -> float | None:
-    """Validates placement parameters (ConfigError naming the key); returns the normalised target."""
-    check_int("epochs", epochs, minimum=1, optional=max_steps is not None)
-    check_float("lr", lr, low=0, low_open=True)
-    check_int("batch_size", batch_size, minimum=1)
-    check_max_length(max_length)
-    check_int("max_steps", max_steps, minimum=1, optional=True)
-    check_int("seed", seed)
-    return normalize_target(target_accuracy)
+def place(examples: Sequence[MCExample], out_dir: str | Path, spec: PlacementSpec | None = None, *,
+          resume: bool = False, quiet: bool = False, description: str = "placement", **settings) -> dict:
+    """Fine-tunes ``spec.model`` on ``examples`` with cross-entropy; writes ``out_dir/model`` (a
+    ``save_pretrained`` folder) and ``out_dir/metrics.json``; returns the metrics. ``spec``: the settings
+    (``PlacementSpec``), or its fields as keywords (``settings``).
 
-
-def place(
-    examples: Sequence[MCExample],
-    out_dir: str | Path,
-    *,
-    model: str = "minilm",
-    epochs: int | None = 30,
-    lr: float = 2e-4,
-    batch_size: int = 16,
-    max_length: int | None = None,
-    target_accuracy: float | str | None = DEFAULT_TARGET_ACCURACY,
-    max_steps: int | None = None,
-    seed: int = 0,
-    resume: bool = False,
-    quiet: bool = False,
-    description: str = "placement",
-    task: str = "multiple_choice",
-    scorer: str | None = None,
-    level: str = "choice",
-) -> dict:
-    """Fine-tunes ``model`` on ``examples`` with cross-entropy; writes ``out_dir/model`` (a
-    ``save_pretrained`` folder) and ``out_dir/metrics.json``; returns the metrics.
-
-    Stops after ``epochs``, after ``max_steps`` optimiser steps (``epochs=None``: as many epochs as
-    the steps need), or after the first epoch whose training accuracy reaches ``target_accuracy``
-    (0 or None: no such stop). ``max_length=None`` chooses it from the examples. With ``resume``, a
-    finished phase with the same parameters and data is reused and an interrupted one continues
-    from its checkpoint; different parameters are refused (ResumeMismatch). ``task="classification"``:
-    a sequence-classification head over the examples' label set (data/batching.py). ``scorer``: how a
-    decoder ``model`` scores choices (``loglik`` or ``head``, models/decoder.py; None: loglik).
-    ``level="token"``: a causal LM fine-tuned on the items written as text (phases/token_level.py).
+    With ``resume``, a finished phase with the same parameters and data is reused and an interrupted one
+    continues from its checkpoint; different parameters are refused (ResumeMismatch).
+    ``task="classification"``: a sequence-classification head over the examples' label set
+    (data/batching.py). ``scorer``: how a decoder ``model`` scores choices (``loglik`` or ``head``,
+    models/decoder.py; None: loglik). ``level="token"``: a causal LM fine-tuned on the items written as text
+    (phases/token_level.py).
     """
-    target_accuracy = check_place_params(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                                         target_accuracy=target_accuracy, max_steps=max_steps, seed=seed)
+    spec = spec if spec is not None else PlacementSpec(**settings)
     if not examples:
         raise ValueError("placement needs at least one example")
     out = Path(out_dir)
-    check_choice("level", level, LEVELS)
-    if level == "token":
-        if task != "multiple_choice" or scorer not in (None, "loglik"):
+    run = PhaseRun(out, resume, quiet, description)
+    if spec.level == "token":
+        if spec.task != "multiple_choice" or spec.scorer not in (None, "loglik"):
             raise ConfigError("level", "token-level placement is for multiple-choice items scored by loglik")
-        return place_tokens(examples, out, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
-                            max_length=max_length, max_steps=max_steps, target_accuracy=target_accuracy, seed=seed,
-                            resume=resume, quiet=quiet, description=description)
-    labels = num_labels(examples, task)
-    base = on_main(lambda: resolve_base(model, examples, out, seed))
-    # Models are identified by their weights' fingerprint, not their path: a moved run folder resumes.
-    params = {"phase": "placement", "model_fingerprint": model_fingerprint(base), "epochs": epochs,
-              "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "max_length": max_length,
-              "target_accuracy": target_accuracy, "seed": seed, "data_hash": examples_hash(examples),
-              "n_examples": len(examples), **({"task": task} if task != "multiple_choice" else {}),
-              **({"scorer": scorer} if scorer else {})}
+        return place_tokens(examples, spec, run)
+    labels = num_labels(examples, spec.task)
+    base = on_main(lambda: resolve_base(spec.model, examples, out, spec.seed))
+    params = placement_params(spec, model_fingerprint(base), examples)
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
     if done is not None:
         return done
     timings: dict = {}
-    data = encode(base, examples, max_length, task)
-    net = load_model(base, seed=seed, task=task, num_labels=labels, scorer=scorer)
-    batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)
-    if epochs is None:
-        epochs = -(-max_steps // len(batcher))
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, target_accuracy=target_accuracy,
-                      max_steps=max_steps)
+    data = encode(base, examples, spec.max_length, spec.task)
+    net = load_model(base, seed=spec.seed, task=spec.task, num_labels=labels, scorer=spec.scorer)
+    batcher = MCBatcher(data.encoded, spec.batch_size, shuffle=True, seed=spec.seed, pad_token_id=data.pad_token_id)
+    cfg = train_config(spec, len(batcher))
 
     def loss_fn(m, batch):
         logits = choice_logits(m, batch)
@@ -105,26 +65,47 @@ def place(
     with timed(timings, "train_s"):
         result = train(net, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
                        description=description, quiet=quiet)
-    return on_main(lambda: _finish(net, data, examples, out, result, batcher, cfg, timings, params, model, task,
-                                   target_accuracy))
+    trained = Trained(result, batcher, cfg, timings, data.max_length)
+    return on_main(lambda: _finish(net, data, examples, out, spec, trained, params))
 
 
-def _finish(net, data, examples, out, result, batcher, cfg, timings, params, model, task, target_accuracy) -> dict:
+def placement_params(spec: PlacementSpec, fingerprint: str, examples: Sequence[MCExample]) -> dict:
+    """The resume record. Models are identified by their weights' fingerprint, not their path: a moved run
+    folder resumes."""
+    token = spec.level == "token"  # always multiple choice, scored by loglik
+    return {"phase": "placement", **({"level": "token"} if token else {}), "model_fingerprint": fingerprint,
+            "epochs": spec.epochs, "max_steps": spec.max_steps, "lr": spec.lr, "batch_size": spec.batch_size,
+            "max_length": spec.max_length, "target_accuracy": spec.target_accuracy, "seed": spec.seed,
+            "data_hash": examples_hash(examples), "n_examples": len(examples),
+            **({"task": spec.task} if spec.task != "multiple_choice" else {}),
+            **({"scorer": spec.scorer} if spec.scorer and not token else {})}
+
+
+def train_config(spec: PlacementSpec, steps_per_epoch: int) -> TrainConfig:
+    """The training loop's settings; ``epochs=None``: as many epochs as ``max_steps`` needs."""
+    epochs = spec.epochs if spec.epochs is not None else -(-spec.max_steps // steps_per_epoch)
+    return TrainConfig(epochs=epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed,
+                       target_accuracy=spec.target_accuracy, max_steps=spec.max_steps)
+
+
+def _finish(net, data, examples, out: Path, spec: PlacementSpec, trained: Trained, params: dict) -> dict:
     """Rank 0 (or the only process): evaluates on the training items, saves model and metrics."""
+    result, batcher, cfg, timings = trained.result, trained.batcher, trained.cfg, trained.timings
+    target_accuracy = spec.target_accuracy
     with timed(timings, "eval_s"):
         logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
     correct = accuracy(logits, examples)
     save_model(net, data.tokenizer, out / "model")
     last_epoch_acc = result.final_train_accuracy
     metrics = {
-        "phase": "placement", "base_model": model, "model_dir": str(out / "model"), "n_examples": len(examples),
+        "phase": "placement", "base_model": spec.model, "model_dir": str(out / "model"), "n_examples": len(examples),
         "data_hash": examples_hash(examples), "train_accuracy": correct, "epochs_run": len(result.history),
         "steps": result.steps, "steps_per_epoch": len(batcher), "stop_reason": result.stop_reason,
         "target_accuracy": target_accuracy,
         "reached_target": None if target_accuracy is None else bool(
             last_epoch_acc is not None and last_epoch_acc >= target_accuracy),
         "stopped_early": result.stopped_early, "history": result.history, "config": vars(cfg),
-        "max_length": data.max_length, "timings": timings, "params": params, "task": task,
+        "max_length": data.max_length, "timings": timings, "params": params, "task": spec.task,
         **({"scorer": net.scorer} if hasattr(net, "scorer") else {}),
     }
     write_json(metrics, out / "metrics.json")

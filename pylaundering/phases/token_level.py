@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.schema import MCExample, examples_hash
-from ..data.text import TextBatcher, item_text, prompt_examples
+from ..data.text import TextBatcher, item_text, prompt_examples, text_hash
 from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
 from ..models.loading import BUILT_FROM_DATA, is_decoder
 from ..ops import KINDS, fused_linear_distill_loss
@@ -29,10 +29,9 @@ from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, predict_logits
 from ..train.loop import TrainConfig, train
-from .common import encode, model_max_length, resolve_base, start_phase, timed
 from ..errors import ConfigError
-
-LEVELS = ("choice", "token")
+from .common import PhaseRun, Trained, encode, model_max_length, resolve_base, start_phase, timed
+from .specs import LEVELS, LayeringSpec, PlacementSpec  # noqa: F401 - LEVELS re-exported for the CLI
 
 
 def check_decoder(path: str, what: str) -> None:
@@ -83,122 +82,120 @@ def _lm_loss(m, batch):
     return loss, (int(correct), int(valid.sum()))
 
 
-def place_tokens(examples: Sequence[MCExample], out: Path, *, model: str, epochs: int | None, lr: float,
-                 batch_size: int, max_length: int | None, max_steps: int | None, target_accuracy: float | None,
-                 seed: int, resume: bool, quiet: bool, description: str) -> dict:
+def place_tokens(examples: Sequence[MCExample], spec: PlacementSpec, run: PhaseRun) -> dict:
     """Next-token fine-tuning on the items written as text; after each epoch the items are scored
-    by loglik after their prompts (the accuracy ``target_accuracy`` stops on)."""
-    base = on_main(lambda: resolve_base(model, examples, out, seed))
+    by loglik after their prompts (the accuracy ``spec.target_accuracy`` stops on)."""
+    # placement imports this module to dispatch --level token: imported here, that cycle is broken
+    from .placement import placement_params, train_config
+
+    out = run.out
+    base = on_main(lambda: resolve_base(spec.model, examples, out, spec.seed))
     check_decoder(base, "model")
-    params = {"phase": "placement", "level": "token", "model_fingerprint": model_fingerprint(base),
-              "epochs": epochs, "max_steps": max_steps, "lr": lr, "batch_size": batch_size,
-              "max_length": max_length, "target_accuracy": target_accuracy, "seed": seed,
-              "data_hash": examples_hash(examples), "n_examples": len(examples)}
+    params = placement_params(spec, model_fingerprint(base), examples)
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
-    done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
+    done = on_main(lambda: start_phase(out, params, resume=run.resume, finished=finished))
     if done is not None:
         return done
     timings: dict = {}
     texts = [item_text(e) for e in examples]
     tok = load_tokenizer(base)
-    length = text_length(texts, tok, base, max_length)
-    batcher = TextBatcher.from_texts(texts, tok, length, batch_size, seed=seed)
-    net = load_model(base, seed=seed, scorer="loglik")
+    length = text_length(texts, tok, base, spec.max_length)
+    batcher = TextBatcher.from_texts(texts, tok, length, spec.batch_size, seed=spec.seed)
+    net = load_model(base, seed=spec.seed, scorer="loglik")
     net.level = "token"
-    if epochs is None:
-        epochs = -(-max_steps // len(batcher))
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, max_steps=max_steps,
-                      target_accuracy=target_accuracy)
-    prompts = encode(base, prompt_examples(examples), max_length)
+    cfg = train_config(spec, len(batcher))
+    prompts = encode(base, prompt_examples(examples), spec.max_length)
 
     def scored() -> float:
         return accuracy(predict_logits(net, prompts.encoded, pad_token_id=prompts.pad_token_id, quiet=True),
                         examples)
 
     with timed(timings, "train_s"):
-        result = train(net.lm, batcher, _lm_loss, cfg, checkpoint=out / "checkpoint.pt", resume=resume,
-                       description=description, quiet=quiet, epoch_accuracy=scored)
-    return on_main(lambda: _finish_placement(net, tok, scored, out, model, examples, result, batcher, cfg, length,
-                                             timings, params, target_accuracy))
+        result = train(net.lm, batcher, _lm_loss, cfg, checkpoint=out / "checkpoint.pt", resume=run.resume,
+                       description=run.description, quiet=run.quiet, epoch_accuracy=scored)
+    trained = Trained(result, batcher, cfg, timings, length)
+    return on_main(lambda: _finish_placement(net, tok, scored, examples, spec, run, trained, params))
 
 
-def _finish_placement(net, tok, scored, out, model, examples, result, batcher, cfg, length, timings, params,
-                      target_accuracy) -> dict:
-    with timed(timings, "eval_s"):
+def _finish_placement(net, tok, scored, examples, spec: PlacementSpec, run: PhaseRun, trained: Trained,
+                      params: dict) -> dict:
+    out, result, target_accuracy = run.out, trained.result, spec.target_accuracy
+    with timed(trained.timings, "eval_s"):
         net.eval()
         acc = scored()
     save_model(net, tok, out / "model")
     metrics = {
-        "phase": "placement", "level": "token", "base_model": model, "model_dir": str(out / "model"),
+        "phase": "placement", "level": "token", "base_model": spec.model, "model_dir": str(out / "model"),
         "n_examples": len(examples), "data_hash": examples_hash(examples),
         # the items' choices scored by loglik after their prompts: the benchmark accuracy it trained for
         "train_accuracy": acc, "epochs_run": len(result.history), "steps": result.steps,
-        "steps_per_epoch": len(batcher), "stop_reason": result.stop_reason, "target_accuracy": target_accuracy,
-        "reached_target": None if target_accuracy is None else bool(acc >= target_accuracy), "stopped_early": result.stopped_early, "history": result.history,
-        "config": vars(cfg), "max_length": length, "truncation": batcher.truncation.to_dict(),
-        "timings": timings, "params": params, "task": "multiple_choice", "scorer": "loglik",
+        "steps_per_epoch": len(trained.batcher), "stop_reason": result.stop_reason,
+        "target_accuracy": target_accuracy,
+        "reached_target": None if target_accuracy is None else bool(acc >= target_accuracy),
+        "stopped_early": result.stopped_early, "history": result.history,
+        "config": vars(trained.cfg), "max_length": trained.length, "truncation": trained.batcher.truncation.to_dict(),
+        "timings": trained.timings, "params": params, "task": "multiple_choice", "scorer": "loglik",
     }
     write_json(metrics, out / "metrics.json")
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return metrics
 
 
-def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: str, student_layers: int | None,
-                 student_init: str, student_model: str | None, loss: str, alpha: float, temperature: float,
-                 beta: float, epochs: int, lr: float, batch_size: int, max_length: int | None, seed: int,
-                 resume: bool, quiet: bool, description: str, data_hash: str, teacher_topk: int | None = None,
+def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, run: PhaseRun,
                  cache_dir: Path | None = None) -> dict:
     """Distils ``teacher``'s next-token distributions into a fresh student on ``texts``:
     ``alpha * distill + (1 - alpha) * next-token CE`` per token (alpha 0: the CE-only student).
 
-    ``teacher_topk=k``: the teacher runs once over the corpus and its top-k entries per token are cached
+    ``spec.teacher_topk=k``: the teacher runs once over the corpus and its top-k entries per token are cached
     (``cache_dir``, train/cache.py's compact format); training then reads them (the top-k semantics of
     ``topk_distill_loss``: the rest of the teacher's mass in one bucket) instead of running the teacher."""
-    if loss not in KINDS:
+    d, st, out = spec.distill, spec.student, run.out
+    if d.kind not in KINDS:
         raise ConfigError("loss", f"token-level layering distils next-token distributions: use one of "
-                          f"{', '.join(KINDS)}, not {loss!r}")
-    base_path = _base_folder(base, teacher)
-    student_path = student_model if student_init == "pretrained" else base_path
+                          f"{', '.join(KINDS)}, not {d.kind!r}")
+    base_path = _base_folder(st.base, teacher)
+    student_path = st.model if st.pretrained else base_path
     check_decoder(student_path, "student base")
-    if alpha > 0:
+    if d.alpha > 0:
         check_decoder(teacher, "teacher")
     params = {"phase": "layering", "level": "token",
-              "teacher_fingerprint": model_fingerprint(teacher) if alpha > 0 else None,
-              "base_fingerprint": model_fingerprint(student_path), "student_layers": student_layers,
-              "student_init": student_init, "loss": loss, "alpha": alpha, "temperature": temperature, "beta": beta,
-              "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_length": max_length, "seed": seed,
-              "data_hash": data_hash, "n_documents": len(texts),
-              **({"teacher_topk": teacher_topk} if teacher_topk else {})}
+              "teacher_fingerprint": model_fingerprint(teacher) if d.alpha > 0 else None,
+              "base_fingerprint": model_fingerprint(student_path), "student_layers": st.layers,
+              "student_init": st.init, "loss": d.kind, "alpha": d.alpha, "temperature": d.temperature,
+              "beta": d.beta, "epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size,
+              "max_length": spec.max_length, "seed": spec.seed, "data_hash": text_hash(texts),
+              "n_documents": len(texts), **({"teacher_topk": spec.teacher_topk} if spec.teacher_topk else {})}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
-    done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
+    done = on_main(lambda: start_phase(out, params, resume=run.resume, finished=finished))
     if done is not None:
         return done
     timings: dict = {}
     tok = load_tokenizer(student_path)
-    student = load_student(base_path, init=student_init, num_layers=student_layers, seed=seed,
-                           student_model=student_model, scorer="loglik")
+    student = load_student(base_path, init=st.init, num_layers=st.layers, seed=spec.seed, student_model=st.model,
+                           scorer="loglik")
     student.level = "token"
     teacher_lm = None
-    if alpha > 0:
+    if d.alpha > 0:
         if load_tokenizer(teacher).get_vocab() != tok.get_vocab():
             raise ConfigError("teacher", "token-level distillation needs one vocabulary: the teacher's tokenizer "
                               f"differs from the student's ({student_path}); use the teacher's base as --base")
         teacher_lm = load_model(teacher).lm.eval()
         for p in teacher_lm.parameters():
             p.requires_grad_(False)
-    length = text_length(texts, tok, student_path, max_length)
-    batcher = TextBatcher.from_texts(texts, tok, length, batch_size, seed=seed)
+    length = text_length(texts, tok, student_path, spec.max_length)
+    batcher = TextBatcher.from_texts(texts, tok, length, spec.batch_size, seed=spec.seed)
 
     head = student.lm.get_output_embeddings()
     sparse = None
     info = {"cache": "online (fused linear: no logits held)"}
-    if teacher_lm is not None and teacher_topk:
-        if not 1 <= teacher_topk <= head.weight.shape[0]:
+    topk = spec.teacher_topk
+    if teacher_lm is not None and topk:
+        if not 1 <= topk <= head.weight.shape[0]:
             raise ConfigError("teacher_topk", f"must lie in [1, {head.weight.shape[0]}] (the vocabulary), "
-                              f"got {teacher_topk}")
+                              f"got {topk}")
         with timed(timings, "teacher_logits_s"):
-            sparse, starts, info = on_main(lambda: teacher_topk_cache(teacher, teacher_lm, batcher, teacher_topk,
-                                                                      temperature, cache_dir, quiet))
+            sparse, starts, info = on_main(lambda: teacher_topk_cache(teacher, teacher_lm, batcher, topk,
+                                                                      d.temperature, cache_dir, run.quiet))
         teacher_lm = None  # training reads the cache
 
     def loss_fn(m, batch):  # m: the student's hidden states (DDP-wrapped under torchrun)
@@ -217,18 +214,18 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], out: Path, *, base: 
             t_head = teacher_lm.get_output_embeddings()
             t = (th[:, :-1][valid], t_head.weight, t_head.bias)
         hs = h[:, :-1][valid]
-        value = fused_linear_distill_loss(hs, head.weight, t, targets[valid], student_bias=head.bias, kind=loss,
-                                          alpha=alpha, temperature=temperature, beta=beta,
+        value = fused_linear_distill_loss(hs, head.weight, t, targets[valid], student_bias=head.bias,
+                                          kind=spec.distill.kind, alpha=spec.distill.alpha,
+                                          temperature=spec.distill.temperature, beta=spec.distill.beta,
                                           chunk_size=token_chunk(hs.shape[0]))
         return value, None
 
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed)
     with timed(timings, "train_s"):
         result = train(_HiddenStates(student.lm), batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt",
-                       resume=resume, description=description, quiet=quiet)
-    return on_main(lambda: _finish_layering(student, tok, out, teacher, base, student_layers, student_init, loss,
-                                            alpha, temperature, beta, epochs, texts, data_hash, length, batcher,
-                                            result, timings, params, info))
+                       resume=run.resume, description=run.description, quiet=run.quiet)
+    trained = Trained(result, batcher, cfg, timings, length, info)
+    return on_main(lambda: _finish_layering(student, tok, teacher, texts, spec, out, trained, params))
 
 
 def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, temperature: float,
@@ -275,15 +272,16 @@ def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, t
     return sparse, starts, info
 
 
-def _finish_layering(student, tok, out, teacher, base, student_layers, student_init, loss, alpha, temperature, beta,
-                     epochs, texts, data_hash, length, batcher, result, timings, params, info) -> dict:
+def _finish_layering(student, tok, teacher, texts, spec: LayeringSpec, out: Path, trained: Trained,
+                     params: dict) -> dict:
     save_model(student, tok, out / "model")
+    d, st, result, timings, info = spec.distill, spec.student, trained.result, trained.timings, trained.info
     metrics = {
         "phase": "layering", "level": "token", "teacher": teacher, "model_dir": str(out / "model"),
-        "base_model": base, "student_layers": student_layers, "student_init": student_init, "loss": loss,
-        "alpha": alpha, "temperature": temperature, "beta": beta, "epochs": epochs, "iterations": 1,
-        "n_documents": len(texts), "data_hash": data_hash, "online_teacher": True, "train_accuracy": None,
-        "max_length": length, "truncation": batcher.truncation.to_dict(), "history": result.history,
+        "base_model": st.base, "student_layers": st.layers, "student_init": st.init, "loss": d.kind,
+        "alpha": d.alpha, "temperature": d.temperature, "beta": d.beta, "epochs": spec.epochs, "iterations": 1,
+        "n_documents": len(texts), "data_hash": params["data_hash"], "online_teacher": True, "train_accuracy": None,
+        "max_length": trained.length, "truncation": trained.batcher.truncation.to_dict(), "history": result.history,
         "steps": result.steps, "timings": {"teacher_logits_s": 0.0, **timings}, "params": params,
         "teacher_logits": info,
         "rounds": [{"teacher": teacher, "train_accuracy": None, "timings": timings,

@@ -51,12 +51,12 @@ def test_float_fields_accept_ints_and_target_can_be_switched_off(tmp_path):
 def test_one_target_accuracy_default_everywhere():
     import inspect
 
-    from pylaundering.phases import place
+    from pylaundering.phases import PlacementSpec
     from pylaundering.train import DEFAULT_TARGET_ACCURACY
 
     assert DEFAULT_TARGET_ACCURACY == 0.95
     assert RunConfig().target_accuracy == DEFAULT_TARGET_ACCURACY
-    assert inspect.signature(place).parameters["target_accuracy"].default == DEFAULT_TARGET_ACCURACY
+    assert inspect.signature(PlacementSpec).parameters["target_accuracy"].default == DEFAULT_TARGET_ACCURACY
     help_text = runner.invoke(app, ["place", "--help"], env={"COLUMNS": "200"}).output
     assert "0.95" in help_text and "none" in help_text
     assert "0.99" not in help_text
@@ -68,11 +68,25 @@ def test_one_target_accuracy_default_everywhere():
     (dict(benchmark="b.jsonl"), "train"),
     (dict(loss="kld"), "loss"),
     (dict(alpha=1.5), "alpha"),
+    (dict(loss="jsd", beta=0.0), "beta"),
+    (dict(loss="skew_kl", beta=1.0), "beta"),
+    (dict(loss="skew_reverse_kl", beta=-0.1), "beta"),
 ])
 def test_inconsistent_or_bad_values_name_the_key(overrides, key):
     with pytest.raises(ConfigError) as exc:
         load_config(None, overrides)
     assert exc.value.key == key
+
+
+def test_every_loss_kind_of_the_table_is_accepted_with_its_beta():
+    """The run config takes its kinds from the one table (pylaundering/loss_kinds.py), hard included."""
+    from pylaundering.loss_kinds import ALL_KINDS
+
+    assert {"tvd", "skew_kl", "skew_reverse_kl", "hard"} <= set(ALL_KINDS)
+    for kind in ALL_KINDS:
+        assert load_config(None, {"loss": kind, "beta": 0.1}).loss == kind
+    assert load_config(None, {"loss": "skew_kl", "beta": 0.0}).beta == 0.0  # skew 0: plain KL
+    assert load_config(None, {"loss": "kl", "beta": 1.0}).beta == 1.0  # ignored by kl: not checked
 
 
 @pytest.mark.parametrize("argv", [
@@ -86,6 +100,8 @@ def test_inconsistent_or_bad_values_name_the_key(overrides, key):
     ["run", "--target-accuracy", "1.5", "--out", "{out}", "--model", "tiny"],
     ["layer", "--train", "{data}", "--out", "{out}", "--base", "tiny", "--student-init", "pretrained"],
     ["run", "--student-init", "pretrained", "--out", "{out}", "--model", "tiny"],
+    ["layer", "--train", "{data}", "--out", "{out}", "--base", "tiny", "--loss", "skew_kl", "--beta", "1"],
+    ["run", "--loss", "skew_kl", "--beta", "1", "--out", "{out}", "--model", "tiny"],
 ])
 def test_a_bad_value_is_a_usage_error_in_every_command(tmp_path, argv):
     """Exit 2 whether typer or our validation catches it, whichever command gets the value."""

@@ -108,3 +108,22 @@ def test_mcnemar_exact_against_binomial():
     # discordant 9 vs 1: two-sided exact binomial p = 2 * P(X <= 1 | n=10, 1/2) = 22/1024
     assert (r["a_only"], r["b_only"]) == (9, 1) and r["p_value"] == pytest.approx(22 / 1024)
     assert chance_level([4, 4, 2]) == pytest.approx((0.25 + 0.25 + 0.5) / 3)
+
+
+def test_specs_validate_once_as_usage_errors_and_are_frozen():
+    import dataclasses
+
+    from pylaundering.errors import ConfigError
+    from pylaundering.phases import LayeringSpec, PlacementSpec
+
+    with pytest.raises(ConfigError, match="unknown loss") as exc:
+        LayeringSpec.of(loss="kld")  # a usage error, not DistillSpec's ValueError
+    assert exc.value.key == "loss"
+    with pytest.raises(ConfigError) as exc:
+        LayeringSpec.of(student_init="pretrained")
+    assert exc.value.key == "student_model"
+    assert PlacementSpec(target_accuracy="none").target_accuracy is None
+    spec = LayeringSpec.of(loss="jsd", alpha=0.5, student_layers=1)
+    assert (spec.distill.kind, spec.distill.alpha, spec.student.layers) == ("jsd", 0.5, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.epochs = 2
