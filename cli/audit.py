@@ -1,10 +1,13 @@
 """`launder audit teacher|student` and `launder data split`: detect laundering without the training data.
 
-`register` adds the commands; it takes the app's shared helpers as arguments, so this module never
-imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+`register` adds the commands; the shared options and helpers come from cli/common.py, so this module
+never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
 
 Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on); 1 bad input (one line on
 stderr); 2 usage error; 3 the verdict is at or above --fail-on (for CI pipelines).
+
+The commands import pylaundering's modules inside their bodies: `launder --help` must not load torch,
+datasets or numpy.
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from pylaundering.cli.common import (AsJson, BenchFormat, Quiet, ReferenceFormat, SkipMalformed, SourceFormat,
+                                     SourceSplit, SourceSubset, TrainFormat, emit, err_console, handle_errors,
+                                     json_option, load, max_length_option, out_console, seed_option)
+from pylaundering.errors import ConfigError
 
 FAIL_EXIT = 3
 
@@ -28,7 +36,7 @@ def _default_out(model: str, kind: str) -> Path:
     return path.parent / f"{path.name}-audit-{kind}"
 
 
-def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, out_console, err_console):
+def register(app: typer.Typer, *, data_app: typer.Typer):
     audit_app = typer.Typer(
         help="Audit a model for benchmark knowledge without its training data: compare it on the benchmark with a "
              "reference set of the same kind that no teacher saw (make one with `launder data split` or `launder "
@@ -36,24 +44,14 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
         no_args_is_help=True)
     app.add_typer(audit_app, name="audit")
 
-    def load(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str, key: str,
-             skip_malformed: bool, quiet: bool):
-        from pylaundering.experiments.run import load_source
-
-        res = load_source(source, fmt, subset=subset, split=split, role=role, key=key, skip_malformed=skip_malformed)
-        if res.skipped and not quiet:
-            err_console.print(f"[yellow]skipped {res.skipped} malformed rows in {source}")
-        return list(res.examples)
-
     def check_fail_on(kind: str, level: Optional[str]):
-        from pylaundering.audit.verdict import LEVELS
-        from pylaundering.errors import ConfigError
+        from pylaundering.audit.verdict import LEVELS  # start-up time: the audit package loads numpy and the data layer
 
         if level is not None and level not in LEVELS[kind][1:]:
             raise ConfigError("--fail-on", f"must be one of {', '.join(LEVELS[kind][1:])}, got {level!r}")
 
     def finish(kind: str, report: dict, as_json: bool, quiet: bool, fail_on: Optional[str]):
-        from pylaundering.audit.verdict import level_at_least
+        from pylaundering.audit.verdict import level_at_least  # start-up time, as above
 
         if as_json:
             emit(report, True)
@@ -83,17 +81,10 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
     Benchmark = typer.Option(..., "--benchmark", "-b", help="The benchmark " + _SETS_HELP)
     Reference = typer.Option(..., "--reference", "-r", help="The reference set: items of the same kind and "
                              "difficulty that no teacher saw, disjoint from the benchmark. " + _SETS_HELP)
-    BenchmarkFormat = typer.Option(None, "--benchmark-format", help="Benchmark format when its columns do not "
-                                   "name it (gpqa, mmlu, mmlu_csv, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, "
-                                   "pylaundering).")
-    ReferenceFormat = typer.Option(None, "--reference-format", help="Reference format (as --benchmark-format).")
     Out = typer.Option(None, "--out", "-o", help="Folder for audit.json and audit.md. Default: next to the model "
                        "(a run's <arm>/model -> <arm>/audit-<kind>; another folder X -> X-audit-<kind>).")
-    MaxLength = typer.Option(None, "--max-length", min=8, help="Max tokens per (question, choice) sequence. "
-                             "Default: chosen from benchmark + reference together (same truncation for both).")
-    SkipMalformed = typer.Option(False, "--skip-malformed", help="Skip malformed rows (counted) instead of failing.")
-    AsJson = typer.Option(False, "--json", help="Print the report as JSON on stdout, and nothing else there.")
-    Quiet = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines.")
+    MaxLength = max_length_option("chosen from benchmark + reference together (same truncation for both).")
+    ReportJson = json_option("the report")
 
     @audit_app.command("teacher")
     @handle_errors
@@ -102,22 +93,22 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
                                     "e.g. a run's teacher/model."),
         benchmark: str = Benchmark,
         reference: str = Reference,
-        benchmark_format: Optional[str] = BenchmarkFormat,
+        benchmark_format: Optional[str] = BenchFormat,
         reference_format: Optional[str] = ReferenceFormat,
         out: Optional[Path] = Out,
         fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|contaminated", help="Exit 3 "
                                               "when the verdict is at or above this level."),
         max_length: Optional[int] = MaxLength,
         skip_malformed: bool = SkipMalformed,
-        as_json: bool = AsJson,
+        as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
         """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated, with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""
-        from pylaundering.audit import audit_teacher
+        from pylaundering.audit import audit_teacher  # start-up time, as above
 
         check_fail_on("teacher", fail_on)
-        bench = load(benchmark, benchmark_format, None, None, "benchmark", "benchmark", skip_malformed, quiet)
-        ref = load(reference, reference_format, None, None, "benchmark", "reference", skip_malformed, quiet)
+        bench = list(load(benchmark, benchmark_format, None, None, "benchmark", skip_malformed, quiet))
+        ref = list(load(reference, reference_format, None, None, "benchmark", skip_malformed, quiet, key="reference"))
         report = audit_teacher(model, bench, ref, out_dir=out if out is not None else _default_out(model, "teacher"),
                                max_length=max_length, quiet=quiet or as_json, benchmark_source=benchmark,
                                reference_source=reference)
@@ -139,37 +130,36 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
         train: Optional[str] = typer.Option(None, "--train", help="Legitimate training SOURCE: train a control "
                                             "here (cross-entropy only, no teacher, the suspect's architecture and "
                                             "tokenizer from random weights) and compare with it, as --control."),
-        train_format: Optional[str] = typer.Option(None, "--train-format", help="Format of --train."),
+        train_format: Optional[str] = TrainFormat,
         train_epochs: int = typer.Option(3, "--train-epochs", min=1, help="Epochs of the --train control."),
         train_lr: float = typer.Option(1e-4, "--train-lr", help="Learning rate of the --train control."),
-        benchmark_format: Optional[str] = BenchmarkFormat,
+        benchmark_format: Optional[str] = BenchFormat,
         reference_format: Optional[str] = ReferenceFormat,
         out: Optional[Path] = Out,
         fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|laundered", help="Exit 3 when "
                                               "the verdict is at or above this level."),
         max_length: Optional[int] = MaxLength,
-        seed: int = typer.Option(0, "--seed", help="Seed of the --train control."),
+        seed: int = seed_option("Seed of the --train control."),
         skip_malformed: bool = SkipMalformed,
-        as_json: bool = AsJson,
+        as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
         """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered, with thresholds and false-positive rates in the report."""
-        from pylaundering.audit import audit_student, train_control
-        from pylaundering.errors import ConfigError
+        from pylaundering.audit import audit_student, train_control  # start-up time, as above
 
         check_fail_on("student", fail_on)
         if control is not None and train is not None:
             raise ConfigError("--train", "give --control or --train, not both")
-        bench = load(benchmark, benchmark_format, None, None, "benchmark", "benchmark", skip_malformed, quiet)
-        ref = load(reference, reference_format, None, None, "benchmark", "reference", skip_malformed, quiet)
+        bench = list(load(benchmark, benchmark_format, None, None, "benchmark", skip_malformed, quiet))
+        ref = list(load(reference, reference_format, None, None, "benchmark", skip_malformed, quiet, key="reference"))
         out_dir = out if out is not None else _default_out(model, "student")
         description = None
         if train is not None:
-            from pylaundering.audit.evidence import check_mc_model, check_sets
+            from pylaundering.audit.evidence import check_mc_model, check_sets  # start-up time, as above
 
             check_mc_model(model)
             check_sets(bench, ref)  # fail before training
-            legit = load(train, train_format, None, None, "train", "train", skip_malformed, quiet)
+            legit = list(load(train, train_format, None, None, "train", skip_malformed, quiet))
             if not quiet and not as_json:
                 err_console.print(f"training a control on {len(legit)} legitimate items -> {out_dir / 'control'}")
             control, description = train_control(legit, model, out_dir / "control", epochs=train_epochs, lr=train_lr,
@@ -189,24 +179,24 @@ def register(app: typer.Typer, *, data_app: typer.Typer, handle_errors, emit, ou
                                                            "back as the reference set (default 0.3)."),
         reference_size: Optional[int] = typer.Option(None, "--reference-size", help="Number of items held back "
                                                      "(instead of --reference-fraction)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the split."),
-        fmt: Optional[str] = typer.Option(None, "--format", help="Format of SOURCE when it cannot be inferred."),
-        subset: Optional[str] = typer.Option(None, "--subset", help="Hub subset (config) of SOURCE."),
-        split: Optional[str] = typer.Option(None, "--split", help="Split of SOURCE (default: the benchmark split)."),
+        seed: int = seed_option("Seed of the split."),
+        fmt: Optional[str] = SourceFormat,
+        subset: Optional[str] = SourceSubset,
+        split: Optional[str] = SourceSplit,
         skip_malformed: bool = SkipMalformed,
         as_json: bool = AsJson,
     ):
         """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding). Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""
+        # start-up time: these import torch (the audit and train packages) or the data layer
         from pylaundering.audit.reference import split_reference
         from pylaundering.data.overlap import find_overlap
         from pylaundering.data.schema import write_jsonl
-        from pylaundering.errors import ConfigError
         from pylaundering.train.checkpoint import write_json
 
         if reference_fraction is not None and reference_size is not None:
             raise ConfigError("--reference-size", "give --reference-fraction or --reference-size, not both")
         fraction = 0.3 if reference_fraction is None and reference_size is None else reference_fraction
-        examples = load(source, fmt, subset, split, "benchmark", "benchmark", skip_malformed, as_json)
+        examples = list(load(source, fmt, subset, split, "benchmark", skip_malformed, as_json))
         bench, ref, info = split_reference(examples, fraction=fraction, size=reference_size, seed=seed)
         overlap = find_overlap(bench, ref, max_examples=3)
         info = {"source": source, "format": fmt, "subset": subset, "split": split, **info,

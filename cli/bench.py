@@ -1,7 +1,10 @@
 """`launder bench`: the fused losses against eager PyTorch and torch.compile, on this machine.
 
-`register` adds the command group to the app; it takes the app's shared helpers as arguments, so
-this module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+`register` adds the command group to the app; the shared options and helpers come from cli/common.py,
+so this module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+
+torch and the modules that import it (bench, train) are imported inside the commands: `launder --help`
+must not load them.
 """
 
 from __future__ import annotations
@@ -13,8 +16,14 @@ from typing import Optional
 
 import typer
 
+from pylaundering.cli.common import BatchSize, Device, emit, err_console, handle_errors, json_option, out_console
+from pylaundering.errors import ConfigError
 
-def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console) -> typer.Typer:
+ReportJson = json_option("the report")
+Threads = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's).")
+
+
+def register(app: typer.Typer) -> typer.Typer:
     bench_app = typer.Typer(help="Measure the fused loss ops against eager PyTorch, torch.compile and Liger-Kernel "
                             "(where it runs): time, bandwidth against this machine's copy bandwidth, peak memory.",
                             no_args_is_help=True)
@@ -23,7 +32,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
     @bench_app.command("ops")
     @handle_errors
     def ops(
-        device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N)."),
+        device: str = Device,
         dtype: Optional[str] = typer.Option(None, "--dtype", help="Comma-separated: float32, bfloat16, float16, float64. "
                                             "Default: float32 on CPU, bfloat16 (and one float32 case) on CUDA."),
         shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated ROWSxV, e.g. 4096x32000,16384x4. "
@@ -44,8 +53,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                                                "cases whose median grew beyond the two runs' measured noise (exit 1)."),
         profile: Optional[Path] = typer.Option(None, "--profile", help="Write a torch.profiler Chrome trace per case into "
                                                "this folder (NVTX ranges on CUDA)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
+        threads: Optional[int] = Threads,
+        as_json: bool = ReportJson,
     ):
         """Time the fused distillation loss against eager PyTorch and torch.compile of the same formula.
 
@@ -54,7 +63,6 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         import torch
 
         from pylaundering.bench.ops import default_cases, format_table, make_cases, parse_dtype, parse_shapes, run
-        from pylaundering.errors import ConfigError
 
         dev = _device(device)
         old = _read_old(compare)
@@ -124,7 +132,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
     @bench_app.command("linear")
     @handle_errors
     def linear(
-        device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N)."),
+        device: str = Device,
         dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 or float64. Default: "
                                             "float32 on CPU, bfloat16 on CUDA."),
         shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated NxHxV (tokens x hidden size x "
@@ -140,8 +148,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per case and implementation."),
         compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report of this command: "
                                                "flag the fused op's cases slower beyond the measured noise (exit 1)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
+        threads: Optional[int] = Threads,
+        as_json: bool = ReportJson,
     ):
         """Time the fused linear distillation loss (LM head + loss, never the [N, V] logits) against the naive computation.
 
@@ -153,7 +161,6 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
 
         from pylaundering.bench.linear import cases_for, default_cases, format_table, parse_linear_shapes, run
         from pylaundering.bench.ops import parse_dtype
-        from pylaundering.errors import ConfigError
 
         dev = _device(device)
         old = _read_old(compare)
@@ -177,10 +184,10 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
     def phases(
         model: str = typer.Option("tiny", "--model", help="Base model: tiny (built from the data, no download), "
                                   "minilm (the offline default of launder run), or a model folder / hub name."),
-        device: str = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N)."),
+        device: str = Device,
         n_train: int = typer.Option(256, "--n-train", min=16, help="Synthetic training items (the batches cycle)."),
         n_benchmark: int = typer.Option(128, "--n-benchmark", min=8, help="Synthetic benchmark items (integration)."),
-        batch_size: int = typer.Option(16, "--batch-size", min=1, help="Examples per optimiser step."),
+        batch_size: int = BatchSize,
         repeats: int = typer.Option(8, "--repeats", min=2, help="Timed steps per measurement (after warm-up)."),
         warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed steps first."),
         json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report as JSON here."),
@@ -189,8 +196,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                                                "flag measurements slower beyond the measured noise (exit 1)."),
         profile: Optional[Path] = typer.Option(None, "--profile", help="Write a torch.profiler Chrome trace of one "
                                                "step of each measurement into this folder."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: torch's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
+        threads: Optional[int] = Threads,
+        as_json: bool = ReportJson,
     ):
         """Examples per second of placement, layering and integration, to size runs and catch regressions.
 
@@ -211,8 +218,6 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
 
     def _device(device: str):
         import torch
-
-        from pylaundering.errors import ConfigError
 
         try:
             dev = torch.device(device)

@@ -1,7 +1,9 @@
 """`launder report`: the report of a study, from run folders and sweep folders.
 
-`register` adds the command to the app; it takes the app's shared helpers as arguments, so this
-module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+`register` adds the command to the app; the shared options and helpers come from cli/common.py, so
+this module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+The command imports pylaundering's modules inside its body: `launder --help` must not load torch,
+datasets or matplotlib.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.table import Table
+
+from pylaundering.cli.common import emit, handle_errors, json_option, out_console, quiet_option
 
 DEFAULT_OUT_NAME = "study-report"
 
@@ -21,7 +26,7 @@ def default_out(paths: list[Path]) -> Path:
     return Path(DEFAULT_OUT_NAME)
 
 
-def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console):
+def register(app: typer.Typer):
     @app.command("report")
     @handle_errors
     def report(
@@ -31,9 +36,8 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the report (created; its earlier "
                                            "report files are replaced). Default: RUN_OR_SWEEP_DIR/study-report "
                                            "when one folder is given, else ./study-report."),
-        as_json: bool = typer.Option(False, "--json", help="Print what was written (files, groups, skipped "
-                                     "figures, failed points) as JSON on stdout, and nothing else there."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the paths written."),
+        as_json: bool = json_option("what was written (files, groups, skipped figures, failed points)"),
+        quiet: bool = quiet_option("Print only the paths written."),
     ):
         """Report a study for a paper: Table 1, accuracy against alpha, data size, iterations, temperature and
         student init (means over seeds with 95% intervals), the laundering effect against train-benchmark
@@ -41,10 +45,10 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
 
         Writes points.csv (one row per finished point), summary.csv (grouped over seeds: n, mean, std, t-based 95% interval of the mean per arm), report.md, table1.png and a fig_<field>.png for every field that takes at least 2 values. Failed or pending sweep points are listed, not plotted.
         """
-        from rich.table import Table
-
+        # start-up time: these import matplotlib and numpy
         from pylaundering.experiments.collect import collect
-        from pylaundering.experiments.study_report import fmt_value, mean_ci, mean_std, write_study_report
+        from pylaundering.experiments.groups import fmt_value, mean_ci, mean_std
+        from pylaundering.experiments.study_report import write_study_report
 
         study = collect(paths)
         target = out if out is not None else default_out(paths)

@@ -1,7 +1,9 @@
 """`launder scan`: direct contamination of training data by benchmark items (exact, n-gram, near).
 
-`register` adds the command to the app; it takes the app's shared helpers as arguments, so this
-module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+`register` adds the command to the app; the shared options and helpers come from cli/common.py, so
+this module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+The command imports pylaundering's modules inside its body: `launder --help` must not load torch,
+datasets or matplotlib.
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.table import Table
+
+from pylaundering.cli.common import (BenchFormat, Quiet, SkipMalformed, emit, handle_errors, json_option, out_console,
+                                     train_format_option)
+from pylaundering.errors import ConfigError
 
 
-def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console):
+def register(app: typer.Typer):
     @app.command("scan")
     @handle_errors
     def scan(
@@ -20,12 +27,10 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                                           "per line; .jsonl/.parquet/.csv with a text column, or multiple-choice data "
                                           "in any --train-format), folders or hub names (name:subset:split)."),
         benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark SOURCE: a hub name, a file or a folder."),
-        benchmark_format: Optional[str] = typer.Option(None, "--benchmark-format", help="Benchmark format (gpqa, mmlu, "
-                                                       "mmlu_csv, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, "
-                                                       "pylaundering) when its columns do not name it."),
-        train_format: Optional[str] = typer.Option(None, "--train-format", help="'text' (a text line or column) or a "
-                                                   "multiple-choice format; default: inferred per file (.txt text; "
-                                                   "rows with a text column text; other .jsonl our schema)."),
+        benchmark_format: Optional[str] = BenchFormat,
+        train_format: Optional[str] = train_format_option("'text' (a text line or column) or a multiple-choice "
+                                                          "format; default: inferred per file (.txt text; rows with "
+                                                          "a text column text; other .jsonl our schema)."),
         text_field: str = typer.Option("text", "--text-field", help="Column holding the text of JSONL/Parquet/CSV "
                                        "text rows."),
         n: int = typer.Option(13, "-n", "--ngram", min=1, help="Words per n-gram (13, as in common decontamination "
@@ -44,21 +49,17 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         write_clean: Optional[Path] = typer.Option(None, "--write-clean", help="Write the training rows that matched "
                                                    "nothing here, in the format they were read in (our JSONL for "
                                                    "multiple-choice rows, lines for .txt, JSONL records otherwise)."),
-        skip_malformed: bool = typer.Option(False, "--skip-malformed", help="Skip malformed data rows (counted) "
-                                            "instead of failing."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout, and nothing else "
-                                     "there (progress and messages go to stderr)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or status lines."),
+        skip_malformed: bool = SkipMalformed,
+        as_json: bool = json_option("the report"),
+        quiet: bool = Quiet,
     ):
         """Scan training data for benchmark items: exact duplicates, shared word n-grams and near duplicates.
 
         Everything is normalised first (Unicode NFKC, case, punctuation, whitespace); a benchmark item is its context, question and choices. Training rows are streamed, never all in memory. Prints a summary (or the JSON report with --json); --out writes scan.json (every contaminated item with its matching rows and spans) and scan.md.
         """
-        from rich.table import Table
-
+        # start-up time: the audit package imports torch
         from pylaundering.audit.scan import ScanParams, format_markdown
         from pylaundering.audit.scan import scan as run_scan
-        from pylaundering.errors import ConfigError
 
         if min_n > n:
             raise ConfigError("--min-n", f"must be at most -n ({n}), got {min_n}")
@@ -70,7 +71,7 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
                           text_field=text_field, params=params, write_clean=write_clean,
                           skip_malformed=skip_malformed, quiet=quiet)
         if out is not None:
-            from pylaundering.train.checkpoint import write_json, write_text
+            from pylaundering.train.checkpoint import write_json, write_text  # start-up time: train imports torch
 
             write_json(report, out / "scan.json")
             write_text(format_markdown(report), out / "scan.md")

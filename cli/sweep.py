@@ -1,7 +1,9 @@
 """`launder sweep`: runs over a grid of RunConfig fields and seeds, sharing teachers between points.
 
-`register` adds the command to the app; it takes the app's shared helpers as arguments, so this
-module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+`register` adds the command to the app; the shared options and helpers come from cli/common.py, so
+this module never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
+The command imports pylaundering's modules inside its body: `launder --help` must not load torch,
+datasets or matplotlib.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.table import Table
+
+from pylaundering.cli.common import Quiet, emit, err_console, handle_errors, json_option, out_console
+from pylaundering.errors import ConfigError
 
 
-def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console):
+def register(app: typer.Typer):
     @app.command("sweep")
     @handle_errors
     def sweep(
@@ -51,20 +57,18 @@ def register(app: typer.Typer, *, handle_errors, emit, out_console, err_console)
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local "
                                               "Ray runtime, or RAY_ADDRESS)."),
         gpus_per_point: float = typer.Option(0.0, "--gpus-per-point", min=0.0, help="GPUs each Ray task requests."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
-        as_json: bool = typer.Option(False, "--json", help="Print sweep.json on stdout, and nothing else there."),
+        quiet: bool = Quiet,
+        as_json: bool = json_option("the sweep's index (sweep.json)"),
     ):
         """[bold]Many runs[/bold]: every combination of --param values x seeds, each a run folder with its
         metrics.json, in one sweep folder. Each seed's teachers, CE-only student and teacher logits are
         computed once and shared by the points that need the same ones; finished points are skipped when the
         sweep is run again (resume); a failing point is recorded and the sweep goes on (exit 1 at the end).
         Then: `launder report SWEEP_DIR`."""
-        from rich.table import Table
-
+        # start-up time: the experiments package imports torch
         from pylaundering.experiments.config import COMMAND_LINE, load_config
         from pylaundering.experiments.sweep import (check_field, parse_param, parse_value, read_sweep_toml, run_sweep,
                                                    seed_list as seeds_from)
-        from pylaundering.errors import ConfigError
 
         spec_params: dict = {}
         spec_seeds = None

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from ..data.schema import MCExample, examples_hash
 from .evidence import check_mc_model, check_sets, score_sets
+from .report import format_markdown
 from .verdict import agreement_tests, control_tests, core_tests, decide
 
 SCHEMA_VERSION = 1
@@ -35,8 +36,7 @@ def _base(kind: str, model: str, bench, ref, *, benchmark_source, reference_sour
 
 def _finish(report: dict, out_dir, quiet: bool) -> dict:
     if out_dir is not None:
-        from ..train.checkpoint import write_json, write_text
-        from .report import format_markdown
+        from ..train.checkpoint import write_json, write_text  # import time: torch, not for `launder scan`
 
         out = Path(out_dir)
         report["files"] = {"json": str(out / "audit.json"), "markdown": str(out / "audit.md")}
@@ -108,7 +108,7 @@ def train_control(train_examples: Sequence[MCExample], like_model: str, out_dir:
     """A cross-entropy-only student on the legitimate data, with ``like_model``'s architecture and tokenizer
     but random initial weights (the suspect's pretrained starting point is unknown to an auditor):
     ``phases.layer(None, L, alpha=0.0, student_init="random")``. Returns (model folder, description)."""
-    from ..phases.layering import layer
+    from ..phases.layering import layer  # import time, as above
 
     check_mc_model(str(like_model))
     if not train_examples:

@@ -16,7 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.schema import MCExample
+from ..data.overlap import find_overlap
+from ..data.schema import MCExample, examples_hash
 
 __all__ = ["ItemScores", "check_mc_model", "check_sets", "score_sets"]
 
@@ -63,7 +64,7 @@ def check_mc_model(model: str) -> None:
         archs = json.loads((path / "config.json").read_text()).get("architectures") or []
     except (OSError, ValueError) as e:
         raise ValueError(f"model {model}: unreadable config.json ({e})") from e
-    from ..models.decoder import MARKER
+    from ..models.decoder import MARKER  # import time: torch, which `launder scan` (this package) never needs
 
     scorers = ("ForMultipleChoice", "ForSequenceClassification", "ForCausalLM", "LMHeadModel")
     if not (path / MARKER).exists() and not any(a.endswith(scorers) for a in archs):
@@ -81,8 +82,6 @@ def check_sets(benchmark: Sequence[MCExample], reference: Sequence[MCExample]) -
 
     Returns the overlap check's summary (zero duplicates) for the report.
     """
-    from ..data.overlap import find_overlap
-
     if not benchmark:
         raise ValueError("the benchmark set is empty")
     if not reference:
@@ -124,12 +123,11 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
                max_length: int | None = None, batch_size: int = 64, quiet: bool = False,
                description: str = "audit") -> tuple[ItemScores, ItemScores, dict]:
     """Per-item scores of ``model`` on benchmark and reference, and how they were encoded."""
+    # import time: these import torch, which `launder scan` (this package) never needs
+    from ..models import model_fingerprint
     from ..models.loading import load_model
     from ..phases.common import encode
     from ..train.evaluate import predict_logits
-
-    from ..data.schema import examples_hash
-    from ..models import model_fingerprint
 
     check_mc_model(model)
     # One model is often scored by several audits (a teacher as a suspect and as a student's
@@ -139,11 +137,11 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
         _SCORES.move_to_end(key)
         return _SCORES[key]
     both = list(benchmark) + list(reference)
-    from ..models import model_task
+    from ..models import model_task  # import time, as above
 
     net = load_model(model)
     if getattr(net, "level", "choice") == "token":  # trained on items written as text: it answers prompts
-        from ..data.text import prompt_examples
+        from ..data.text import prompt_examples  # import time, as above
 
         both = prompt_examples(both)
     data = encode(model, both, max_length, model_task(model) or "multiple_choice")

@@ -33,9 +33,11 @@ from typing import Any
 import numpy as np
 from zlib import crc32
 
+from pylaundering.data.load import load_examples
 from pylaundering.data.overlap import normalise_text
 from pylaundering.data.schema import MCExample, examples_hash
 from pylaundering.errors import ConfigError, DataError
+from pylaundering.progress import progress_bar
 
 from .sources import SourceStats, TrainRow, example_text, iter_rows, record_line
 
@@ -417,7 +419,7 @@ class _CleanWriter:
                 self.rows += 1
 
     def commit(self) -> None:
-        from pylaundering.train.checkpoint import default_file_mode
+        from pylaundering.train.checkpoint import default_file_mode  # import time: train imports torch
 
         self.handle.flush()
         os.fsync(self.handle.fileno())
@@ -457,8 +459,6 @@ def scan(
     t0 = time.perf_counter()
     bench_info: dict[str, Any]
     if isinstance(benchmark, (str, os.PathLike)):
-        from pylaundering.data.adapters import load_examples
-
         res = load_examples(str(benchmark), benchmark_format, role="benchmark", skip_malformed=skip_malformed)
         examples = res.examples
         bench_info = {"source": str(benchmark), "format": res.format, "skipped": res.skipped}
@@ -473,8 +473,6 @@ def scan(
     rows = iter_rows(list(train_sources), train_format, text_field=text_field, skip_malformed=skip_malformed,
                      stats=stats)
     writer = _CleanWriter(Path(write_clean)) if write_clean is not None else None
-    from pylaundering.progress import progress_bar
-
     t1 = time.perf_counter()
     try:
         first = next(rows, None)  # open the first source (and fail on it) before the progress bar starts

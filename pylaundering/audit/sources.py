@@ -2,7 +2,7 @@
 
 A TRAIN_SOURCE is read as one of:
 
-* multiple-choice data, in any format `pylaundering.data.adapters` knows (local files and
+* multiple-choice data, in any format `pylaundering.data` knows (local files and
   folders, dataset repository folders, hub names); a row's text is its context, question and
   choices;
 * plain text: a `.txt` file (one row per line), or JSONL / Parquet / CSV / hub rows whose
@@ -22,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pylaundering.data import adapters as _ad
+from pylaundering.data.hub import dataset_stream, is_dataset_repo, repo_files
+from pylaundering.data.infer import infer_format, infer_hub, infer_local
+from pylaundering.data.load import convert_row, looks_like_path, parse_source, resolve_columns
+from pylaundering.data.readers import Stream, read_file, read_jsonl, read_lines
+from pylaundering.data.registry import FORMATS, Adapter, RowContext
 from pylaundering.data.schema import MCExample
 from pylaundering.errors import DataError
 
@@ -58,12 +62,12 @@ class SourceStats:
 
 
 def check_train_format(fmt: str | None) -> None:
-    if fmt is not None and fmt != TEXT_FORMAT and fmt not in _ad.FORMATS:
-        raise DataError(f"unknown format {fmt!r}; known: {TEXT_FORMAT} (plain text), {', '.join(sorted(_ad.FORMATS))}")
+    if fmt is not None and fmt != TEXT_FORMAT and fmt not in FORMATS:
+        raise DataError(f"unknown format {fmt!r}; known: {TEXT_FORMAT} (plain text), {', '.join(sorted(FORMATS))}")
 
 
 def _classification_formats() -> frozenset:
-    from ..data.cls_formats import CLASSIFICATION_FORMATS
+    from ..data.formats_cls import CLASSIFICATION_FORMATS
 
     return CLASSIFICATION_FORMATS
 
@@ -84,13 +88,13 @@ def _read_parquet_stream(path: Path) -> Iterator[tuple[int, Any]]:
             yield row, record
 
 
-def _records(path: Path, adapter: _ad.Adapter) -> Iterator[tuple[int, Any]]:
+def _records(path: Path, adapter: Adapter) -> Iterator[tuple[int, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return _ad._read_jsonl(path)
+        return read_jsonl(path)
     if suffix == ".parquet":
         return _read_parquet_stream(path)
-    return _ad._read_file(path, adapter)
+    return read_file(path, adapter)
 
 
 def _peek(rows: Iterator[tuple[int, Any]]) -> tuple[Any, Iterator[tuple[int, Any]]]:
@@ -116,9 +120,9 @@ class _Reader:
 
     # ------------------------------------------------------------------ one source
     def source(self, spec: str) -> Iterator[TrainRow]:
-        name, subset, split = _ad.parse_source(spec)
+        name, subset, split = parse_source(spec)
         path = Path(name).expanduser()
-        if path.exists() and not _ad._is_dataset_repo(path):
+        if path.exists() and not is_dataset_repo(path):
             if subset is not None or split is not None:
                 raise DataError("a subset or split was given, but this is a plain file or folder", source=name)
             if path.is_file():
@@ -131,7 +135,7 @@ class _Reader:
             for f in files:
                 yield from self.file(f)
             return
-        if not path.exists() and _ad._looks_like_path(name):
+        if not path.exists() and looks_like_path(name):
             raise DataError("no such file or folder", source=name)
         yield from self.dataset(name, subset, split, local=path.exists())
 
@@ -142,29 +146,29 @@ class _Reader:
                 raise DataError(f"a {suffix} file is plain text; --train-format {self.fmt} does not apply", source=str(path))
             stats = SourceStats(str(path), "text", TEXT_FORMAT)
             self.stats.append(stats)
-            yield from self._text_rows(_ad.read_lines(path), stats, path.name, WRITE_LINES, field=None)
+            yield from self._text_rows(read_lines(path), stats, path.name, WRITE_LINES, field=None)
             return
         if suffix not in RECORD_SUFFIXES:
             readable = ", ".join(TEXT_SUFFIXES + RECORD_SUFFIXES)
             raise DataError(f"cannot read {suffix or 'extension-less'} files; readable: {readable}", source=str(path))
-        adapter = _ad.FORMATS[self.fmt] if self.fmt not in (None, TEXT_FORMAT) else _ad.FORMATS["csv"]
+        adapter = FORMATS[self.fmt] if self.fmt not in (None, TEXT_FORMAT) else FORMATS["csv"]
         rows = _records(path, adapter)
         fmt = self.fmt
         if fmt is None:
             first, rows = _peek(rows)
             text_rows = isinstance(first, Mapping) and self.text_field in first and not {"question", "choices"} <= set(first)
-            known = None if text_rows else _ad.infer_format(path)[0]  # the header is read only when needed
+            known = None if text_rows else infer_format(path)[0]  # the header is read only when needed
             if text_rows:
                 fmt = TEXT_FORMAT
             elif known is not None:
                 fmt = known
-                rows = _records(path, _ad.FORMATS[known])  # its own reader (MMLU-Redux's CSVs use `;`)
+                rows = _records(path, FORMATS[known])  # its own reader (MMLU-Redux's CSVs use `;`)
             elif suffix == ".jsonl":
                 fmt = "pylaundering"
             else:
                 raise DataError(f"cannot infer the format: no {self.text_field!r} column (--text-field), and the "
                                 f"columns match no known layout; pass --train-format ({TEXT_FORMAT} or one of "
-                                f"{', '.join(sorted(_ad.FORMATS))})", source=str(path))
+                                f"{', '.join(sorted(FORMATS))})", source=str(path))
         if fmt == TEXT_FORMAT:
             stats = SourceStats(str(path), "text", f"{TEXT_FORMAT} ({self.text_field!r} column)")
             self.stats.append(stats)
@@ -172,14 +176,14 @@ class _Reader:
         else:
             stats = SourceStats(str(path), "mc", fmt)
             self.stats.append(stats)
-            yield from self._mc_rows(rows, stats, _ad.FORMATS[fmt], path.name, path.stem)
+            yield from self._mc_rows(rows, stats, FORMATS[fmt], path.name, path.stem)
 
     def dataset(self, name: str, subset: str | None, split: str | None, *, local: bool) -> Iterator[TrainRow]:
         fmt = self.fmt
         stream = None
         if fmt is None:
             try:
-                fmt = _ad._infer_local(name, _ad._repo_files(Path(name))) if local else _ad._infer_hub(name)
+                fmt = infer_local(name, repo_files(Path(name))) if local else infer_hub(name)
                 if fmt == "classification":  # text rows with labels: their text is what is scanned
                     raise DataError("cannot infer the format (text-classification rows)", source=name)
             except DataError as err:
@@ -187,18 +191,18 @@ class _Reader:
                     raise DataError(f"{err.message}, or {TEXT_FORMAT} (a {self.text_field!r} column)",
                                     source=name) from None
                 # a dataset repository folder of text rows: look at its first row
-                stream, subset, split = _ad._dataset_stream(name, subset, split, role="train",
-                                                            adapter=_ad.FORMATS["pylaundering"], local=True)
+                stream, subset, split = dataset_stream(name, subset, split, role="train",
+                                                       adapter=FORMATS["pylaundering"], local=True)
                 first, rows = _peek(stream.rows)
                 if not (isinstance(first, Mapping) and self.text_field in first):
                     raise DataError(f"{err.message}, or {TEXT_FORMAT} (a {self.text_field!r} column)",
                                     source=name) from None
-                stream = _ad._Stream(stream.label, stream.id_prefix, stream.group, rows)
+                stream = Stream(stream.label, stream.id_prefix, stream.group, rows)
                 fmt = TEXT_FORMAT
-        adapter = _ad.FORMATS["pylaundering" if fmt == TEXT_FORMAT else fmt]
+        adapter = FORMATS["pylaundering" if fmt == TEXT_FORMAT else fmt]
         if stream is None:
-            stream, subset, split = _ad._dataset_stream(name, subset, split, role="train", adapter=adapter,
-                                                        local=local)
+            stream, subset, split = dataset_stream(name, subset, split, role="train", adapter=adapter,
+                                                   local=local)
         if fmt == TEXT_FORMAT:
             stats = SourceStats(stream.label, "text", f"{TEXT_FORMAT} ({self.text_field!r} column)")
             self.stats.append(stats)
@@ -237,15 +241,15 @@ class _Reader:
             stats.rows += 1
             yield TrainRow(stats.source, row, f"{id_prefix}:{row}", text, write_kind, record)
 
-    def _mc_rows(self, rows, stats: SourceStats, adapter: _ad.Adapter, id_prefix: str, group: str | None):
-        cols, explicit = _ad._resolve_columns(adapter, None)
+    def _mc_rows(self, rows, stats: SourceStats, adapter: Adapter, id_prefix: str, group: str | None):
+        cols, explicit = resolve_columns(adapter, None)
         # a classification row's "choices" are the label set (provisional until a whole-file finalize for
         # the generic format): only its texts are scanned
         texts_only = adapter.finalize is not None or adapter.name in _classification_formats()
         for row, record in rows:
-            ctx = _ad.RowContext(f"{id_prefix}:{row}", group, cols, explicit, False)
+            ctx = RowContext(f"{id_prefix}:{row}", group, cols, explicit, False)
             try:
-                example = _ad.convert_row(adapter, record, ctx)
+                example = convert_row(adapter, record, ctx)
             except DataError as err:
                 self._bad(err, stats, row)
                 continue
@@ -267,8 +271,8 @@ def iter_rows(
     """Every row of every source, in order; `stats` (if given) receives one entry per file read."""
     check_train_format(format)
     for spec in sources:  # a missing file fails before anything is read
-        name = _ad.parse_source(spec)[0]
-        if not Path(name).expanduser().exists() and _ad._looks_like_path(name):
+        name = parse_source(spec)[0]
+        if not Path(name).expanduser().exists() and looks_like_path(name):
             raise DataError("no such file or folder", source=name)
     reader = _Reader(format, text_field, skip_malformed, stats if stats is not None else [])
     for spec in sources:

@@ -9,7 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from .ops import format_table, run
+import torch
+
+from . import linear
+from .ops import format_table, make_cases, parse_shapes, run
+from .plot import plot_report
 
 
 def main(argv=None) -> int:
@@ -24,10 +28,6 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     args = ap.parse_args(argv)
     if args.kind == "linear":
-        import torch
-
-        from . import linear
-
         cases = None
         if args.shapes:
             dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
@@ -37,10 +37,6 @@ def main(argv=None) -> int:
     else:
         cases = None
         if args.shapes:
-            import torch
-
-            from .ops import make_cases, parse_shapes
-
             dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
             cases = make_cases(parse_shapes(args.shapes), [dtype])
         report = run(args.device, cases=cases, repeats=args.repeats, compile_ok=not args.no_compile)
@@ -49,8 +45,6 @@ def main(argv=None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
     if args.plot and args.kind == "ops":
-        from .plot import plot_report
-
         plot_report(report, args.plot)
     return 0
 

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import pylaundering.ops as O
+from pylaundering.data.batching import MCBatcher
+from pylaundering.data.synth import make_synthetic
+from pylaundering.models import load_model, load_student
+from pylaundering.phases.common import encode, model_max_length, resolve_base
+from pylaundering.train.evaluate import choice_logits, predict_logits
 
 from .ops import _summary
 
@@ -43,8 +48,6 @@ class PhaseSetup:
 
 def _pad_to(batch, length: int, pad_id: int):
     """The batch padded to ``length`` tokens per sequence (the paper's fixed-length recipe)."""
-    from dataclasses import replace
-
     extra = length - batch.input_ids.shape[-1]
     if extra <= 0:
         return batch
@@ -77,12 +80,6 @@ def _result(times: list[float], examples_per_call: int) -> dict:
 
 def run(setup: PhaseSetup = PhaseSetup(), device: str = "cpu", repeats: int = 8, warmup: int = 2,
         profile_dir: Path | None = None) -> dict:
-    from pylaundering.data.batching import MCBatcher
-    from pylaundering.data.synth import make_synthetic
-    from pylaundering.models import load_model, load_student
-    from pylaundering.phases.common import encode, model_max_length, resolve_base
-    from pylaundering.train.evaluate import choice_logits, predict_logits
-
     dev = torch.device(device)
     benchmark, train_set = make_synthetic(seed=0, n_benchmark=setup.n_benchmark, n_train=setup.n_train)
     results: dict[str, dict] = {}
@@ -212,37 +209,3 @@ def format_table(report: dict) -> str:
                  f"{report['pad_length']} tokens and runs the teacher every step; x cached: time per example over "
                  "the cached layering step's")
     return "\n".join(lines)
-
-
-def plot_phases(report: dict, path) -> Path:
-    """Horizontal bars: examples per second of each measurement (log scale), labelled with the time per
-    example relative to cached layering."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plot import COLORS
-
-    rows = [(f"{c['phase']}: {impl}", r) for c in report["cases"] for impl, r in c["results"].items()]
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.6))
-    ys = range(len(rows))
-    ax.barh(list(ys), [r["examples_per_s"] for _, r in rows],
-            color=[COLORS.get(name.split(": ")[1], "#7f7f7f") for name, _ in rows])
-    for y, (_, r) in zip(ys, rows):
-        label = f"{r['examples_per_s']:.0f}/s" + (f"  (time {r['vs_cached']:.2f}x cached)" if "vs_cached" in r else "")
-        ax.text(r["examples_per_s"] * 1.05, y, label, va="center", fontsize=8)
-    ax.set_yticks(list(ys))
-    ax.set_yticklabels([name for name, _ in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlim(right=max(r["examples_per_s"] for _, r in rows) * 8)
-    ax.set_xlabel("examples per second (log scale; teacher-logits: the one-off pass, per example)")
-    ax.set_title(f"pylaundering phases on {report['device']}: {report['model']}, batch {report['batch_size']}, "
-                 f"{report['threads']} threads", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

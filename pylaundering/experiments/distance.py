@@ -27,6 +27,8 @@ from typing import Sequence
 import torch
 
 from ..data.schema import MCExample, examples_hash
+from ..models import load_tokenizer, model_fingerprint
+from ..models.loading import resolve_model
 from ..train.checkpoint import read_json, write_json
 
 METHOD = "mmd2_rbf_mean_pooled_embeddings"
@@ -40,9 +42,6 @@ def item_text(e: MCExample) -> str:
 def embed(model_path: str, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
     """``[n, H]`` mean-pooled (over real tokens) last hidden states of ``model_path``'s encoder."""
     from transformers import AutoModel
-
-    from ..models import load_tokenizer
-    from ..models.loading import resolve_model
 
     tok = load_tokenizer(model_path)
     net = AutoModel.from_pretrained(resolve_model(model_path))
@@ -94,8 +93,6 @@ def dataset_distance(model_path: str, benchmark: Sequence[MCExample], train: Seq
                      cache_dir: str | Path | None = None) -> dict:
     """The legitimate set's distance from the benchmark (module docstring); cached in ``cache_dir``
     under a key of the model's fingerprint, both data hashes and the settings."""
-    from ..models import model_fingerprint
-
     settings = {"method": METHOD, "model_fingerprint": model_fingerprint(model_path),
                 "benchmark_hash": examples_hash(benchmark), "train_hash": examples_hash(train), "seed": seed,
                 "max_items": max_items, "max_length": max_length, "permutations": permutations}

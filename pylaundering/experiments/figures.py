@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .collect import ARM_LABELS, Study
-from .study_report import CATEGORICAL_AXES, NUMERIC_AXES, TABLE_ARMS, Group, fmt_value, mean_std, pct
+from .groups import CATEGORICAL_AXES, NUMERIC_AXES, TABLE_ARMS, Group, fmt_value, mean_std, pct
 
 STUDY_AXES = (*NUMERIC_AXES, *CATEGORICAL_AXES, "benchmark", "model")
 ARM_COLORS = {"teacher": "#7f7f7f", "student": "#d62728", "control_student": "#1f77b4", "ce_student": "#2ca02c"}

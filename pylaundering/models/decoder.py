@@ -23,6 +23,10 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
+from ..errors import ModelError
+from .saving import save_model
+from .tiny import train_tokenizer
+
 SCORERS = ("loglik", "head")
 DEFAULT_SCORER = "loglik"
 MARKER = "pylaundering.json"
@@ -104,8 +108,6 @@ class DecoderChoiceModel(torch.nn.Module):
 def ensure_pad_token(tokenizer, config=None) -> int:
     """The tokenizer's pad id; a decoder tokenizer without one (GPT-2) pads with its end-of-text token.
     Raises ModelError when it has neither."""
-    from ..errors import ModelError
-
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ModelError("the tokenizer has no pad token and no end-of-text token to pad with; "
@@ -120,9 +122,6 @@ def build_tiny_gpt(texts: Iterable[str], out_dir: str | Path, *, seed: int = 0, 
     """Trains a tokenizer on ``texts`` and saves it with a fresh tiny GPT-2 (4 layers, width 64) to
     ``out_dir``: the offline decoder, as ``tiny`` is the offline encoder. Deterministic like ``tiny``."""
     from transformers import GPT2Config, GPT2LMHeadModel
-
-    from .loading import save_model
-    from .tiny import train_tokenizer
 
     out = Path(out_dir)
     if (out / "config.json").exists():

@@ -17,19 +17,14 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from .decoder import (DEFAULT_SCORER, SCORERS, TINY_GPT_CONFIG, DecoderChoiceModel, ensure_pad_token,
+                      is_decoder_config, read_marker)
+from .saving import quiet_transformers as _quiet_transformers
+from .saving import save_model  # noqa: F401 - re-exported: models.save_model
+from .tiny import TINY_CONFIG
 
 DEFAULT_MODEL = "minilm"
 STUDENT_INITS = ("sheared", "pretrained", "random")
-
-
-def _quiet_transformers() -> None:
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    try:
-        transformers.utils.logging.disable_progress_bar()
-    except AttributeError:  # older transformers
-        pass
 
 
 def resolve_model(name: str) -> str:
@@ -49,9 +44,6 @@ def resolve_model(name: str) -> str:
 
 
 def _built_layers() -> dict[str, int]:
-    from .decoder import TINY_GPT_CONFIG
-    from .tiny import TINY_CONFIG
-
     return {"tiny": TINY_CONFIG["num_hidden_layers"], "tiny-gpt": TINY_GPT_CONFIG["n_layer"]}
 
 
@@ -74,8 +66,6 @@ def load_tokenizer(path: str):
 
     tok = _from_pretrained(AutoTokenizer, resolve_model(path))
     if tok.pad_token_id is None and is_decoder(path):
-        from .decoder import ensure_pad_token
-
         ensure_pad_token(tok)
     return tok
 
@@ -83,8 +73,6 @@ def load_tokenizer(path: str):
 def is_decoder(path: str) -> bool:
     """Whether ``path`` (folder, hub name or alias) holds a causal LM."""
     from transformers import AutoConfig
-
-    from .decoder import is_decoder_config
 
     return is_decoder_config(_from_pretrained(AutoConfig, resolve_model(path)))
 
@@ -108,8 +96,6 @@ def model_task(path: str) -> str | None:
     ``*ForSequenceClassification``, "multiple_choice" for a ``*ForMultipleChoice``, else None (a base
     encoder, which takes either head)."""
     from transformers import AutoConfig
-
-    from .decoder import read_marker
 
     path = resolve_model(path)
     marked = read_marker(path).get("task")  # a decoder's choice scorer may be a classification head
@@ -139,7 +125,6 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
     """
     from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
-    from .decoder import DEFAULT_SCORER, SCORERS, DecoderChoiceModel, ensure_pad_token, is_decoder_config, read_marker
 
     path = resolve_model(path)
     saved_task = model_task(path)
@@ -206,26 +191,6 @@ def load_student(base: str, *, init: str, num_layers: int | None, seed: int, stu
         return load_model(student_model, None, seed=seed, task=task, num_labels=num_labels, scorer=scorer)
     return load_model(base, num_layers, random_init=(init == "random"), seed=seed, task=task, num_labels=num_labels,
                       scorer=scorer)
-
-
-def save_model(model, tokenizer, out_dir: str | Path) -> Path:
-    """``save_pretrained`` of model and tokenizer into ``out_dir``, written to a temp folder first
-    and renamed, so an interrupted save never leaves a half-written model behind."""
-    _quiet_transformers()  # no "Writing model shards" bar: our own bars say what is happening
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
 
 
 def hub_revision(name: str, revision: str = "main") -> str | None:

@@ -20,6 +20,8 @@ from typing import Iterable
 
 import torch
 
+from .saving import save_model
+
 TINY_CONFIG = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128,
                    max_position_embeddings=128, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -156,7 +158,5 @@ def build_tiny_model(texts: Iterable[str], out_dir: str | Path, *, seed: int = 0
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(fast), pad_token_id=fast.pad_token_id, **TINY_CONFIG)
     model = BertForMultipleChoice(config)
-    from .loading import save_model
-
     out.parent.mkdir(parents=True, exist_ok=True)
     return save_model(model, fast, out)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import torch
 
+from pylaundering.ops import SparseTeacher
+
 from .checkpoint import default_file_mode
 
 if False:  # typing only: ops imports the compiled extension
@@ -125,9 +127,7 @@ def _sparse_to_file(teacher: "SparseTeacher", vocab: int) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def _sparse_from_file(fmt: str, tensors: dict, meta: dict) -> "SparseTeacher":
-    from pylaundering.ops import SparseTeacher
-
+def _sparse_from_file(fmt: str, tensors: dict, meta: dict) -> SparseTeacher:
     T, k = float(meta["temperature"]), int(meta["k"])
     idx = tensors["indices"].long()
     if fmt == "sampled":

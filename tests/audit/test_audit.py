@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from pylaundering.audit import audit_student, audit_teacher
 from pylaundering.audit.verdict import MIN_ACCURACY_GAP
-from pylaundering.data.adapters import load_examples
+from pylaundering.data import load_examples
 from pylaundering.data.schema import MCExample
 from pylaundering.data.synth import make_reference, make_synthetic
 

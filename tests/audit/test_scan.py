@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from pylaundering.audit import ScanParams, scan
 from pylaundering.audit.scan import _WordNormaliser
-from pylaundering.data.adapters import load_examples
+from pylaundering.data import load_examples
 from pylaundering.data.overlap import normalise_text
 from pylaundering.data.schema import MCExample, write_jsonl
 

@@ -137,30 +137,30 @@ def test_place_warns_when_the_teacher_stops_short_of_its_target(tmp_path):
     (["place", "--benchmark", "org/bench:sub", "--out", "{out}"], ("org/bench", "sub", None, "benchmark")),
 ])
 def test_subset_split_and_shorthand_reach_the_data_layer(tmp_path, monkeypatch, argv, expected):
-    import pylaundering.data.adapters as adapters
+    import pylaundering.data.load as data_load
 
     seen = []
 
     def fake_load(source, fmt=None, *, subset=None, split=None, role=None, **kw):
         seen.append((source, subset, split, role))
-        raise adapters.DataError("stop here", source=source)
+        raise data_load.DataError("stop here", source=source)
 
-    monkeypatch.setattr(adapters, "load_examples", fake_load)
+    monkeypatch.setattr(data_load, "load_examples", fake_load)
     r = runner.invoke(app, [a.format(out=tmp_path / "o") for a in argv])
     assert r.exit_code == 1 and "stop here" in r.output, r.output
     assert seen == [expected]
 
 
 def test_run_takes_subset_and_split_options_into_its_config(tmp_path, monkeypatch):
-    import pylaundering.data.adapters as adapters
+    import pylaundering.data.load as data_load
 
     seen = []
 
     def fake_load(source, fmt=None, *, subset=None, split=None, role=None, **kw):
         seen.append((source, subset, split, role))
-        raise adapters.DataError("stop here", source=source)
+        raise data_load.DataError("stop here", source=source)
 
-    monkeypatch.setattr(adapters, "load_examples", fake_load)
+    monkeypatch.setattr(data_load, "load_examples", fake_load)
     r = runner.invoke(app, ["run", "--benchmark", "org/b:s1", "--benchmark-split", "test", "--train", "org/t",
                             "--train-subset", "s2", "--train-split", "train", "--out", str(tmp_path / "r")])
     assert r.exit_code == 1, r.output
