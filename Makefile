@@ -12,7 +12,7 @@ NVCC   ?= $(shell command -v nvcc 2>/dev/null)
 # Threads for the CPU kernels and the training loops (the reference machine has 2 cores).
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: all venv install demo ops-demo test test-fast test-slow bench cuda-check gpu-check clean
+.PHONY: all venv install demo ops-demo test test-fast test-slow bench lint format cuda-check gpu-check clean
 
 all: install
 
@@ -38,8 +38,20 @@ demo: install
 ops-demo: install
 	$(PY) -m pylaundering.ops.demo
 
-test: install cuda-check
+test: install cuda-check lint
 	$(PY) -m pytest -q -m "not slow"
+
+# Style, as CI keeps it: ruff's lint rules (pyproject.toml; its formatter is not used: the Python keeps its
+# hand wrapping) and clang-format (.clang-format) on csrc/.
+CXX_SOURCES = $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
+lint: install
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+# Applies what `make lint` checks.
+format: install
+	$(VENV)/bin/ruff check --no-cache --fix .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -87,13 +87,17 @@ def pytest_terminal_summary(terminalreporter):
     tr.section("pylaundering fused ops vs eager vs torch.compile (median of rounds)")
     tr.write_line(
         f"threads={THREADS}  THP_MEM_ALLOC_ENABLE={ENV_INFO['THP_MEM_ALLOC_ENABLE']} "
-        f"(effective: {ENV_INFO['thp_effective']}, kernel THP: {ENV_INFO['kernel_thp_mode']})  torch {torch.__version__}"
+        f"(effective: {ENV_INFO['thp_effective']}, kernel THP: {ENV_INFO['kernel_thp_mode']})  "
+        f"torch {torch.__version__}"
     )
     _linear_summary(tr)
     groups = sorted({g for g, _ in RESULTS if not g.startswith("linear|")}, key=lambda g: (g.split("|")[0], g))
     if not groups:
         return
-    hdr = f"{'case':<44}{'fused ms':>10}{'compile ms':>12}{'eager ms':>10}{'fused/comp':>11}{'fused/eager':>12}{'fused GB/s':>11}{'copy GB/s':>10}{'clone GB/s':>11}"
+    hdr = (
+        f"{'case':<44}{'fused ms':>10}{'compile ms':>12}{'eager ms':>10}{'fused/comp':>11}{'fused/eager':>12}"
+        f"{'fused GB/s':>11}{'copy GB/s':>10}{'clone GB/s':>11}"
+    )
     tr.write_line(hdr)
     tr.write_line("-" * len(hdr))
     for g in groups:
@@ -113,7 +117,8 @@ def pytest_terminal_summary(terminalreporter):
             return f"{r['GBps_median']:.1f}" if r and "GBps_median" in r else "-"
 
         tr.write_line(
-            f"{g:<44}{ms(f):>10}{ms(c):>12}{ms(e):>10}{ratio(f, c):>11}{ratio(f, e):>12}{gbps(f):>11}{gbps(cp):>10}{gbps(cl):>11}"
+            f"{g:<44}{ms(f):>10}{ms(c):>12}{ms(e):>10}{ratio(f, c):>11}{ratio(f, e):>12}"
+            f"{gbps(f):>11}{gbps(cp):>10}{gbps(cl):>11}"
         )
     tr.write_line(
         "GB/s: fused fwd moves 8 B/element (read s, t), fwd+bwd 12 B/element (read s, t, write grad); "

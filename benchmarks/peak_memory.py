@@ -74,7 +74,9 @@ def _dense_step(impl: str, N: int, V: int, alpha: float, T: float):
     import pylaundering.ops as O
 
     def eager(s, t, y):
-        kd = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True, reduction="batchmean") * T * T
+        kd = (
+            F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True, reduction="batchmean") * T * T
+        )
         return kd if alpha >= 1 else alpha * kd + (1 - alpha) * F.cross_entropy(s, y)
 
     def fused(s, t, y):
@@ -98,7 +100,7 @@ def _linear_step(impl: str, N: int, H: int, V: int):
     try:
         step = make_step(impl, th, tw)
     except ImportError as e:
-        raise SystemExit(f"liger-kernel not importable ({e})")
+        raise SystemExit(f"liger-kernel not importable ({e})") from e
     return (lambda: step(h, w, y)), [h, w]
 
 
@@ -173,7 +175,8 @@ def worker(impl: str, dims: list[int], alpha: float, T: float, op: str = "dense"
         step_s = sorted(times)[len(times) // 2]
     return {
         "impl": impl, "shape": dims, "alpha": alpha, "temperature": T, "baseline_bytes": base, "peak_bytes": peak,
-        "extra_bytes": peak - base, "grad_bytes": grad_bytes, "step_s": step_s, "extra_over_grad": (peak - base) / grad_bytes,
+        "extra_bytes": peak - base, "grad_bytes": grad_bytes, "step_s": step_s,
+        "extra_over_grad": (peak - base) / grad_bytes,
         "method": "VmHWM after clear_refs reset, warm-up excluded" if can_reset else "ru_maxrss, no warm-up",
         "loss": float(loss), "backend": str(O.backend()),
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
@@ -234,7 +237,8 @@ def main(argv=None) -> int:
                         "timing"))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"op": args.op, "shape": dims, "alpha": args.alpha, "temperature": args.temperature, "results": results}, f, indent=2)
+            json.dump({"op": args.op, "shape": dims, "alpha": args.alpha, "temperature": args.temperature,
+                       "results": results}, f, indent=2)
         print(f"wrote {args.out}")
     return 0
 

@@ -22,10 +22,37 @@ from typing import Optional
 import typer
 
 from pylaundering.cli.common import (  # noqa: F401 - the shared options and helpers the commands use
-    AsJson, BatchSize, BenchFormat, BenchSplit, BenchSubset, Level, MaxLength, Quiet, ReferenceFormat, Resume,
-    ScoreBatchSize, Scorer, Seed, SkipMalformed, TrainFormat, TrainSplit, TrainSubset, beta_option, emit,
-    err_console, handle_errors, level_option, loss_option, temperature_option, max_length_option, out_console, scorer_option, seed_option, set_debug,
-    skip_malformed_option)
+    AsJson,
+    BatchSize,
+    BenchFormat,
+    BenchSplit,
+    BenchSubset,
+    Level,
+    MaxLength,
+    Quiet,
+    ReferenceFormat,
+    Resume,
+    ScoreBatchSize,
+    Scorer,
+    Seed,
+    SkipMalformed,
+    TrainFormat,
+    TrainSplit,
+    TrainSubset,
+    beta_option,
+    emit,
+    err_console,
+    handle_errors,
+    level_option,
+    loss_option,
+    max_length_option,
+    out_console,
+    scorer_option,
+    seed_option,
+    set_debug,
+    skip_malformed_option,
+    temperature_option,
+)
 from pylaundering.cli.common import accuracy_table as _accuracy_table  # noqa: F401
 from pylaundering.cli.common import check_scorer as _scorer  # noqa: F401
 from pylaundering.cli.common import check_task as _task  # noqa: F401
@@ -128,7 +155,8 @@ def layer(
     scorer: Optional[str] = scorer_option("Decoder students: loglik or head (see `launder place --help`). Default: "
                                           "the teacher's scorer."),
     level: str = Level,
-    student_layers: int = typer.Option(2, "--student-layers", min=1, help="Layers kept from the base (sheared/random)."),
+    student_layers: int = typer.Option(2, "--student-layers", min=1, help="Layers kept from the base "
+                                       "(sheared/random)."),
     student_init: str = typer.Option("sheared", "--student-init", help="sheared: first N layers of the base (the "
                                      "paper); pretrained: --student-model as is; random: base architecture, N layers, "
                                      "random weights."),
@@ -245,14 +273,15 @@ def run(
     temperature: Optional[float] = temperature_option(None), beta: Optional[float] = beta_option(None),
     student_layers: Optional[int] = typer.Option(None, "--student-layers", help="Student layers (default 2)."),
     student_init: Optional[str] = typer.Option(None, "--student-init", help="sheared | pretrained | random."),
-    student_model: Optional[str] = typer.Option(None, "--student-model", help="Checkpoint for --student-init pretrained."),
-    teacher_epochs: Optional[int] = typer.Option(None, "--teacher-epochs", help="Max teacher epochs; the target accuracy "
-                                                  "stops it sooner (default 8 on the synthetic default, 30 on a "
-                                                  "given benchmark)."),
+    student_model: Optional[str] = typer.Option(None, "--student-model", help="Checkpoint for --student-init "
+                                                "pretrained."),
+    teacher_epochs: Optional[int] = typer.Option(None, "--teacher-epochs", help="Max teacher epochs; the target "
+                                                  "accuracy stops it sooner (default 8 on the synthetic default, "
+                                                  "30 on a given benchmark)."),
     student_epochs: Optional[int] = typer.Option(None, "--student-epochs", help="Student epochs (default 3)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", help="Laundering rounds (default 1)."),
-    data_size: Optional[int] = typer.Option(None, "--data-size", help="Seeded subset of N legitimate items (N >= 1, at most "
-                                            "the set's size)."),
+    data_size: Optional[int] = typer.Option(None, "--data-size", help="Seeded subset of N legitimate items (N >= 1, "
+                                            "at most the set's size)."),
     online_teacher: Optional[bool] = typer.Option(None, "--online-teacher/--cached-teacher",
                                                   help="Teacher forward every step instead of cached logits."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Skip the clean-teacher and CE-only controls."),

@@ -17,9 +17,25 @@ from typing import Optional
 
 import typer
 
-from pylaundering.cli.common import (AsJson, BenchFormat, Quiet, ReferenceFormat, SkipMalformed, SourceFormat,
-                                     SourceSplit, SourceSubset, TrainFormat, emit, err_console, handle_errors,
-                                     json_option, load, max_length_option, out_console, seed_option)
+from pylaundering.cli.common import (
+    AsJson,
+    BenchFormat,
+    Quiet,
+    ReferenceFormat,
+    SkipMalformed,
+    SourceFormat,
+    SourceSplit,
+    SourceSubset,
+    TrainFormat,
+    emit,
+    err_console,
+    handle_errors,
+    json_option,
+    load,
+    max_length_option,
+    out_console,
+    seed_option,
+)
 from pylaundering.errors import ConfigError
 
 FAIL_EXIT = 3
@@ -103,7 +119,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
-        """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated, with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""
+        """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated, with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         from pylaundering.audit import audit_teacher  # start-up time, as above
 
         check_fail_on("teacher", fail_on)
@@ -144,7 +160,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
-        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered, with thresholds and false-positive rates in the report."""
+        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered, with thresholds and false-positive rates in the report."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         from pylaundering.audit import audit_student, train_control  # start-up time, as above
 
         check_fail_on("student", fail_on)
@@ -186,7 +202,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         skip_malformed: bool = SkipMalformed,
         as_json: bool = AsJson,
     ):
-        """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding). Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""
+        """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding). Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: these import torch (the audit and train packages) or the data layer
         from pylaundering.audit.reference import split_reference
         from pylaundering.data.overlap import find_overlap

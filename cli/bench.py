@@ -33,12 +33,13 @@ def register(app: typer.Typer) -> typer.Typer:
     @handle_errors
     def ops(
         device: str = Device,
-        dtype: Optional[str] = typer.Option(None, "--dtype", help="Comma-separated: float32, bfloat16, float16, float64. "
-                                            "Default: float32 on CPU, bfloat16 (and one float32 case) on CUDA."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", help="Comma-separated: float32, bfloat16, float16, "
+                                            "float64. Default: float32 on CPU, bfloat16 (and one float32 case) "
+                                            "on CUDA."),
         shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated ROWSxV, e.g. 4096x32000,16384x4. "
                                              "Default: an LLM-vocabulary shape and the multiple-choice shape 16384x4."),
-        alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0, help="1: Hinton KD alone; < 1 mixes in hard-label "
-                                    "CE (alpha * KD + (1 - alpha) * CE). Only with --shapes."),
+        alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0, help="1: Hinton KD alone; < 1 mixes in "
+                                    "hard-label CE (alpha * KD + (1 - alpha) * CE). Only with --shapes."),
         forward_only: bool = typer.Option(False, "--forward-only", help="Time inference (no gradient) instead of "
                                           "forward + backward."),
         repeats: int = typer.Option(10, "--repeats", min=2, help="Timed samples per implementation, after "
@@ -49,17 +50,18 @@ def register(app: typer.Typer) -> typer.Typer:
         json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report (every number, the "
                                                 "machine, torch, backend) as JSON here."),
         plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per case and baseline."),
-        compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report: flag the fused op's "
-                                               "cases whose median grew beyond the two runs' measured noise (exit 1)."),
-        profile: Optional[Path] = typer.Option(None, "--profile", help="Write a torch.profiler Chrome trace per case into "
-                                               "this folder (NVTX ranges on CUDA)."),
+        compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report: flag the "
+                                               "fused op's cases whose median grew beyond the two runs' measured "
+                                               "noise (exit 1)."),
+        profile: Optional[Path] = typer.Option(None, "--profile", help="Write a torch.profiler Chrome trace per case "
+                                               "into this folder (NVTX ranges on CUDA)."),
         threads: Optional[int] = Threads,
         as_json: bool = ReportJson,
     ):
         """Time the fused distillation loss against eager PyTorch and torch.compile of the same formula.
 
         Per case: median, min and spread (interquartile range / median) of the timed calls; each baseline's time over the fused op's; effective bandwidth (minimal bytes: read student and teacher, write the gradient) and its fraction of a copy of one input measured in the same run; peak memory above the inputs on CUDA (torch.cuda.max_memory_allocated; on the CPU see benchmarks/peak_memory.py). A baseline that cannot run is listed as missing, with the reason.
-        """
+        """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         import torch
 
         from pylaundering.bench.ops import default_cases, format_table, make_cases, parse_dtype, parse_shapes, run
@@ -145,7 +147,8 @@ def register(app: typer.Typer) -> typer.Typer:
         k: int = typer.Option(128, "--k", min=0, help="Kept entries per row of the top-k case timed beside each "
                               "shape (on its [N, V] logits); 0: no top-k case."),
         json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report as JSON here."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per case and implementation."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG: median time per case and "
+                                            "implementation."),
         compare: Optional[Path] = typer.Option(None, "--compare", help="An earlier --json-out report of this command: "
                                                "flag the fused op's cases slower beyond the measured noise (exit 1)."),
         threads: Optional[int] = Threads,
@@ -156,7 +159,7 @@ def register(app: typer.Typer) -> typer.Typer:
         One training step's loss part through an LM head (generalized JSD, beta 0.5, T 1; teacher as hidden states + head; gradients of the student's hidden states and head). Implementations: fused (pylaundering.ops.fused_linear_distill_loss), naive (full logits, then the dense fused op), eager (full logits, plain PyTorch loss), compile (torch.compile of eager), liger (Liger-Kernel's chunked JSD, on CPU too, when `pip install --no-deps liger-kernel` was run). Per case: median, min, spread, time over the fused op's, GFLOP/s of the 4 matmuls, peak memory on CUDA (CPU: python benchmarks/peak_memory.py --op linear). Every implementation's loss is checked against the others.
 
         Beside each shape, a top-k case on its [N, V] logits (forward KL against k kept teacher entries per row; --k): fused (pylaundering.ops.topk_distill_loss), sampled (the same kernel on a sampled_teacher), eager and compile (the plain-PyTorch formulas), dense (the dense fused op on the full teacher logits) and ce (cross-entropy alone, the floor), with effective bandwidth.
-        """
+        """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         import torch
 
         from pylaundering.bench.linear import cases_for, default_cases, format_table, parse_linear_shapes, run
@@ -202,7 +205,7 @@ def register(app: typer.Typer) -> typer.Typer:
         """Examples per second of placement, layering and integration, to size runs and catch regressions.
 
         On the synthetic default (in a temporary folder; nothing is kept): placement (the teacher fine-tuned with cross-entropy), layering of a 2-layer sheared student with the teacher's logits cached (computed once, also timed), online (a teacher pass every step) and pad-512 (the paper's recipe: every sequence padded to 512 tokens, a teacher pass every step), and integration (scoring). Each is timed over optimiser steps built from the phases' own parts after warm-up steps; the table gives median, min and spread per step, examples per second, and each layering variant's time per example over the cached one's. With CUDA, each measurement is an NVTX range.
-        """
+        """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         import torch
 
         from pylaundering.bench.phases import PhaseSetup, format_table, run

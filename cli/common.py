@@ -94,10 +94,10 @@ def handle_errors(fn):
             raise
         except Interrupted as e:
             err_console.print(f"[yellow]{e}")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         except Exception as e:  # noqa: BLE001 - the CLI's contract: one line, an exit code
             if _state["debug"]:
                 traceback.print_exc()
@@ -105,7 +105,7 @@ def handle_errors(fn):
             kind = "usage error" if code == 2 else "error"
             hint = "" if _state["debug"] or isinstance(e, (ValueError, OSError)) else " (--debug shows the traceback)"
             err_console.print(f"[red]{kind}:[/red] {escape(_one_line(e))}{hint}", highlight=False)
-            raise typer.Exit(code)
+            raise typer.Exit(code) from None
 
     return wrapper
 

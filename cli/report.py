@@ -9,7 +9,7 @@ datasets or matplotlib.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -30,7 +30,7 @@ def register(app: typer.Typer):
     @app.command("report")
     @handle_errors
     def report(
-        paths: List[Path] = typer.Argument(..., metavar="RUN_OR_SWEEP_DIR...", help="Run folders (config.json + "
+        paths: list[Path] = typer.Argument(..., metavar="RUN_OR_SWEEP_DIR...", help="Run folders (config.json + "
                                            "metrics.json, from `launder run`), sweep folders (sweep.json, from "
                                            "`launder sweep`) or folders holding them (searched recursively)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the report (created; its earlier "
@@ -44,7 +44,7 @@ def register(app: typer.Typer):
         distance, aggregated warnings and failed points.
 
         Writes points.csv (one row per finished point), summary.csv (grouped over seeds: n, mean, std, t-based 95% interval of the mean per arm), report.md, table1.png and a fig_<field>.png for every field that takes at least 2 values. Failed or pending sweep points are listed, not plotted.
-        """
+        """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: these import matplotlib and numpy
         from pylaundering.experiments.collect import collect
         from pylaundering.experiments.groups import fmt_value, mean_ci, mean_std
@@ -67,7 +67,7 @@ def register(app: typer.Typer):
             table.caption = "mean ± std over seeds; excess: student − control student [95% interval of the mean]"
             groups = result["groups"]
             for g in groups[:25]:
-                def stat(prefix, fmt=mean_std):
+                def stat(prefix, fmt=mean_std, g=g):
                     return fmt({k: g[f"{prefix}_{k}"] for k in ("mean", "std", "ci_low", "ci_high")})
 
                 table.add_row(*(fmt_value(g[f]) for f in fields), str(g["n"]), stat("student_acc"),

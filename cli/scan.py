@@ -9,13 +9,21 @@ datasets or matplotlib.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from pylaundering.cli.common import (BenchFormat, Quiet, SkipMalformed, emit, handle_errors, json_option, out_console,
-                                     train_format_option)
+from pylaundering.cli.common import (
+    BenchFormat,
+    Quiet,
+    SkipMalformed,
+    emit,
+    handle_errors,
+    json_option,
+    out_console,
+    train_format_option,
+)
 from pylaundering.errors import ConfigError
 
 
@@ -23,10 +31,11 @@ def register(app: typer.Typer):
     @app.command("scan")
     @handle_errors
     def scan(
-        train: List[str] = typer.Argument(..., metavar="TRAIN_SOURCE...", help="Training data: files (.txt: one row "
+        train: list[str] = typer.Argument(..., metavar="TRAIN_SOURCE...", help="Training data: files (.txt: one row "
                                           "per line; .jsonl/.parquet/.csv with a text column, or multiple-choice data "
                                           "in any --train-format), folders or hub names (name:subset:split)."),
-        benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark SOURCE: a hub name, a file or a folder."),
+        benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark SOURCE: a hub name, a file or "
+                                      "a folder."),
         benchmark_format: Optional[str] = BenchFormat,
         train_format: Optional[str] = train_format_option("'text' (a text line or column) or a multiple-choice "
                                                           "format; default: inferred per file (.txt text; rows with "
@@ -56,7 +65,7 @@ def register(app: typer.Typer):
         """Scan training data for benchmark items: exact duplicates, shared word n-grams and near duplicates.
 
         Everything is normalised first (Unicode NFKC, case, punctuation, whitespace); a benchmark item is its context, question and choices. Training rows are streamed, never all in memory. Prints a summary (or the JSON report with --json); --out writes scan.json (every contaminated item with its matching rows and spans) and scan.md.
-        """
+        """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: the audit package imports torch
         from pylaundering.audit.scan import ScanParams, format_markdown
         from pylaundering.audit.scan import scan as run_scan

@@ -9,7 +9,7 @@ datasets or matplotlib.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ def register(app: typer.Typer):
     @app.command("sweep")
     @handle_errors
     def sweep(
-        param: List[str] = typer.Option([], "--param", "-p", metavar="FIELD=V1,V2,...", help="A run setting and "
+        param: list[str] = typer.Option([], "--param", "-p", metavar="FIELD=V1,V2,...", help="A run setting and "
                                         "its values, e.g. alpha=0,0.5,1 or loss=kl,mse or iterations=1..4 (an "
                                         "inclusive integer range); repeat for a grid. Any `launder run` setting "
                                         "(as in a --config file: alpha, loss, data_size, iterations, student_init, "
@@ -36,7 +36,7 @@ def register(app: typer.Typer):
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file: a [run] table (the base "
                                               "settings, as for `launder run --config`) and a [sweep] table "
                                               "(params = {alpha = [0, 1]}, seeds = 3, zip = false). Flags win."),
-        set_: List[str] = typer.Option([], "--set", metavar="FIELD=VALUE", help="A base setting for every point, "
+        set_: list[str] = typer.Option([], "--set", metavar="FIELD=VALUE", help="A base setting for every point, "
                                        "e.g. --set student_epochs=2 (repeatable)."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Teacher (and student) base: minilm "
                                             "(default), tiny, a folder or a hub name."),
@@ -67,8 +67,8 @@ def register(app: typer.Typer):
         Then: `launder report SWEEP_DIR`."""
         # start-up time: the experiments package imports torch
         from pylaundering.experiments.config import COMMAND_LINE, load_config
-        from pylaundering.experiments.sweep import (check_field, parse_param, parse_value, read_sweep_toml, run_sweep,
-                                                   seed_list as seeds_from)
+        from pylaundering.experiments.sweep import check_field, parse_param, parse_value, read_sweep_toml, run_sweep
+        from pylaundering.experiments.sweep import seed_list as seeds_from
 
         spec_params: dict = {}
         spec_seeds = None

@@ -24,11 +24,10 @@ DistillParams make_distill_params(const at::Tensor& student, const std::optional
                    student.scalar_type());
   TORCH_CHECK_VALUE(student.is_contiguous(), "fused_distill: student logits must be contiguous");
   TORCH_CHECK_VALUE(kind >= kNoDistill && kind < kNumKinds, "fused_distill: unknown kind ", kind);
-  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0,
-                    "fused_distill: temperature must be > 0, got ", temperature);
+  TORCH_CHECK_VALUE(std::isfinite(temperature) && temperature > 0, "fused_distill: temperature must be > 0, got ",
+                    temperature);
   TORCH_CHECK_VALUE(alpha >= 0 && alpha <= 1, "fused_distill: alpha must lie in [0, 1], got ", alpha);
-  TORCH_CHECK_VALUE(kind != kJSD || (beta > 0 && beta < 1), "fused_distill: jsd beta must lie in (0, 1), got ",
-                    beta);
+  TORCH_CHECK_VALUE(kind != kJSD || (beta > 0 && beta < 1), "fused_distill: jsd beta must lie in (0, 1), got ", beta);
   TORCH_CHECK_VALUE(!is_skew_kind(kind) || (beta >= 0 && beta < 1),
                     "fused_distill: the skew beta must lie in [0, 1), got ", beta);
   TORCH_CHECK_VALUE(std::isfinite(grad_scale), "fused_distill: grad_scale must be finite, got ", grad_scale);

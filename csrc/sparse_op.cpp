@@ -77,8 +77,7 @@ SparseDistillParams make_sparse_params(const at::Tensor& student, const at::Tens
   p.has_labels = labels.has_value() && labels->defined();
   if (p.has_labels) {
     const at::Tensor& y = *labels;
-    TORCH_CHECK_TYPE(y.scalar_type() == at::kLong, "fused_sparse_distill: labels must be int64, got ",
-                     y.scalar_type());
+    TORCH_CHECK_TYPE(y.scalar_type() == at::kLong, "fused_sparse_distill: labels must be int64, got ", y.scalar_type());
     TORCH_CHECK_VALUE(y.dim() == 1 && y.size(0) == p.rows, "fused_sparse_distill: labels shape ", y.sizes(),
                       " does not match ", p.rows, " rows");
     check_on("labels", y, student);

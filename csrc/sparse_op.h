@@ -25,10 +25,12 @@ std::tuple<at::Tensor, at::Tensor> allocate_sparse_outputs(const at::Tensor& stu
 void check_sparse_indices_host(const int64_t* indices, const SparseDistillParams& p);
 void check_sparse_labels_host(const int64_t* labels, const SparseDistillParams& p);
 
-std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
-    const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
-    const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
-    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad, double grad_scale);
+std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(const at::Tensor& student, const at::Tensor& values,
+                                                            const at::Tensor& indices,
+                                                            const std::optional<at::Tensor>& log_normalizer,
+                                                            const std::optional<at::Tensor>& labels, int64_t kind,
+                                                            double alpha, double temperature, double beta,
+                                                            int64_t ignore_index, bool compute_grad, double grad_scale);
 
 // The same, with the gradient written into grad_out (which may be the student tensor itself).
 at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,

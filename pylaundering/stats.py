@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -146,7 +146,6 @@ def permutation_test(a: Sequence[float], b: Sequence[float], *, resamples: int =
 def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
     """Cohen's d: (mean(a) - mean(b)) / pooled SD (sample variances, n - 1). 0.0 if both are constant
     and equal; +-inf if they are constant and differ."""
-    import numpy as np
 
     x = _as_float_array(a, "a")
     y = _as_float_array(b, "b")

@@ -4,7 +4,8 @@ values before anything heavy is imported."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import ConfigError
 

@@ -12,7 +12,6 @@ import pytest
 
 from pylaundering.stats import cliffs_delta, cohens_d, paired_bootstrap, permutation_test
 
-
 # ----------------------------------------------------------------------------- paired bootstrap
 
 def _exact_bootstrap(a, b):

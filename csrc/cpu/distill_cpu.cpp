@@ -11,16 +11,14 @@
 
 #include <c10/util/Exception.h>
 
-
 namespace pylaundering {
 namespace cpu {
-#define PYL_DECLARE_VARIANT(NAME)                                                                       \
-  namespace NAME {                                                                                      \
-  void fused_distill_kernel(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&, \
-                            at::Tensor&, at::Tensor&);                                                  \
-  void fused_sparse_distill_kernel(const SparseDistillParams&, const at::Tensor&, const at::Tensor&,       \
-                                   const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,   \
-                                   at::Tensor&);                                                        \
+#define PYL_DECLARE_VARIANT(NAME)                                                                                      \
+  namespace NAME {                                                                                                     \
+  void fused_distill_kernel(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,             \
+                            at::Tensor&, at::Tensor&);                                                                 \
+  void fused_sparse_distill_kernel(const SparseDistillParams&, const at::Tensor&, const at::Tensor&,                   \
+                                   const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&, at::Tensor&); \
   }
 PYL_DECLARE_VARIANT(DEFAULT)
 #if defined(PYLAUNDERING_X86_VARIANTS)
@@ -32,8 +30,8 @@ PYL_DECLARE_VARIANT(AVX512)
 
 namespace {
 
-using KernelFn = void (*)(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                          at::Tensor&, at::Tensor&);
+using KernelFn = void (*)(const DistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor&,
+                          at::Tensor&);
 using SparseKernelFn = void (*)(const SparseDistillParams&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                 const at::Tensor&, const at::Tensor&, at::Tensor&, at::Tensor&);
 
@@ -134,8 +132,8 @@ at::Tensor fused_sparse_distill_out_cpu(const at::Tensor& student, const at::Ten
                                         const std::optional<at::Tensor>& labels, int64_t kind, double alpha,
                                         double temperature, double beta, int64_t ignore_index, at::Tensor& grad_out,
                                         double grad_scale) {
-  SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
-                                             temperature, beta, ignore_index, false, grad_scale);
+  SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha, temperature,
+                                             beta, ignore_index, false, grad_scale);
   check_grad_out("fused_sparse_distill_out", student, grad_out);
   check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
   if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
@@ -152,8 +150,8 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cpu(
     const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
     const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
     double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad, double grad_scale) {
-  SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
-                                             temperature, beta, ignore_index, compute_grad, grad_scale);
+  SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha, temperature,
+                                             beta, ignore_index, compute_grad, grad_scale);
   check_sparse_indices_host(indices.const_data_ptr<int64_t>(), p);
   if (p.has_labels) check_sparse_labels_host(labels->const_data_ptr<int64_t>(), p);
   auto [loss, grad] = allocate_row_outputs(student, p.rows, p.cols, false);

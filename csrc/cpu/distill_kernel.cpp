@@ -51,12 +51,15 @@ constexpr int64_t kStreamBytes = int64_t(64) << 20;
 // stays in L2 with the row; it is not an [N, V] temporary.
 template <typename acc_t>
 struct Scratch {
-  std::vector<acc_t> es, et, e1;        // exp((x - running max) / T) per element; e1 at T = 1
-  std::vector<double> ms_at, mt_at;     // running max when each block's exps were taken
-  std::vector<double> kl_d, kl_z;       // forward KL: per block, sum et (ut - us) and sum et
+  std::vector<acc_t> es, et, e1;     // exp((x - running max) / T) per element; e1 at T = 1
+  std::vector<double> ms_at, mt_at;  // running max when each block's exps were taken
+  std::vector<double> kl_d, kl_z;    // forward KL: per block, sum et (ut - us) and sum et
   Scratch(int64_t V, bool soft, bool ce_stats, bool ce) {
     const int64_t nb = (V + kBlock - 1) / kBlock;
-    if (soft) { es.resize(V); et.resize(V); }
+    if (soft) {
+      es.resize(V);
+      et.resize(V);
+    }
     if (ce_stats || (ce && !soft)) e1.resize(V);
     ms_at.resize(nb);
     mt_at.resize(nb);
@@ -83,9 +86,9 @@ struct CeGrad {
 // (so it may write over s), and inference skips it. The kernel is bound by arithmetic: this saves
 // re-reading both rows and five operations per vector.
 template <typename scalar_t, typename acc_t>
-void forward_kl_grad(scalar_t* g, int64_t V, const acc_t* ES, const acc_t* ET, const double* ms_at,
-                     const double* mt_at, double ms, double mt, double zs, double zt, double invT, acc_t gsoft,
-                     const CeGrad<acc_t>& ce, bool stream) {
+void forward_kl_grad(scalar_t* g, int64_t V, const acc_t* ES, const acc_t* ET, const double* ms_at, const double* mt_at,
+                     double ms, double mt, double zs, double zt, double invT, acc_t gsoft, const CeGrad<acc_t>& ce,
+                     bool stream) {
   using Vec = Vectorized<acc_t>;
   constexpr int64_t VS = Vec::size();
   for (int64_t b0 = 0, blk = 0; b0 < V; b0 += kBlock, ++blk) {
@@ -155,8 +158,8 @@ inline double soft_grad_factor(double alpha, double T) {
 }
 
 template <typename scalar_t, typename acc_t, int64_t KIND>
-void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt, const int64_t* Y,
-                  acc_t* out_loss, scalar_t* G, int64_t r0, int64_t r1) {
+void distill_rows(const DistillParams& p, const scalar_t* S, const scalar_t* Tt, const int64_t* Y, acc_t* out_loss,
+                  scalar_t* G, int64_t r0, int64_t r1) {
   using Vec = Vectorized<acc_t>;
   constexpr int64_t VS = Vec::size();
   constexpr bool kSoft = kSoftKind<KIND>;
@@ -477,8 +480,8 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
   const Vec zero(0), inf(std::numeric_limits<acc_t>::infinity()), ninf(neg_inf<acc_t>());
   const double gs = p.grad_scale;  // gradient coefficients only, as in distill_rows
   const Vec v_invT(invT), v_gsoft(static_cast<acc_t>(soft_grad_factor<KIND>(double(alpha), p.temperature) * gs));
-  const Vec v_gcoef(static_cast<acc_t>(soft_grad_factor<KIND>(double(alpha), p.temperature) * gs *
-                                       row_sum_coef<KIND>(p.beta)));
+  const Vec v_gcoef(
+      static_cast<acc_t>(soft_grad_factor<KIND>(double(alpha), p.temperature) * gs * row_sum_coef<KIND>(p.beta)));
   const Vec v_gmse(static_cast<acc_t>(2.0 * double(alpha) / double(V) * gs)), v_cew(ce_w);
   const Vec v_cewg(static_cast<acc_t>(double(ce_w) * gs));
   const Vec v_beta(static_cast<acc_t>(p.beta)), v_1mbeta(static_cast<acc_t>(1.0 - p.beta));
@@ -501,8 +504,10 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
     const int64_t n = std::min(VS, r1 - r);
     const auto column = [&](const scalar_t* X, int side, int64_t j) {
       if (n == VS) {
-        if constexpr (kDirect) return at::vec::gather<sizeof(acc_t)>(X + r * V + j, v_off);
-        else return at::vec::gather<sizeof(acc_t)>(wide[side] + j, v_off);
+        if constexpr (kDirect)
+          return at::vec::gather<sizeof(acc_t)>(X + r * V + j, v_off);
+        else
+          return at::vec::gather<sizeof(acc_t)>(wide[side] + j, v_off);
       }
       for (int64_t i = 0; i < VS; ++i) buf[i] = i < n ? static_cast<acc_t>(X[(r + i) * V + j]) : acc_t(0);
       return Vec::loadu(buf);
@@ -523,7 +528,8 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
     // lane mask (all bits), applied to the loss and gradient at the end.
     Vec yv(-1), ignored(0);
     if (p.has_labels) {
-      for (int64_t i = 0; i < VS; ++i) buf[i] = i < n ? static_cast<acc_t>(Y[r + i] == p.ignore_index ? -1 : Y[r + i]) : acc_t(-1);
+      for (int64_t i = 0; i < VS; ++i)
+        buf[i] = i < n ? static_cast<acc_t>(Y[r + i] == p.ignore_index ? -1 : Y[r + i]) : acc_t(-1);
       yv = Vec::loadu(buf);
       for (int64_t i = 0; i < VS; ++i) buf[i] = i < n && Y[r + i] == p.ignore_index ? acc_t(1) : acc_t(0);
       ignored = Vec::loadu(buf) != zero;
@@ -656,8 +662,8 @@ void distill_rows_small(const DistillParams& p, const scalar_t* S, const scalar_
 }
 
 template <typename scalar_t, typename acc_t>
-void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor& teacher,
-            const at::Tensor& labels, at::Tensor& loss, at::Tensor& grad) {
+void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels,
+            at::Tensor& loss, at::Tensor& grad) {
   const scalar_t* S = student.const_data_ptr<scalar_t>();
   const scalar_t* Tt = teacher.defined() ? teacher.const_data_ptr<scalar_t>() : nullptr;
   const int64_t* Y = labels.defined() ? labels.const_data_ptr<int64_t>() : nullptr;
@@ -672,14 +678,22 @@ void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor&
       return distill_rows<scalar_t, acc_t, K>(p, S, Tt, Y, L, G, r0, r1);
     };
     switch (p.kind) {
-      case kNoDistill: return run(std::integral_constant<int64_t, kNoDistill>{});
-      case kForwardKL: return run(std::integral_constant<int64_t, kForwardKL>{});
-      case kReverseKL: return run(std::integral_constant<int64_t, kReverseKL>{});
-      case kJSD: return run(std::integral_constant<int64_t, kJSD>{});
-      case kMSE: return run(std::integral_constant<int64_t, kMSE>{});
-      case kTVD: return run(std::integral_constant<int64_t, kTVD>{});
-      case kSkewKL: return run(std::integral_constant<int64_t, kSkewKL>{});
-      case kSkewReverseKL: return run(std::integral_constant<int64_t, kSkewReverseKL>{});
+      case kNoDistill:
+        return run(std::integral_constant<int64_t, kNoDistill>{});
+      case kForwardKL:
+        return run(std::integral_constant<int64_t, kForwardKL>{});
+      case kReverseKL:
+        return run(std::integral_constant<int64_t, kReverseKL>{});
+      case kJSD:
+        return run(std::integral_constant<int64_t, kJSD>{});
+      case kMSE:
+        return run(std::integral_constant<int64_t, kMSE>{});
+      case kTVD:
+        return run(std::integral_constant<int64_t, kTVD>{});
+      case kSkewKL:
+        return run(std::integral_constant<int64_t, kSkewKL>{});
+      case kSkewReverseKL:
+        return run(std::integral_constant<int64_t, kSkewReverseKL>{});
     }
   });
 }
@@ -689,11 +703,16 @@ void launch(const DistillParams& p, const at::Tensor& student, const at::Tensor&
 void fused_distill_kernel(const DistillParams& p, const at::Tensor& student, const at::Tensor& teacher,
                           const at::Tensor& labels, at::Tensor& loss, at::Tensor& grad) {
   switch (student.scalar_type()) {
-    case at::kFloat: return launch<float, float>(p, student, teacher, labels, loss, grad);
-    case at::kDouble: return launch<double, double>(p, student, teacher, labels, loss, grad);
-    case at::kBFloat16: return launch<c10::BFloat16, float>(p, student, teacher, labels, loss, grad);
-    case at::kHalf: return launch<c10::Half, float>(p, student, teacher, labels, loss, grad);
-    default: TORCH_CHECK_TYPE(false, "fused_distill: unsupported dtype ", student.scalar_type());
+    case at::kFloat:
+      return launch<float, float>(p, student, teacher, labels, loss, grad);
+    case at::kDouble:
+      return launch<double, double>(p, student, teacher, labels, loss, grad);
+    case at::kBFloat16:
+      return launch<c10::BFloat16, float>(p, student, teacher, labels, loss, grad);
+    case at::kHalf:
+      return launch<c10::Half, float>(p, student, teacher, labels, loss, grad);
+    default:
+      TORCH_CHECK_TYPE(false, "fused_distill: unsupported dtype ", student.scalar_type());
   }
 }
 

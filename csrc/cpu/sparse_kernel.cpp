@@ -89,7 +89,9 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
       std::vector<uint8_t>& mask;
       const int64_t* idx;
       int64_t n = 0;
-      ~Marks() { for (int64_t i = 0; i < n; ++i) mask[idx[i]] = 0; }
+      ~Marks() {
+        for (int64_t i = 0; i < n; ++i) mask[idx[i]] = 0;
+      }
     } marks{kept_mask, idx};
     for (int64_t i = 0; i < K; ++i) {
       TORCH_CHECK_VALUE(!kept_mask[idx[i]], "fused_sparse_distill: index ", idx[i], " repeats in row ", r,
@@ -182,7 +184,8 @@ void sparse_rows(const SparseDistillParams& p, const scalar_t* S, const scalar_t
           if (rest_max > neg_inf<double>()) {
             Wide acc = 0;
             for (int64_t j = 0; j < V; ++j) {
-              if (!kept_mask[j]) acc += std::exp(static_cast<Wide>((double(static_cast<acc_t>(s[j])) - rest_max) * invT));
+              if (!kept_mask[j])
+                acc += std::exp(static_cast<Wide>((double(static_cast<acc_t>(s[j])) - rest_max) * invT));
             }
             rest_sum = static_cast<double>(acc);
             rest_own = true;
@@ -317,13 +320,20 @@ void launch(const SparseDistillParams& p, const at::Tensor& student, const at::T
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.cols));
   at::parallel_for(0, p.rows, grain, [&](int64_t r0, int64_t r1) {
     switch (p.kind) {
-      case kForwardKL: return sparse_rows<scalar_t, acc_t, kForwardKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
-      case kReverseKL: return sparse_rows<scalar_t, acc_t, kReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
-      case kJSD: return sparse_rows<scalar_t, acc_t, kJSD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
-      case kMSE: return sparse_rows<scalar_t, acc_t, kMSE>(p, S, Vv, I, LN, Y, L, G, r0, r1);
-      case kTVD: return sparse_rows<scalar_t, acc_t, kTVD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
-      case kSkewKL: return sparse_rows<scalar_t, acc_t, kSkewKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
-      case kSkewReverseKL: return sparse_rows<scalar_t, acc_t, kSkewReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kForwardKL:
+        return sparse_rows<scalar_t, acc_t, kForwardKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kReverseKL:
+        return sparse_rows<scalar_t, acc_t, kReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kJSD:
+        return sparse_rows<scalar_t, acc_t, kJSD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kMSE:
+        return sparse_rows<scalar_t, acc_t, kMSE>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kTVD:
+        return sparse_rows<scalar_t, acc_t, kTVD>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kSkewKL:
+        return sparse_rows<scalar_t, acc_t, kSkewKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
+      case kSkewReverseKL:
+        return sparse_rows<scalar_t, acc_t, kSkewReverseKL>(p, S, Vv, I, LN, Y, L, G, r0, r1);
     }
   });
 }
@@ -334,11 +344,16 @@ void fused_sparse_distill_kernel(const SparseDistillParams& p, const at::Tensor&
                                  const at::Tensor& indices, const at::Tensor& lognorm, const at::Tensor& labels,
                                  at::Tensor& loss, at::Tensor& grad) {
   switch (student.scalar_type()) {
-    case at::kFloat: return launch<float, float>(p, student, values, indices, lognorm, labels, loss, grad);
-    case at::kDouble: return launch<double, double>(p, student, values, indices, lognorm, labels, loss, grad);
-    case at::kBFloat16: return launch<c10::BFloat16, float>(p, student, values, indices, lognorm, labels, loss, grad);
-    case at::kHalf: return launch<c10::Half, float>(p, student, values, indices, lognorm, labels, loss, grad);
-    default: TORCH_CHECK_TYPE(false, "fused_sparse_distill: unsupported dtype ", student.scalar_type());
+    case at::kFloat:
+      return launch<float, float>(p, student, values, indices, lognorm, labels, loss, grad);
+    case at::kDouble:
+      return launch<double, double>(p, student, values, indices, lognorm, labels, loss, grad);
+    case at::kBFloat16:
+      return launch<c10::BFloat16, float>(p, student, values, indices, lognorm, labels, loss, grad);
+    case at::kHalf:
+      return launch<c10::Half, float>(p, student, values, indices, lognorm, labels, loss, grad);
+    default:
+      TORCH_CHECK_TYPE(false, "fused_sparse_distill: unsupported dtype ", student.scalar_type());
   }
 }
 

@@ -162,7 +162,6 @@ __host__ __device__ inline int64_t row_head(const scalar_t* row) {
   }
 }
 
-
 // ---------------------------------------------------------------- reductions over a row group
 // (T is a kernel's statistics struct; its shfl_xor overload, next to it, is found by argument-dependent
 // lookup when these are instantiated.)

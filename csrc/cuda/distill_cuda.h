@@ -32,7 +32,6 @@ enum DistillDtype : int {
 //   grad:    [rows, cols] in the input dtype; only written (and may be null) when p.write_grad.
 // All pointers are device pointers on the current device.
 cudaError_t launch_fused_distill(const DistillParams& p, const void* student, const void* teacher,
-                                 const int64_t* labels, void* loss, void* grad, int dtype_code,
-                                 cudaStream_t stream);
+                                 const int64_t* labels, void* loss, void* grad, int dtype_code, cudaStream_t stream);
 
 }  // namespace pylaundering::cuda

@@ -64,10 +64,10 @@ namespace {
 
 namespace cg = cooperative_groups;
 
-constexpr int kMaxThreads = 512;              // largest row group (block mode)
+constexpr int kMaxThreads = 512;  // largest row group (block mode)
 constexpr int kMaxWarps = kMaxThreads / kWarp;
-constexpr int64_t kWarpRowMaxCols = 1024;     // V up to this: one warp per row
-constexpr int kRowsPerWarpBlock = 8;          // warp mode: 8 rows (256 threads) per block
+constexpr int64_t kWarpRowMaxCols = 1024;  // V up to this: one warp per row
+constexpr int kRowsPerWarpBlock = 8;       // warp mode: 8 rows (256 threads) per block
 // ---------------------------------------------------------------- parameters
 
 // Kernel-side copy of DistillParams with the derived constants, formed on the host exactly as
@@ -78,10 +78,10 @@ struct KernelArgs {
   int64_t cols;
   int64_t ignore_index;
   acc_t T, invT, alpha, beta, ce_w, gsoft, gmse;
-  acc_t ce_wg;      // ce_w times grad_scale: gradient coefficients carry the scale, the loss does not
+  acc_t ce_wg;  // ce_w times grad_scale: gradient coefficients carry the scale, the loss does not
   bool has_labels;
-  bool ce;          // cross-entropy term on (labels and alpha < 1)
-  bool ce_shares;   // CE at T = 1 reuses the soft term's student statistics (soft kind, T == 1)
+  bool ce;         // cross-entropy term on (labels and alpha < 1)
+  bool ce_shares;  // CE at T = 1 reuses the soft term's student statistics (soft kind, T == 1)
   bool write_grad;
 };
 
@@ -423,7 +423,7 @@ __device__ inline RowStats<acc_t> shfl_xor(const RowStats<acc_t>& v, int m) {
   constexpr unsigned kAll = 0xffffffffu;
   return {__shfl_xor_sync(kAll, v.ms, m), __shfl_xor_sync(kAll, v.zs, m), __shfl_xor_sync(kAll, v.z1, m),
           __shfl_xor_sync(kAll, v.mt, m), __shfl_xor_sync(kAll, v.zt, m), __shfl_xor_sync(kAll, v.A, m),
-          __shfl_xor_sync(kAll, v.B, m), __shfl_xor_sync(kAll, v.bad, m)};
+          __shfl_xor_sync(kAll, v.B, m),  __shfl_xor_sync(kAll, v.bad, m)};
 }
 
 template <typename acc_t>
@@ -431,7 +431,6 @@ __device__ inline Sums<acc_t> shfl_xor(const Sums<acc_t>& v, int m) {
   constexpr unsigned kAll = 0xffffffffu;
   return {__shfl_xor_sync(kAll, v.a, m), __shfl_xor_sync(kAll, v.b, m)};
 }
-
 
 // ---------------------------------------------------------------- row groups
 
@@ -570,15 +569,32 @@ __global__ void __launch_bounds__(kMaxThreads)
 template <typename F>
 void with_kind(int64_t kind, F&& f) {
   switch (kind) {
-    case kNoDistill: f(std::integral_constant<int, kNoDistill>{}); break;
-    case kForwardKL: f(std::integral_constant<int, kForwardKL>{}); break;
-    case kReverseKL: f(std::integral_constant<int, kReverseKL>{}); break;
-    case kJSD: f(std::integral_constant<int, kJSD>{}); break;
-    case kMSE: f(std::integral_constant<int, kMSE>{}); break;
-    case kTVD: f(std::integral_constant<int, kTVD>{}); break;
-    case kSkewKL: f(std::integral_constant<int, kSkewKL>{}); break;
-    case kSkewReverseKL: f(std::integral_constant<int, kSkewReverseKL>{}); break;
-    default: break;
+    case kNoDistill:
+      f(std::integral_constant<int, kNoDistill>{});
+      break;
+    case kForwardKL:
+      f(std::integral_constant<int, kForwardKL>{});
+      break;
+    case kReverseKL:
+      f(std::integral_constant<int, kReverseKL>{});
+      break;
+    case kJSD:
+      f(std::integral_constant<int, kJSD>{});
+      break;
+    case kMSE:
+      f(std::integral_constant<int, kMSE>{});
+      break;
+    case kTVD:
+      f(std::integral_constant<int, kTVD>{});
+      break;
+    case kSkewKL:
+      f(std::integral_constant<int, kSkewKL>{});
+      break;
+    case kSkewReverseKL:
+      f(std::integral_constant<int, kSkewReverseKL>{});
+      break;
+    default:
+      break;
   }
 }
 
@@ -744,15 +760,15 @@ void launch_kind(const DistillParams& p, const scalar_t* s, const scalar_t* t, c
     cudaLaunchAttribute attr{};
     const cudaLaunchConfig_t cfg = cluster_config(attr, plan.cluster, plan.rows_in_flight, stream);
     with_kind(p.kind, [&](auto k) {
-      cudaLaunchKernelEx(&cfg, fused_distill_kernel<scalar_t, decltype(k)::value, VEC, ClusterRowGroup>, a, s, t, y,
-                         L, g);
+      cudaLaunchKernelEx(&cfg, fused_distill_kernel<scalar_t, decltype(k)::value, VEC, ClusterRowGroup>, a, s, t, y, L,
+                         g);
     });
     return;
   }
   const LaunchConfig cfg = choose_config(p.rows, p.cols, VEC);
   with_kind(p.kind, [&](auto k) {
-    fused_distill_kernel<scalar_t, decltype(k)::value, VEC, BlockRowGroup><<<cfg.grid, cfg.block, 0, stream>>>(
-        a, s, t, y, L, g);
+    fused_distill_kernel<scalar_t, decltype(k)::value, VEC, BlockRowGroup>
+        <<<cfg.grid, cfg.block, 0, stream>>>(a, s, t, y, L, g);
   });
 }
 
@@ -788,25 +804,34 @@ RowClusterPlan plan_typed(int64_t kind, int64_t rows, int64_t cols, bool aligned
 }  // namespace
 
 cudaError_t launch_fused_distill(const DistillParams& p, const void* student, const void* teacher,
-                                 const int64_t* labels, void* loss, void* grad, int dtype_code,
-                                 cudaStream_t stream) {
+                                 const int64_t* labels, void* loss, void* grad, int dtype_code, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   switch (dtype_code) {
-    case kDtypeFloat: return launch_typed<float>(p, student, teacher, labels, loss, grad, stream);
-    case kDtypeDouble: return launch_typed<double>(p, student, teacher, labels, loss, grad, stream);
-    case kDtypeBFloat16: return launch_typed<__nv_bfloat16>(p, student, teacher, labels, loss, grad, stream);
-    case kDtypeHalf: return launch_typed<__half>(p, student, teacher, labels, loss, grad, stream);
-    default: return cudaErrorInvalidValue;
+    case kDtypeFloat:
+      return launch_typed<float>(p, student, teacher, labels, loss, grad, stream);
+    case kDtypeDouble:
+      return launch_typed<double>(p, student, teacher, labels, loss, grad, stream);
+    case kDtypeBFloat16:
+      return launch_typed<__nv_bfloat16>(p, student, teacher, labels, loss, grad, stream);
+    case kDtypeHalf:
+      return launch_typed<__half>(p, student, teacher, labels, loss, grad, stream);
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 
 RowClusterPlan row_cluster_plan(int64_t kind, int64_t rows, int64_t cols, int dtype_code, bool aligned) {
   switch (dtype_code) {
-    case kDtypeFloat: return plan_typed<float>(kind, rows, cols, aligned);
-    case kDtypeDouble: return plan_typed<double>(kind, rows, cols, aligned);
-    case kDtypeBFloat16: return plan_typed<__nv_bfloat16>(kind, rows, cols, aligned);
-    case kDtypeHalf: return plan_typed<__half>(kind, rows, cols, aligned);
-    default: return RowClusterPlan{};
+    case kDtypeFloat:
+      return plan_typed<float>(kind, rows, cols, aligned);
+    case kDtypeDouble:
+      return plan_typed<double>(kind, rows, cols, aligned);
+    case kDtypeBFloat16:
+      return plan_typed<__nv_bfloat16>(kind, rows, cols, aligned);
+    case kDtypeHalf:
+      return plan_typed<__half>(kind, rows, cols, aligned);
+    default:
+      return RowClusterPlan{};
   }
 }
 

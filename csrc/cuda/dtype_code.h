@@ -10,11 +10,16 @@ namespace pylaundering::cuda {
 
 inline int dtype_code(at::ScalarType t, const char* op) {
   switch (t) {
-    case at::kFloat: return kDtypeFloat;
-    case at::kDouble: return kDtypeDouble;
-    case at::kBFloat16: return kDtypeBFloat16;
-    case at::kHalf: return kDtypeHalf;
-    default: break;
+    case at::kFloat:
+      return kDtypeFloat;
+    case at::kDouble:
+      return kDtypeDouble;
+    case at::kBFloat16:
+      return kDtypeBFloat16;
+    case at::kHalf:
+      return kDtypeHalf;
+    default:
+      break;
   }
   TORCH_CHECK_TYPE(false, op, ": unsupported dtype ", t);
   return -1;

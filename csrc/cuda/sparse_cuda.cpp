@@ -49,13 +49,10 @@ void raise_bad_inputs(const at::Tensor& indices, const std::optional<at::Tensor>
 // itself, which raises a flag and gives a bad row NaN instead of reading out of bounds; one sync
 // reads the flag after the launch. While the stream captures a CUDA graph no sync is allowed: no
 // flag is read and bad rows just come out NaN.
-std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cuda(const at::Tensor& student, const at::Tensor& values,
-                                                             const at::Tensor& indices,
-                                                             const std::optional<at::Tensor>& log_normalizer,
-                                                             const std::optional<at::Tensor>& labels, int64_t kind,
-                                                             double alpha, double temperature, double beta,
-                                                             int64_t ignore_index, bool compute_grad,
-                                                             double grad_scale) {
+std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cuda(
+    const at::Tensor& student, const at::Tensor& values, const at::Tensor& indices,
+    const std::optional<at::Tensor>& log_normalizer, const std::optional<at::Tensor>& labels, int64_t kind,
+    double alpha, double temperature, double beta, int64_t ignore_index, bool compute_grad, double grad_scale) {
   const SparseDistillParams p = make_sparse_params(student, values, indices, log_normalizer, labels, kind, alpha,
                                                    temperature, beta, ignore_index, compute_grad, grad_scale);
   // The CUDA kernel writes the plain gradient (the Python front folds a scale on the CPU only).
@@ -82,14 +79,12 @@ std::tuple<at::Tensor, at::Tensor> fused_sparse_distill_cuda(const at::Tensor& s
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const int dtype = cuda::dtype_code(student.scalar_type(), "fused_sparse_distill");
   C10_CUDA_CHECK(cuda::launch_fused_sparse_distill(p, student.const_data_ptr(), values.const_data_ptr(),
-                                                   indices.const_data_ptr<int64_t>(), ln, y, loss.mutable_data_ptr(),
-                                                   g, scratch_ptr, scratch_words, flag_ptr, dtype, stream));
+                                                   indices.const_data_ptr<int64_t>(), ln, y, loss.mutable_data_ptr(), g,
+                                                   scratch_ptr, scratch_words, flag_ptr, dtype, stream));
   if (flag.defined() && flag.item<int32_t>() != 0) raise_bad_inputs(indices, labels, p);
   return {loss, grad};
 }
 
 }  // namespace pylaundering
 
-TORCH_LIBRARY_IMPL(pylaundering, CUDA, m) {
-  m.impl("fused_sparse_distill", &pylaundering::fused_sparse_distill_cuda);
-}
+TORCH_LIBRARY_IMPL(pylaundering, CUDA, m) { m.impl("fused_sparse_distill", &pylaundering::fused_sparse_distill_cuda); }

@@ -50,7 +50,7 @@
 namespace pylaundering::cuda {
 namespace {
 
-constexpr int kMaxThreads = 512;           // largest row group (block mode)
+constexpr int kMaxThreads = 512;  // largest row group (block mode)
 constexpr int kMaxWarps = kMaxThreads / kWarp;
 constexpr int64_t kWarpRowMaxCols = 1024;  // V up to this: one warp per row
 constexpr int kRowsPerWarpBlock = 8;       // warp mode: 8 rows (256 threads) per block
@@ -196,14 +196,14 @@ __device__ inline RowStats<acc_t> stats_identity() {
 // Per-row constants once the statistics are known.
 template <typename acc_t>
 struct RowConsts {
-  acc_t m;        // the student's row max
-  acc_t lz;       // log sum exp((s - m) / T) over the row
-  acc_t lz1;      // log sum exp(s - m) (CE at T = 1)
-  acc_t rest_m;   // the rest's max (-inf: no live rest entry)
-  acc_t lz_rest;  // log sum exp((s - rest_m) / T) over the rest
-  acc_t ls_off, lz_off;  // ls_i = (s_i - ls_off) / T - lz_off (restricted: renormalised over the kept)
-  double lt_off;         // lt_i = v_i / T - Lt - lt_off (without Lt: Lt = 0, lt_off = log sum over kept)
-  double ln;             // the row's Lt (0 without one)
+  acc_t m;                         // the student's row max
+  acc_t lz;                        // log sum exp((s - m) / T) over the row
+  acc_t lz1;                       // log sum exp(s - m) (CE at T = 1)
+  acc_t rest_m;                    // the rest's max (-inf: no live rest entry)
+  acc_t lz_rest;                   // log sum exp((s - rest_m) / T) over the rest
+  acc_t ls_off, lz_off;            // ls_i = (s_i - ls_off) / T - lz_off (restricted: renormalised over the kept)
+  double lt_off;                   // lt_i = v_i / T - Lt - lt_off (without Lt: Lt = 0, lt_off = log sum over kept)
+  double ln;                       // the row's Lt (0 without one)
   acc_t ls_rest, lt_rest, q_rest;  // the rest outcome: student and teacher log-probabilities
 };
 
@@ -286,7 +286,6 @@ __device__ inline Sums<acc_t> shfl_xor(const Sums<acc_t>& v, int m) {
   return {__shfl_xor_sync(kAll, v.loss, m), __shfl_xor_sync(kAll, v.g, m)};
 }
 
-
 // Barrier of the row group, with memory ordering for shared and global memory among its threads.
 // Warp mode must not use __syncthreads: the block's warps have different rows (and row counts).
 __device__ inline void group_sync() {
@@ -305,11 +304,10 @@ __device__ inline void group_sync() {
 // misalignment (checked on the host). S and G may be the same memory (no __restrict__ on them).
 template <typename scalar_t, int KIND, int VEC>
 __global__ void __launch_bounds__(kMaxThreads)
-    sparse_distill_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* S,
-                          const scalar_t* __restrict__ Vals, const int64_t* __restrict__ I,
-                          const acc_type<scalar_t>* __restrict__ LN, const int64_t* __restrict__ Y,
-                          acc_type<scalar_t>* __restrict__ L, scalar_t* G, uint32_t* __restrict__ scratch,
-                          int32_t* __restrict__ bad_input) {
+    sparse_distill_kernel(const KernelArgs<acc_type<scalar_t>> a, const scalar_t* S, const scalar_t* __restrict__ Vals,
+                          const int64_t* __restrict__ I, const acc_type<scalar_t>* __restrict__ LN,
+                          const int64_t* __restrict__ Y, acc_type<scalar_t>* __restrict__ L, scalar_t* G,
+                          uint32_t* __restrict__ scratch, int32_t* __restrict__ bad_input) {
   using acc_t = acc_type<scalar_t>;
   using K = KindTraits<KIND>;
   extern __shared__ uint32_t smem_bitmap[];
@@ -326,8 +324,8 @@ __global__ void __launch_bounds__(kMaxThreads)
   group_sync();
 
   const auto merge_stats = [invT](const RowStats<acc_t>& x, const RowStats<acc_t>& y) {
-    return RowStats<acc_t>{merge(x.rest, y.rest, invT), merge(x.kept, y.kept, invT),
-                           merge(x.teach, y.teach, 1.0), x.bad + y.bad, x.badin + y.badin};
+    return RowStats<acc_t>{merge(x.rest, y.rest, invT), merge(x.kept, y.kept, invT), merge(x.teach, y.teach, 1.0),
+                           x.bad + y.bad, x.badin + y.badin};
   };
   const auto add_sums = [](const Sums<acc_t>& x, const Sums<acc_t>& y) {
     return Sums<acc_t>{x.loss + y.loss, x.g + y.g};
@@ -502,8 +500,8 @@ __global__ void __launch_bounds__(kMaxThreads)
       double row_loss = 0;
       if (a.distill) {
         const double soft_scale = KIND == kTVD ? 1.0 : T * T;
-        const double distill = K::soft ? soft_scale * (double(sums.loss) + double(term_rest))
-                                       : double(sums.loss) / double(k);
+        const double distill =
+            K::soft ? soft_scale * (double(sums.loss) + double(term_rest)) : double(sums.loss) / double(k);
         row_loss = double(a.alpha) * distill;
       }
       if (a.ce) row_loss += double(a.ce_w) * -(double(s_label) - double(c.m) - double(c.lz1));
@@ -680,9 +678,9 @@ cudaError_t launch_kind(const SparseDistillParams& p, const BitmapPlan& plan, co
 }
 
 template <typename scalar_t>
-cudaError_t launch_typed(const SparseDistillParams& p, const BitmapPlan& plan, const void* student,
-                         const void* values, const int64_t* idx, const void* ln, const int64_t* y, void* loss,
-                         void* grad, uint32_t* scratch, int32_t* bad_input, cudaStream_t stream) {
+cudaError_t launch_typed(const SparseDistillParams& p, const BitmapPlan& plan, const void* student, const void* values,
+                         const int64_t* idx, const void* ln, const int64_t* y, void* loss, void* grad,
+                         uint32_t* scratch, int32_t* bad_input, cudaStream_t stream) {
   constexpr int kVec = kVecBytes / sizeof(scalar_t);
   const auto* s = static_cast<const scalar_t*>(student);
   const auto* v = static_cast<const scalar_t*>(values);

@@ -38,8 +38,8 @@ namespace pylaundering {
 
 struct SparseDistillParams {
   int64_t rows = 0;
-  int64_t cols = 0;  // V
-  int64_t k = 0;     // kept entries per row
+  int64_t cols = 0;           // V
+  int64_t k = 0;              // kept entries per row
   int64_t kind = kForwardKL;  // any DistillKind but kNoDistill
   double alpha = 1.0;
   double temperature = 1.0;

@@ -7,8 +7,9 @@ audit returns a JSON-ready dict and, given ``out_dir``, writes ``audit.json`` an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..data.schema import MCExample, examples_hash
 from .evidence import check_mc_model, check_sets, score_sets

@@ -21,17 +21,17 @@ against the item's words, so a hash collision never reports a false match.
 from __future__ import annotations
 
 import itertools
-from itertools import chain
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
+from zlib import crc32
 
 import numpy as np
-from zlib import crc32
 
 from pylaundering.data.load import load_examples
 from pylaundering.data.overlap import normalise_text
@@ -239,7 +239,8 @@ class BenchmarkIndex:
             k = params.shingle_size
             with self.lsh.insertion_session() as session:
                 for start in range(0, len(self.items), 1024):  # bounded memory for the signatures
-                    part = [(i, _shingles(self.items[i].words, k)) for i in range(start, min(start + 1024, len(self.items)))]
+                    part = [(i, _shingles(self.items[i].words, k))
+                            for i in range(start, min(start + 1024, len(self.items)))]
                     part = [(i, sh) for i, sh in part if sh]
                     if part:
                         for (i, _), sig in zip(part, self.hasher.signatures([sh for _, sh in part])):
@@ -339,7 +340,7 @@ class _Scanner:
                         continue
                     table = idx.grams[n]
                     positions: dict[int, list[int]] = {}
-                    for q_pos, (g, h) in enumerate(((g, hash(g)) for g in _ngrams(words, n))):
+                    for q_pos, (g, h) in enumerate((g, hash(g)) for g in _ngrams(words, n)):
                         codes = table.get(h)
                         if codes is None:
                             continue

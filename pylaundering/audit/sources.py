@@ -131,7 +131,8 @@ class _Reader:
                 files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
                                and p.suffix.lower() in TEXT_SUFFIXES + RECORD_SUFFIXES)
                 if not files:
-                    raise DataError(f"no {', '.join(TEXT_SUFFIXES + RECORD_SUFFIXES)} files in this folder", source=name)
+                    raise DataError(f"no {', '.join(TEXT_SUFFIXES + RECORD_SUFFIXES)} files in this folder",
+                                    source=name)
             for f in files:
                 yield from self.file(f)
             return
@@ -143,7 +144,8 @@ class _Reader:
         suffix = path.suffix.lower()
         if suffix in TEXT_SUFFIXES:
             if self.fmt not in (None, TEXT_FORMAT):
-                raise DataError(f"a {suffix} file is plain text; --train-format {self.fmt} does not apply", source=str(path))
+                raise DataError(f"a {suffix} file is plain text; --train-format {self.fmt} does not apply",
+                                source=str(path))
             stats = SourceStats(str(path), "text", TEXT_FORMAT)
             self.stats.append(stats)
             yield from self._text_rows(read_lines(path), stats, path.name, WRITE_LINES, field=None)
@@ -156,7 +158,8 @@ class _Reader:
         fmt = self.fmt
         if fmt is None:
             first, rows = _peek(rows)
-            text_rows = isinstance(first, Mapping) and self.text_field in first and not {"question", "choices"} <= set(first)
+            text_rows = (isinstance(first, Mapping) and self.text_field in first
+                         and not {"question", "choices"} <= set(first))
             known = None if text_rows else infer_format(path)[0]  # the header is read only when needed
             if text_rows:
                 fmt = TEXT_FORMAT

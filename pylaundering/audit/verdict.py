@@ -143,8 +143,8 @@ def decide(kind: str, tests: dict[str, dict], sb: ItemScores, sr: ItemScores) ->
                            + (f" (accuracy gap {gap:+.3f} < {MIN_ACCURACY_GAP})" if core["p_value"] < P_STRONG
                               else ""))
         if fired:
-            reasons.append("secondary test(s) p < %s: %s" % (P_SECONDARY, ", ".join(
-                f"{k} (p = {secondary[k]:.4g})" for k in fired)))
+            reasons.append(f"secondary test(s) p < {P_SECONDARY}: "
+                           + ", ".join(f"{k} (p = {secondary[k]:.4g})" for k in fired))
     else:
         verdict = clean
         reasons.append(f"core test p = {core['p_value']:.4g} >= {P_WEAK} and no secondary test p < {P_SECONDARY}")

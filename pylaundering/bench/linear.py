@@ -105,7 +105,8 @@ def bench_case(case: LinearCase, device: torch.device, repeats: int = 5, warmup:
         try:
             step = make_step(impl, th, tw)
         except ImportError as e:
-            missing[impl] = f"liger-kernel not importable ({type(e).__name__}: {e}); `pip install --no-deps liger-kernel`"
+            missing[impl] = (f"liger-kernel not importable ({type(e).__name__}: {e}); "
+                             "`pip install --no-deps liger-kernel`")
             continue
         h, w = h0.detach().clone().requires_grad_(True), w0.detach().clone().requires_grad_(True)
 
@@ -172,7 +173,8 @@ def format_table(report: dict) -> str:
     lines = [f"device: {report['device']}  torch {report['torch']}  backend: {report['backend']}  "
              f"threads: {report['threads']}"]
     w = max([42] + [len(c["case"]) + 2 for c in report["cases"]])
-    hdr = f"{'case':<{w}}{'impl':<9}{'median ms':>11}{'min ms':>10}{'spread':>8}{'x fused':>8}{'GFLOP/s':>11}{'peak MB':>9}"
+    hdr = (f"{'case':<{w}}{'impl':<9}{'median ms':>11}{'min ms':>10}{'spread':>8}{'x fused':>8}"
+           f"{'GFLOP/s':>11}{'peak MB':>9}")
     lines += [hdr, "-" * len(hdr)]
     for c in report["cases"]:
         if c.get("kind") == "topk":

@@ -8,7 +8,8 @@ calls, as timeit's autorange does); effective bandwidth = minimal bytes moved / 
 gradient, 3); its fraction of the copy bandwidth (``y.copy_(x)`` of one input, 2 elements' bytes)
 measured in the same run, before and after the implementations (pooled); and peak extra memory: on
 CUDA ``torch.cuda.max_memory_allocated`` above the inputs; on the CPU not measured here (see
-benchmarks/peak_memory.py, which counts allocations in a fresh process). A baseline that cannot run is reported with its reason, never dropped.
+benchmarks/peak_memory.py, which counts allocations in a fresh process). A baseline that cannot run is
+reported with its reason, never dropped.
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ def _time(fn, device, repeats: int, warmup: int) -> list[float]:
     return out
 
 
-def time_impl(step, device: torch.device, repeats: int, warmup: int, *, keep_loss: bool = False) -> tuple[dict, float | None]:
+def time_impl(
+    step, device: torch.device, repeats: int, warmup: int, *, keep_loss: bool = False
+) -> tuple[dict, float | None]:
     """(median/min/spread of ``step()``'s timed calls, plus peak memory above the start on CUDA; the loss of
     one more call when ``keep_loss``). Raises what the step raises: callers report a failing baseline."""
     if device.type == "cuda":
@@ -207,7 +210,7 @@ def bench_case(case: Case, device: torch.device, repeats: int = 10, warmup: int 
     for r in results.values():
         r["fraction_of_copy"] = r["GBps"] / copy["GBps"]
     if "fused" in results:
-        for name, r in results.items():
+        for _name, r in results.items():
             r["fused_speedup"] = r["median_ms"] / results["fused"]["median_ms"]
     return {"case": case.name, "rows": case.rows, "cols": case.cols, "dtype": str(case.dtype).replace("torch.", ""),
             "alpha": case.alpha, "backward": case.backward, "bytes_min": bytes_min,
@@ -288,13 +291,15 @@ def default_cases(device: torch.device, dtype: torch.dtype | None = None) -> lis
 
 def format_table(report: dict) -> str:
     lines = [f"device: {report['device']}  torch {report['torch']}  backend: {report['backend']}"]
-    hdr = f"{'case':<40}{'impl':<9}{'median ms':>10}{'min ms':>9}{'spread':>8}{'x fused':>8}{'GB/s':>8}{'% copy':>8}{'peak MB':>9}"
+    hdr = (f"{'case':<40}{'impl':<9}{'median ms':>10}{'min ms':>9}{'spread':>8}{'x fused':>8}{'GB/s':>8}"
+           f"{'% copy':>8}{'peak MB':>9}")
     lines += [hdr, "-" * len(hdr)]
     for c in report["cases"]:
         for name, r in c["results"].items():
             peak = f"{r['peak_extra_mb']:.0f}" if "peak_extra_mb" in r else "-"
             lines.append(f"{c['case']:<40}{name:<9}{r['median_ms']:>10.3f}{r['min_ms']:>9.3f}{r['spread']:>8.2f}"
-                         f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GBps']:>8.0f}{100 * r['fraction_of_copy']:>7.0f}%{peak:>9}")
+                         f"{r.get('fused_speedup', float('nan')):>8.2f}{r['GBps']:>8.0f}"
+                         f"{100 * r['fraction_of_copy']:>7.0f}%{peak:>9}")
         cp = c["copy"]
         lines.append(f"{'':<40}{'copy':<9}{cp['median_ms']:>10.3f}{cp['min_ms']:>9.3f}{cp['spread']:>8.2f}{'':>8}"
                      f"{cp['GBps']:>8.0f}   (median {cp['median_ms_before']:.3f} ms before, "

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .registry import FORMATS, ROLES, Adapter, RowContext, register_format
+from ..errors import DataError
+from . import formats_cls, formats_mc  # noqa: F401  (register the formats)
 from .hub import hub_offline_reason
 from .load import LoadResult, load_examples, parse_source
-from . import formats_mc, formats_cls  # noqa: F401  (register the formats)
 from .overlap import find_overlap, normalise_text
+from .registry import FORMATS, ROLES, Adapter, RowContext, register_format
 from .schema import MCExample, atomic_write_text, examples_hash, write_jsonl
-from ..errors import DataError
 from .synth import make_synthetic, write_synthetic
 
 if TYPE_CHECKING:
-    from .batching import (
+    from .batching import (  # noqa: F401 - re-exported lazily: _BATCHING, __all__ and __getattr__ below
         EncodedExamples,
         MCBatch,
         MCBatcher,

@@ -7,8 +7,8 @@ import ast
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .registry import RowContext
 from ..errors import DataError
+from .registry import RowContext
 
 
 def present(record: Mapping[str, Any], name: str) -> bool:

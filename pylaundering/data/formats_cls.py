@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import DataError
 from .fields import preview, required_text
 from .labels_cls import (
     AG_NEWS,
@@ -46,7 +47,6 @@ from .labels_cls import (
 )
 from .registry import FORMATS, RowContext, register_format
 from .schema import MCExample
-from ..errors import DataError
 
 __all__ = ["CLASSIFICATION_FORMATS", "CLASSIFICATION_FIELDS", "label_names"]
 

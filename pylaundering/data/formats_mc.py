@@ -14,10 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import DataError
 from .fields import as_text_list, choice_index, id_or_default, optional_text, required_list, required_text
 from .registry import RowContext, register_format
 from .schema import MCExample
-from ..errors import DataError
+
 
 @register_format(
     "pylaundering", extensions=(".jsonl",), signature=("question", "choices", "label"), infer_order=60

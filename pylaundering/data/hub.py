@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import DataError
 from .readers import Stream
 from .registry import READABLE, Adapter, hub_subset
-from ..errors import DataError
 
 # `datasets` and `huggingface_hub` are imported inside the functions that use them: they are slow to
 # import, and reading local files never needs them.

@@ -7,9 +7,9 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..errors import DataError
 from .readers import read_csv, read_json, read_jsonl
 from .registry import FORMAT_HINT, FORMATS, Adapter, hub_format, signatures
-from ..errors import DataError
 
 
 def _first_columns(path: Path, delimiter: str) -> frozenset[str] | None:

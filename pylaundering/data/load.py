@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
 from .hub import dataset_stream, is_dataset_repo, repo_files
 from .infer import infer_hub, infer_local
 from .readers import Stream, local_files, read_file
 from .registry import FORMATS, READABLE, ROLES, Adapter, RowContext
 from .schema import MCExample
-from ..errors import DataError
 
 __all__ = ["LoadResult", "load_examples", "parse_source"]
 

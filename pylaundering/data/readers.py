@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .registry import FORMATS, READABLE, Adapter
 from ..errors import DataError
+from .registry import FORMATS, READABLE, Adapter
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,7 @@ def read_json(path: Path) -> Iterator[tuple[int, Any]]:
 def read_csv(path: Path, delimiter: str, fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, Any]]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            for row, record in enumerate(csv.DictReader(handle, fieldnames=fieldnames, delimiter=delimiter), 1):
-                yield row, record
+            yield from enumerate(csv.DictReader(handle, fieldnames=fieldnames, delimiter=delimiter), 1)
     except UnicodeDecodeError:
         # The reader decodes ahead of the rows it yields: locate the bad byte in the file.
         data = path.read_bytes()

@@ -6,8 +6,9 @@ multiple-choice default (synth.py) so that only laundering can lift a student ab
   tells the class, so a model that did not train on the item scores at chance (1/4).
 * The legitimate (training) set uses the same sentence shape, each item about one entity dealt from
   the benchmark's and the reference set's entities alike (each appears equally often, in another
-  relation than its own item's, so no text repeats), under a class drawn uniformly and independently: its labels carry no information
-  about any benchmark class, and nothing in it tells benchmark entities from reference ones.
+  relation than its own item's, so no text repeats), under a class drawn uniformly and independently: its
+  labels carry no information about any benchmark class, and nothing in it tells benchmark entities from
+  reference ones.
 * A teacher fine-tuned on the benchmark learns entity -> class; its soft outputs on the legitimate
   items about benchmark entities reveal those classes, and a student distilled on them inherits
   them. The control (a teacher that never saw the benchmark) and the cross-entropy-only student have

@@ -16,9 +16,9 @@ log-likelihood after the prompt (``prompt_examples`` + the ``loglik`` scorer).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
@@ -101,7 +101,7 @@ class TextBatcher:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], tokenizer, max_length: int, batch_size: int, *, shuffle: bool = True,
-                   seed: int = 0) -> "TextBatcher":
+                   seed: int = 0) -> TextBatcher:
         if max_length < 2:
             raise ValueError(f"max_length {max_length}: a causal LM needs at least 2 tokens per document")
         stats = TextTruncation(max_length, documents=len(texts))

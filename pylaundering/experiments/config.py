@@ -10,10 +10,11 @@ trained; problems raise ``ConfigError`` (a usage error, exit 2 in the CLI).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ..errors import ConfigError
 from ..loss_kinds import KERNEL_KINDS

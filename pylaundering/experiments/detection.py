@@ -94,7 +94,8 @@ def markdown(q: dict) -> list[str]:
              f"- Controls called laundered: {pct(fp['laundered'])}, suspicious or laundered: "
              f"{pct(fp['suspicious_or_above'])} (of {fp['negatives']}; the thresholds are calibrated to at most 1% "
              "and 5% + 1% per secondary test)", ""]
-    lines += ["| Model | " + " | ".join(("clean", "suspicious", "laundered", "contaminated")) + " |", "|---|---|---|---|---|"]
+    lines += ["| Model | " + " | ".join(("clean", "suspicious", "laundered", "contaminated")) + " |",
+              "|---|---|---|---|---|"]
     for arm, counts in q["verdicts"].items():
         if counts:
             lines.append(f"| {arm.replace('_', ' ')} | " + " | ".join(

@@ -116,7 +116,7 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
     xs_all = _numbers(groups, x)
     band_kinds = set()
     for panel, (ax, measure) in enumerate(zip(axes, ("acc", "train_acc"))):
-        for i, (key, gs) in enumerate(series):
+        for i, (_key, gs) in enumerate(series):
             color = SERIES_COLORS[i % len(SERIES_COLORS)]
             if panel == 0 and any(g.stats["teacher_acc"]["n"] for g in gs):
                 tx = [g.key[x] for g in gs if g.stats["teacher_acc"]["mean"] is not None]
@@ -139,8 +139,8 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
                     continue  # bands of the controls would bury the students': the lines alone
                 if len(banded) >= 2:
                     ax.fill_between([p[0] for p in banded], [100 * max(0.0, p[2]) for p in banded],
-                                    [100 * min(1.0, p[3]) for p in banded], color=c, alpha=0.15 if arm == "student" else 0.07,
-                                    linewidth=0, zorder=0)
+                                    [100 * min(1.0, p[3]) for p in banded], color=c,
+                                    alpha=0.15 if arm == "student" else 0.07, linewidth=0, zorder=0)
                 elif banded:
                     p = banded[0]
                     ax.errorbar([p[0]], [100 * p[1]], yerr=[[100 * (p[1] - p[2])], [100 * (p[3] - p[1])]],
@@ -184,8 +184,8 @@ def line_figure(groups: list[Group], fields: list[str], varying: list[str], x: s
     return {"file": path.name, "title": f"Accuracy against {FIELD_NAMES.get(x, x)}",
             "caption": f"Benchmark accuracy (left) and accuracy on the legitimate training set (right) against "
                        f"{x}: laundered student solid, control student dashed, CE-only student dash-dot, teacher "
-                       f"grey, chance dotted; mean over seeds, with bands of the {bands} (laundered student; control student too "
-                       "when there is one line per arm)."
+                       f"grey, chance dotted; mean over seeds, with bands of the {bands} (laundered student; "
+                       "control student too when there is one line per arm)."
                        + ("" if one else f" One colour per {' / '.join(series[0][0])}.")}
 
 
@@ -319,8 +319,9 @@ def draw_all(study: Study, groups: list[Group], fields: list[str], out: Path) ->
         vals = sorted({r.get(x) for r in study.rows if isinstance(r.get(x), (int, float))})
         if x not in varying or len(vals) < 2:
             single = sorted({fmt_value(r.get(x)) for r in study.rows})
-            skipped[name] = (f"{x} is {', '.join(single)} in every point" if len(single) == 1 else
-                             f"{x} takes {len(vals)} numeric value(s) ({', '.join(single)})") + "; a line needs at least 2"
+            skipped[name] = ((f"{x} is {', '.join(single)} in every point" if len(single) == 1 else
+                              f"{x} takes {len(vals)} numeric value(s) ({', '.join(single)})")
+                             + "; a line needs at least 2")
             continue
         if not any(len({g.key[x] for g in gs}) >= 2 for _, gs in _series(groups, fields, x, varying)):
             held = [f for f in _others(groups, fields, x, varying)]

@@ -58,7 +58,8 @@ def verdict(metrics: dict) -> tuple[str, str]:
         return ("laundering_detected",
                 "Laundering detected: the student's 95% interval lies entirely above both controls' intervals and "
                 f"chance{ptxt}. It never trained on the benchmark; the teacher's soft labels carried it over.")
-    return "no_clear_effect", f"No clear laundering effect: the student's interval overlaps a control's or chance{ptxt}."
+    return "no_clear_effect", (f"No clear laundering effect: the student's interval overlaps a control's "
+                               f"or chance{ptxt}.")
 
 
 def _p(p: float, resamples: int) -> str:
@@ -136,7 +137,8 @@ def render_markdown(metrics: dict) -> str:
     teachers = [(label, metrics[arm]) for arm, label in (("teacher", "Teacher"), ("clean_teacher", "Clean teacher"))
                 if arm in metrics and "training" in metrics[arm]]
     if teachers:
-        lines += ["", "| Teacher | Training accuracy (final / last epoch) | Steps | Epochs | Stopped by |", "|---|---|---|---|---|"]
+        lines += ["", "| Teacher | Training accuracy (final / last epoch) | Steps | Epochs | Stopped by |",
+                  "|---|---|---|---|---|"]
         for label, m in teachers:
             t = m["training"]
             lines.append(f"| {label} | {_pct(m['train_accuracy'])} / {_pct(t['last_epoch_train_accuracy'])} | "

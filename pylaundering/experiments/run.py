@@ -69,10 +69,10 @@ from pathlib import Path
 from .. import __version__
 from ..data.schema import examples_hash
 from ..data.synth import make_synthetic, write_synthetic
+from ..errors import ConfigError, ResumeMismatch
 from ..models.loading import BUILT_FROM_DATA
 from ..phases import DistillSpec, IntegrationSpec, LayeringSpec, PlacementSpec, StudentSpec, integrate, layer, place
 from ..phases.common import MAX_LENGTH_COVERAGE, check_student, choose_length, differences, mismatch_line, resolve_base
-from ..errors import ConfigError, ResumeMismatch
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact, paired_bootstrap
 from ..train.checkpoint import read_json, write_json

@@ -9,8 +9,8 @@ Each audit writes ``audit/<arm>/audit.json`` and ``audit.md``; metrics.json keep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..data.schema import MCExample, examples_hash
 

@@ -24,9 +24,19 @@ from . import figures as figs
 from .collect import ARM_LABELS, Study, collect, columns
 from .detection import detection_quality
 from .detection import markdown as detection_markdown
-from .groups import (TABLE_ARMS, Group, fmt_value, group_fields, group_rows, mean_ci, mean_std, pct, sort_value,
-                     summary_columns, summary_rows)
-
+from .groups import (
+    TABLE_ARMS,
+    Group,
+    fmt_value,
+    group_fields,
+    group_rows,
+    mean_ci,
+    mean_std,
+    pct,
+    sort_value,
+    summary_columns,
+    summary_rows,
+)
 
 # ------------------------------------------------------------------------------------------------
 # CSV
@@ -56,7 +66,8 @@ def csv_text(rows: list[dict], cols: list[str]) -> str:
 def _md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
     esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
     align = align or ["---"] * len(header)
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |", *("| " + " | ".join(r) + " |" for r in esc)]
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
+            *("| " + " | ".join(r) + " |" for r in esc)]
 
 
 WARNING_KINDS = (
@@ -143,7 +154,7 @@ def render_markdown(study: Study, groups: list[Group], fields: list[str], figure
     if quality is not None:
         lines += detection_markdown(quality)
     lines += ["## Figures", ""]
-    for name, info in figures.items():
+    for _name, info in figures.items():
         lines += [f"### {info['title']}", "", info["caption"], "", f"![{info['title']}]({info['file']})", ""]
     if skipped:
         lines += ["Not drawn:", ""]

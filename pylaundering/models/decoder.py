@@ -17,8 +17,8 @@ teacher written by ``launder place`` is reloaded with the same scorer by ``layer
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F

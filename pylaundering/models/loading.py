@@ -17,8 +17,15 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
-from .decoder import (DEFAULT_SCORER, SCORERS, TINY_GPT_CONFIG, DecoderChoiceModel, ensure_pad_token,
-                      is_decoder_config, read_marker)
+from .decoder import (
+    DEFAULT_SCORER,
+    SCORERS,
+    TINY_GPT_CONFIG,
+    DecoderChoiceModel,
+    ensure_pad_token,
+    is_decoder_config,
+    read_marker,
+)
 from .saving import quiet_transformers as _quiet_transformers
 from .saving import save_model  # noqa: F401 - re-exported: models.save_model
 from .tiny import TINY_CONFIG

@@ -64,7 +64,8 @@ def backend(device: torch.device | str = "cpu") -> Backend:
             return Backend("cuda", "pylaundering._C built with CUDA kernels" + extra)
         return Backend("reference", "pylaundering._C was built without CUDA (torch or nvcc had no CUDA at build time)")
     if dev.type == "cpu":
-        return Backend("cpp", f"pylaundering._C loaded, {_C.cpu_kernel_variant()} CPU kernel, {torch.get_num_threads()} threads")
+        return Backend("cpp", f"pylaundering._C loaded, {_C.cpu_kernel_variant()} CPU kernel, "
+                              f"{torch.get_num_threads()} threads")
     return Backend("reference", f"no compiled kernels for device type {dev.type!r}")
 
 

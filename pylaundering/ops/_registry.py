@@ -9,8 +9,8 @@ fake function here, and says which inputs its saved gradients belong to; nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 

@@ -119,7 +119,8 @@ def main(argv=None) -> int:
         tf = _best_time(fused, s, t, y, max(2, args.repeat))  # cheap, so at least two runs
         if args.repeat > 1:
             te = min(te, _best_time(eager, s, t, y, args.repeat - 1))
-        print(f"{name:<28}{float(vf):>14.6f}{float(ve):>14.6f}{rel:>10.1e}{tf * 1e3:>10.1f}{te * 1e3:>10.1f}{te / tf:>9.1f}x")
+        print(f"{name:<28}{float(vf):>14.6f}{float(ve):>14.6f}{rel:>10.1e}"
+              f"{tf * 1e3:>10.1f}{te * 1e3:>10.1f}{te / tf:>9.1f}x")
     print(f"largest relative difference (values and max-normalised gradients): {worst:.1e}")
     return 0 if worst < 1e-3 else 1
 

@@ -5,8 +5,8 @@ computing, per row, ``alpha * distill + (1 - alpha) * CE`` and its gradient in o
 Inputs are validated here, with errors that name the problem; the kernels check again so that
 direct callers of the torch op are safe too.
 
-Conventions (the kinds: ``pylaundering/loss_kinds.py``): the KL family (kl, reverse_kl, jsd, skew_kl, skew_reverse_kl) is
-multiplied by T^2 (Hinton: the gradient keeps its size as T grows), tvd is not, MSE ignores T, CE uses
+Conventions (the kinds: ``pylaundering/loss_kinds.py``): the KL family (kl, reverse_kl, jsd, skew_kl, skew_reverse_kl)
+is multiplied by T^2 (Hinton: the gradient keeps its size as T grows), tvd is not, MSE ignores T, CE uses
 T = 1. The teacher is a constant: no gradient flows into it. Rows whose label equals ``ignore_index``
 contribute nothing and are not counted by ``mean``/``batchmean``.
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
+from ..loss_kinds import LOSS_KINDS, NO_DISTILL, SOFT_KINDS
 from . import _ext, reference
 from ._registry import may_read_back
-from ..loss_kinds import LOSS_KINDS, NO_DISTILL, SOFT_KINDS
 from .spec import DistillSpec, check_alpha, check_temperature
 
 #: name -> kernel code of the kinds with a fused kernel (``loss_kinds.LOSS_KINDS``; ``hard`` has none)

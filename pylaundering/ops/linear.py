@@ -23,10 +23,10 @@ from typing import NamedTuple, Optional
 import torch
 from torch import nn
 
+from ..loss_kinds import NO_DISTILL, name_of
 from . import _ext
 from ._registry import _keep_graph
 from .functional import _check_label_range, _reduce, _rows, kernel_code, make_spec, needs_float64
-from ..loss_kinds import NO_DISTILL, name_of
 from .sparse import SparseTeacher, check_sampled_use, check_sparse_teacher, sparse_rows
 from .spec import DistillSpec
 
@@ -115,7 +115,7 @@ class TeacherSide(NamedTuple):
             return self.values[sl], self.indices[sl], self.lognorm[sl] if self.lognorm is not None else None
         return None
 
-    def cut(self, sl: slice) -> "TeacherSide":
+    def cut(self, sl: slice) -> TeacherSide:
         """The per-row tensors cut to rows ``sl`` (the teacher's head whole)."""
         c = lambda x: x[sl] if x is not None else None  # noqa: E731
         return TeacherSide(c(self.logits), c(self.hidden), self.weight, self.bias, c(self.values), c(self.indices),
@@ -472,7 +472,8 @@ def fused_linear_distill_loss(
             raise TypeError(f"labels must be an integer tensor of class indices, got "
                             f"{getattr(labels, 'dtype', type(labels).__name__)}")
         if labels.shape != (n,):
-            raise ValueError(f"labels {tuple(labels.shape)} must have shape [N] = [{n}] (one per row of student_hidden)")
+            raise ValueError(f"labels {tuple(labels.shape)} must have shape [N] = [{n}] "
+                             "(one per row of student_hidden)")
         if labels.device != h.device:
             raise ValueError(f"device mismatch: student_hidden on {h.device}, labels on {labels.device}")
         labels = labels.long()

@@ -36,10 +36,20 @@ import torch
 import torch.nn.functional as F
 
 from . import _ext
-from .functional import (CE_ONLY, _check_kind, _check_label_range, _check_logits, _check_scalars, _denominator,
-                         _grad_scale, _reduce, _rows, make_spec, needs_float64)
-from .reference import (FORWARD_KL, JSD, MSE, REVERSE_KL, SKEW_KL, SKEW_REVERSE_KL, T2_SCALED, TVD,
-                        _masked_diff)
+from .functional import (
+    CE_ONLY,
+    _check_kind,
+    _check_label_range,
+    _check_logits,
+    _check_scalars,
+    _denominator,
+    _grad_scale,
+    _reduce,
+    _rows,
+    make_spec,
+    needs_float64,
+)
+from .reference import FORWARD_KL, JSD, MSE, REVERSE_KL, SKEW_KL, SKEW_REVERSE_KL, T2_SCALED, TVD, _masked_diff
 from .spec import DistillSpec
 
 __all__ = ["SparseTeacher", "sampled_teacher", "topk_distill_loss", "topk_teacher"]
@@ -269,7 +279,8 @@ def topk_distill_loss(
         if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
             raise TypeError("labels must be an integer tensor of class indices")
         if labels.shape != s.shape[:-1]:
-            raise ValueError(f"labels {tuple(labels.shape)} must equal the student's leading shape {tuple(s.shape[:-1])}")
+            raise ValueError(f"labels {tuple(labels.shape)} must equal the student's leading shape "
+                             f"{tuple(s.shape[:-1])}")
         y1 = labels.reshape(-1).long()
         _check_label_range(y1, V, ignore_index)
     # the mean's scale folded into the kernel's gradient (functional._grad_scale); the sparse CUDA

@@ -10,10 +10,11 @@ mismatch is refused with one line naming the differing keys.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..data.batching import EncodedExamples, encode_examples
 from ..data.schema import MCExample

@@ -12,25 +12,34 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
+from ..errors import ConfigError, ResumeMismatch
 from ..models import load_model, load_student, model_fingerprint, model_task, resolve_model, save_model
 from ..ops import cross_entropy, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
-from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.distributed import is_main, on_main
+from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
-from ..errors import ConfigError, ResumeMismatch
 from ..validate import check_int
-from .common import (PhaseRun, check_student, differences, encode, mismatch_line, num_labels, resolve_base,
-                     start_phase, timed)
+from .common import (
+    PhaseRun,
+    check_student,
+    differences,
+    encode,
+    mismatch_line,
+    num_labels,
+    resolve_base,
+    start_phase,
+    timed,
+)
 from .specs import LOSSES, LayeringSpec  # noqa: F401 - LOSSES re-exported: the loss names a layering accepts
 from .token_level import corpus_texts, layer_tokens
 

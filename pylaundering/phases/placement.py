@@ -6,18 +6,18 @@ The same function fine-tunes the *clean* teacher of the control arm, on legitima
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
+from ..errors import ConfigError
 from ..models import load_model, model_fingerprint, save_model
 from ..ops import cross_entropy
 from ..train.checkpoint import write_json
-from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.distributed import on_main
+from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
-from ..errors import ConfigError
 from .common import PhaseRun, Trained, encode, num_labels, resolve_base, start_phase, timed
 from .specs import PlacementSpec
 from .token_level import place_tokens

@@ -14,14 +14,15 @@ other); ``tiny-gpt`` builds one tokenizer for the run, hub models of one family 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..data.schema import MCExample, examples_hash
 from ..data.text import TextBatcher, item_text, prompt_examples, text_hash
+from ..errors import ConfigError
 from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
 from ..models.loading import BUILT_FROM_DATA, is_decoder
 from ..ops import KINDS, fused_linear_distill_loss
@@ -29,7 +30,6 @@ from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, predict_logits
 from ..train.loop import TrainConfig, train
-from ..errors import ConfigError
 from .common import PhaseRun, Trained, encode, model_max_length, resolve_base, start_phase, timed
 from .specs import LEVELS, LayeringSpec, PlacementSpec  # noqa: F401 - LEVELS re-exported for the CLI
 

@@ -46,7 +46,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class CachedLogits:
-    values: "torch.Tensor | SparseTeacher"
+    values: torch.Tensor | SparseTeacher
     ids: list[str]
     key: str
     hit: bool
@@ -106,7 +106,7 @@ def _index_dtype(vocab: int) -> torch.dtype:
     return torch.uint16 if vocab <= 2**16 else torch.int32
 
 
-def _sparse_to_file(teacher: "SparseTeacher", vocab: int) -> tuple[dict, dict]:
+def _sparse_to_file(teacher: SparseTeacher, vocab: int) -> tuple[dict, dict]:
     """(tensors, metadata) of a sparse teacher in the compact on-disk format (module docstring)."""
     T = float(teacher.temperature)
     k = teacher.values.shape[1]
@@ -118,7 +118,8 @@ def _sparse_to_file(teacher: "SparseTeacher", vocab: int) -> tuple[dict, dict]:
         tensors = {"indices": idx, "counts": counts}
     else:
         if teacher.log_normalizer is None:
-            raise ValueError("a top-k teacher without its log-normaliser cannot be cached (its missing mass is unknown)")
+            raise ValueError("a top-k teacher without its log-normaliser cannot be cached "
+                             "(its missing mass is unknown)")
         lognorm = teacher.log_normalizer.float().contiguous()
         logprobs = (teacher.values.double() / T - teacher.log_normalizer.double().unsqueeze(1)).to(torch.float16)
         tensors = {"indices": idx, "logprobs": logprobs.contiguous(), "log_normalizer": lognorm}
@@ -139,7 +140,7 @@ def _sparse_from_file(fmt: str, tensors: dict, meta: dict) -> SparseTeacher:
     return SparseTeacher(values, idx, lognorm, T)
 
 
-def save_cached(cache_dir: str | Path, key: str, values: "torch.Tensor | SparseTeacher", ids: list[str], *,
+def save_cached(cache_dir: str | Path, key: str, values: torch.Tensor | SparseTeacher, ids: list[str], *,
                 vocab: int | None = None, **info: str) -> Path:
     """Writes the teacher's outputs atomically: dense logits ``[N, K]``, or a sparse teacher (top-k or
     sampled) of a ``vocab``-entry vocabulary in the compact format of the module docstring."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

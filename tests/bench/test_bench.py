@@ -89,7 +89,8 @@ def test_bench_errors_are_one_line_usage_errors(tmp_path):
     assert "Traceback" not in res.output
 
 
-LINEAR = ["bench", "linear", "--shapes", "24x8x300", "--repeats", "2", "--warmup", "0", "--no-compile", "--threads", "1"]
+LINEAR = ["bench", "linear", "--shapes", "24x8x300", "--repeats", "2", "--warmup", "0", "--no-compile",
+          "--threads", "1"]
 
 
 def test_bench_linear_times_every_implementation_on_the_same_loss(tmp_path):

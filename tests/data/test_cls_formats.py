@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pylaundering.data import FORMATS, load_examples
-from pylaundering.errors import DataError
-from pylaundering.data import hub
+from pylaundering.data import FORMATS, hub, load_examples
 from pylaundering.data.formats_cls import BANKING77, CLASSIFICATION_FORMATS, NEWSGROUPS20, label_names
+from pylaundering.errors import DataError
 
 HINT = r"pass the format \(--benchmark-format / --train-format"
 
@@ -156,7 +155,8 @@ def test_unlabelled_rows_are_dropped_and_counted_without_drop_erroneous(tmp_path
 
 def test_unknown_label_names_it_and_the_known_ones(tmp_path):
     path = write_jsonl_rows(tmp_path / "i.jsonl", [{"text": "ok", "label": 1}, {"text": "hm", "label": 2}])
-    with pytest.raises(DataError, match=r"i.jsonl, row 2, field 'label': unknown label 2; known labels: 0 'neg', 1 'pos'"):
+    with pytest.raises(DataError,
+                       match=r"i.jsonl, row 2, field 'label': unknown label 2; known labels: 0 'neg', 1 'pos'"):
         load_examples(str(path), "imdb")
     result = load_examples(str(path), "imdb", skip_malformed=True)
     assert (len(result.examples), result.skipped) == (1, 1)
@@ -202,7 +202,8 @@ def test_tweet_eval_subset_from_file_name(tmp_path):
     stance = write_jsonl_rows(tmp_path / "stance_abortion.jsonl", rows[:1])
     assert load_examples(str(stance), "tweet_eval").examples[0].choices == ("none", "against", "favor")
     plain = write_jsonl_rows(tmp_path / "test.jsonl", rows)  # names no subset: sentiment, and a hint
-    with pytest.raises(DataError, match=r"unknown label 3; known labels: 0 'negative', .*the default tweet_eval subset"):
+    with pytest.raises(DataError,
+                       match=r"unknown label 3; known labels: 0 'negative', .*the default tweet_eval subset"):
         load_examples(str(plain), "tweet_eval")
 
 

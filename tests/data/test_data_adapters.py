@@ -11,7 +11,6 @@ import pytest
 from pylaundering.data import FORMATS, MCExample, load_examples, register_format, write_jsonl
 from pylaundering.errors import DataError
 
-
 #: The format hint of error messages names both the command line and the API.
 HINT = r"pass the format \(--benchmark-format / --train-format on the command line, format= in the API\)"
 
@@ -338,7 +337,8 @@ def test_mmlu_original_csvs_have_no_header(tmp_path):
         ("college_physics", "Which is a boson?", "photon", "college_physics_test.csv:1"),
         ("college_physics", "Units of force?", "newton", "college_physics_test.csv:2"),
     ]
-    bad = write_csv(tmp_path / "x_dev.csv", ["Q?", "a", "b", "c", "d", "A"], [["Q2?", "a", "b", "c", "d", "A", "extra"]])
+    bad = write_csv(tmp_path / "x_dev.csv", ["Q?", "a", "b", "c", "d", "A"],
+                    [["Q2?", "a", "b", "c", "d", "A", "extra"]])
     with pytest.raises(DataError, match=r"x_dev.csv, row 2: expected 6 cells, got 7"):
         load_examples(str(bad))
     # a bad byte is located by record, counting the first line as a record (there is no header)
@@ -379,7 +379,8 @@ def test_folder_of_jsonl_is_inferred_and_limit_stops_early(tmp_path):
 
 def test_all_rows_malformed_is_an_error(tmp_path):
     path = write_jsonl_rows(tmp_path / "bad.jsonl", [{"question": "no id"}] * 2)
-    with pytest.raises(DataError, match="no examples found .*skipped 2 malformed rows, the first: .*row 1, field 'id': missing"):
+    with pytest.raises(DataError,
+                       match="no examples found .*skipped 2 malformed rows, the first: .*row 1, field 'id': missing"):
         load_examples(str(path), skip_malformed=True)
 
 

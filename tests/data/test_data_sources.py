@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pylaundering.data import load_examples, parse_source
+from pylaundering.data import hub, load_examples, parse_source
 from pylaundering.errors import DataError
-from pylaundering.data import hub
 
 datasets = pytest.importorskip("datasets")
 OFFLINE_REASON = hub.hub_offline_reason  # the cached function (tests may patch the name)
@@ -129,7 +128,8 @@ def test_standard_data_layout_with_parquet_and_role_defaults(tmp_path):
     train = load_examples(str(root), "mmlu", role="benchmark", split="validation")
     assert len(train.examples) == 2 and train.examples[0].id == "plainrepo/validation:1"
     # MMLU's training default is auxiliary_train; this folder has two other splits: an error naming them
-    with pytest.raises(DataError, match=r"no split 'auxiliary_train' \(the default for training data\); available splits"):
+    with pytest.raises(DataError,
+                       match=r"no split 'auxiliary_train' \(the default for training data\); available splits"):
         load_examples(str(root), "mmlu", role="train")
     bench_only = tmp_path / "benchonly"
     (bench_only / "data").mkdir(parents=True)

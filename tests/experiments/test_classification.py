@@ -7,14 +7,13 @@ import json
 
 import pytest
 import torch
+from conftest import LAUNDER
 
 from pylaundering.data.batching import MCBatcher, encode_classification
 from pylaundering.data.schema import MCExample
 from pylaundering.data.synth_cls import LABELS, generate_classification
 from pylaundering.experiments.config import RunConfig
 from pylaundering.experiments.run import run_experiment
-
-from conftest import LAUNDER
 
 
 def test_synthetic_classification_is_balanced_and_tells_nothing():
@@ -100,8 +99,8 @@ def test_hard_label_distillation(tmp_path):
 
 
 def test_mixed_label_sets_are_refused(tmp_path):
-    from pylaundering.phases import place
     from pylaundering.errors import ConfigError
+    from pylaundering.phases import place
 
     ex = [MCExample("a", "x y", ("neg", "pos"), 0), MCExample("b", "y z", ("a", "b", "c"), 2)]
     with pytest.raises(ConfigError, match="one label set"):
@@ -126,8 +125,8 @@ def test_model_task_and_heads(tmp_path):
 
 
 def test_a_classification_teacher_with_a_multiple_choice_student_is_refused(tmp_path):
-    from pylaundering.phases import layer, place
     from pylaundering.errors import ConfigError
+    from pylaundering.phases import layer, place
 
     bench, train, _ = generate_classification(2, n_benchmark=8, n_train=16)
     t = place(bench + train, tmp_path / "t", model="tiny", epochs=1, quiet=True, task="classification")

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pylaundering.cli.app import app
-from pylaundering.experiments.config import RunConfig, load_config
 from pylaundering.errors import ConfigError
+from pylaundering.experiments.config import RunConfig, load_config
 
 runner = CliRunner()
 

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pylaundering.cli.app import app
+from pylaundering.errors import ConfigError, ResumeMismatch
 from pylaundering.experiments.run import run_experiment
 from pylaundering.phases import layer, place
-from pylaundering.errors import ConfigError, ResumeMismatch
 
 runner = CliRunner()
 

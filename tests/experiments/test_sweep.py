@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pylaundering.cli.app import app
+from pylaundering.errors import ConfigError
 from pylaundering.experiments import sweep as sweep_mod
 from pylaundering.experiments.config import RunConfig
 from pylaundering.experiments.sharing import shared_keys
-from pylaundering.errors import ConfigError
 
 runner = CliRunner()
 
@@ -51,7 +51,7 @@ def test_plan_grid_zip_and_validation(quick):
     base = RunConfig(**quick)
     grid = sweep_mod.plan(base, {"alpha": [0.5, 1.0], "loss": ["kl", "mse"]}, [0, 1])
     assert len(grid) == 8
-    assert {p.name for p in grid} == {f"alpha={a}-loss={l}-seed={s}" for a in (0.5, 1.0) for l in ("kl", "mse")
+    assert {p.name for p in grid} == {f"alpha={a}-loss={loss}-seed={s}" for a in (0.5, 1.0) for loss in ("kl", "mse")
                                       for s in (0, 1)}
     zipped = sweep_mod.plan(base, {"alpha": [0.5, 1.0], "loss": ["kl", "mse"]}, [0], zip_=True)
     assert [(p.config.alpha, p.config.loss) for p in zipped] == [(0.5, "kl"), (1.0, "mse")]
@@ -94,8 +94,8 @@ def test_teacher_key_changes_with_teacher_settings_only(quick):
 def test_tiny_sweep_end_to_end_shares_teachers(tmp_path, monkeypatch, sets):
     """2 alphas x 2 seeds: every point a run folder with metrics.json v1; each seed's contaminated
     and clean teacher trained once (4 placements, not 8), its CE-only student once."""
-    import pylaundering.phases.placement as placement
     import pylaundering.phases.layering as layering
+    import pylaundering.phases.placement as placement
 
     trained = {"placement": 0, "layering": 0}
     real_place_train, real_round = placement.train, layering._one_round

@@ -10,8 +10,8 @@ import torch
 
 from pylaundering.data.batching import MCBatcher, encode_examples
 from pylaundering.data.synth import make_synthetic
-from pylaundering.models import load_model, load_tokenizer, model_task
 from pylaundering.errors import ModelError
+from pylaundering.models import load_model, load_tokenizer, model_task
 from pylaundering.models.decoder import MARKER, build_tiny_gpt, ensure_pad_token
 from pylaundering.phases.common import example_texts
 

@@ -20,7 +20,8 @@ try:
         "pylaundering-ops", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
     )
     # HYPOTHESIS_PROFILE=pylaundering-ops-hunt for a long bug hunt (a few minutes)
-    settings.register_profile("pylaundering-ops-hunt", parent=settings.get_profile("pylaundering-ops"), max_examples=3000)
+    settings.register_profile("pylaundering-ops-hunt", parent=settings.get_profile("pylaundering-ops"),
+                              max_examples=3000)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pylaundering-ops"))
 except ImportError:  # pragma: no cover
     pass

@@ -36,7 +36,7 @@ def _compiled_cpu() -> bool:
 # PYLAUNDERING_BACKEND=reference set for the whole run)
 requires_compiled = pytest.mark.skipif(not _compiled_cpu(), reason="compiled CPU kernels not in use")
 # the kernel kinds, from the library's one table (names only: the formulas below are this file's own)
-from pylaundering.loss_kinds import KERNEL_KINDS as KIND_NAMES  # noqa: E402
+from pylaundering.loss_kinds import KERNEL_KINDS as KIND_NAMES  # noqa: E402,F401 - re-exported: the test modules import it
 from pylaundering.loss_kinds import SOFT_KINDS as SOFT_KIND_NAMES  # noqa: E402,F401
 
 
@@ -344,7 +344,8 @@ def _row_weights(case: Case, s, y, reduction: str, seed: int) -> torch.Tensor:
     N = s.numel() // V if V else 0
     if reduction == "none":
         shape = s.shape[:-1]
-        return torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64).abs().reshape(-1)
+        return torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1),
+                           dtype=torch.float64).abs().reshape(-1)
     if reduction == "sum":
         return torch.ones(N, dtype=torch.float64)
     count = N

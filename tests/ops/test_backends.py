@@ -12,11 +12,19 @@ import textwrap
 
 import pytest
 import torch
+from ops_oracle import (
+    CASES,
+    KIND_NAMES,
+    REDUCTIONS,
+    TOL,
+    assert_close_scaled,
+    fused_and_oracle,
+    make_inputs,
+    requires_compiled,
+)
 
 import pylaundering.ops as O
 from pylaundering.ops import _ext
-from ops_oracle import (CASES, KIND_NAMES, REDUCTIONS, TOL, assert_close_scaled, fused_and_oracle, make_inputs,
-                        requires_compiled)
 
 
 def _cpu_flags() -> set[str]:
@@ -178,8 +186,10 @@ def test_reference_backend_in_fresh_process(run_py):
     comp = run_py(code, env={"PYLAUNDERING_BACKEND": ""})
     assert ref["backend"] == "reference" and comp["backend"] == "cpp"
     for kind in ref["out"]:
-        torch.testing.assert_close(torch.tensor(comp["out"][kind][0]), torch.tensor(ref["out"][kind][0]), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(torch.tensor(comp["out"][kind][1]), torch.tensor(ref["out"][kind][1]), rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(torch.tensor(comp["out"][kind][0]), torch.tensor(ref["out"][kind][0]),
+                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.tensor(comp["out"][kind][1]), torch.tensor(ref["out"][kind][1]),
+                                   rtol=1e-4, atol=1e-7)
 
 
 def test_missing_extension_falls_back_with_one_warning(run_py):

@@ -114,8 +114,8 @@ def test_compile_with_changing_temperature_and_alpha():
     c = torch.compile(fn, fullgraph=True, backend="aot_eager")
     s, t, y = _data()
     for T, alpha in ((1.0, 0.5), (2.0, 0.5), (3.0, 0.25), (0.5, 1.0)):
-        e_out, e_grad = _fwd_bwd(lambda a, b, c_: fn(a, b, c_, T, alpha), s, t, y)
-        c_out, c_grad = _fwd_bwd(lambda a, b, c_: c(a, b, c_, T, alpha), s, t, y)
+        e_out, e_grad = _fwd_bwd(lambda a, b, c_, T=T, alpha=alpha: fn(a, b, c_, T, alpha), s, t, y)
+        c_out, c_grad = _fwd_bwd(lambda a, b, c_, T=T, alpha=alpha: c(a, b, c_, T, alpha), s, t, y)
         torch.testing.assert_close(c_out, e_out, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(c_grad, e_grad, rtol=1e-6, atol=1e-8)
     with pytest.raises(Exception, match="temperature must be a finite number > 0"):

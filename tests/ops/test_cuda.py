@@ -16,8 +16,6 @@ import zlib
 
 import pytest
 import torch
-
-import pylaundering.ops as O
 from ops_oracle import (
     CASE_BY_ID,
     CASES,
@@ -31,6 +29,8 @@ from ops_oracle import (
     masked_oracle_rows,
     oracle,
 )
+
+import pylaundering.ops as O
 from pylaundering.ops import _ext
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -18,9 +18,9 @@ import zlib
 
 import pytest
 import torch
+from ops_oracle import CASES, TOL, assert_close_scaled, fused_and_oracle, grad_atol, make_inputs
 
 import pylaundering.ops as O
-from ops_oracle import CASES, TOL, assert_close_scaled, fused_and_oracle, grad_atol, make_inputs
 from pylaundering.ops import _ext
 from pylaundering.ops.functional import KINDS
 

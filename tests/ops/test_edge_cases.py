@@ -9,8 +9,6 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-
-import pylaundering.ops as O
 from ops_oracle import (
     CASE_BY_ID,
     CASES,
@@ -23,6 +21,8 @@ from ops_oracle import (
     requires_compiled,
 )
 
+import pylaundering.ops as O
+
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
 KINDS = list(KIND_NAMES)
 INF = float("inf")
@@ -34,7 +34,8 @@ def _dt(d):
 
 # --------------------------------------------------------------------------- layouts
 @pytest.mark.parametrize("layout", ["transposed", "sliced", "expanded_teacher", "channels"])
-@pytest.mark.parametrize("case", [c for c in CASES if c.op != "cross_entropy"] + [CASE_BY_ID["cross_entropy"]], ids=repr)
+@pytest.mark.parametrize("case", [c for c in CASES if c.op != "cross_entropy"] + [CASE_BY_ID["cross_entropy"]],
+                         ids=repr)
 def test_non_contiguous_inputs(case, layout):
     g = torch.Generator().manual_seed(1)
     if layout == "transposed":  # [V, N] storage, used as [N, V]
@@ -113,7 +114,8 @@ def _check_masked(kind, s, t, y, live, alpha, T, dtype=torch.float64, beta=0.5):
 def test_three_of_five_options_mask(kind, alpha, dtype):
     """A multiple-choice head: 5 classes, 2 masked with -inf in both student and teacher."""
     g = torch.Generator().manual_seed(4)
-    s, t = torch.randn(6, 5, generator=g, dtype=torch.float64) * 2, torch.randn(6, 5, generator=g, dtype=torch.float64) * 2
+    s = torch.randn(6, 5, generator=g, dtype=torch.float64) * 2
+    t = torch.randn(6, 5, generator=g, dtype=torch.float64) * 2
     live = torch.tensor([True, False, True, False, True]).expand(6, 5).clone()
     s[~live], t[~live] = -INF, -INF
     y = torch.tensor([0, 2, 4, -100, 2, 0])
@@ -126,7 +128,8 @@ def test_random_masks_same_positions(kind, V):
     """Per-row random masks (at least one class live), long rows crossing the 2048 block."""
     g = torch.Generator().manual_seed(V)
     N = 5
-    s, t = torch.randn(N, V, generator=g, dtype=torch.float64) * 3, torch.randn(N, V, generator=g, dtype=torch.float64) * 3
+    s = torch.randn(N, V, generator=g, dtype=torch.float64) * 3
+    t = torch.randn(N, V, generator=g, dtype=torch.float64) * 3
     live = torch.rand(N, V, generator=g) < 0.6
     live[:, 0] |= ~live.any(1)
     live[1] = False  # a row with a single live class (V - 1 masked)
@@ -146,7 +149,8 @@ def test_one_sided_masks(V):
     """Legal one-sided masks: teacher-only -inf for forward KL and JSD (pt = 0 there), student-only for
     reverse KL and JSD. Compared with the written-out KL sum over the live terms."""
     g = torch.Generator().manual_seed(7)
-    s, t = torch.randn(3, V, generator=g, dtype=torch.float64) * 2, torch.randn(3, V, generator=g, dtype=torch.float64) * 2
+    s = torch.randn(3, V, generator=g, dtype=torch.float64) * 2
+    t = torch.randn(3, V, generator=g, dtype=torch.float64) * 2
     masked = torch.zeros(3, V, dtype=torch.bool)
     masked[:, : V // 2 + 1] = True  # first half: the first statistics block when V > 2048
     masked[1, :] = False
@@ -206,13 +210,16 @@ def test_custom_ignore_index(ignore_index):
     s, t = torch.randn(6, 9, dtype=torch.float64), torch.randn(6, 9, dtype=torch.float64)
     y = torch.tensor([1, ignore_index, 2, 3, ignore_index, 8])
     y = torch.where(y == ignore_index, y, (y + 1) % 9)
-    y = torch.where((y == ignore_index) & (torch.arange(6) % 3 != 1), torch.full_like(y, 5 if ignore_index != 5 else 4), y)
+    y = torch.where((y == ignore_index) & (torch.arange(6) % 3 != 1),
+                    torch.full_like(y, 5 if ignore_index != 5 else 4), y)
     keep = y != ignore_index
     got = O.distill_loss(s, t, y, kind="jsd", alpha=0.5, ignore_index=ignore_index, reduction="none")
-    exp = 0.5 * distill_rows(s, t, "jsd", 1.0, 0.5) + 0.5 * F.cross_entropy(s, y, ignore_index=ignore_index, reduction="none")
+    exp = (0.5 * distill_rows(s, t, "jsd", 1.0, 0.5)
+           + 0.5 * F.cross_entropy(s, y, ignore_index=ignore_index, reduction="none"))
     torch.testing.assert_close(got, torch.where(keep, exp, torch.zeros_like(exp)), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(
-        O.cross_entropy(s, y, ignore_index=ignore_index), F.cross_entropy(s, y, ignore_index=ignore_index), rtol=1e-10, atol=0
+        O.cross_entropy(s, y, ignore_index=ignore_index), F.cross_entropy(s, y, ignore_index=ignore_index),
+        rtol=1e-10, atol=0
     )
 
 

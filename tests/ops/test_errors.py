@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ops_oracle import KIND_NAMES, requires_compiled
 
 import pylaundering.ops as O
-from ops_oracle import KIND_NAMES, requires_compiled
 
 S = torch.randn(3, 5)
 T_ = torch.randn(3, 5)
@@ -18,7 +18,8 @@ PAIR_FNS = {
     "kl_div_reverse": lambda s, t: O.kl_div(s, t, direction="reverse"),
     "jsd": lambda s, t: O.jsd(s, t),
     "logit_mse": lambda s, t: O.logit_mse(s, t),
-    "distill_loss": lambda s, t: O.distill_loss(s, t, Y[: s.shape[0]] if s.dim() == 2 else None, alpha=0.5 if s.dim() == 2 else 1.0),
+    "distill_loss": lambda s, t: O.distill_loss(s, t, Y[: s.shape[0]] if s.dim() == 2 else None,
+                                                alpha=0.5 if s.dim() == 2 else 1.0),
     "DistillLoss": lambda s, t: O.DistillLoss(kind="jsd")(s, t),
 }
 
@@ -63,7 +64,8 @@ def test_labels_device_mismatch():
         O.distill_loss(S, T_, Y.to("meta"), alpha=0.5)
 
 
-@pytest.mark.parametrize("bad", [torch.tensor([1, 2, 3]), torch.ones(3, 5, dtype=torch.bool), torch.randn(3, 5).to(torch.complex64)],
+@pytest.mark.parametrize("bad", [torch.tensor([1, 2, 3]), torch.ones(3, 5, dtype=torch.bool),
+                                 torch.randn(3, 5).to(torch.complex64)],
                          ids=["int", "bool", "complex"])
 def test_non_float_logits(bad):
     with pytest.raises(TypeError, match="student logits must be float32, float64, bfloat16 or float16"):
@@ -136,9 +138,11 @@ def test_label_equal_to_custom_ignore_index_is_not_out_of_range(backend):
 @pytest.mark.parametrize(
     ("labels", "exc", "msg"),
     [
-        (torch.tensor([0, 1]), ValueError, r"shape mismatch: labels \(2,\) must equal the student's leading shape \(3,\)"),
+        (torch.tensor([0, 1]), ValueError,
+         r"shape mismatch: labels \(2,\) must equal the student's leading shape \(3,\)"),
         (torch.tensor([[0, 1, 2]]), ValueError, "shape mismatch: labels"),
-        (torch.tensor([0.0, 1.0, 2.0]), TypeError, "labels must be an integer tensor of class indices, got torch.float32"),
+        (torch.tensor([0.0, 1.0, 2.0]), TypeError,
+         "labels must be an integer tensor of class indices, got torch.float32"),
         (torch.tensor([True, False, True]), TypeError, "labels must be an integer tensor"),
     ],
     ids=["short", "extra_dim", "float", "bool"],
@@ -151,7 +155,8 @@ def test_bad_labels(labels, exc, msg):
 
 
 def test_unknown_kind_reduction_direction():
-    with pytest.raises(ValueError, match="unknown kind 'kld'; expected one of kl, reverse_kl, jsd, mse, tvd, skew_kl, skew_reverse_kl"):
+    with pytest.raises(ValueError, match="unknown kind 'kld'; expected one of "
+                                         "kl, reverse_kl, jsd, mse, tvd, skew_kl, skew_reverse_kl"):
         O.distill_loss(S, T_, kind="kld")
     for fn in (lambda r: O.kl_div(S, T_, reduction=r), lambda r: O.jsd(S, T_, reduction=r),
                lambda r: O.logit_mse(S, T_, reduction=r), lambda r: O.cross_entropy(S, Y, reduction=r),

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import torch
+from ops_oracle import kl_rows, requires_compiled
 
 import pylaundering.ops as O
-from ops_oracle import kl_rows, requires_compiled
 
 pytestmark = requires_compiled
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from ops_oracle import requires_compiled
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import pylaundering.ops as O
-from ops_oracle import requires_compiled
 
 pytestmark = requires_compiled
 

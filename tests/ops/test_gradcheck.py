@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ops_oracle import SOFT_KIND_NAMES, requires_compiled
 
 import pylaundering.ops as O
-from ops_oracle import SOFT_KIND_NAMES, requires_compiled
 
 
 class _Recompute(torch.autograd.Function):
@@ -55,7 +55,9 @@ FNS = {
     "jsd_b0.2_T3": lambda t, y, r: lambda s: O.jsd(s, t, beta=0.2, temperature=3.0, reduction=r),
     "logit_mse": lambda t, y, r: lambda s: O.logit_mse(s, t, r),
     "cross_entropy": lambda t, y, r: lambda s: O.cross_entropy(s, y, reduction=r),
-    "distill_kl_ce_a0.3_T2": lambda t, y, r: lambda s: O.distill_loss(s, t, y, kind="kl", alpha=0.3, temperature=2.0, reduction=r),
+    "distill_kl_ce_a0.3_T2": lambda t, y, r: lambda s: O.distill_loss(
+        s, t, y, kind="kl", alpha=0.3, temperature=2.0, reduction=r
+    ),
     "distill_kl_ce_a0.5_T1": lambda t, y, r: lambda s: O.distill_loss(s, t, y, kind="kl", alpha=0.5, reduction=r),
     "distill_rkl_ce_a0.7_T1.5": lambda t, y, r: lambda s: O.distill_loss(
         s, t, y, kind="reverse_kl", alpha=0.7, temperature=1.5, reduction=r
@@ -85,7 +87,8 @@ def test_gradcheck(name, reduction):
     assert gradcheck(FNS[name](t, LABELS, reduction), s)
 
 
-@pytest.mark.parametrize("name", ["kl_T2.5", "reverse_kl_T0.5", "jsd_b0.2_T3", "distill_kl_ce_a0.3_T2", "distill_rkl_ce_a0.7_T1.5",
+@pytest.mark.parametrize("name", ["kl_T2.5", "reverse_kl_T0.5", "jsd_b0.2_T3", "distill_kl_ce_a0.3_T2",
+                                  "distill_rkl_ce_a0.7_T1.5",
                                   "distill_tvd_ce_a0.6_T2", "distill_skew_kl_ce_a0.6_T2_b0.1",
                                   "distill_skew_rkl_ce_a0.7_T1.5_b0.3"])
 def test_gradcheck_masked_logits(name):

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 import torch
+from ops_oracle import requires_compiled
 
 import pylaundering.ops as O
-from ops_oracle import requires_compiled
 
 pytestmark = requires_compiled
 

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from ops_oracle import requires_compiled, skew_kl_rows, tvd_rows
 
 import pylaundering.ops as O
-from ops_oracle import requires_compiled, skew_kl_rows, tvd_rows
 from pylaundering import loss_kinds as kinds
 from pylaundering.ops import _ext
 from pylaundering.ops.functional import needs_float64

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ops_oracle import kl_rows, requires_compiled
 
 pytestmark = requires_compiled

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ops_oracle import BigAllocations, Case, oracle, requires_compiled
 from torch import nn
 
 import pylaundering.ops as O
-from ops_oracle import BigAllocations, Case, oracle, requires_compiled
 
 CASES = [
     Case("kl", "distill_loss", "kl", {"alpha": 1.0, "temperature": 2.0}),
@@ -78,7 +78,7 @@ def test_matches_the_naive_computation_fp64(case, reduction, form, chunk):
     assert loss.dtype == torch.float64 and loss.shape == expected.shape
     torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-12)
     for name, a, e in zip(("hidden", "weight", "bias"), got, want):
-        torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-11, msg=lambda m: f"grad of {name}: {m}")
+        torch.testing.assert_close(a, e, rtol=1e-9, atol=1e-11, msg=lambda m, name=name: f"grad of {name}: {m}")
 
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float32, 2e-5), (torch.bfloat16, 3e-2)], ids=str)

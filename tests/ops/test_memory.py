@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ops_oracle import BigAllocations as _BigAllocations
+from ops_oracle import requires_compiled
 
 import pylaundering.ops as O
-from ops_oracle import BigAllocations as _BigAllocations, requires_compiled
-
 
 CALLS = {
     "kl_div": lambda s, t, y: O.kl_div(s, t, 2.0),

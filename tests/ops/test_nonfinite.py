@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 import pylaundering.ops as O
-from pylaundering.ops import _ext
 from pylaundering.loss_kinds import SOFT_KINDS as SOFT  # noqa: F401
+from pylaundering.ops import _ext
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

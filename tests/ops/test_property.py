@@ -21,9 +21,9 @@ import torch
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, note  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from ops_oracle import KIND_NAMES, masked_oracle_rows  # noqa: E402
 
 import pylaundering.ops as O  # noqa: E402
-from ops_oracle import KIND_NAMES, masked_oracle_rows  # noqa: E402
 from pylaundering.ops import reference as R  # noqa: E402
 
 KINDS = list(KIND_NAMES)

@@ -12,9 +12,16 @@ import zlib
 
 import pytest
 import torch
-
-from ops_oracle import (CASES, TOL, assert_close_scaled, fused_and_oracle, grad_atol, make_inputs,
-                        masked_oracle_rows, requires_compiled)
+from ops_oracle import (
+    CASES,
+    TOL,
+    assert_close_scaled,
+    fused_and_oracle,
+    grad_atol,
+    make_inputs,
+    masked_oracle_rows,
+    requires_compiled,
+)
 
 pytestmark = requires_compiled
 

@@ -108,7 +108,7 @@ def test_gradcheck_fp64():
     leaf = s.clone().requires_grad_(True)
     for kind in KINDS:
         assert torch.autograd.gradcheck(
-            lambda x: O.topk_distill_loss(x, teacher, y, kind=kind, alpha=0.5, beta=0.25), (leaf,))
+            lambda x, kind=kind: O.topk_distill_loss(x, teacher, y, kind=kind, alpha=0.5, beta=0.25), (leaf,))
 
 
 def test_compile_fullgraph():

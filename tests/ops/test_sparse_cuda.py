@@ -16,9 +16,9 @@ import zlib
 import pytest
 import torch
 import torch.nn.functional as F
+from ops_oracle import TOL, assert_close_scaled
 
 import pylaundering.ops  # noqa: F401  (loads the extension, which registers torch.ops.pylaundering)
-from ops_oracle import TOL, assert_close_scaled
 from pylaundering.ops.reference import FORWARD_KL, JSD, MSE, REVERSE_KL
 from pylaundering.ops.sparse import SparseTeacher, sparse_distill_rows, topk_teacher
 

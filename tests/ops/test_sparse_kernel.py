@@ -14,11 +14,11 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
+from ops_oracle import requires_compiled
+from test_backends import HAS_AVX2, HAS_AVX512, IS_X86
 
 import pylaundering.ops as O
 from pylaundering.ops.sparse import SparseTeacher, sparse_distill_rows
-from ops_oracle import requires_compiled
-from test_backends import HAS_AVX2, HAS_AVX512, IS_X86
 
 KIND_CODES = dict(O.KINDS)
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 3e-2, torch.float16: 5e-3}

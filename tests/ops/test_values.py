@@ -12,8 +12,6 @@ import zlib
 import pytest
 import torch
 import torch.nn.functional as F
-
-import pylaundering.ops as O
 from ops_oracle import (
     CASE_BY_ID,
     CASES,
@@ -29,6 +27,8 @@ from ops_oracle import (
     requires_compiled,
     reverse_kl_rows,
 )
+
+import pylaundering.ops as O
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
 VS = [1, 3, 4, 17, 1000, 32000]
@@ -111,9 +111,9 @@ def test_reverse_kl_is_forward_kl_with_roles_swapped():
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_reference_module_agrees_with_oracle(kind):
     """pylaundering.ops.reference (the fallback) against the independent formulas."""
-    from pylaundering.ops import reference as R
-
     from ops_oracle import distill_rows
+
+    from pylaundering.ops import reference as R
 
     s, t = torch.randn(6, 33, dtype=torch.float64) * 3, torch.randn(6, 33, dtype=torch.float64) * 3
     got = R.distill_term_rows(s, t, O.KINDS[kind], 1.5, 0.3)

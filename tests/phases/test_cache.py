@@ -6,10 +6,10 @@ import dataclasses
 
 import torch
 
+from pylaundering.models import load_model
+from pylaundering.phases.common import encode
 from pylaundering.phases.layering import teacher_logits
 from pylaundering.train.evaluate import predict_logits
-from pylaundering.phases.common import encode
-from pylaundering.models import load_model
 
 
 def test_miss_then_hit_with_identical_values(tiny_teacher, small_data, tmp_path):

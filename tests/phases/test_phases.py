@@ -47,7 +47,7 @@ def test_layer_iterations_alpha_zero_and_online_teacher(tiny_teacher, small_data
 
 
 def test_student_layers_and_inits(tiny_teacher):
-    from pylaundering.models import load_student, load_model
+    from pylaundering.models import load_model, load_student
 
     teacher = load_model(str(tiny_teacher))
     sheared = load_student(str(tiny_teacher), init="sheared", num_layers=2, seed=0)

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 
 from pylaundering.data.synth import make_synthetic
 from pylaundering.data.text import TextBatcher, item_text, prompt_text, read_corpus
+from pylaundering.errors import ConfigError
 from pylaundering.models import load_model, load_tokenizer
 from pylaundering.models.decoder import build_tiny_gpt
 from pylaundering.ops import fused_linear_distill_loss
 from pylaundering.phases import integrate, layer, place
 from pylaundering.phases.common import example_texts
-from pylaundering.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pylaundering.data.synth import make_synthetic
 from pylaundering.data.schema import write_jsonl
+from pylaundering.data.synth import make_synthetic
 from pylaundering.models.tiny import build_tiny_model
 from pylaundering.phases.common import example_texts
 
@@ -48,7 +48,7 @@ def _same_weights(a, b):
     # The multiple-choice head's bias shifts every choice's score alike: its exact gradient is 0, so what
     # it gets is rounding noise, which Adam scales up to full-size steps. It is not compared.
     for k in sorted(set(wa) - {"classifier.bias"}):
-        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=2e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=2e-5, msg=lambda m, k=k: f"{k}: {m}")
 
 
 def test_two_processes_train_the_same_weights_as_one(setup):
