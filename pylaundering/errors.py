@@ -7,11 +7,16 @@ How the CLI maps them to exit codes (``cli/app.py``):
   ResumeMismatch  ``--resume`` asked for a phase whose recorded parameters or data differ: exit 1.
   DataError       bad input data, located by source, row and field: exit 1.
   ModelError      a model that cannot be found, loaded or truncated as asked: exit 1.
+  LockHeld        a run, sweep or phase folder another process is working in (``lock.py``): exit 1,
+                  naming the holder (pid, host, since when).
+  NonFiniteLoss   a training loss that turned NaN or inf (a learning rate too high, most often): exit 1;
+                  the phase stops before anything non-finite is saved or scored.
+  NonFiniteScores a model whose scores (logits) are NaN or inf: exit 1, before they are scored or written.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "ModelError", "ResumeMismatch"]
+__all__ = ["ConfigError", "DataError", "LockHeld", "ModelError", "NonFiniteLoss", "NonFiniteScores", "ResumeMismatch"]
 
 
 class ConfigError(ValueError):
@@ -27,8 +32,32 @@ class ResumeMismatch(ValueError):
     """--resume of a phase whose recorded parameters or data differ from the request."""
 
 
+class LockHeld(OSError):
+    """A folder locked by another process (``pylaundering.lock``); the message names the holder."""
+
+
 class ModelError(ValueError):
     """A model that cannot be found, loaded or truncated as asked."""
+
+
+class NonFiniteLoss(ValueError):
+    """Training stopped at a NaN or inf loss; the checkpoint of the last finished epoch (if any) is kept."""
+
+    def __init__(self, phase: str, step: int, epoch: int, value: float, checkpoint_kept: bool, *,
+                 what: str = "the training loss"):
+        self.phase, self.step, self.epoch, self.value = phase, step, epoch, value
+        kept = "the last checkpoint is kept" if checkpoint_kept else "no epoch had finished, no checkpoint"
+        super().__init__(f"{phase}: {what} became {value} at step {step} (epoch {epoch}); nothing was saved "
+                         f"({kept}): lower the learning rate (--lr; teacher_lr or student_lr in a run)")
+
+
+class NonFiniteScores(ValueError):
+    """A model whose logits are NaN or inf on some items: they cannot be scored, compared or written."""
+
+    def __init__(self, model: str, items: int, total: int):
+        self.model, self.items, self.total = model, items, total
+        super().__init__(f"model {model}: its scores are not finite (NaN or inf) on {items} of {total} items; the "
+                         "model is broken (e.g. trained with too high a learning rate) and cannot be scored")
 
 
 class DataError(ValueError):

@@ -4,6 +4,7 @@ values before anything heavy is imported."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,9 @@ def check_float(key: str, value: Any, *, low: float | None = None, high: float |
                 low_open: bool = False, high_open: bool = False, source: str | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(key, f"expected a number, got {value!r}", source)
+    # NaN fails every comparison below, so it would pass any range: refuse it (and +-inf) first
+    if not math.isfinite(value):
+        raise ConfigError(key, f"must be a finite number, got {value}", source)
     bad_low = low is not None and (value <= low if low_open else value < low)
     bad_high = high is not None and (value >= high if high_open else value > high)
     if bad_low or bad_high:
@@ -42,7 +46,7 @@ def check_choice(key: str, value: Any, choices: Sequence[str], source: str | Non
 
 
 def normalize_target(value: Any, key: str = "target_accuracy", source: str | None = None) -> float | None:
-    """``target_accuracy`` as a float in (0, 1], or None for "no stop": 0, None, false, "none", "off"."""
+    """``target_accuracy`` as a finite float in (0, 1], or None for "no stop": 0, None, false, "none", "off"."""
     if value is None or value is False:
         return None
     if isinstance(value, str):

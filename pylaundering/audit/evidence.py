@@ -127,7 +127,7 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
     from ..models import model_fingerprint
     from ..models.loading import load_model
     from ..phases.common import encode
-    from ..train.evaluate import predict_logits
+    from ..train.evaluate import check_finite_scores, predict_logits
 
     check_mc_model(model)
     # One model is often scored by several audits (a teacher as a suspect and as a student's
@@ -147,6 +147,7 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
     data = encode(model, both, max_length, model_task(model) or "multiple_choice")
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
                             description=description, quiet=quiet)
+    check_finite_scores(logits, data.encoded.num_choices, model)  # a NaN would pass every test as "no signal"
     nb = len(benchmark)
     info = {"max_length": data.max_length, "truncation": data.encoded.truncation.to_dict()}
     result = _scores(logits[:nb], benchmark), _scores(logits[nb:], reference), info

@@ -9,7 +9,9 @@ Sweep folder:
 A point whose run finished is skipped when the sweep is run again, so an interrupted sweep resumes
 (unfinished points resume from their checkpoints); a failing point is recorded with its error and
 the sweep goes on. A point waits for the points that first train its shared phases (its
-dependencies), so two processes never train the same teacher.
+dependencies), so two processes never train the same teacher; the phase folders' locks hold that
+even when the order cannot (``sharing.py``). The sweep folder itself is locked (``.lock``, naming the
+holder): a second `launder sweep` on it is refused.
 """
 
 from __future__ import annotations
@@ -45,16 +47,19 @@ def parse_value(key: str, text: str, source: str = COMMAND_LINE) -> Any:
         if t.lower() not in ("true", "false"):
             raise ConfigError(key, f"expected true or false, got {t!r}", source)
         return t.lower() == "true"
+    # only the conversion is guarded: the check's own ConfigError (e.g. a non-finite number) keeps its words
     if kind.startswith("int"):
         try:
-            return check_type(key, int(t), source)
+            value = int(t)
         except ValueError:
             raise ConfigError(key, f"expected an integer, got {t!r}", source) from None
+        return check_type(key, value, source)
     if kind.startswith("float"):
         try:
-            return check_type(key, float(t), source)
+            value = float(t)
         except ValueError:
             raise ConfigError(key, f"expected a number, got {t!r}", source) from None
+        return check_type(key, value, source)
     return check_type(key, t, source)
 
 
@@ -256,11 +261,11 @@ def _index_path(out: Path) -> Path:
     return out / "sweep.json"
 
 
-def open_sweep(out: Path, spec: dict, points: list[Point]) -> dict:
+def open_sweep(out: Path, spec: dict, points: list[Point], *, overwrite: bool = False) -> dict:
     """The sweep index: a new one, or the existing one when its specification is the same (resume);
-    a folder holding another sweep, or a run, is refused."""
+    a folder holding another sweep (unless ``overwrite``: a new index), or a run, is refused."""
     path = _index_path(out)
-    if path.exists():
+    if path.exists() and not overwrite:
         try:
             old = read_json(path)
         except (OSError, ValueError) as e:
@@ -277,8 +282,8 @@ def open_sweep(out: Path, spec: dict, points: list[Point]) -> dict:
                 bc_old, bc_new = theirs["base_config"] or {}, mine["base_config"]
                 keys = sorted(k for k in set(bc_old) | set(bc_new) if bc_old.get(k) != bc_new.get(k))
                 changed = [c for c in changed if c != "base_config"] + [f"base setting {k}" for k in keys[:5]]
-            raise ValueError(f"{out} holds another sweep (different {', '.join(changed)}); choose another --out, "
-                             "or repeat that sweep's settings to resume it")
+            raise ValueError(f"{out} holds another sweep (different {', '.join(changed)}): pass --overwrite to replace "
+                             "it, choose another --out, or repeat that sweep's settings to resume it")
         by_name = {p["name"]: p for p in old.get("points", [])}
     else:
         if (out / "config.json").exists() or (out / "metrics.json").exists():
@@ -310,17 +315,48 @@ def default_threads(jobs: int) -> int:
 
 def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_dir: str | Path, *,
               zip_: bool = False, jobs: int = 1, threads: int | None = None, executor: str = "local",
-              address: str | None = None, gpus_per_point: float = 0.0, quiet: bool = False) -> dict:
-    """Plans, runs (skipping finished points) and indexes the sweep; returns the index."""
+              address: str | None = None, gpus_per_point: float = 0.0, quiet: bool = False,
+              overwrite: bool = False) -> dict:
+    """Plans, runs (skipping finished points) and indexes the sweep; returns the index.
+
+    The sweep folder is locked from the end of the checks to the end of the sweep (``pylaundering.lock``):
+    a second sweep on it is refused with one line naming the holder. ``overwrite``: what an earlier sweep
+    wrote there (sweep.json, points/, shared/) is removed first, and every point runs afresh."""
+    from ..lock import check_free, locked
+
     if executor not in ("local", "ray"):
         raise ConfigError("executor", f"expected local or ray, got {executor!r}")
     if jobs < 1:
         raise ConfigError("jobs", f"must be at least 1, got {jobs}")
     out = Path(out_dir)
+    check_free(out, "sweep")
     points = plan(base, params, seeds, zip_=zip_)
     spec = spec_dict(base, params, seeds, zip_)
-    index = open_sweep(out, spec, points)
+    index = open_sweep(out, spec, points, overwrite=overwrite)
     preflight_points(points, index, quiet=quiet)
+    with locked(out, what="sweep", wait=False):
+        if overwrite:
+            clear_sweep(out, base)
+        index = open_sweep(out, spec, points)  # again, under the lock: another sweep may have run meanwhile
+        return _run_index(out, index, points, executor=executor, jobs=jobs, threads=threads, address=address,
+                          gpus_per_point=gpus_per_point, quiet=quiet)
+
+
+#: What a sweep writes into its folder (``--overwrite`` removes these, and nothing else).
+SWEEP_OUTPUTS = ("sweep.json", "points", "shared")
+
+
+def clear_sweep(out: Path, base: RunConfig) -> None:
+    """Removes what an earlier sweep wrote into ``out``; refused when that would remove the base's data."""
+    from ..phases.common import check_outputs, remove
+
+    inputs = [Path(x) for x in (base.benchmark, base.train, base.reference) if x is not None and Path(x).exists()]
+    remove(check_outputs([out / name for name in SWEEP_OUTPUTS], overwrite=True, inputs=inputs))
+
+
+def _run_index(out: Path, index: dict, points: list[Point], *, executor: str, jobs: int, threads: int | None,
+               address: str | None, gpus_per_point: float, quiet: bool) -> dict:
+    """Runs the points still to run, under the sweep folder's lock."""
     out.mkdir(parents=True, exist_ok=True)
     write_json(index, _index_path(out))
     entries = {e["name"]: e for e in index["points"]}

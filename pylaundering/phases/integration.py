@@ -16,13 +16,14 @@ from ..data.text import prompt_examples
 from ..models import load_model, model_task
 from ..stats import chance_level, wilson_interval
 from ..train.checkpoint import write_json, write_text
-from ..train.evaluate import predict_logits
-from .common import encode
+from ..train.evaluate import check_finite_scores, predict_logits
+from .common import check_outputs, encode
 from .specs import IntegrationSpec
 
 
 def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | None = None,
               spec: IntegrationSpec | None = None, *, quiet: bool = False, description: str = "integration",
+              overwrite: bool = False,
               **settings) -> dict:  # the task (multiple choice or classification) is the model's own (model_task)
     """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
     ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities). ``spec``: the settings
@@ -32,6 +33,8 @@ def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | N
     spec = spec if spec is not None else IntegrationSpec(**settings)
     if not examples:
         raise ValueError("the benchmark has no examples")
+    if out_dir is not None:  # before scoring: an earlier result is replaced only when told (``overwrite``)
+        check_outputs([Path(out_dir) / "metrics.json", Path(out_dir) / "predictions.jsonl"], overwrite=overwrite)
     net = load_model(model)
     task = model_task(model) or "multiple_choice"
     # a token-level model was trained on items written as text: it answers their prompts
@@ -40,6 +43,7 @@ def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | N
     data = encode(model, scored, spec.max_length, task)
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=spec.batch_size,
                             description=description, quiet=quiet)
+    check_finite_scores(logits, data.encoded.num_choices, model)
     labels = torch.tensor([e.label for e in examples])
     preds = logits.argmax(-1)
     correct = (preds == labels).tolist()
@@ -59,7 +63,7 @@ def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | N
         out = Path(out_dir)
         probs = torch.softmax(logits, -1)
         lines = [json.dumps({"id": e.id, "label": e.label, "prediction": int(p), "correct": bool(c),
-                             "probs": [round(float(x), 5) for x in pr[: len(e.choices)]]})
+                             "probs": [round(float(x), 5) for x in pr[: len(e.choices)]]}, allow_nan=False)
                  for e, p, c, pr in zip(examples, preds, correct, probs)]
         write_text("\n".join(lines) + "\n", out / "predictions.jsonl")
         metrics["predictions"] = str(out / "predictions.jsonl")

@@ -35,11 +35,14 @@ def check_distill(kind: Any, alpha: Any, temperature: Any, beta: Any) -> None:
 
 
 def check_beta(kind: str, beta: Any, source: str | None = None) -> None:
-    """beta within the range of the kinds that use one (jsd, the skewed KLs); the others ignore it."""
+    """beta within the range of the kinds that use one (jsd, the skewed KLs); the others ignore its value but
+    still need a finite number (as ``DistillSpec`` does)."""
     bounds = loss_kinds.get(kind).beta_range
     if bounds is not None:
         low, high, low_open, high_open = bounds
         check_float("beta", beta, low=low, high=high, low_open=low_open, high_open=high_open, source=source)
+    else:
+        check_float("beta", beta, source=source)
 
 
 @dataclass(frozen=True)

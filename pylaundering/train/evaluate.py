@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..data.batching import EncodedExamples, MCBatch, MCBatcher
+from ..errors import NonFiniteScores
 from ..progress import progress_bar
 
 NEG_INF = float("-inf")
@@ -36,6 +37,16 @@ def predict_logits(model: torch.nn.Module, encoded: EncodedExamples, *, pad_toke
             bar.advance()
     model.train(was_training)
     return out
+
+
+def check_finite_scores(logits: torch.Tensor, num_choices, model: str) -> None:
+    """Refuses (``NonFiniteScores``, naming ``model`` and how many items) logits with a NaN or inf among an
+    item's real choices (padded choices are -inf by design). Argmax, softmax and every statistic downstream
+    would otherwise compute on them without a word, and JSON has no NaN."""
+    live = torch.arange(logits.shape[1]) < torch.as_tensor(num_choices)[:, None]
+    bad = int((~torch.isfinite(logits) & live).any(-1).sum())
+    if bad:
+        raise NonFiniteScores(model, bad, logits.shape[0])
 
 
 def accuracy(logits: torch.Tensor, examples) -> float:

@@ -10,6 +10,7 @@ one exactly.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import signal
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data.batching import MCBatch, MCBatcher
+from ..errors import NonFiniteLoss
 from ..progress import progress_bar
 from . import distributed
 from .checkpoint import load_torch, save_torch
@@ -142,6 +144,11 @@ def train(
             return result
 
     def save(epoch: int, step: int) -> None:
+        # A finite loss can still leave NaN weights (an inf gradient: clipping scales it by 0, inf * 0 = NaN);
+        # one read per checkpoint keeps such weights out of it. Every rank holds the same weights.
+        if not bool(torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()):
+            raise NonFiniteLoss(description, result.steps, epoch if step == 0 else epoch + 1, math.nan,
+                                checkpoint.exists(), what="the weights")
         if not w.main:  # every rank holds the same weights and optimiser state; rank 0 writes them
             return
         save_torch({
@@ -169,7 +176,8 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 counted_rows = len(batch.labels) if weight > 0 else 0
-                running["loss"] += float(loss.detach()) * counted_rows
+                value = float(loss.detach())  # the step's one host read: the progress line and the check below
+                running["loss"] += value * counted_rows
                 running["seen"] += counted_rows
                 if isinstance(logits, tuple):  # (correct, counted): e.g. next tokens of a text batch
                     running["correct"] += int(logits[0])
@@ -178,10 +186,15 @@ def train(
                     running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
                     running["counted"] = running.get("counted", 0) + len(batch.labels)
                 result.steps += 1
+                # one collective for both: any rank asked to stop, any rank's loss is not finite
+                asked, broken = distributed.all_sum([float(stop["stop"]), float(not math.isfinite(value))])
+                if broken > 0:  # this step's update is NaN already: stop before anything saves or scores it
+                    raise NonFiniteLoss(description, result.steps, epoch + 1, value if not math.isfinite(value)
+                                        else math.nan, checkpoint.exists())  # nan: another rank's loss
                 bar.advance(1, epoch=epoch + 1, loss=running["loss"] / max(1, running["seen"]))
                 if result.steps >= total_steps:
                     break  # the step budget ends inside this epoch: it counts as a (partial) epoch
-                if distributed.all_sum([float(stop["stop"])])[0] > 0:  # any rank asked: all stop together
+                if asked > 0:  # any rank asked: all stop together
                     save(epoch, i + 1)
                     distributed.barrier()
                     raise Interrupted(checkpoint)
