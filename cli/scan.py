@@ -64,7 +64,7 @@ def register(app: typer.Typer):
     ):
         """Scan training data for benchmark items: exact duplicates, shared word n-grams and near duplicates.
 
-        Everything is normalised first (Unicode NFKC, case, punctuation, whitespace); a benchmark item is its context, question and choices. Training rows are streamed, never all in memory. Prints a summary (or the JSON report with --json); --out writes scan.json (every contaminated item with its matching rows and spans) and scan.md.
+        Everything is normalised first (Unicode NFKC, case, punctuation, whitespace, invisible characters such as zero-width spaces and soft hyphens, Cyrillic and Greek look-alikes of Latin letters, Arabic diacritics and letter variants; scripts written without spaces count one character as a word); a benchmark item is its context, question and choices. Training rows are streamed, never all in memory. Prints a summary (or the JSON report with --json); --out writes scan.json (every contaminated item with its matching rows and spans) and scan.md.
         """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: the audit package imports torch
         from pylaundering.audit.scan import ScanParams, format_markdown

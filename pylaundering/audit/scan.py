@@ -6,14 +6,18 @@ streamed through three checks, each linear in the data:
 * exact: the normalised row equals a normalised benchmark item (context + question + choices),
   or its question alone; multiple-choice rows also match with their choices in any order;
 * n-gram: a word n-gram of the normalised row (n = 13 by default) equals one of a benchmark
-  item's; an item shorter than n words uses n = max(min_n, its length) (`effective_n`), and
-  one shorter than min_n words is checked by exact match only;
+  item's (in scripts written without spaces, Han, kana, Thai, ..., normalisation makes every letter
+  a word, so there an n-gram is n letters); an item shorter than n words uses
+  n = max(min_n, its length) (`effective_n`), and one shorter than min_n words is checked by exact
+  match only;
 * near: MinHash signatures of word shingles (num_perm permutations) queried against a
   `datasketch.MinHashLSH` index of the benchmark items; LSH candidates are kept when their
   exact Jaccard similarity reaches the threshold.
 
-Normalisation is `pylaundering.data.overlap.normalise_text` (NFKC, casefold, punctuation
-removed, whitespace collapsed), the one `launder run` uses for its overlap check. Hashes are
+Normalisation is `pylaundering.data.overlap.normalise_text` (invisible characters removed, NFKD,
+casefold, look-alike letters and Arabic variants folded, punctuation removed, NFKC, letters of
+scripts without spaces split apart, whitespace collapsed), the one `launder run` uses for its
+overlap check and the audit for its disjointness check. Hashes are
 Python's `hash()` (process-local, which is all one scan needs); every n-gram hit is verified
 against the item's words, so a hash collision never reports a false match.
 """
@@ -45,7 +49,13 @@ __all__ = ["ScanParams", "BenchmarkIndex", "scan", "scan_rows", "format_markdown
 
 SCHEMA_VERSION = 1
 KINDS = ("exact", "question", "ngram", "near")
-NORMALISATION = "Unicode NFKC, casefold, punctuation (Unicode P*) removed, whitespace collapsed (normalise_text)"
+NORMALISATION = (
+    "invisible format characters (Unicode Cf: zero-width, BOM, soft hyphen) removed, Unicode NFKD, casefold, "
+    "Cyrillic/Greek look-alikes of Latin letters folded to Latin, Arabic diacritics and tatweel removed and "
+    "alef/yeh/teh marbuta variants folded, punctuation (Unicode P*) removed, NFKC, every letter of a script "
+    "written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar, ...) a word of its own (so its n-grams are "
+    "letter n-grams), whitespace collapsed (normalise_text)"
+)
 
 _PRIME = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
@@ -89,9 +99,10 @@ class _WordNormaliser:
 
     The same function, made cheap: the text is cut at whitespace first and each distinct word is
     normalised once (training text repeats its words). This equals normalising the whole text because
-    normalise_text never joins across whitespace: NFKC composes a mark only with a preceding letter
-    (never with a space), punctuation is removed per character, and the result is split at whitespace
-    again (tests/audit compare the two on random Unicode text). The cache is cleared when it
+    normalise_text never joins across whitespace: NFKD/NFKC compose a mark only with a preceding letter
+    (never with a space), characters are removed, folded or split apart one at a time, no whitespace is
+    removed, and the result is split at whitespace again (tests/audit and tests/data compare the two on
+    random Unicode text). The cache is cleared when it
     reaches `max_words`, so memory stays bounded on any input.
     """
 
@@ -573,7 +584,8 @@ def format_markdown(report: dict[str, Any], *, max_items: int = 200) -> str:
         "|---|---|---|",
         f"| exact | {t['by_kind']['exact']} | the whole normalised item (MC rows: choices in any order) |",
         f"| question | {t['by_kind']['question']} | the normalised question alone |",
-        f"| ngram | {t['by_kind']['ngram']} | a word {p['n']}-gram (shorter items: their effective n) |",
+        f"| ngram | {t['by_kind']['ngram']} | a word {p['n']}-gram (shorter items: their effective n; a letter "
+        "is a word in scripts written without spaces) |",
         f"| near | {t['by_kind']['near']} | " + (_near_text(p) if p["near"] else "not checked (--no-near) |"),
         "",
         f"Normalisation: {p['normalisation']}. Item text: {p['item_text']}. "
