@@ -29,6 +29,7 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     BenchSubset,
     Level,
     MaxLength,
+    Overwrite,
     Quiet,
     ReferenceFormat,
     Resume,
@@ -115,7 +116,8 @@ def place(
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
     target_accuracy: str = typer.Option(str(DEFAULT_TARGET_ACCURACY), "--target-accuracy", help=TARGET_HELP),
     batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
-    skip_malformed: bool = SkipMalformed, resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
+    skip_malformed: bool = SkipMalformed, resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet,
+    as_json: bool = AsJson,
 ):
     """[bold]Placement[/bold]: fine-tune a teacher on benchmark items (the contaminated teacher)."""
     from dataclasses import replace
@@ -128,7 +130,8 @@ def place(
     spec = replace(spec, scorer=_scorer(scorer, level))
     examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
                      quiet)
-    m = run_place(examples, out, replace(spec, task=_task(task, benchmark_format)), resume=resume, quiet=quiet)
+    m = run_place(examples, out, replace(spec, task=_task(task, benchmark_format)), resume=resume,
+                  overwrite=overwrite, quiet=quiet)
     emit(m, as_json, _accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
     if not as_json:
         from pylaundering.experiments.run import teacher_warnings
@@ -180,7 +183,8 @@ def layer(
                                                "(about 4 bytes per entry) and train on them, instead of running it "
                                                "every step."),
     batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
-    skip_malformed: bool = SkipMalformed, resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
+    skip_malformed: bool = SkipMalformed, resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet,
+    as_json: bool = AsJson,
 ):
     """[bold]Layering[/bold]: distill a fresh student from the teacher on legitimate data only."""
     from dataclasses import replace
@@ -204,7 +208,7 @@ def layer(
         examples = _load(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
     m = run_layer(teacher, examples, out, replace(spec, task=_task(task, train_format)),
                   cache_dir=cache_dir if cache_dir is not None else out / "cache", corpus=corpus, resume=resume,
-                  quiet=quiet)
+                  overwrite=overwrite, quiet=quiet)
     acc = m["train_accuracy"]
     emit(m, as_json, _accuracy_table("layering", [("student", "", "", "-" if acc is None else f"{100 * acc:.1f}%")]))
 
@@ -220,7 +224,7 @@ def integrate(
     benchmark_split: Optional[str] = BenchSplit,
     max_length: Optional[int] = MaxLength,
     batch_size: int = ScoreBatchSize,
-    skip_malformed: bool = SkipMalformed, quiet: bool = Quiet, as_json: bool = AsJson,
+    skip_malformed: bool = SkipMalformed, overwrite: bool = Overwrite, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]Integration[/bold]: score a model on a benchmark (accuracy, Wilson interval, chance, per subject)."""
     from pylaundering.phases import IntegrationSpec
@@ -229,7 +233,7 @@ def integrate(
     spec = IntegrationSpec(max_length=max_length, batch_size=batch_size)
     examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
                      quiet)
-    m = run_integrate(model, examples, out, spec, quiet=quiet)
+    m = run_integrate(model, examples, out, spec, quiet=quiet, overwrite=overwrite)
     m.pop("correct_mask", None)
     lo, hi = m["ci95"]
     rows = [(model, f"{100 * m['accuracy']:.1f}%", f"[{100 * lo:.1f}, {100 * hi:.1f}]", ""),
@@ -293,7 +297,7 @@ def run(
     no_audit: bool = typer.Option(False, "--no-audit", help="Skip the audit of the run's models."),
     seed: Optional[int] = seed_option("Random seed (default 0).", default=None),
     skip_malformed: Optional[bool] = skip_malformed_option(default=None),
-    resume: bool = Resume, quiet: bool = Quiet, as_json: bool = AsJson,
+    resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]All phases[/bold] plus controls (student of a clean teacher, CE-only student), from flags or a TOML
     config; writes config, environment, metrics.json, report.md and accuracy.png to the run folder."""
@@ -303,7 +307,7 @@ def run(
     from pylaundering.experiments.run import run_experiment
 
     cfg = load_config(config, _run_overrides(flags))
-    metrics = run_experiment(cfg, out, resume=resume, quiet=quiet)
+    metrics = run_experiment(cfg, out, resume=resume, overwrite=overwrite, quiet=quiet)
     table = _accuracy_table(f"launder run -> {out}", table_rows(metrics))
     emit(metrics, as_json, table)
     if not as_json:
@@ -342,7 +346,7 @@ def data_synth(
     n_reference: Optional[int] = typer.Option(None, "--n-reference", min=1, help="Reference items (default: as "
                                               "many as benchmark items). Their entities are in the legitimate "
                                               "set too, so this size changes train.jsonl."),
-    as_json: bool = AsJson,
+    overwrite: bool = Overwrite, as_json: bool = AsJson,
 ):
     """Write the offline synthetic benchmark, a disjoint legitimate set (answers cannot be inferred from the
     text, so a model that never saw the benchmark scores at chance) and a reference set built like the
@@ -350,7 +354,10 @@ def data_synth(
     reference set's entities equally often under random labels, so only a model that saw the benchmark
     can tell them apart."""
     from pylaundering.data.synth import write_synthetic
+    from pylaundering.phases.common import check_outputs
 
+    check_outputs([out / name for name in ("benchmark.jsonl", "train.jsonl", "reference.jsonl", "datacard.json")],
+                  overwrite=overwrite)
     card = write_synthetic(out, seed=seed, n_reference=n_reference, n_benchmark=n_benchmark, n_train=n_train)
     if as_json:
         emit(card, True)

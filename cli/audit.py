@@ -20,6 +20,7 @@ import typer
 from pylaundering.cli.common import (
     AsJson,
     BenchFormat,
+    Overwrite,
     Quiet,
     ReferenceFormat,
     SkipMalformed,
@@ -200,27 +201,25 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         subset: Optional[str] = SourceSubset,
         split: Optional[str] = SourceSplit,
         skip_malformed: bool = SkipMalformed,
+        overwrite: bool = Overwrite,
         as_json: bool = AsJson,
     ):
         """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding). Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: these import torch (the audit and train packages) or the data layer
-        from pylaundering.audit.reference import split_reference
+        from pylaundering.audit.reference import check_split_out, split_reference, write_split
         from pylaundering.data.overlap import find_overlap
-        from pylaundering.data.schema import write_jsonl
-        from pylaundering.train.checkpoint import write_json
 
         if reference_fraction is not None and reference_size is not None:
             raise ConfigError("--reference-size", "give --reference-fraction or --reference-size, not both")
         fraction = 0.3 if reference_fraction is None and reference_size is None else reference_fraction
+        check_split_out(out, source, overwrite=overwrite)
         examples = list(load(source, fmt, subset, split, "benchmark", skip_malformed, as_json))
         bench, ref, info = split_reference(examples, fraction=fraction, size=reference_size, seed=seed)
         overlap = find_overlap(bench, ref, max_examples=3)
         info = {"source": source, "format": fmt, "subset": subset, "split": split, **info,
                 "overlap": {"question_duplicates": overlap["question_duplicates"],
                             "exact_duplicates": overlap["exact_duplicates"]}}
-        write_jsonl(bench, out / "benchmark.jsonl")
-        write_jsonl(ref, out / "reference.jsonl")
-        write_json(info, out / "split.json")
+        write_split(bench, ref, info, out)
         if as_json:
             emit(info, True)
             return

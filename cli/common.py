@@ -161,6 +161,26 @@ def check_task(task: str, fmt: Optional[str]) -> str:
     return task
 
 
+def check_output_file(option: str, path) -> None:
+    """An output file's path checked before the work that fills it (minutes of timing or training must not
+    be lost to a bad path): not a folder, and its nearest existing parent a folder this process can write
+    in (missing folders are created when the file is written). A usage error (exit 2) otherwise."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(option, f"{p} is a folder: give a file path")
+    parent = p.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(option, f"cannot write {p}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(option, f"cannot write {p}: no write permission in {parent}")
+
+
 def accuracy_table(title: str, rows: list[tuple[str, ...]], header=("Model", "Accuracy", "95% CI", "Train acc")):
     t = Table(title=title)
     for h in header:
@@ -187,6 +207,9 @@ Quiet = quiet_option()
 Resume = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint; finished phases "
                       "are reused only if their recorded settings and data match (else refused, naming the "
                       "differing keys).")
+Overwrite = typer.Option(False, "--overwrite", help="Replace what --out already holds (a finished result, files "
+                         "of an earlier run) instead of refusing; the old result is removed first, so no stale file "
+                         "mixes with the new ones. A command never writes over its own input, even with this flag.")
 
 
 def seed_option(help: str = "Random seed (data order, initialisation, dropout).", default: Optional[int] = 0):

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from pylaundering.cli.common import Quiet, emit, err_console, handle_errors, json_option, out_console
+from pylaundering.cli.common import Overwrite, Quiet, emit, err_console, handle_errors, json_option, out_console
 from pylaundering.errors import ConfigError
 
 
@@ -57,6 +57,7 @@ def register(app: typer.Typer):
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local "
                                               "Ray runtime, or RAY_ADDRESS)."),
         gpus_per_point: float = typer.Option(0.0, "--gpus-per-point", min=0.0, help="GPUs each Ray task requests."),
+        overwrite: bool = Overwrite,
         quiet: bool = Quiet,
         as_json: bool = json_option("the sweep's index (sweep.json)"),
     ):
@@ -100,7 +101,8 @@ def register(app: typer.Typer):
             seeds_ = seeds if seeds is not None else spec_seeds
         seeds_ = seeds_from(seeds_, base.seed)
         index = run_sweep(base, spec_params, seeds_, out, zip_=zip_ or spec_zip, jobs=jobs, threads=threads,
-                          executor=executor, address=address, gpus_per_point=gpus_per_point, quiet=quiet)
+                          executor=executor, address=address, gpus_per_point=gpus_per_point, quiet=quiet,
+                          overwrite=overwrite)
         failed = [p for p in index["points"] if p["status"] != "done"]
         if as_json:
             emit(index, True)

@@ -116,7 +116,7 @@ def train_control(train_examples: Sequence[MCExample], like_model: str, out_dir:
         raise ValueError("the --train set is empty")
     metrics = layer(None, train_examples, out_dir, base=str(like_model), student_layers=None, student_init="random",
                     alpha=0.0, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, quiet=quiet,
-                    description="audit control")
+                    description="audit control", overwrite=True)  # the audit's own control: retrained every time
     description = (f"trained here: cross-entropy only (no teacher) on {len(train_examples)} legitimate items, the "
                    f"suspect's architecture and tokenizer from random weights, {epochs} epochs, lr {lr}, batch "
                    f"{batch_size}, seed {seed}; train accuracy {metrics['train_accuracy']:.3f}")

@@ -19,13 +19,37 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..data.schema import MCExample, examples_hash
 
-__all__ = ["split_reference"]
+__all__ = ["SPLIT_FILES", "check_split_out", "split_reference", "write_split"]
 
 NO_SUBJECT = "(none)"
+#: What `launder data split` writes into its --out folder.
+SPLIT_FILES = ("benchmark.jsonl", "reference.jsonl", "split.json")
+
+
+def check_split_out(out: str | Path, source: str, *, overwrite: bool) -> None:
+    """Before anything is read: the split never writes over its SOURCE (a file, or a folder's files; even with
+    ``overwrite``), nor over an earlier split unless ``overwrite`` (``phases.common.check_outputs``)."""
+    from ..phases.common import check_outputs
+
+    inputs = [Path(source)] if Path(source).exists() else []
+    check_outputs([Path(out) / name for name in SPLIT_FILES], overwrite=overwrite, inputs=inputs)
+
+
+def write_split(benchmark: Sequence[MCExample], reference: Sequence[MCExample], info: dict[str, Any],
+                out: str | Path) -> None:
+    """Writes ``SPLIT_FILES`` into ``out`` (each atomically)."""
+    from ..data.schema import write_jsonl
+    from ..train.checkpoint import write_json
+
+    out = Path(out)
+    write_jsonl(benchmark, out / "benchmark.jsonl")
+    write_jsonl(reference, out / "reference.jsonl")
+    write_json(info, out / "split.json")
 
 
 def _target(n: int, fraction: float | None, size: int | None) -> int:

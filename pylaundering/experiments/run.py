@@ -58,6 +58,7 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import sys
@@ -72,14 +73,23 @@ from ..data.synth import make_synthetic, write_synthetic
 from ..errors import ConfigError, ResumeMismatch
 from ..models.loading import BUILT_FROM_DATA
 from ..phases import DistillSpec, IntegrationSpec, LayeringSpec, PlacementSpec, StudentSpec, integrate, layer, place
-from ..phases.common import MAX_LENGTH_COVERAGE, check_student, choose_length, differences, mismatch_line, resolve_base
+from ..phases.common import (
+    MAX_LENGTH_COVERAGE,
+    check_outputs,
+    check_student,
+    choose_length,
+    differences,
+    mismatch_line,
+    remove,
+    resolve_base,
+)
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact, paired_bootstrap
 from ..train.checkpoint import read_json, write_json
 from .config import RunConfig, resolve_defaults, validate
 from .report import verdict as verdict_of
 from .report import write_report
-from .sharing import link_shared
+from .sharing import link_shared, shared_lock
 
 METRICS_SCHEMA_VERSION = 1
 ARMS = ("teacher", "student", "control_student", "ce_student")
@@ -296,15 +306,46 @@ def holds_run(out: Path) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, quiet: bool = False,
-                   shared: str | Path | None = None) -> dict:
+#: What a run writes into its folder: ``--overwrite`` removes these (links, never what they point at), and
+#: nothing else the folder holds.
+RUN_OUTPUTS = ("config.json", "environment.json", "metrics.json", "report.md", "accuracy.png", "data",
+               *PHASE_FOLDERS, "eval", "audit", "cache", "base-tiny", "base-tiny-gpt")
+
+
+def clear_run(out: Path, inputs: list[Path] | tuple = ()) -> None:
+    """Removes what an earlier run wrote into ``out`` (``RUN_OUTPUTS``), refusing (FileExistsError) when
+    that would remove one of ``inputs``."""
+    remove(check_outputs([out / name for name in RUN_OUTPUTS], overwrite=True, inputs=inputs))
+
+
+def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    if holds_run(out) and not resume and not overwrite:
+        raise FileExistsError(f"{out} already holds a run: pass --resume to continue it or --overwrite to replace "
+                              "it")
+
+
+def _inputs(cfg: RunConfig) -> list[Path]:
+    return [Path(s) for s in (cfg.benchmark, cfg.train, cfg.reference) if s is not None and Path(s).exists()]
+
+
+def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                   quiet: bool = False, shared: str | Path | None = None) -> dict:
     """Runs every arm into ``out_dir``; returns metrics.json's content. ``shared``: a folder where
     the teachers, the CE-only student, the tiny base and the logit cache live, keyed by the fields
-    they depend on, so that the points of a sweep share them (``sharing.py``)."""
+    they depend on, so that the points of a sweep share them (``sharing.py``).
+
+    A folder that holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (remove what it
+    wrote, then run afresh). ``out_dir`` is locked from the end of the checks to the end of the run
+    (``pylaundering.lock``): a second process is refused, naming the holder. In a sweep (``shared``), a
+    phase whose shared folder another point holds is waited for."""
+    from ..lock import check_free, locked, waiting
+
     out = Path(out_dir)
     resolve_defaults(cfg)
-    if holds_run(out) and not resume:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and overwrite:
+        raise ConfigError("overwrite", "give --resume (continue the run) or --overwrite (replace it), not both")
+    check_free(out, "run")
+    _check_run_folder(out, resume, overwrite)
     if resume and (out / "config.json").exists():
         # a setting added by a later version takes its default in an older config.json
         previous = {**RunConfig().to_dict(), **read_json(out / "config.json")}
@@ -322,6 +363,16 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
 
     bench_res, train_res = phase("checks: configuration, data and models", lambda: preflight(cfg))
     task = run_task(cfg, bench_res)
+    with locked(out, what="run", wait=False), (waiting() if shared is not None else contextlib.nullcontext()):
+        _check_run_folder(out, resume, overwrite)  # again, under the lock: another process may have run meanwhile
+        if overwrite:
+            clear_run(out, _inputs(cfg))
+        return _run_arms(cfg, out, resume, quiet, shared, phase, timings, bench_res, train_res, task)
+
+
+def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phase, timings: dict, bench_res: Loaded,
+              train_res: Loaded, task: str) -> dict:
+    """The run after its checks, under the run folder's lock: data, every arm, scores, audit, metrics."""
     out.mkdir(parents=True, exist_ok=True)
     write_json(cfg.to_dict(), out / "config.json")
     record_environment(out)
@@ -336,7 +387,8 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
                       "laundering", highlight=False)
     # One base for every arm: `tiny` is built once, with a tokenizer that has seen all the run's texts.
     base_home = out if shared_keys is None else Path(shared) / shared_keys["base"]
-    model = resolve_base(cfg.model, list(bench) + list(train), base_home, cfg.seed)
+    with contextlib.nullcontext() if shared_keys is None else shared_lock(base_home, "shared base"):
+        model = resolve_base(cfg.model, list(bench) + list(train), base_home, cfg.seed)
     max_length, truncation = _max_length_and_truncation(cfg, model, bench, train, task)
     token = cfg.level == "token"
     # token level: each phase fits its own texts (items written out are longer than question + choice)
@@ -374,7 +426,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
             m["model_dir"], bench, out / "eval" / arm, IntegrationSpec(max_length=length), quiet=quiet,
-            description=f"score {arm}"))
+            description=f"score {arm}", overwrite=True))  # the run's own scores: recomputed on every (re)run
 
     reference = load_reference(cfg, out)
     audit = None

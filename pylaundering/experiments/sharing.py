@@ -7,6 +7,14 @@ of exactly the configuration fields that phase depends on. A run folder links it
 there, so it reads like any other run. Reuse goes through the phases' own resume record
 (``phases/common.py``): a shared phase is reused only when its recorded parameters and data hashes
 equal what the run asks for; a key that missed a field would give a refusal, never a wrong reuse.
+
+Concurrency: a phase holds its folder's lock while it runs (``phases.common.phase_folder``), and a
+shared folder is the same folder (through the link) for every point, so two points never train or resume
+one shared teacher at once. The sweep orders a point after the points that first train its shared phases
+(``sweep.plan``); when that order cannot hold (a point that failed releases all its dependants at once,
+the pool or Ray runs them side by side), a point that needs a shared phase another point holds waits for
+it (``run_experiment`` runs a sweep point inside ``lock.waiting()``), then reuses or resumes it, instead
+of failing. The tiny base is built under ``shared_lock`` too.
 """
 
 from __future__ import annotations
@@ -82,3 +90,10 @@ def link_shared(cfg: RunConfig, out: Path, shared: Path) -> dict[str, str]:
         link(out / name, shared / keys[name])
     link(out / "cache", shared / "cache")
     return keys
+
+
+def shared_lock(folder: Path, what: str):
+    """The lock of a shared folder: a point that needs it while another point holds it waits (``lock.py``)."""
+    from ..lock import locked
+
+    return locked(folder, what=what, wait=True, quiet=True)

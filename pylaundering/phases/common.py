@@ -1,6 +1,11 @@
 """What every phase shares: resolving a model name into a folder, tokenising examples, checking that
 a student can be built, and the record that makes ``--resume`` safe (errors: ``pylaundering.errors``).
 
+Overwrite: a phase folder holding a finished result (``phase_finished``) is refused without ``resume``
+(reuse it) or ``overwrite`` (replace it: its results are removed first); ``check_outputs`` is the one
+check every command uses before writing (never over its own input; over an existing output only when
+told). Locks: a phase holds its folder's lock (``pylaundering.lock``) while it runs (``phase_folder``).
+
 Resume record: each phase writes ``phase.json`` (its parameters and data hash) when it starts and
 copies them into ``metrics.json`` (key ``params``) when it finishes. ``resume`` reuses a finished
 phase or continues its checkpoint only when the request has the same parameters and data; a
@@ -9,8 +14,13 @@ mismatch is refused with one line naming the differing keys.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+import os
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +188,105 @@ def mismatch_line(what: str, recorded: dict, requested: dict) -> str:
     more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
     return (f"cannot resume {what}: it was run with different settings: {shown}{more}; "
             "use a new --out or the original settings")
+
+
+# ---------------------------------------------------------------------------------------------
+# Overwriting and locking
+
+
+def exists_hint(resume: bool = True) -> str:
+    """How to get past a refusal to write over an existing result."""
+    return "pass --resume to reuse it or --overwrite to replace it" if resume else "pass --overwrite to replace it"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs: Iterable[Path], *, overwrite: bool, inputs: Iterable[Path] = (),
+                  resume_hint: bool = False, what: str = "") -> list[Path]:
+    """The check before a command writes ``outputs``: FileExistsError (one line naming the file) for an
+    output that is one of the command's ``inputs`` (files, or folders whose files are inputs; refused even
+    with ``overwrite``), or that exists already and ``overwrite`` is off. Returns the outputs that exist
+    (``overwrite``: the caller removes them before writing)."""
+    outputs = [Path(p) for p in outputs]
+    files = []
+    for p in (Path(x) for x in inputs):
+        files += [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p]
+    for out in outputs:
+        for f in files:
+            inside = out.is_dir() and Path(os.path.realpath(f)).is_relative_to(os.path.realpath(out))
+            if inside or (out.exists() and _same_file(out, f)):
+                raise FileExistsError(f"{out} is an input of this command ({f}): writing there would replace it; "
+                                      "choose another --out")
+    existing = [p for p in outputs if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]}{' (' + what + ')' if what else ''} exists: {exists_hint(resume_hint)}")
+    return existing
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Removes files, folders and links (a link, never what it points at)."""
+    for p in paths:
+        p = Path(p)
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        elif p.is_dir():
+            shutil.rmtree(p)
+
+
+def phase_finished(out: Path) -> bool:
+    """A phase folder with a finished result: its metrics and its saved model."""
+    return (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
+
+
+#: What a phase writes into its folder (removed by --overwrite; a tiny base and the logit cache stay:
+#: they are rebuilt or keyed by content).
+PHASE_OUTPUTS = ("metrics.json", "phase.json", "checkpoint.pt", "model")
+
+
+def begin_phase(out: Path, *, resume: bool, overwrite: bool, what: str) -> None:
+    """Before a phase touches ``out``: refuses a finished result without ``resume`` or ``overwrite``; with
+    ``overwrite`` removes the old result (model, metrics, record, checkpoint, rounds)."""
+    from ..train.distributed import on_main
+
+    if resume and overwrite:
+        raise ConfigError("overwrite", "give --resume (reuse the finished phase) or --overwrite (replace it), "
+                          "not both")
+    if phase_finished(out) and not resume:
+        check_outputs([out], overwrite=overwrite, resume_hint=True, what=f"a finished {what}")
+    if overwrite:
+        on_main(lambda: remove([out / name for name in PHASE_OUTPUTS] + sorted(out.glob("round-*"))))
+
+
+def phase_folder(what: str):
+    """Decorates a phase (``place``, ``layer``): its ``out_dir`` is locked while it runs (rank 0 under
+    torchrun; waiting instead of failing inside ``lock.waiting()``), and ``begin_phase`` checks it first
+    with the call's ``resume`` and ``overwrite``."""
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from ..lock import locked
+            from ..train.distributed import is_main
+
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            out = Path(bound.arguments["out_dir"])
+            holding = locked(out, what=what, quiet=bool(bound.arguments.get("quiet"))) if is_main() else (
+                contextlib.nullcontext())
+            with holding:
+                begin_phase(out, resume=bound.arguments["resume"], overwrite=bound.arguments["overwrite"], what=what)
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dict | None:

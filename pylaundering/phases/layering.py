@@ -36,6 +36,7 @@ from .common import (
     encode,
     mismatch_line,
     num_labels,
+    phase_folder,
     resolve_base,
     start_phase,
     timed,
@@ -84,9 +85,10 @@ def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: i
     return values, info
 
 
+@phase_folder("layering")
 def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Path, spec: LayeringSpec | None = None,
           *, cache_dir: str | Path | None = None, corpus: Sequence[str] | None = None, resume: bool = False,
-          quiet: bool = False, description: str = "layering", **settings) -> dict:
+          overwrite: bool = False, quiet: bool = False, description: str = "layering", **settings) -> dict:
     """Trains the student(s); writes ``out_dir/model`` (the last round's student), one folder per
     round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics. ``spec``: the
     settings (``LayeringSpec``), or the flat names of ``LayeringSpec.of`` as keywords (``settings``).
@@ -94,7 +96,8 @@ def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Pat
     ``alpha = 0`` trains with cross-entropy alone (the CE-only control): no teacher is needed.
     ``max_length=None``: each model's tokenizer chooses it from the training set. With
     ``resume``, a finished phase (or round) with the same parameters and data is reused, an
-    interrupted round continues from its checkpoint, and different parameters are refused.
+    interrupted round continues from its checkpoint, and different parameters are refused. A finished phase
+    is refused without ``resume`` or ``overwrite`` (which replaces it); ``out_dir`` is locked while it runs.
     The student's ``scorer``: how a decoder student scores choices (``loglik`` | ``head``); None: the
     teacher's scorer. ``level="token"``: token-level distillation of causal LMs on a text corpus (``corpus``,
     or ``examples`` written as text with their labels; phases/token_level.py); ``teacher_topk=k`` there

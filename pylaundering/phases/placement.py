@@ -18,19 +18,23 @@ from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, choice_logits, predict_logits
 from ..train.loop import TrainConfig, train
-from .common import PhaseRun, Trained, encode, num_labels, resolve_base, start_phase, timed
+from .common import PhaseRun, Trained, encode, num_labels, phase_folder, resolve_base, start_phase, timed
 from .specs import PlacementSpec
 from .token_level import place_tokens
 
 
+@phase_folder("placement")
 def place(examples: Sequence[MCExample], out_dir: str | Path, spec: PlacementSpec | None = None, *,
-          resume: bool = False, quiet: bool = False, description: str = "placement", **settings) -> dict:
+          resume: bool = False, overwrite: bool = False, quiet: bool = False, description: str = "placement",
+          **settings) -> dict:
     """Fine-tunes ``spec.model`` on ``examples`` with cross-entropy; writes ``out_dir/model`` (a
     ``save_pretrained`` folder) and ``out_dir/metrics.json``; returns the metrics. ``spec``: the settings
     (``PlacementSpec``), or its fields as keywords (``settings``).
 
     With ``resume``, a finished phase with the same parameters and data is reused and an interrupted one
-    continues from its checkpoint; different parameters are refused (ResumeMismatch).
+    continues from its checkpoint; different parameters are refused (ResumeMismatch). A finished phase is
+    refused without ``resume`` or ``overwrite`` (which replaces it); ``out_dir`` is locked while it runs
+    (``phases.common.phase_folder``).
     ``task="classification"``: a sequence-classification head over the examples' label set
     (data/batching.py). ``scorer``: how a decoder ``model`` scores choices (``loglik`` or ``head``,
     models/decoder.py; None: loglik). ``level="token"``: a causal LM fine-tuned on the items written as text
