@@ -16,7 +16,16 @@ from typing import Optional
 
 import typer
 
-from pylaundering.cli.common import BatchSize, Device, emit, err_console, handle_errors, json_option, out_console
+from pylaundering.cli.common import (
+    BatchSize,
+    Device,
+    check_output_file,
+    emit,
+    err_console,
+    handle_errors,
+    json_option,
+    out_console,
+)
 from pylaundering.errors import ConfigError
 
 ReportJson = json_option("the report")
@@ -38,8 +47,9 @@ def register(app: typer.Typer) -> typer.Typer:
                                             "on CUDA."),
         shapes: Optional[str] = typer.Option(None, "--shapes", help="Comma-separated ROWSxV, e.g. 4096x32000,16384x4. "
                                              "Default: an LLM-vocabulary shape and the multiple-choice shape 16384x4."),
-        alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0, help="1: Hinton KD alone; < 1 mixes in "
-                                    "hard-label CE (alpha * KD + (1 - alpha) * CE). Only with --shapes."),
+        alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="1 (the default): Hinton KD "
+                                              "alone; < 1 mixes in hard-label CE (alpha * KD + (1 - alpha) * CE). "
+                                              "Only with --shapes (the default cases fix their own)."),
         forward_only: bool = typer.Option(False, "--forward-only", help="Time inference (no gradient) instead of "
                                           "forward + backward."),
         repeats: int = typer.Option(10, "--repeats", min=2, help="Timed samples per implementation, after "
@@ -67,6 +77,9 @@ def register(app: typer.Typer) -> typer.Typer:
         from pylaundering.bench.ops import default_cases, format_table, make_cases, parse_dtype, parse_shapes, run
 
         dev = _device(device)
+        if alpha is not None and shapes is None:
+            raise ConfigError("--alpha", "only with --shapes (the default cases fix their own alpha)")
+        _check_outputs(json_out, plot)
         old = _read_old(compare)
         if threads is not None:
             torch.set_num_threads(threads)
@@ -82,15 +95,22 @@ def register(app: typer.Typer) -> typer.Typer:
                 cases = list(dict.fromkeys(dataclasses.replace(c, backward=False) for c in cases))
         else:
             default_dt = [torch.bfloat16] if dev.type == "cuda" else [torch.float32]
-            cases = make_cases(shape_list, dtypes or default_dt, alphas=(alpha,), modes=mode)
-        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples each "
-                          f"(eager and torch.compile of the reference{'' if not no_compile else ' skipped'})...")
+            cases = make_cases(shape_list, dtypes or default_dt, alphas=(1.0 if alpha is None else alpha,),
+                               modes=mode)
+        skipped = "; torch.compile baseline skipped (--no-compile)" if no_compile else ""
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples per "
+                          f"implementation{skipped}...")
         report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         if profile is not None:
             from pylaundering.bench.ops import profile_case
 
             report["profiles"] = [profile_case(c, dev, profile) for c in cases]
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
+
+    def _check_outputs(json_out: Optional[Path], plot: Optional[Path]) -> None:
+        """Before any timing: a path that cannot be written would lose the whole run's results."""
+        check_output_file("--json-out", json_out)
+        check_output_file("--plot", plot)
 
     def _read_old(compare: Optional[Path]):
         if compare is None:
@@ -143,7 +163,8 @@ def register(app: typer.Typer) -> typer.Typer:
         repeats: int = typer.Option(5, "--repeats", min=2, help="Timed samples per implementation, after "
                                      "warm-up (a sample of a call under 2 ms averages back-to-back calls)."),
         warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed calls first (torch.compile compiles here)."),
-        no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baseline."),
+        no_compile: bool = typer.Option(False, "--no-compile", help="Skip the torch.compile baselines (of the "
+                                        "linear and the top-k cases); the others still run."),
         k: int = typer.Option(128, "--k", min=0, help="Kept entries per row of the top-k case timed beside each "
                               "shape (on its [N, V] logits); 0: no top-k case."),
         json_out: Optional[Path] = typer.Option(None, "--json-out", help="Write the full report as JSON here."),
@@ -166,6 +187,7 @@ def register(app: typer.Typer) -> typer.Typer:
         from pylaundering.bench.ops import parse_dtype
 
         dev = _device(device)
+        _check_outputs(json_out, plot)
         old = _read_old(compare)
         if threads is not None:
             torch.set_num_threads(threads)
@@ -178,7 +200,9 @@ def register(app: typer.Typer) -> typer.Typer:
             cases = default_cases(dev, dt, k)
         else:
             cases = cases_for(shape_list, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32), k)
-        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples per implementation...")
+        skipped = "; torch.compile baseline skipped (--no-compile)" if no_compile else ""
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples per "
+                          f"implementation{skipped}...")
         report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
 
@@ -204,13 +228,14 @@ def register(app: typer.Typer) -> typer.Typer:
     ):
         """Examples per second of placement, layering and integration, to size runs and catch regressions.
 
-        On the synthetic default (in a temporary folder; nothing is kept): placement (the teacher fine-tuned with cross-entropy), layering of a 2-layer sheared student with the teacher's logits cached (computed once, also timed), online (a teacher pass every step) and pad-512 (the paper's recipe: every sequence padded to 512 tokens, a teacher pass every step), and integration (scoring). Each is timed over optimiser steps built from the phases' own parts after warm-up steps; the table gives median, min and spread per step, examples per second, and each layering variant's time per example over the cached one's. With CUDA, each measurement is an NVTX range.
+        On the synthetic default (in a temporary folder; nothing is kept): placement (the teacher fine-tuned with cross-entropy), layering of a 2-layer sheared student with the teacher's logits cached (computed once, also timed), online (a teacher pass every step) and pad-L (the paper's recipe: every sequence padded to 512 tokens, or the model's limit L when smaller, e.g. pad-128 on tiny; a teacher pass every step), and integration (scoring). Each is timed over optimiser steps built from the phases' own parts after warm-up steps; the table gives median, min and spread per step, examples per second, and each layering variant's time per example over the cached one's. With CUDA, each measurement is an NVTX range.
         """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         import torch
 
         from pylaundering.bench.phases import PhaseSetup, format_table, run
 
         dev = _device(device)
+        _check_outputs(json_out, plot)
         old = _read_old(compare)
         if threads is not None:
             torch.set_num_threads(threads)

@@ -455,7 +455,9 @@ struct BlockRowGroup {
 
 // Blocks of a 1-D cluster have consecutive blockIdx.x, so cluster i is blocks [i * size, (i + 1) * size).
 // Compiled for sm_90+ only; the host launches the cluster kernel only when the binary it would run
-// was built for sm_90+ (row_cluster_plan checks the kernel's binaryVersion).
+// was built for sm_90+ from PTX of sm_90+ (query_capacity checks the kernel's binaryVersion and
+// ptxVersion: a compute_80 PTX JIT-compiled on sm_90 has binaryVersion 90 but was compiled with
+// __CUDA_ARCH__ 800, so its constructor traps).
 struct ClusterRowGroup {
   unsigned rank = 0, size = 1;
   __device__ ClusterRowGroup() {
@@ -683,7 +685,7 @@ cudaLaunchConfig_t cluster_config(cudaLaunchAttribute& attr, int size, int64_t c
 
 // What the device can do for one cluster kernel and cluster size: the clusters it holds at once and
 // its L2 size; {0, 0} where the mode cannot run (before sm_90, a binary built for an older
-// architecture, a failed query).
+// architecture or JIT-compiled from an older architecture's PTX, a failed query).
 struct ClusterCapacity {
   int max_clusters = 0;
   int l2_bytes = 0;
@@ -698,7 +700,7 @@ ClusterCapacity query_capacity(Kernel kernel, int dev, int size) {
   const cudaLaunchConfig_t cfg = cluster_config(attr, size, 1, nullptr);
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major < 9 ||
       cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess ||
-      cudaFuncGetAttributes(&fa, kernel) != cudaSuccess || fa.binaryVersion < 90 ||
+      cudaFuncGetAttributes(&fa, kernel) != cudaSuccess || fa.binaryVersion < 90 || fa.ptxVersion < 90 ||
       cudaOccupancyMaxActiveClusters(&max_clusters, kernel, &cfg) != cudaSuccess || max_clusters < 1) {
     cudaGetLastError();  // a failed query is not the caller's launch error
     return cap;

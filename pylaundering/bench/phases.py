@@ -6,12 +6,13 @@ batcher, ``choice_logits``, ``distill_loss``, fused AdamW), after warm-up steps:
 * ``placement``: the teacher (the full base model) fine-tuned with cross-entropy;
 * ``layering``: a 2-layer sheared student distilled (KL, T = 2, alpha = 0.5) with the teacher's logits
   ``cached`` (computed once, the pipeline's default; that one-off pass is timed as ``teacher-logits``),
-  ``online`` (a teacher forward every step, dynamic padding), and ``pad-512``, the paper's recipe: every
-  sequence padded to 512 tokens (the model's limit when smaller) and a teacher pass every step;
+  ``online`` (a teacher forward every step, dynamic padding), and ``pad-L``, the paper's recipe: every
+  sequence padded to L = 512 tokens (the model's limit when smaller: ``pad-128`` on tiny; the name says
+  what ran) and a teacher pass every step;
 * ``integration``: scoring the benchmark (forward only).
 
 Dynamic padding pads a batch to its own longest sequence, so the synthetic questions cost ~20 tokens
-a row; real benchmarks are longer, so their gap to pad-512 is smaller. ``x cached`` is a time per
+a row; real benchmarks are longer, so their gap to pad-L is smaller. ``x cached`` is a time per
 example over the cached layering step's.
 """
 
@@ -128,7 +129,7 @@ def run(setup: PhaseSetup = PhaseSetup(), device: str = "cpu", repeats: int = 8,
                 return choice_logits(teacher, b)
 
         for name, teacher_of, pad in (("cached", lambda b: cached[b.index], False), ("online", online, False),
-                                      ("pad-512", online, True)):
+                                      (f"pad-{pad_len}", online, True)):
             student = load_student(base, init="sheared", num_layers=setup.student_layers, seed=0).to(dev)
             step = trainer(student, kd(teacher_of))
             measurements[("layering", name)] = (lambda b, step=step: step(_pad_to(b, pad_len, pad_id))) if pad else step
@@ -205,7 +206,7 @@ def format_table(report: dict) -> str:
             lines.append(f"{c['phase']:<14}{impl:<16}{r['median_ms']:>11.1f}{r['min_ms']:>10.1f}{r['spread']:>8.2f}"
                          f"{r['examples_per_s']:>12.1f}{vs:>10}")
     lines.append(f"median ms: one optimiser step of {report['batch_size']} examples (integration: one scoring batch; "
-                 f"teacher-logits: the one-off pass over the training set); pad-512 pads every sequence to "
-                 f"{report['pad_length']} tokens and runs the teacher every step; x cached: time per example over "
-                 "the cached layering step's")
+                 f"teacher-logits: the one-off pass over the training set); pad-{report['pad_length']} pads every "
+                 f"sequence to {report['pad_length']} tokens (the paper's 512, or the model's limit) and runs the "
+                 "teacher every step; x cached: time per example over the cached layering step's")
     return "\n".join(lines)

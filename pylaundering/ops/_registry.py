@@ -39,6 +39,30 @@ def _keep_graph() -> bool:
         return True
 
 
+def first_order_only(name: str, grads):
+    """``grads`` (a backward's results, None where no gradient) made to refuse a second derivative.
+
+    These ops' gradients are computed by kernels (in the forward pass or a second walk), outside autograd:
+    with ``create_graph=True`` they would carry no graph of their own, and a gradient of them would come
+    out silently zero. Under ``create_graph=True`` (the only case in which backward runs with grad mode on)
+    each gradient gets a node that raises a clear error when it is differentiated; a first-order backward
+    is untouched."""
+    grads = tuple(grads)
+    pos = [i for i, g in enumerate(grads) if isinstance(g, torch.Tensor)]
+    if not pos or not torch.is_grad_enabled():
+        return grads
+    msg = (f"{name}: double backward (differentiating its gradient, create_graph=True) is not supported; "
+           "the plain-PyTorch formulas of pylaundering.ops.reference support it")
+    err = torch._C._functions.DelayedError(msg.encode(), len(pos))
+    wrapped = err(*(grads[i] if grads[i].requires_grad else grads[i].detach().requires_grad_() for i in pos))
+    if isinstance(wrapped, torch.Tensor):
+        wrapped = (wrapped,)
+    out = list(grads)
+    for i, g in zip(pos, wrapped):
+        out[i] = g
+    return tuple(out)
+
+
 #: On a GPU, reading one number back (a sync) costs about what a pass over this many elements does; a
 #: [rows, V] pass is saved by folding a mean's scale only when the gradient is at least this large.
 SYNC_WORTH_NUMEL = 1 << 22
@@ -113,7 +137,7 @@ def register_row_fused_op(qualname: str, *, n_inputs: int, grad_inputs: Sequence
             factor = grad_rows if fwd == 1.0 else grad_rows / fwd
             scale = factor.to(saved.dtype).reshape(grad_rows.shape + (1,) * (saved.dim() - grad_rows.dim()))
             result[pos] = saved.mul_(scale) if in_place else saved * scale
-        return tuple(result)
+        return first_order_only(qualname, result)
 
     torch.library.register_autograd(qualname, backward, setup_context=setup_context)
     REGISTRY[qualname] = spec

@@ -8,7 +8,8 @@ from its own hidden states and head; the fused kernel (``torch.ops.pylaundering.
 same kernel and semantics as :func:`pylaundering.ops.distill_loss`) gives the chunk's per-row loss and
 its gradient with respect to the chunk's logits; that gradient is turned into the gradients of the
 hidden states, weight and bias at once and dropped. Peak extra memory is a few ``[chunk, V]`` buffers
-plus the weight's gradient, which any implementation must return.
+plus the weight's gradient, which any implementation must return (its fp32 accumulator and final copy
+for half-precision weights: the full count is in :func:`fused_linear_distill_loss`'s docstring).
 
 For the scalar reductions the gradients are computed in the forward pass (as Liger-Kernel does) and
 backward only scales them, so a training step costs the naive computation's three matmuls. With
@@ -25,19 +26,25 @@ from torch import nn
 
 from ..loss_kinds import NO_DISTILL, name_of
 from . import _ext
-from ._registry import _keep_graph
-from .functional import _check_label_range, _reduce, _rows, kernel_code, make_spec, needs_float64
+from ._registry import _keep_graph, first_order_only
+from .functional import KINDS, _check_label_range, _reduce, _rows, kernel_code, make_spec, needs_float64
 from .sparse import SparseTeacher, check_sampled_use, check_sparse_teacher, sparse_rows
 from .spec import DistillSpec
 
-__all__ = ["FusedLinearDistillLoss", "choose_chunk_size", "fused_linear_distill_loss"]
+__all__ = ["FusedLinearDistillLoss", "choose_chunk_size", "chunk_bytes_per_row", "fused_linear_distill_loss"]
 
 _REDUCTION_CODES = {"none": 0, "sum": 1, "batchmean": 2, "mean": 2}
-#: The least the [chunk, V] buffers (student and teacher logits, their gradient) may take; they may
-#: take up to half the weight gradient's size (which every implementation holds anyway), and never more
-#: than a quarter of the free memory. Short chunks cost time: skinny matmuls, and one pass over the
-#: weight gradient per chunk.
+#: The most the [chunk, V] buffers (student and teacher logits, their gradient) take unless half the
+#: weight gradient (which every implementation holds anyway; all of its fp32 accumulator on a GPU) is
+#: more, and never more than a quarter of the free memory. Within that, the default chunk is sized from
+#: the logits (LOGITS_SHARE), so the saving holds at every shape. Short chunks cost time: skinny
+#: matmuls, and one pass over the weight gradient per chunk.
 CHUNK_BUDGET_BYTES = 256 * 2**20
+#: The default chunk's buffers together hold at most this share of the full [N, V] logits (one tensor
+#: of the input's dtype), as the token-level step's chunk does (phases/token_level.token_chunk), ...
+LOGITS_SHARE = 4
+#: ... but never fewer rows than this (a matmul tile; a skinny chunk wastes the matmul) unless N is smaller.
+MIN_CHUNK_ROWS = 64
 
 
 def _free_bytes(device: torch.device) -> int:
@@ -53,19 +60,36 @@ def _free_bytes(device: torch.device) -> int:
     return 4 * 2**30  # unknown: assume 4 GB
 
 
-def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float32,
-                      device: torch.device | str = "cpu", hidden: int | None = None) -> int:
-    """Rows per chunk: as many as fit ``min(free memory / 4, max(CHUNK_BUDGET_BYTES, share of the weight
-    gradient))`` with three ``[chunk, V]`` buffers of ``dtype`` (two on the CPU, where the gradient is
-    written over the logits) and one in fp32, rounded down to a multiple of 64 (a matmul tile) when that
-    leaves at least 64, never more than ``n_rows``. ``hidden``: the student's hidden size (the weight
-    gradient is ``[V, hidden]``). The share is half the weight gradient on the CPU and all of its fp32
-    accumulator on a GPU: each chunk reads and writes that accumulator once, which on a GPU costs more
-    than the chunk's own work when chunks are short."""
+def chunk_bytes_per_row(vocab: int, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                        wide: bool = False) -> int:
+    """Bytes one chunk row holds at the peak: the chunk's student logits, the teacher's and (unless the
+    CPU kernel writes it over the logits) their gradient, in ``dtype``, plus fp32 per-element work. With
+    ``wide`` (the float64 path of the soft kinds above HIGH_TEMPERATURE, see _row_grads) also the float64
+    copies of both logits and the gradient's cast back to ``dtype`` (on a GPU the float64 gradient too)."""
     dev = torch.device(device)
     elt = torch.empty((), dtype=dtype).element_size()
-    # the chunk's student logits, the teacher's, and (unless written in place) their gradient
-    per_row = vocab * ((2 if _in_place(dev) else 3) * elt + 4)
+    per_elt = (2 if _in_place(dev) else 3) * elt + 4
+    if wide:
+        per_elt += 2 * 8 + (elt if _in_place(dev) else 8)
+    return vocab * per_elt
+
+
+def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float32,
+                      device: torch.device | str = "cpu", hidden: int | None = None, *, kind: str = "kl",
+                      temperature: float = 1.0) -> int:
+    """Rows per chunk: as many as keep the chunk's buffers (:func:`chunk_bytes_per_row`) within
+    ``1/LOGITS_SHARE`` of the full ``[N, V]`` logits in ``dtype``, with at least MIN_CHUNK_ROWS rows (all of
+    them when N is smaller), and within ``min(free memory / 4, max(CHUNK_BUDGET_BYTES, share of the weight
+    gradient))``; rounded down to a multiple of 64 (a matmul tile) when that leaves at least 64, never more
+    than ``n_rows``. ``hidden``: the student's hidden size (the weight gradient is ``[V, hidden]``). The
+    share is half the weight gradient on the CPU and all of its fp32 accumulator on a GPU: each chunk
+    reads and writes that accumulator once, which on a GPU costs more than the chunk's own work when
+    chunks are short. ``kind`` and ``temperature``: the loss's (a soft kind above HIGH_TEMPERATURE runs in
+    float64, whose copies are counted)."""
+    dev = torch.device(device)
+    elt = torch.empty((), dtype=dtype).element_size()
+    wide = kind in KINDS and needs_float64(KINDS[kind], float(temperature), dtype)
+    per_row = chunk_bytes_per_row(vocab, dtype, dev, wide)
     if not hidden:
         share = 0
     elif dev.type == "cuda":
@@ -73,7 +97,8 @@ def choose_chunk_size(n_rows: int, vocab: int, dtype: torch.dtype = torch.float3
     else:
         share = (vocab * hidden * elt) // 2
     budget = min(max(CHUNK_BUDGET_BYTES, share), _free_bytes(dev) // 4)
-    rows = max(1, budget // max(1, per_row))
+    logits = n_rows * vocab * elt // LOGITS_SHARE
+    rows = max(1, min(budget, max(logits, MIN_CHUNK_ROWS * per_row)) // max(1, per_row))
     if rows >= 64:
         rows -= rows % 64
     return int(max(1, min(n_rows, rows)))
@@ -352,7 +377,7 @@ def _backward(ctx, grad_loss, *_unused):
         result[0], result[1] = grads[0], grads[1]
         if ctx.has_bias:
             result[2] = grads[2]
-        return tuple(result)
+        return first_order_only("fused_linear_distill_loss", result)
     h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels = ctx.saved_tensors
     gh, gw, gb = torch.ops.pylaundering.fused_linear_distill_backward(
         grad_loss, h, w, b, t_logits, t_hidden, t_weight, t_bias, t_values, t_indices, t_lognorm, labels,
@@ -360,7 +385,7 @@ def _backward(ctx, grad_loss, *_unused):
     result[0], result[1] = gh, gw
     if ctx.has_bias:
         result[2] = gb
-    return tuple(result)
+    return first_order_only("fused_linear_distill_loss", result)
 
 
 _fused_linear_distill.register_autograd(_backward, setup_context=_setup_context)
@@ -402,6 +427,34 @@ def _check_head(prefix: str, hidden, weight, bias, ref_name: str, ref: torch.Ten
     return hidden, weight, bias
 
 
+def _flatten_lead(teacher, labels, lead: torch.Size):
+    """The teacher and labels of ``[..., H]`` hidden states with leading shape ``lead`` as rows: teacher
+    logits ``[..., V]``, teacher hidden states ``[..., Ht]``, a sparse teacher's ``[..., k]`` rows (one
+    already ``[N, k]`` is kept) and labels ``[...]``, each checked to have the same leading shape."""
+    def rows(name: str, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[:-1] != lead:
+            raise ValueError(f"{name} {tuple(getattr(x, 'shape', ()))} must have student_hidden's leading "
+                             f"dimensions {tuple(lead)} (then its own last one)")
+        return x.reshape(-1, x.shape[-1])
+
+    if isinstance(teacher, SparseTeacher):
+        if teacher.values.dim() > 2:
+            teacher = teacher._replace(values=rows("sparse teacher values", teacher.values),
+                                       indices=rows("sparse teacher indices", teacher.indices),
+                                       log_normalizer=None if teacher.log_normalizer is None
+                                       else teacher.log_normalizer.reshape(-1))
+    elif isinstance(teacher, torch.Tensor):
+        teacher = rows("teacher logits", teacher)
+    elif isinstance(teacher, (tuple, list)) and len(teacher) in (2, 3):
+        teacher = (rows("teacher_hidden", teacher[0]), *teacher[1:])
+    if isinstance(labels, torch.Tensor):
+        if labels.shape != lead:
+            raise ValueError(f"labels {tuple(labels.shape)} must have student_hidden's leading dimensions "
+                             f"{tuple(lead)}")
+        labels = labels.reshape(-1)
+    return teacher, labels
+
+
 def fused_linear_distill_loss(
     student_hidden: torch.Tensor,
     student_weight: torch.Tensor,
@@ -422,17 +475,35 @@ def fused_linear_distill_loss(
     reductions as :func:`pylaundering.ops.distill_loss`.
 
     Args:
-        student_hidden: ``[N, Hs]`` (flatten batch and sequence first).
+        student_hidden: ``[N, Hs]``, or ``[..., Hs]`` (e.g. batch x sequence): then the teacher's logits or
+            hidden states and the labels have the same leading dimensions, and ``reduction="none"`` returns
+            per-row losses shaped ``[...]``.
         student_weight: the student's LM head ``[V, Hs]``; ``student_bias`` ``[V]`` or None.
         teacher: teacher logits ``[N, V]``, or ``(teacher_hidden [N, Ht], teacher_weight [V, Ht],
             teacher_bias or None)``, whose logits are then formed chunk by chunk too, or a
             :class:`~pylaundering.ops.SparseTeacher` (``topk_teacher``, ``sampled_teacher``: the semantics of
             :func:`~pylaundering.ops.topk_distill_loss`); a constant (no gradient); None only when ``alpha == 0``.
         labels: ``[N]`` class indices (needed when alpha < 1); ``ignore_index`` rows are skipped.
-        chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V, H and free memory).
-    Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias``.
+        chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V, H, the loss and free
+            memory: the chunk's buffers at most a quarter of the full logits, at least 64 rows).
+    Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias`` (first order only:
+    differentiating those gradients again, ``create_graph=True``, raises).
+
+    Peak extra memory, for a ``[V, Hs]`` head with ``c`` rows per chunk: the chunk's buffers
+    (:func:`chunk_bytes_per_row` each row: student and teacher logits and, on a GPU, their gradient, in the
+    input's dtype, plus fp32 work, plus float64 copies of both and the gradient's cast above
+    ``HIGH_TEMPERATURE`` = 8 for the soft kinds); ``grad_hidden`` ``[N, Hs]``; the weight gradient: for
+    bf16/fp16 an fp32 accumulator ``[V, Hs]`` (4 bytes an entry), its final copy in the input's dtype
+    (alive together at the end), and on the CPU each chunk's half-precision product ``[V, Hs]`` before it
+    is added; for fp32/fp64 the gradient itself. ``reduction="none"`` saves the inputs and walks the
+    chunks again in backward (the same buffers then).
     """
     spec = make_spec(kind, alpha, temperature, beta, reduction)
+    lead = None
+    if isinstance(student_hidden, torch.Tensor) and student_hidden.dim() > 2:
+        lead = student_hidden.shape[:-1]
+        student_hidden = student_hidden.reshape(-1, student_hidden.shape[-1])
+        teacher, labels = _flatten_lead(teacher, labels, lead)
     h, w, b = _check_head("student", student_hidden, student_weight, student_bias, "student_hidden", student_hidden)
     n, vocab = h.shape[0], w.shape[0]
     side = TeacherSide()
@@ -479,17 +550,20 @@ def fused_linear_distill_loss(
         labels = labels.long()
         _check_label_range(labels, vocab, ignore_index)
     if chunk_size is None:
-        chunk_size = choose_chunk_size(n, vocab, h.dtype, h.device, hidden=h.shape[1])
+        chunk_size = choose_chunk_size(n, vocab, h.dtype, h.device, hidden=h.shape[1], kind=spec.kind,
+                                       temperature=spec.temperature if spec.alpha > 0 else 1.0)
     elif not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size >= 1):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     chunk = int(max(1, min(chunk_size, max(n, 1))))
     if not _ext.compiled_available(h.device):
-        return _checkpointed(h, w, b, side, labels, spec, int(ignore_index), reduction, chunk)
-    need_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (h, w, b))
-    loss, *_ = torch.ops.pylaundering.fused_linear_distill(
-        h, w, b, *side, labels, kernel_code(spec), float(spec.alpha), float(spec.temperature), float(spec.beta),
-        int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
-    return loss if reduction != "none" else loss.to(h.dtype)
+        loss = _checkpointed(h, w, b, side, labels, spec, int(ignore_index), reduction, chunk)
+    else:
+        need_grad = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in (h, w, b))
+        loss, *_ = torch.ops.pylaundering.fused_linear_distill(
+            h, w, b, *side, labels, kernel_code(spec), float(spec.alpha), float(spec.temperature),
+            float(spec.beta), int(ignore_index), _REDUCTION_CODES[reduction], chunk, need_grad)
+        loss = loss if reduction != "none" else loss.to(h.dtype)
+    return loss.reshape(lead) if lead is not None and reduction == "none" else loss
 
 
 class FusedLinearDistillLoss(nn.Module):
@@ -507,21 +581,13 @@ class FusedLinearDistillLoss(nn.Module):
         self.ignore_index, self.reduction, self.chunk_size = ignore_index, reduction, chunk_size
 
     def forward(self, student_hidden: torch.Tensor, teacher, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
-        lead = student_hidden.shape[:-1]
-        h = student_hidden.reshape(-1, student_hidden.shape[-1])
-        if isinstance(teacher, torch.Tensor):
-            teacher = teacher.reshape(-1, teacher.shape[-1])
-        elif isinstance(teacher, SparseTeacher):
-            pass  # already [N, k] rows
-        elif isinstance(teacher, (tuple, list)):
-            teacher = (teacher[0].reshape(-1, teacher[0].shape[-1]), *teacher[1:])
-        y = labels.reshape(-1) if labels is not None else None
-        loss = fused_linear_distill_loss(h, self.lm_head.weight, teacher, y,
+        """``student_hidden`` ``[..., H]``; the teacher and labels with the same leading dimensions (as
+        :func:`fused_linear_distill_loss`)."""
+        return fused_linear_distill_loss(student_hidden, self.lm_head.weight, teacher, labels,
                                          student_bias=getattr(self.lm_head, "bias", None), kind=self.kind,
                                          alpha=self.alpha, temperature=self.temperature, beta=self.beta,
                                          ignore_index=self.ignore_index, reduction=self.reduction,
                                          chunk_size=self.chunk_size)
-        return loss.reshape(lead) if self.reduction == "none" else loss
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, alpha={self.alpha}, temperature={self.temperature}, reduction={self.reduction!r}"

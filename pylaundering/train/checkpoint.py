@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import os
 import tempfile
@@ -43,12 +45,54 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
+#: The key that marks a dataclass written as a plain dict (see save_torch).
+_DATACLASS = "__dataclass__"
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with every dataclass instance (e.g. a TrainResult) written as a tagged plain dict, so the
+    file holds only what ``torch.load(..., weights_only=True)`` reads: tensors, numbers, strings, None
+    and lists, tuples and dicts of them."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        cls = type(obj)
+        return {_DATACLASS: f"{cls.__module__}:{cls.__qualname__}",
+                "fields": {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, dict):
+        return type(obj)((k, _plain(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+def _revive(obj: Any) -> Any:
+    """The inverse of _plain. Only dataclasses of this package are rebuilt (by their constructor, from
+    their fields): a checkpoint names no other code to run."""
+    if isinstance(obj, dict):
+        if set(obj) == {_DATACLASS, "fields"}:
+            module, _, name = str(obj[_DATACLASS]).partition(":")
+            cls = None
+            if module.split(".")[0] == __name__.split(".")[0]:
+                cls = importlib.import_module(module)
+                for part in name.split("."):
+                    cls = getattr(cls, part, None)
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+                raise ValueError(f"checkpoint names {obj[_DATACLASS]!r}, not a dataclass of this package")
+            return cls(**{k: _revive(v) for k, v in obj["fields"].items()})
+        return type(obj)((k, _revive(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_revive(v) for v in obj)
+    return obj
+
+
 def save_torch(obj: Any, path: str | Path) -> Path:
-    return _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+    """``obj`` saved so that it loads under ``torch.load(..., weights_only=True)`` (dataclasses as tagged
+    plain dicts; RNG states are a tensor and a tuple of ints already)."""
+    return _atomic(Path(path), lambda tmp: torch.save(_plain(obj), tmp))
 
 
 def load_torch(path: str | Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """What save_torch saved. ``weights_only=True``: a checkpoint file cannot run code when loaded."""
+    return _revive(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def write_json(obj: Any, path: str | Path) -> Path:
