@@ -33,9 +33,6 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
-from zlib import crc32
-
-import numpy as np
 
 from pylaundering.data.load import load_examples
 from pylaundering.data.overlap import normalise_text
@@ -43,6 +40,7 @@ from pylaundering.data.schema import MCExample, examples_hash
 from pylaundering.errors import ConfigError, DataError
 from pylaundering.progress import progress_bar
 
+from .minhash import Carrier, MinHasher, ngrams, shingles
 from .sources import SourceStats, TrainRow, example_text, iter_rows, record_line
 
 __all__ = ["ScanParams", "BenchmarkIndex", "scan", "scan_rows", "format_markdown", "SCHEMA_VERSION"]
@@ -57,8 +55,6 @@ NORMALISATION = (
     "letter n-grams), whitespace collapsed (normalise_text)"
 )
 
-_PRIME = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
 #: MinHashLSH weights (false positive, false negative): candidates are checked exactly, so favour recall.
 LSH_WEIGHTS = (0.1, 0.9)
 _POS_BITS = 24  # n-gram index entries: item << _POS_BITS | word position
@@ -123,66 +119,6 @@ class _WordNormaliser:
         return list(chain.from_iterable(parts))
 
 
-def _ngrams(words: Sequence[str], n: int):
-    return zip(*[words[i:] for i in range(n)])
-
-
-def _shingles(words: Sequence[str], k: int) -> set[str]:
-    return set(words) if k == 1 else set(map(" ".join, _ngrams(words, k)))
-
-
-class _MinHasher:
-    """MinHash signatures (datasketch's classic scheme: (a * h + b) mod (2^61 - 1), 32-bit), for
-    many sets at once with numpy; shingles are hashed with CRC-32 of their UTF-8 bytes, so the
-    signatures (and which near duplicates LSH proposes) are the same in every process."""
-
-    def __init__(self, num_perm: int, seed: int):
-        gen = np.random.RandomState(seed)
-        self.a = gen.randint(1, int(_PRIME), size=num_perm, dtype=np.uint64)
-        self.b = gen.randint(0, int(_PRIME), size=num_perm, dtype=np.uint64)
-        self.num_perm = num_perm
-
-    def signatures(self, shingle_sets: Sequence[Iterable[str]], chunk: int = 1 << 16) -> np.ndarray:
-        """(len(shingle_sets), num_perm) uint64; every set must be non-empty.
-
-        The shingle hashes of all sets are permuted `chunk` at a time (chunk x num_perm x 8 bytes,
-        32 MiB by default), so a batch of long documents never needs more memory than that."""
-        lengths = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=len(shingle_sets))
-        flat = np.fromiter((crc32(x.encode("utf-8", "surrogatepass")) for s in shingle_sets for x in s),
-                           dtype=np.uint64, count=int(lengths.sum()))
-        owner = np.repeat(np.arange(len(lengths)), lengths)
-        out = np.full((len(lengths), self.num_perm), _MAX_HASH, dtype=np.uint64)
-        for start in range(0, len(flat), chunk):
-            hv = flat[start: start + chunk, None]
-            rows = owner[start: start + chunk]
-            with np.errstate(over="ignore"):
-                phv = (hv * self.a + self.b) % _PRIME
-            phv &= _MAX_HASH
-            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-            seg = rows[starts]  # distinct within a chunk
-            out[seg] = np.minimum(out[seg], np.minimum.reduceat(phv, starts, axis=0))
-        return out
-
-
-class _Carrier:
-    """One datasketch MinHash whose `hashvalues` are set to each signature in turn: MinHashLSH reads
-    only `hashvalues` (and the scheme), and building a MinHash draws its permutations anew each time
-    (about 0.5 ms, more than the rest of a row's scan)."""
-
-    def __init__(self, num_perm: int):
-        from datasketch import MinHash
-
-        zeros = np.zeros(num_perm, dtype=np.uint64)
-        try:
-            self.minhash = MinHash(hashvalues=zeros, permutations=(zeros, zeros), scheme="legacy")
-        except TypeError:  # datasketch < 2.0: one scheme (the classic one), no `scheme` argument
-            self.minhash = MinHash(hashvalues=zeros, permutations=(zeros, zeros))
-
-    def __call__(self, hashvalues: np.ndarray):
-        self.minhash.hashvalues = hashvalues
-        return self.minhash
-
-
 @dataclass
 class _Item:
     id: str
@@ -226,7 +162,7 @@ class BenchmarkIndex:
                 if len(words) > _POS_MASK:
                     raise DataError(f"item {ex.id!r} has {len(words)} words; at most {_POS_MASK} are indexed")
                 table = self.grams.setdefault(en, {})
-                for pos, h in enumerate(map(hash, _ngrams(words, en))):
+                for pos, h in enumerate(map(hash, ngrams(words, en))):
                     code = i << _POS_BITS | pos
                     old = table.get(h)
                     if old is None:
@@ -241,16 +177,16 @@ class BenchmarkIndex:
         if params.near:
             from datasketch import MinHashLSH
 
-            self.hasher = _MinHasher(params.num_perm, params.seed)
+            self.hasher = MinHasher(params.num_perm, params.seed)
             # Recall first: the LSH index proposes candidates from a lower threshold, weighted against
             # false negatives; each candidate is then kept only if its exact Jaccard reaches the threshold.
             self.lsh = MinHashLSH(threshold=self.lsh_threshold(params.threshold), num_perm=params.num_perm,
                                   weights=LSH_WEIGHTS)
-            self.carrier = _Carrier(params.num_perm)
+            self.carrier = Carrier(params.num_perm)
             k = params.shingle_size
             with self.lsh.insertion_session() as session:
                 for start in range(0, len(self.items), 1024):  # bounded memory for the signatures
-                    part = [(i, _shingles(self.items[i].words, k))
+                    part = [(i, shingles(self.items[i].words, k))
                             for i in range(start, min(start + 1024, len(self.items)))]
                     part = [(i, sh) for i, sh in part if sh]
                     if part:
@@ -347,11 +283,11 @@ class _Scanner:
                         for i in idx.choice_set.get(BenchmarkIndex._choice_key(row.payload, q), ()):
                             per_item.setdefault(i, {})["exact"] = True
                 for n in idx.ns:
-                    if len(words) < n or idx.keysets[n].isdisjoint(map(hash, _ngrams(words, n))):
+                    if len(words) < n or idx.keysets[n].isdisjoint(map(hash, ngrams(words, n))):
                         continue
                     table = idx.grams[n]
                     positions: dict[int, list[int]] = {}
-                    for q_pos, (g, h) in enumerate((g, hash(g)) for g in _ngrams(words, n)):
+                    for q_pos, (g, h) in enumerate((g, hash(g)) for g in ngrams(words, n)):
                         codes = table.get(h)
                         if codes is None:
                             continue
@@ -364,13 +300,13 @@ class _Scanner:
             found.append(per_item)
         if idx.lsh is not None:
             k = self.p.shingle_size
-            todo = [(j, _shingles(w, k)) for j, w in enumerate(norm_words) if len(w) >= k]
+            todo = [(j, shingles(w, k)) for j, w in enumerate(norm_words) if len(w) >= k]
             todo = [(j, s) for j, s in todo if s]
             if todo:
                 sigs = idx.hasher.signatures([s for _, s in todo])
                 for (j, s), sig in zip(todo, sigs):
                     for i in idx.lsh.query(idx.carrier(sig)):
-                        other = _shingles(idx.items[i].words, k)
+                        other = shingles(idx.items[i].words, k)
                         jac = len(s & other) / len(s | other)
                         if jac >= self.p.threshold:
                             found[j].setdefault(i, {})["near"] = jac

@@ -26,12 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.batching import EncodedExamples, encode_examples
+from ..data.batching import EncodedExamples, choose_max_length, classification_lengths, encode_examples
 from ..data.schema import MCExample
 from ..errors import ConfigError, ModelError, ResumeMismatch
+from ..lock import locked
 from ..models import load_tokenizer, resolve_model
+from ..models.decoder import build_tiny_gpt
+from ..models.loading import is_decoder
+from ..models.saving import quiet_transformers as _quiet_transformers
 from ..models.tiny import build_tiny_model
 from ..train import DEFAULT_TARGET_ACCURACY  # noqa: F401 - re-exported: one default, one place
+from ..train.checkpoint import read_json, write_json
+from ..train.distributed import is_main, on_main
 
 #: With no --max-length, sequences are capped at the length covering this share of them.
 MAX_LENGTH_COVERAGE = 0.95
@@ -43,8 +49,6 @@ def resolve_base(model: str, texts_from: Sequence[MCExample], workdir: Path, see
     if model == "tiny":
         return str(build_tiny_model(example_texts(texts_from), workdir / "base-tiny", seed=seed))
     if model == "tiny-gpt":
-        from ..models.decoder import build_tiny_gpt
-
         return str(build_tiny_gpt(example_texts(texts_from), workdir / "base-tiny-gpt", seed=seed))
     return resolve_model(model)
 
@@ -90,8 +94,6 @@ def model_max_length(model_path: str, tokenizer=None) -> int | None:
 def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str, task: str = "multiple_choice") -> int:
     """The max_length covering MAX_LENGTH_COVERAGE of the (question, choice) sequences (classification:
     every text), capped at the model's limit (``pylaundering.data.choose_max_length``)."""
-    from ..data.batching import choose_max_length, classification_lengths
-
     model_max = model_max_length(model_path, tokenizer)
     if task == "classification":
         lengths = sorted(classification_lengths(examples, tokenizer))
@@ -107,8 +109,6 @@ def choose_length(examples: Sequence[MCExample], tokenizer, model_path: str, tas
 def encode(model_path: str, examples: Sequence[MCExample], max_length: int | None,
            task: str = "multiple_choice") -> Encoded:
     """Tokenise with ``model_path``'s tokenizer; ``max_length=None`` chooses it from the examples."""
-    from ..models.loading import is_decoder
-
     tok = load_tokenizer(model_path)
     if max_length is None:
         max_length = choose_length(examples, tok, model_path, task)
@@ -140,8 +140,6 @@ def timed(timings: dict, name: str):
 def base_layers(model_path: str) -> int | None:
     """The number of hidden layers in ``model_path``'s config (None when it has no such field)."""
     from transformers import AutoConfig
-
-    from ..models.saving import quiet_transformers as _quiet_transformers
 
     _quiet_transformers()
     path = resolve_model(model_path)
@@ -251,8 +249,6 @@ PHASE_OUTPUTS = ("metrics.json", "phase.json", "checkpoint.pt", "model")
 def begin_phase(out: Path, *, resume: bool, overwrite: bool, what: str) -> None:
     """Before a phase touches ``out``: refuses a finished result without ``resume`` or ``overwrite``; with
     ``overwrite`` removes the old result (model, metrics, record, checkpoint, rounds)."""
-    from ..train.distributed import on_main
-
     if resume and overwrite:
         raise ConfigError("overwrite", "give --resume (reuse the finished phase) or --overwrite (replace it), "
                           "not both")
@@ -272,8 +268,6 @@ def phase_folder(what: str):
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from ..lock import locked
-            from ..train.distributed import is_main
 
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
@@ -296,8 +290,6 @@ def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dic
     parameters; None when the phase must (continue to) run. Raises ResumeMismatch on --resume
     with different parameters, or when a finished phase has no record to check against.
     """
-    from ..train.checkpoint import read_json, write_json
-
     record = out / "phase.json"
     metrics_path = out / "metrics.json"
     if resume and (record.exists() or finished):

@@ -17,7 +17,7 @@ from ..ops import cross_entropy
 from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, choice_logits, predict_logits
-from ..train.loop import TrainConfig, train
+from ..train.loop import train
 from .common import PhaseRun, Trained, encode, num_labels, phase_folder, resolve_base, start_phase, timed
 from .specs import PlacementSpec
 from .token_level import place_tokens
@@ -51,7 +51,7 @@ def place(examples: Sequence[MCExample], out_dir: str | Path, spec: PlacementSpe
         return place_tokens(examples, spec, run)
     labels = num_labels(examples, spec.task)
     base = on_main(lambda: resolve_base(spec.model, examples, out, spec.seed))
-    params = placement_params(spec, model_fingerprint(base), examples)
+    params = spec.params(model_fingerprint(base), examples)
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=resume, finished=finished))
     if done is not None:
@@ -60,7 +60,7 @@ def place(examples: Sequence[MCExample], out_dir: str | Path, spec: PlacementSpe
     data = encode(base, examples, spec.max_length, spec.task)
     net = load_model(base, seed=spec.seed, task=spec.task, num_labels=labels, scorer=spec.scorer)
     batcher = MCBatcher(data.encoded, spec.batch_size, shuffle=True, seed=spec.seed, pad_token_id=data.pad_token_id)
-    cfg = train_config(spec, len(batcher))
+    cfg = spec.train_config(len(batcher))
 
     def loss_fn(m, batch):
         logits = choice_logits(m, batch)
@@ -71,25 +71,6 @@ def place(examples: Sequence[MCExample], out_dir: str | Path, spec: PlacementSpe
                        description=description, quiet=quiet)
     trained = Trained(result, batcher, cfg, timings, data.max_length)
     return on_main(lambda: _finish(net, data, examples, out, spec, trained, params))
-
-
-def placement_params(spec: PlacementSpec, fingerprint: str, examples: Sequence[MCExample]) -> dict:
-    """The resume record. Models are identified by their weights' fingerprint, not their path: a moved run
-    folder resumes."""
-    token = spec.level == "token"  # always multiple choice, scored by loglik
-    return {"phase": "placement", **({"level": "token"} if token else {}), "model_fingerprint": fingerprint,
-            "epochs": spec.epochs, "max_steps": spec.max_steps, "lr": spec.lr, "batch_size": spec.batch_size,
-            "max_length": spec.max_length, "target_accuracy": spec.target_accuracy, "seed": spec.seed,
-            "data_hash": examples_hash(examples), "n_examples": len(examples),
-            **({"task": spec.task} if spec.task != "multiple_choice" else {}),
-            **({"scorer": spec.scorer} if spec.scorer and not token else {})}
-
-
-def train_config(spec: PlacementSpec, steps_per_epoch: int) -> TrainConfig:
-    """The training loop's settings; ``epochs=None``: as many epochs as ``max_steps`` needs."""
-    epochs = spec.epochs if spec.epochs is not None else -(-spec.max_steps // steps_per_epoch)
-    return TrainConfig(epochs=epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed,
-                       target_accuracy=spec.target_accuracy, max_steps=spec.max_steps)
 
 
 def _finish(net, data, examples, out: Path, spec: PlacementSpec, trained: Trained, params: dict) -> dict:

@@ -9,14 +9,17 @@ CLI and the run config use (``loss``, ``student_layers``, ...).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import loss_kinds
+from ..data.schema import MCExample, examples_hash
 from ..errors import ConfigError
 from ..models.loading import STUDENT_INITS
 from ..ops.spec import DistillSpec
 from ..train import DEFAULT_TARGET_ACCURACY
+from ..train.loop import TrainConfig
 from ..validate import check_choice, check_float, check_int, check_max_length, normalize_target
 
 #: the fused kernels' kinds and hard: cross-entropy on the teacher's argmax labels (hard-label distillation,
@@ -99,6 +102,23 @@ class PlacementSpec:
         check_int("seed", self.seed)
         object.__setattr__(self, "target_accuracy", normalize_target(self.target_accuracy))
         check_choice("level", self.level, LEVELS)
+
+    def params(self, fingerprint: str, examples: Sequence[MCExample]) -> dict:
+        """The resume record. Models are identified by their weights' fingerprint, not their path: a moved run
+        folder resumes."""
+        token = self.level == "token"  # always multiple choice, scored by loglik
+        return {"phase": "placement", **({"level": "token"} if token else {}), "model_fingerprint": fingerprint,
+                "epochs": self.epochs, "max_steps": self.max_steps, "lr": self.lr, "batch_size": self.batch_size,
+                "max_length": self.max_length, "target_accuracy": self.target_accuracy, "seed": self.seed,
+                "data_hash": examples_hash(examples), "n_examples": len(examples),
+                **({"task": self.task} if self.task != "multiple_choice" else {}),
+                **({"scorer": self.scorer} if self.scorer and not token else {})}
+
+    def train_config(self, steps_per_epoch: int) -> TrainConfig:
+        """The training loop's settings; ``epochs=None``: as many epochs as ``max_steps`` needs."""
+        epochs = self.epochs if self.epochs is not None else -(-self.max_steps // steps_per_epoch)
+        return TrainConfig(epochs=epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
+                           target_accuracy=self.target_accuracy, max_steps=self.max_steps)
 
 
 @dataclass(frozen=True)

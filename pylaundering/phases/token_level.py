@@ -25,7 +25,9 @@ from ..data.text import TextBatcher, item_text, prompt_examples, text_hash
 from ..errors import ConfigError
 from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
 from ..models.loading import BUILT_FROM_DATA, is_decoder
-from ..ops import KINDS, fused_linear_distill_loss
+from ..ops import KINDS, SparseTeacher, fused_linear_distill_loss, topk_teacher
+from ..progress import progress_bar
+from ..train import cache as logit_cache
 from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, predict_logits
@@ -86,12 +88,11 @@ def place_tokens(examples: Sequence[MCExample], spec: PlacementSpec, run: PhaseR
     """Next-token fine-tuning on the items written as text; after each epoch the items are scored
     by loglik after their prompts (the accuracy ``spec.target_accuracy`` stops on)."""
     # placement imports this module to dispatch --level token: imported here, that cycle is broken
-    from .placement import placement_params, train_config
 
     out = run.out
     base = on_main(lambda: resolve_base(spec.model, examples, out, spec.seed))
     check_decoder(base, "model")
-    params = placement_params(spec, model_fingerprint(base), examples)
+    params = spec.params(model_fingerprint(base), examples)
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=run.resume, finished=finished))
     if done is not None:
@@ -103,7 +104,7 @@ def place_tokens(examples: Sequence[MCExample], spec: PlacementSpec, run: PhaseR
     batcher = TextBatcher.from_texts(texts, tok, length, spec.batch_size, seed=spec.seed)
     net = load_model(base, seed=spec.seed, scorer="loglik")
     net.level = "token"
-    cfg = train_config(spec, len(batcher))
+    cfg = spec.train_config(len(batcher))
     prompts = encode(base, prompt_examples(examples), spec.max_length)
 
     def scored() -> float:
@@ -236,9 +237,6 @@ def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, t
     import hashlib
     import json
 
-    from ..ops import SparseTeacher, topk_teacher
-    from ..progress import progress_bar
-    from ..train import cache as logit_cache
 
     lengths = [max(0, len(ids) - 1) for ids in batcher.ids]
     starts = [0]

@@ -237,9 +237,9 @@ def test_minhash_signatures_match_datasketch_and_do_not_depend_on_chunking():
     import numpy as np
     from datasketch import MinHash
 
-    from pylaundering.audit.scan import _MinHasher
+    from pylaundering.audit.minhash import MinHasher
 
-    hasher = _MinHasher(64, seed=1)
+    hasher = MinHasher(64, seed=1)
     sets = [{"a", "b", "c"}, {f"w{i}" for i in range(300)}, {"x"}]
     whole = hasher.signatures(sets)
     assert np.array_equal(whole, hasher.signatures(sets, chunk=7))
