@@ -3,8 +3,9 @@
 `register` adds the commands; the shared options and helpers come from cli/common.py, so this module
 never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
 
-Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on); 1 bad input (one line on
-stderr); 2 usage error; 3 the verdict is at or above --fail-on (for CI pipelines).
+Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on; insufficient_data is below every
+--fail-on level); 1 bad input (one line on stderr); 2 usage error; 3 the verdict is at or above --fail-on
+(for CI pipelines).
 
 The commands import pylaundering's modules inside their bodies: `launder --help` must not load torch,
 datasets or numpy.
@@ -68,12 +69,12 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
             raise ConfigError("--fail-on", f"must be one of {', '.join(LEVELS[kind][1:])}, got {level!r}")
 
     def finish(kind: str, report: dict, as_json: bool, quiet: bool, fail_on: Optional[str]):
-        from pylaundering.audit.verdict import level_at_least  # start-up time, as above
+        from pylaundering.audit.verdict import INSUFFICIENT, level_at_least  # start-up time, as above
 
         if as_json:
             emit(report, True)
         elif not quiet:
-            colour = {"clean": "green", "suspicious": "yellow"}.get(report["verdict"], "red")
+            colour = {"clean": "green", "suspicious": "yellow", INSUFFICIENT: "magenta"}.get(report["verdict"], "red")
             out_console.print(f"verdict: [bold {colour}]{report['verdict']}[/]  score (z) {report['score']:.2f}  "
                               f"accuracy benchmark {report['evidence']['benchmark']['accuracy']:.3f} vs reference "
                               f"{report['evidence']['reference']['accuracy']:.3f}", highlight=False)
@@ -89,6 +90,9 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
                               "items are exchangeable)", highlight=False)
             out_console.print(f"report: {report['files']['markdown']}   json: {report['files']['json']}",
                               highlight=False)
+        if fail_on is not None and report["verdict"] == INSUFFICIENT and not as_json:
+            err_console.print(f"verdict {INSUFFICIENT} is below every level (no finding either way): --fail-on "
+                              f"{fail_on} does not fire; give more items (see the report)", highlight=False)
         if fail_on is not None and level_at_least(kind, report["verdict"], fail_on):
             if not as_json:
                 err_console.print(f"verdict {report['verdict']} is at or above --fail-on {fail_on}: exit {FAIL_EXIT}",
@@ -120,7 +124,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
-        """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated, with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated (insufficient_data when the sets are too small to reach p < 0.01), with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         from pylaundering.audit import audit_teacher  # start-up time, as above
 
         check_fail_on("teacher", fail_on)
@@ -161,7 +165,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
-        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered, with thresholds and false-positive rates in the report."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered (insufficient_data when the sets are too small to reach p < 0.01), with thresholds and false-positive rates in the report."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         from pylaundering.audit import audit_student, train_control  # start-up time, as above
 
         check_fail_on("student", fail_on)
@@ -172,11 +176,13 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         out_dir = out if out is not None else _default_out(model, "student")
         description = None
         if train is not None:
-            from pylaundering.audit.evidence import check_mc_model, check_sets  # start-up time, as above
+            # start-up time, as above
+            from pylaundering.audit.evidence import check_mc_model, check_sets, check_train
 
             check_mc_model(model)
             check_sets(bench, ref)  # fail before training
             legit = list(load(train, train_format, None, None, "train", skip_malformed, quiet))
+            check_train(bench, legit)
             if not quiet and not as_json:
                 err_console.print(f"training a control on {len(legit)} legitimate items -> {out_dir / 'control'}")
             control, description = train_control(legit, model, out_dir / "control", epochs=train_epochs, lr=train_lr,

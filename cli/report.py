@@ -43,7 +43,7 @@ def register(app: typer.Typer):
         student init (means over seeds with 95% intervals), the laundering effect against train-benchmark
         distance, aggregated warnings and failed points.
 
-        Writes points.csv (one row per finished point), summary.csv (grouped over seeds: n, mean, std, t-based 95% interval of the mean per arm), report.md, table1.png and a fig_<field>.png for every field that takes at least 2 values. Failed or pending sweep points are listed, not plotted.
+        Writes points.csv (one row per finished point), summary.csv (grouped over seeds: n, mean, std, t-based 95% interval of the mean per arm), report.md, table1.png and a fig_<field>.png for every field that takes at least 2 values. Failed or pending sweep points are listed, not plotted. Runs with the same configuration and seed count once (the others are listed as duplicates).
         """  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: these import matplotlib and numpy
         from pylaundering.experiments.collect import collect
@@ -75,6 +75,9 @@ def register(app: typer.Typer):
             if len(groups) > 25:
                 table.add_row(*(["..."] * (len(fields) + 4)))
             out_console.print(table)
+            for d in result["duplicates"]:
+                out_console.print(f"dropped as a duplicate (same configuration and seed as {d['same_as']}): "
+                                  f"{d['source']}", highlight=False, soft_wrap=True)
             for name, why in result["skipped_figures"].items():
                 out_console.print(f"not drawn: {name}: {why}", highlight=False, soft_wrap=True)
             for w in result["warnings"]:

@@ -50,7 +50,8 @@ def audit_teacher(model: str, benchmark_examples: Sequence[MCExample], reference
                   out_dir: str | Path | None = None, max_length: int | None = None, quiet: bool = False,
                   benchmark_source: str | None = None, reference_source: str | None = None,
                   label: str = "teacher") -> dict:
-    """Verdict ``clean | suspicious | contaminated`` on whether ``model`` (a multiple-choice model folder)
+    """Verdict ``clean | suspicious | contaminated`` (or ``insufficient_data``: sets too small to decide) on
+    whether ``model`` (a multiple-choice model folder)
     memorised the benchmark; the dict has ``verdict``, ``score``, ``tests``, ``thresholds``, ``reasons``,
     ``evidence`` (per-set summaries) and the inputs' hashes. ``label`` names the model in progress lines."""
     check_mc_model(str(model))
@@ -60,7 +61,7 @@ def audit_teacher(model: str, benchmark_examples: Sequence[MCExample], reference
     tests = core_tests("teacher", sb, sr)
     report = _base("teacher", model, benchmark_examples, reference_examples, benchmark_source=benchmark_source,
                    reference_source=reference_source)
-    report.update(decide("teacher", tests, sb, sr))
+    report.update(decide("teacher", tests, sb, sr, sizes=(len(benchmark_examples), len(reference_examples))))
     report.update({"tests": tests, "evidence": {"benchmark": sb.summary(), "reference": sr.summary()},
                    "checks": overlap, "encoding": info})
     return _finish(report, out_dir, quiet)
@@ -71,7 +72,8 @@ def audit_student(model: str, benchmark_examples: Sequence[MCExample], reference
                   out_dir: str | Path | None = None, max_length: int | None = None, quiet: bool = False,
                   benchmark_source: str | None = None, reference_source: str | None = None,
                   label: str = "student") -> dict:
-    """Verdict ``clean | suspicious | laundered`` on whether the student ``model`` carries benchmark knowledge.
+    """Verdict ``clean | suspicious | laundered`` (or ``insufficient_data``, as for the teacher) on whether the
+    student ``model`` carries benchmark knowledge.
 
     Core evidence needs only B and R. ``teacher`` (a suspected teacher's model folder) adds the
     agreement test; ``control`` (a student of the same kind trained without the suspect teacher)
@@ -99,7 +101,7 @@ def audit_student(model: str, benchmark_examples: Sequence[MCExample], reference
         evidence["control"] = {"model": str(control), "benchmark": cb.summary(), "reference": cr.summary()}
     report = _base("student", model, benchmark_examples, reference_examples, benchmark_source=benchmark_source,
                    reference_source=reference_source)
-    report.update(decide("student", tests, sb, sr))
+    report.update(decide("student", tests, sb, sr, sizes=(len(benchmark_examples), len(reference_examples))))
     report.update({"tests": tests, "evidence": evidence, "checks": overlap, "encoding": info})
     return _finish(report, out_dir, quiet)
 

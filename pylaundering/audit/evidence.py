@@ -19,7 +19,7 @@ import numpy as np
 from ..data.overlap import find_overlap
 from ..data.schema import MCExample, examples_hash
 
-__all__ = ["ItemScores", "check_mc_model", "check_sets", "score_sets"]
+__all__ = ["ItemScores", "check_mc_model", "check_sets", "check_train", "score_sets"]
 
 
 @dataclass
@@ -101,6 +101,18 @@ def check_sets(benchmark: Sequence[MCExample], reference: Sequence[MCExample]) -
                          "disjoint from B (launder data split makes such a pair)")
     return {"method": overlap["method"], "question_duplicates": 0, "exact_duplicates": 0,
             "chance": {"benchmark": chance_b, "reference": chance_r}}
+
+
+def check_train(benchmark: Sequence[MCExample], train: Sequence[MCExample]) -> None:
+    """Refuse a --train set holding benchmark items: a control trained on them is no control (it would hide the
+    student's excess), so the audit would understate laundering. Same normaliser as `run` and `scan`."""
+    overlap = find_overlap(benchmark, train, max_examples=3)
+    n = overlap["question_duplicates"]
+    if n:
+        pairs = ", ".join(f"benchmark {e['benchmark_id']} = train {e['train_id']}" for e in overlap["examples"])
+        raise ValueError(f"the --train set holds {n} benchmark item{'s' if n != 1 else ''} (same question; e.g. "
+                         f"{pairs}{', ...' if n > len(overlap['examples']) else ''}): a control trained on "
+                         "benchmark items is not a control; remove them (launder scan lists them)")
 
 
 def _scores(logits, examples: Sequence[MCExample]) -> ItemScores:

@@ -23,6 +23,15 @@ def format_markdown(report: dict) -> str:
              f"- accuracy gap (benchmark - reference): {report['accuracy_gap']:+.3f}", "",
              "## Why this verdict", ""]
     lines += [f"- {r}" for r in report["reasons"]]
+    enough = report.get("data_sufficiency")
+    if enough:
+        least = enough["smallest_sizes"]
+        lines += [f"- data sufficiency: smallest attainable core p {enough['min_attainable_p']:.3g} "
+                  f"({'<' if enough['sufficient'] else '>='} {enough['threshold']}); the smallest sizes that can "
+                  f"reach it: {least['reference_for_this_benchmark']} reference items for "
+                  f"{enough['sizes']['benchmark']} benchmark items, {least['benchmark_for_this_reference']} "
+                  f"benchmark items for {enough['sizes']['reference']} reference items, or {least['equal']} of each",
+                  f"- rule: {enough['rule']}"]
     lines += ["", "## Tests", "", "| test | benchmark | reference | difference | p | z | Cliff's delta |",
               "|---|---|---|---|---|---|---|"]
     for name, t in report["tests"].items():
@@ -48,7 +57,7 @@ def format_markdown(report: dict) -> str:
                          f"{_p(b['p_value'])} | {_p(b['mcnemar']['p_value'])} |")
     th = report["thresholds"]
     lines += ["", "## Thresholds", ""]
-    lines += [f"- **{k}**: {th[k]}" for k in list(th)[:3]]
+    lines += [f"- **{k}**: {th[k]}" for k in list(th)[:4]]
     lines += [f"- core test: {th['core_test']}, {th['resamples']} resamples",
               "- false-positive rates: " + "; ".join(f"{k} {v}" for k, v in th["false_positive_rate"].items()
                                                      if k != "assumes"),

@@ -15,7 +15,10 @@ accuracy are reported as secondary tests.
 Thresholds (module constants, written into every report):
   * laundered / contaminated: core p < 0.01 and accuracy(B) - accuracy(R) >= 0.10;
   * suspicious: core p < 0.05, or any secondary test p < 0.01;
-  * clean otherwise.
+  * clean otherwise;
+  * insufficient_data first, whatever the tests say, when the sets are too small for the core
+    test to reach p < 0.01 at all (see `min_attainable_p`): a `clean` there would only mean
+    "too few items to tell" (5 benchmark items against 1 reference item: p >= 1/6 always).
 Calibration: the permutation test's level holds when B and R items are exchangeable (same
 kind, same difficulty, R unseen by everyone). Then P(laundered) <= 1%, and P(suspicious or
 above) <= 5% + 1% per secondary test (union bound). A reference set easier or harder than B (other
@@ -41,6 +44,47 @@ P_SECONDARY = 0.01
 MIN_ACCURACY_GAP = 0.10
 
 LEVELS = {"teacher": ("clean", "suspicious", "contaminated"), "student": ("clean", "suspicious", "laundered")}
+#: The verdict of sets too small for the strong threshold: outside LEVELS, so never clean and never a detection.
+INSUFFICIENT = "insufficient_data"
+
+SUFFICIENCY_RULE = (
+    f"the core test can reach p < {P_STRONG} only if its smallest attainable p is below that: with nb benchmark and "
+    "nr reference items the most extreme outcome (every benchmark item above every reference item) is matched by "
+    "1 of the C(nb+nr, nb) ways to split the items, so the exact permutation p is at least 1 / C(nb+nr, nb); the "
+    f"test's {RESAMPLES} random resamples with the +1 correction give (R / C(nb+nr, nb) + 1) / (R + 1), R = "
+    f"{RESAMPLES}. Below the sizes where that is < {P_STRONG}, the verdict is {INSUFFICIENT}")
+
+
+def min_attainable_p(nb: int, nr: int, resamples: int = RESAMPLES) -> float:
+    """The smallest p-value the core test (``stats.permutation_test``, one-sided, +1 corrected) can give with
+    ``nb`` benchmark and ``nr`` reference items: its expected value on the most extreme data (SUFFICIENCY_RULE)."""
+    splits = math.comb(nb + nr, nb)
+    return (resamples / splits + 1) / (resamples + 1)
+
+
+def _smallest(fixed: int, *, vary_first: bool) -> int:
+    n = 1
+    while min_attainable_p(n if vary_first else fixed, fixed if vary_first else n) >= P_STRONG:
+        n += 1
+    return n
+
+
+def smallest_sizes(nb: int, nr: int) -> dict[str, int]:
+    """The smallest sizes whose core test can reach p < P_STRONG: the reference size for this benchmark size, the
+    benchmark size for this reference size, and equal sizes."""
+    equal = 1
+    while min_attainable_p(equal, equal) >= P_STRONG:
+        equal += 1
+    return {"reference_for_this_benchmark": _smallest(nb, vary_first=False),
+            "benchmark_for_this_reference": _smallest(nr, vary_first=True), "equal": equal}
+
+
+def sufficiency(nb: int, nr: int) -> dict[str, Any]:
+    """audit.json's ``data_sufficiency``: can these sizes reach the strong threshold at all, and the rule."""
+    p_min = min_attainable_p(nb, nr)
+    return {"sufficient": p_min < P_STRONG, "min_attainable_p": p_min, "threshold": P_STRONG,
+            "sizes": {"benchmark": nb, "reference": nr}, "smallest_sizes": smallest_sizes(nb, nr),
+            "rule": SUFFICIENCY_RULE}
 
 
 def thresholds(kind: str, n_secondary: int) -> dict[str, Any]:
@@ -49,6 +93,8 @@ def thresholds(kind: str, n_secondary: int) -> dict[str, Any]:
         strong: f"core test p < {P_STRONG} and accuracy(B) - accuracy(R) >= {MIN_ACCURACY_GAP}",
         "suspicious": f"core test p < {P_WEAK}, or any secondary test p < {P_SECONDARY}",
         "clean": "otherwise",
+        INSUFFICIENT: f"before the others: the sets are too small for the core test to reach p < {P_STRONG} "
+                      f"(data_sufficiency: {SUFFICIENCY_RULE})",
         "core_test": "one-sided permutation test (B > R) of the mean probability of the correct choice",
         "resamples": RESAMPLES,
         "false_positive_rate": {
@@ -124,15 +170,27 @@ def control_tests(sb: ItemScores, sr: ItemScores, cb: ItemScores, cr: ItemScores
             "p_value": boot_b["p_value"], "test": "one-sided paired bootstrap on B (+ exact McNemar, two-sided)"}
 
 
-def decide(kind: str, tests: dict[str, dict], sb: ItemScores, sr: ItemScores) -> dict[str, Any]:
+def decide(kind: str, tests: dict[str, dict], sb: ItemScores, sr: ItemScores, *,
+           sizes: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The verdict (module docstring); ``sizes`` (benchmark, reference items) adds the data-sufficiency check."""
     clean, weak, strong = LEVELS[kind]
     core = tests["p_correct"]
     gap = sb.accuracy - sr.accuracy
     secondary = {k: v["p_value"] for k, v in tests.items() if k != "p_correct"}
     fired = sorted(k for k, p in secondary.items() if p < P_SECONDARY)
     reasons = []
+    enough = sufficiency(*sizes) if sizes is not None else None
     # 0.285 - 0.185 is 0.0999...98 in floating point: a gap of exactly the minimum reaches it
-    if core["p_value"] < P_STRONG and gap >= MIN_ACCURACY_GAP - 1e-9:
+    if enough is not None and not enough["sufficient"]:
+        verdict = INSUFFICIENT
+        least = enough["smallest_sizes"]
+        reasons.append(f"insufficient data: with {sizes[0]} benchmark and {sizes[1]} reference items the core test's "
+                       f"smallest attainable p is {enough['min_attainable_p']:.3g}, never < {P_STRONG}; p < "
+                       f"{P_STRONG} needs at least {least['reference_for_this_benchmark']} reference items for "
+                       f"these {sizes[0]} benchmark items, or {least['benchmark_for_this_reference']} benchmark "
+                       f"items for these {sizes[1]} reference items, or {least['equal']} of each (the tests found: "
+                       f"core p = {core['p_value']:.4g}, accuracy gap {gap:+.3f})")
+    elif core["p_value"] < P_STRONG and gap >= MIN_ACCURACY_GAP - 1e-9:
         verdict = strong
         reasons.append(f"core test p = {core['p_value']:.4g} < {P_STRONG} and accuracy gap {gap:+.3f} >= "
                        f"{MIN_ACCURACY_GAP}")
@@ -148,12 +206,18 @@ def decide(kind: str, tests: dict[str, dict], sb: ItemScores, sr: ItemScores) ->
     else:
         verdict = clean
         reasons.append(f"core test p = {core['p_value']:.4g} >= {P_WEAK} and no secondary test p < {P_SECONDARY}")
-    return {"verdict": verdict, "score": core["z"], "reasons": reasons, "accuracy_gap": gap,
-            "thresholds": thresholds(kind, len(secondary))}
+    out = {"verdict": verdict, "score": core["z"], "reasons": reasons, "accuracy_gap": gap,
+           "thresholds": thresholds(kind, len(secondary))}
+    if enough is not None:
+        out["data_sufficiency"] = enough
+    return out
 
 
 def level_at_least(kind: str, verdict: str, level: str) -> bool:
+    """Is ``verdict`` at or above ``level``? insufficient_data is below every level: no finding, not a detection."""
     order = LEVELS[kind]
     if level not in order[1:]:
         raise ValueError(f"--fail-on must be one of {', '.join(order[1:])} for a {kind} audit, got {level!r}")
+    if verdict == INSUFFICIENT:
+        return False
     return order.index(verdict) >= order.index(level)

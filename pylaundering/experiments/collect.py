@@ -9,7 +9,9 @@ and sweep folders (a run folder's own subfolders and a sweep's ``shared/`` are n
 ``collect(paths)`` returns a ``Study``: ``rows`` (one flat dict per finished point, columns in
 ``columns()`` order; accuracies are fractions in [0, 1]), ``failed`` (name, error, source) and
 ``varying`` (the configuration fields that differ between points, seed excluded): these decide
-the figures and the grouping over seeds.
+the figures and the grouping over seeds. Two runs with the same config.json (seed included) are one
+point run twice, not two seeds: the first found is kept, the others go to ``duplicates`` (name,
+source, same_as) and the report lists them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Study:
     failed: list[dict] = field(default_factory=list)  # {name, status, error, source}
     inputs: list[str] = field(default_factory=list)
     sweeps: list[str] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)  # {name, source, same_as}: dropped, same config and seed
 
     @property
     def varying(self) -> list[str]:
@@ -217,6 +220,7 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
     row.update({"verdict": metrics.get("verdict"),
                 "n_warnings": len(warnings), "warnings": " | ".join(warnings)})
     row["_warnings"] = warnings  # the list, for the report (not a CSV column)
+    row["_config"] = _key(cfg)  # the run's identity, for duplicates (not a CSV column)
     return row
 
 
@@ -307,11 +311,26 @@ def collect(paths) -> Study:
             fseen.add(key)
             failed.append(f)
     study.failed = failed
+    _disambiguate_names(study.rows)  # first: a duplicate's `same_as` names the kept run as the report does
+    _drop_duplicates(study)
     if not study.rows:
         raise ValueError(f"no finished runs in {', '.join(map(str, paths))}: {len(study.failed)} point(s) failed, "
                          "pending or unfinished")
-    _disambiguate_names(study.rows)
     return study
+
+
+def _drop_duplicates(study: Study) -> None:
+    """Runs with the same configuration and seed (a copied folder, a point run again elsewhere) would count as two
+    seeds (n = 2, an interval of width 0): the first is kept, the others are recorded in ``study.duplicates``."""
+    kept: dict[str, dict] = {}
+    rows = []
+    for r in study.rows:
+        first = kept.setdefault(r["_config"], r)
+        if first is r:
+            rows.append(r)
+        else:
+            study.duplicates.append({"name": r["name"], "source": r["source"], "same_as": first["name"]})
+    study.rows = rows
 
 
 def _disambiguate_names(rows: list[dict]) -> None:

@@ -39,8 +39,21 @@ def table_rows(metrics: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+#: The primary test's threshold: the label follows it alone (the Wilson intervals, the bootstrap and the CE-only
+#: student are reported beside it, never a second condition that could contradict it).
+P_DETECT = 0.01
+VERDICT_RULE = (
+    "Verdict rule: `train_contains_benchmark_items` when the legitimate set holds exact copies of benchmark items; "
+    "else `no_controls` when no control student was trained; else `laundering_detected` when the primary test, the "
+    "exact McNemar test (two-sided) of the student against the control student on the same benchmark items, gives "
+    f"p < {P_DETECT} and the student is right on more of the items they disagree on (a positive excess); else "
+    "`no_clear_effect`. The paired bootstrap, the CE-only student's comparison and the audit are further evidence, "
+    "not part of the rule.")
+
+
 def verdict(metrics: dict) -> tuple[str, str]:
-    """(code, sentence): laundering_detected | no_clear_effect | no_controls | train_contains_benchmark_items."""
+    """(code, sentence): laundering_detected | no_clear_effect | no_controls | train_contains_benchmark_items,
+    by VERDICT_RULE."""
     overlap = metrics.get("data", {}).get("overlap") or {}
     if overlap.get("exact_duplicates", 0) > 0:
         return ("train_contains_benchmark_items",
@@ -49,17 +62,26 @@ def verdict(metrics: dict) -> tuple[str, str]:
                 "labels.")
     if "control_student" not in metrics:
         return "no_controls", "No controls were run, so the student's score cannot be attributed to laundering."
+    vs = metrics.get("comparisons", {}).get("student_vs_control_student") or {}
+    p = vs.get("p_value")
+    if p is None:
+        return "no_clear_effect", "No clear laundering effect: no paired comparison with the control student."
+    excess = vs.get("a_only", 0) - vs.get("b_only", 0)
     s_lo = metrics["student"]["benchmark_ci95"][0]
     c_hi = metrics["control_student"]["benchmark_ci95"][1]
     ce_hi = metrics["ce_student"]["benchmark_ci95"][1] if "ce_student" in metrics else 0.0
-    p = metrics["comparisons"].get("student_vs_control_student", {}).get("p_value")
-    ptxt = f" (McNemar p = {p:.2g} against the control student)" if p is not None else ""
-    if s_lo > max(c_hi, ce_hi, metrics["chance"]):
+    separated = s_lo > max(c_hi, ce_hi, metrics["chance"])
+    test = f"exact McNemar p = {p:.2g} against the control student"
+    if p < P_DETECT and excess > 0:
         return ("laundering_detected",
-                "Laundering detected: the student's 95% interval lies entirely above both controls' intervals and "
-                f"chance{ptxt}. It never trained on the benchmark; the teacher's soft labels carried it over.")
-    return "no_clear_effect", (f"No clear laundering effect: the student's interval overlaps a control's "
-                               f"or chance{ptxt}.")
+                f"Laundering detected: the student beats the control student on the same items ({test} < "
+                f"{P_DETECT}; right on {vs.get('a_only')} items the control missed, wrong on {vs.get('b_only')} it "
+                "got)" + ("; its 95% interval lies entirely above both controls' and chance" if separated else "")
+                + ". It never trained on the benchmark; the teacher's soft labels carried it over.")
+    why = (f"{test} >= {P_DETECT}" if p >= P_DETECT else
+           f"{test}, but the student is right on fewer of the disputed items ({vs.get('a_only')} against "
+           f"{vs.get('b_only')})")
+    return "no_clear_effect", f"No clear laundering effect: {why}."
 
 
 def _p(p: float, resamples: int) -> str:
@@ -98,7 +120,7 @@ def render_markdown(metrics: dict) -> str:
              "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(metrics)]
     text = metrics.get("verdict_text") or verdict(metrics)[1]
-    lines += ["", f"**{text}**", ""]
+    lines += ["", f"**{text}**", "", VERDICT_RULE, ""]
     for w in metrics.get("warnings", []):
         lines.append(f"- Warning: {w}.")
     if metrics.get("warnings"):
@@ -121,7 +143,8 @@ def render_markdown(metrics: dict) -> str:
                   "| Model | Verdict | Expected | Score (z) | Core p | Accuracy benchmark / reference |",
                   "|---|---|---|---|---|---|"]
         for arm, a in audit["arms"].items():
-            flag = "" if a["correct"] else " (wrong)"
+            flag = "" if a["correct"] else " (too few items to decide)" if a["verdict"] == "insufficient_data" else \
+                " (wrong)"
             lines.append(f"| {arm.replace('_', ' ')} | **{a['verdict']}**{flag} | {a['expected']} | {a['score']:.2f} | "
                          f"{a['core_p']:.3g} | {_pct(a['accuracy_benchmark'])} / {_pct(a['accuracy_reference'])} |")
         lines += ["", "Thresholds and their false-positive rates: `audit/<model>/audit.md`."]

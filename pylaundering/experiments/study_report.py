@@ -105,6 +105,10 @@ def render_markdown(study: Study, groups: list[Group], fields: list[str], figure
     lines.append(f"{len(rows)} finished point(s)" + (f", {len(study.failed)} failed or pending (listed below, not "
                                                       "plotted)" if study.failed else "") +
                  f", from {', '.join(f'`{p}`' for p in study.inputs)}.")
+    if study.duplicates:
+        lines.append(f"Dropped as duplicates ({len(study.duplicates)}: the same configuration and seed as a run kept, "
+                     "so not another seed): " + "; ".join(f"`{d['source']}` (same as {d['same_as']})"
+                                                           for d in study.duplicates) + ".")
     lines.append("")
     lines.append("Varying: " + (", ".join(f"**{f}** ({', '.join(fmt_value(v) for v in _distinct(rows, f))})"
                                           for f in varying) if varying else "nothing but the seed") + ".")
@@ -277,6 +281,7 @@ def write_study_report(paths, out: str | Path, *, study: Study | None = None) ->
         "files": {**{k: str(v) for k, v in written.items()},
                   **{k: str(out / v["file"]) for k, v in figures.items()}},
         "points": len(study.rows), "failed": [{k: f[k] for k in ("name", "status", "error")} for f in study.failed],
+        "duplicates": study.duplicates,
         "varying": study.varying, "group_fields": fields,
         "figures": {k: v["file"] for k, v in figures.items()}, "skipped_figures": skipped,
         "warnings": [{"kind": w["kind"], "points": len(w["points"])} for w in warnings],

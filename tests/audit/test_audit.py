@@ -226,3 +226,23 @@ def test_a_gap_of_exactly_the_minimum_reaches_it():
     assert strong["verdict"] == "laundered"
     weak = decide("student", tests, SimpleNamespace(accuracy=0.28), SimpleNamespace(accuracy=0.185))
     assert weak["verdict"] == "suspicious"
+
+
+def test_too_few_items_say_insufficient_data_not_clean(run, tmp_path):
+    from pylaundering.data.schema import write_jsonl
+
+    # the contaminated teacher on 5 benchmark items and 1 reference item: the core test cannot reach p < 0.01
+    report = audit_teacher(model(run, "teacher"), run["bench"][:5], run["ref"][:1], out_dir=tmp_path / "a",
+                           quiet=True)
+    assert report["verdict"] == "insufficient_data"
+    assert report["data_sufficiency"]["smallest_sizes"]["reference_for_this_benchmark"] == 4
+    assert "insufficient data" in (tmp_path / "a" / "audit.md").read_text()
+    assert json.loads((tmp_path / "a" / "audit.json").read_text())["data_sufficiency"]["rule"]
+    enough = audit_teacher(model(run, "teacher"), run["bench"][:5], run["ref"][:4], quiet=True)
+    assert enough["verdict"] != "insufficient_data" and enough["data_sufficiency"]["sufficient"]
+    write_jsonl(run["bench"][:5], tmp_path / "b.jsonl")
+    write_jsonl(run["ref"][:1], tmp_path / "r.jsonl")
+    r = _cli("audit", "student", model(run, "student"), "-b", str(tmp_path / "b.jsonl"), "-r",
+             str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "s"), "--fail-on", "suspicious")
+    assert r.exit_code == 0, r.output  # not a finding: --fail-on does not fire, and it says why
+    assert "insufficient_data" in r.output and "insufficient data" in r.output

@@ -51,3 +51,21 @@ def test_detection_quality_counts_alpha_zero_students_out():
     assert q["verdicts"]["student"] == {"laundered": 3}
     assert q["detection_rate_by_alpha"]["0.5"]["rate"] == 1.0
     assert detection_quality([{"alpha": 1.0}]) is None
+
+
+def test_insufficient_data_is_neither_clean_nor_a_detection():
+    from pylaundering.experiments.detection import markdown
+
+    small = ("insufficient_data", "insufficient_data", "clean")
+    rows = [_row(1.0, 7.0, 0.1, -0.3), _row(1.0, 0.4, 0.2, 0.0, small), _row(0.5, 3.0, 0.0, 0.1)]
+    q = detection_quality(rows)
+    fp = q["false_positive_rate"]
+    # 6 negative verdicts, 1 of them insufficient: 5 decided, none suspicious or above
+    assert fp["negatives"] == 5 and fp["suspicious_or_above"] == 0 and fp["insufficient_data"] == 1
+    by_alpha = q["detection_rate_by_alpha"]["1.0"]
+    assert by_alpha == {"n": 1, "laundered": 1, "insufficient_data": 1, "rate": 1.0}
+    lines = markdown(q)
+    header = [line for line in lines if line.startswith("| Model |")][0]
+    assert header.rstrip(" |").endswith("insufficient data")  # its own column, last
+    student = [line for line in lines if line.startswith("| student |")][0]
+    assert student.rstrip(" |").endswith("| 1") and "| 0 | 0 | 2 | 0 |" in student  # 2 laundered, 1 insufficient

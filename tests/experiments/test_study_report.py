@@ -247,3 +247,24 @@ def test_help():
     assert r.exit_code == 0
     for opt in ("--out", "--json", "--quiet", "RUN_OR_SWEEP_DIR"):
         assert opt in r.output
+
+
+def test_two_runs_with_the_same_config_and_seed_count_once(tmp_path):
+    import shutil
+
+    first = write_point(tmp_path / "runs" / "a", alpha=1.0, seed=3)
+    shutil.copytree(first, tmp_path / "runs" / "b")  # the same run twice (a copy, or run again with --out b)
+    write_point(tmp_path / "runs" / "c", alpha=1.0, seed=4)
+    s = collect([tmp_path / "runs"])
+    assert sorted(r["name"] for r in s.rows) == ["a", "c"]
+    assert [(d["name"], d["same_as"]) for d in s.duplicates] == [("b", "a")]
+    r = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["points"] == 2 and [g["n"] for g in result["groups"]] == [2]  # seeds 3 and 4, not 3, 3 and 4
+    assert result["duplicates"] == [{"name": "b", "source": str(tmp_path / "runs" / "b"), "same_as": "a"}]
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "duplicate" in text and "`" + str(tmp_path / "runs" / "b") + "`" in text
+    # two identical runs alone: n = 1, not n = 2 with an interval of width 0
+    s = collect([tmp_path / "runs" / "a", tmp_path / "runs" / "b"])
+    assert len(s.rows) == 1 and len(s.duplicates) == 1

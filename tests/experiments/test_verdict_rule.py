@@ -1,0 +1,57 @@
+"""The run's verdict label follows its stated rule: the primary test (exact McNemar of the student against the
+control student) at its threshold, with a positive excess, decides `laundering_detected`."""
+
+from __future__ import annotations
+
+from pylaundering.experiments.report import P_DETECT, render_markdown, verdict
+from pylaundering.stats import wilson_interval
+
+N = 100
+
+
+def _arm(correct: int) -> dict:
+    return {"benchmark_accuracy": correct / N, "benchmark_ci95": list(wilson_interval(correct, N)),
+            "train_accuracy": 0.5, "model_dir": "x"}
+
+
+def _metrics(a_only: int, b_only: int, p: float, *, student: int = 40, control: int = 29) -> dict:
+    return {
+        "schema_version": 1, "chance": 0.25, "n_benchmark": N, "n_train": 300, "seed": 0,
+        "teacher": _arm(98), "student": _arm(student), "control_student": _arm(control), "ce_student": _arm(27),
+        "comparisons": {
+            "student_vs_control_student": {"a_only": a_only, "b_only": b_only, "p_value": p, "bootstrap": {
+                "diff": (student - control) / N, "ci95": [0.04, 0.18], "p_value": 0.0001, "resamples": 10000}},
+            "student_vs_ce_student": {"a_only": 15, "b_only": 2, "p_value": 0.002}},
+        "audit": {"reference": {"source": "r.jsonl", "n": 100}, "arms": {"student": {
+            "kind": "student", "verdict": "laundered", "expected": "laundered", "correct": True, "score": 3.1,
+            "core_p": 0.0004, "accuracy_benchmark": 0.4, "accuracy_reference": 0.28}}},
+        "data": {"benchmark": "b.jsonl", "train": "t.jsonl", "benchmark_format": "jsonl", "overlap": {
+            "exact_duplicates": 0}},
+        "warnings": [], "checkpoint_selection": "none", "timings_s": {}, "max_length": {},
+    }
+
+
+def test_a_significant_primary_test_with_positive_excess_is_laundering():
+    m = _metrics(14, 3, 0.008)  # McNemar p 0.008, bootstrap p 0.0001, audit laundered
+    s_lo, c_hi = m["student"]["benchmark_ci95"][0], m["control_student"]["benchmark_ci95"][1]
+    assert s_lo < c_hi  # the Wilson intervals overlap: the old rule said no_clear_effect
+    assert P_DETECT == 0.01
+    code, text = verdict(m)
+    assert code == "laundering_detected", text
+    assert "0.008" in text
+
+
+def test_the_label_follows_the_rule_on_both_sides_of_it():
+    assert verdict(_metrics(14, 3, 0.2))[0] == "no_clear_effect"
+    assert verdict(_metrics(14, 3, 0.0100001))[0] == "no_clear_effect"  # the threshold is strict
+    assert verdict(_metrics(3, 14, 0.008, student=29, control=40))[0] == "no_clear_effect"  # significant, but worse
+    wide = _metrics(60, 1, 1e-12, student=85, control=26)
+    assert verdict(wide)[0] == "laundering_detected"
+
+
+def test_the_report_states_the_rule():
+    text = render_markdown(_metrics(14, 3, 0.008))
+    rule = [line for line in text.splitlines() if line.startswith("Verdict rule")]
+    assert len(rule) == 1, text
+    assert "McNemar" in rule[0] and f"p < {P_DETECT}" in rule[0] and "control student" in rule[0]
+    assert "laundering_detected" in rule[0] and "no_clear_effect" in rule[0]
