@@ -40,11 +40,15 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     TrainFormat,
     TrainSplit,
     TrainSubset,
+    batch_size_option,
     beta_option,
+    check_out_dir,
     emit,
     err_console,
     handle_errors,
+    json_option,
     level_option,
+    load_counted,
     loss_option,
     max_length_option,
     out_console,
@@ -89,6 +93,8 @@ def main_options(
     set_debug(debug)
 
 
+# run's defaults are minilm's; a model built from the data has its own (MODEL_DEFAULTS in experiments/config.py)
+MODEL_NOTE = "; tiny and tiny-gpt have their own (--print-config shows every resolved value)."
 TARGET_HELP = ("Stop fine-tuning the teacher after an epoch whose training accuracy reaches this; 0 or 'none' "
                "switches the stop off (train all epochs).")
 
@@ -110,10 +116,11 @@ def place(
                              "head over the data's label set: text classification benchmarks such as imdb or snli)."),
     scorer: Optional[str] = Scorer,
     level: str = Level,
-    epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum epochs; the target accuracy stops training "
-                               "sooner. Memorising long questions takes many passes (the paper's GPQA teacher "
-                               "trained 30 epochs)."),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (AdamW, linear warm-up and decay)."),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum epochs (as run's --teacher-epochs / config key "
+                               "teacher_epochs); the target accuracy stops training sooner. Memorising long "
+                               "questions takes many passes (the paper's GPQA teacher trained 30 epochs)."),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate, AdamW with linear warm-up and decay (as run's "
+                             "--teacher-lr / config key teacher_lr)."),
     target_accuracy: str = typer.Option(str(DEFAULT_TARGET_ACCURACY), "--target-accuracy", help=TARGET_HELP),
     batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
     skip_malformed: bool = SkipMalformed, resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet,
@@ -128,6 +135,7 @@ def place(
     spec = PlacementSpec(model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                          target_accuracy=_target(target_accuracy), seed=seed, level=level)  # before loading data
     spec = replace(spec, scorer=_scorer(scorer, level))
+    check_out_dir(out)
     examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
                      quiet)
     m = run_place(examples, out, replace(spec, task=_task(task, benchmark_format)), resume=resume,
@@ -152,7 +160,8 @@ def layer(
     train_format: Optional[str] = TrainFormat,
     train_subset: Optional[str] = TrainSubset,
     train_split: Optional[str] = TrainSplit,
-    base: str = typer.Option("minilm", "--base", help="Student base model ('minilm', 'tiny', 'tiny-gpt', a folder or "
+    base: str = typer.Option("minilm", "--model", "--base", "-m", help="Student base model (--base: the same "
+                             "option's older name) ('minilm', 'tiny', 'tiny-gpt', a folder or "
                              "hub name). With --level token, 'tiny-gpt' means the base the teacher was placed from "
                              "(token-level distillation needs one tokenizer for both)."),
     scorer: Optional[str] = scorer_option("Decoder students: loglik or head (see `launder place --help`). Default: "
@@ -172,9 +181,11 @@ def layer(
     alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0, help="loss = alpha*distill + (1-alpha)*CE."),
     temperature: float = temperature_option(), beta: float = beta_option(),
     data_size: Optional[int] = typer.Option(None, "--data-size", min=1, help="Use a seeded subset of N examples."),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Epochs per round."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Epochs per round (as run's --student-epochs / config "
+                               "key student_epochs)."),
     iterations: int = typer.Option(1, "--iterations", min=1, help="Iterative laundering: student k teaches round k+1."),
-    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate."),
+    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (as run's --student-lr / config key "
+                             "student_lr)."),
     online_teacher: bool = typer.Option(False, "--online-teacher", help="Run the teacher every step instead of "
                                         "reading cached logits."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Teacher-logit cache (default: OUT/cache)."),
@@ -198,6 +209,11 @@ def layer(
                            max_length=max_length, online_teacher=online_teacher, seed=seed, level=level,
                            teacher_topk=teacher_topk)
     spec.check_teacher(teacher)  # before loading data
+    check_out_dir(out)
+    if spec.student.init != "pretrained":
+        from pylaundering.experiments.run import check_built_student
+
+        check_built_student(base, student_layers)  # before the base is built into OUT
     spec = replace(spec, student=replace(spec.student, scorer=_scorer(scorer, level)))
     corpus = None
     if level == "token" and train.endswith(".txt"):  # a text corpus: one document per line
@@ -231,9 +247,11 @@ def integrate(
     from pylaundering.phases import integrate as run_integrate
 
     spec = IntegrationSpec(max_length=max_length, batch_size=batch_size)
-    examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
-                     quiet)
-    m = run_integrate(model, examples, out, spec, quiet=quiet, overwrite=overwrite)
+    check_out_dir(out)
+    examples, skipped = load_counted(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark",
+                                     skip_malformed, quiet)
+    m = run_integrate(model, examples, out, spec, quiet=quiet, overwrite=overwrite,
+                      skipped=skipped if skip_malformed else None)
     m.pop("correct_mask", None)
     lo, hi = m["ci95"]
     rows = [(model, f"{100 * m['accuracy']:.1f}%", f"[{100 * lo:.1f}, {100 * hi:.1f}]", ""),
@@ -279,10 +297,17 @@ def run(
     student_init: Optional[str] = typer.Option(None, "--student-init", help="sheared | pretrained | random."),
     student_model: Optional[str] = typer.Option(None, "--student-model", help="Checkpoint for --student-init "
                                                 "pretrained."),
-    teacher_epochs: Optional[int] = typer.Option(None, "--teacher-epochs", help="Max teacher epochs; the target "
-                                                  "accuracy stops it sooner (default 8 on the synthetic default, "
-                                                  "30 on a given benchmark)."),
-    student_epochs: Optional[int] = typer.Option(None, "--student-epochs", help="Student epochs (default 3)."),
+    teacher_epochs: Optional[int] = typer.Option(None, "--teacher-epochs", help="Max teacher epochs (place's "
+                                                  "--epochs; config key teacher_epochs); the target accuracy stops "
+                                                  "it sooner. Default 8 on the synthetic default, 30 on a given "
+                                                  "benchmark" + MODEL_NOTE),
+    student_epochs: Optional[int] = typer.Option(None, "--student-epochs", help="Student epochs per round (layer's "
+                                                  "--epochs; config key student_epochs). Default 3" + MODEL_NOTE),
+    teacher_lr: Optional[float] = typer.Option(None, "--teacher-lr", help="Teacher's peak learning rate (place's "
+                                               "--lr; config key teacher_lr). Default 2e-4" + MODEL_NOTE),
+    student_lr: Optional[float] = typer.Option(None, "--student-lr", help="Student's peak learning rate (layer's "
+                                               "--lr; config key student_lr). Default 1e-4" + MODEL_NOTE),
+    batch_size: Optional[int] = batch_size_option(None, " Default 16" + MODEL_NOTE),
     iterations: Optional[int] = typer.Option(None, "--iterations", help="Laundering rounds (default 1)."),
     data_size: Optional[int] = typer.Option(None, "--data-size", help="Seeded subset of N legitimate items (N >= 1, "
                                             "at most the set's size)."),
@@ -297,6 +322,9 @@ def run(
     no_audit: bool = typer.Option(False, "--no-audit", help="Skip the audit of the run's models."),
     seed: Optional[int] = seed_option("Random seed (default 0).", default=None),
     skip_malformed: Optional[bool] = skip_malformed_option(default=None),
+    print_config: bool = typer.Option(False, "--print-config", help="Print every resolved setting with where it "
+                                      "came from (default, the model's default, the --config file, the command "
+                                      "line) and exit, training and writing nothing (with --json: as JSON)."),
     resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]All phases[/bold] plus controls (student of a clean teacher, CE-only student), from flags or a TOML
@@ -307,6 +335,10 @@ def run(
     from pylaundering.experiments.run import run_experiment
 
     cfg = load_config(config, _run_overrides(flags))
+    check_out_dir(out)
+    if print_config:
+        _print_config(cfg, as_json)
+        return
     metrics = run_experiment(cfg, out, resume=resume, overwrite=overwrite, quiet=quiet)
     table = _accuracy_table(f"launder run -> {out}", table_rows(metrics))
     emit(metrics, as_json, table)
@@ -320,6 +352,24 @@ def run(
                 f"{arm.replace('_', ' ')} {a['verdict']}" + ("" if a["correct"] else f" (expected {a['expected']})")
                 for arm, a in audited.items()), highlight=False, soft_wrap=True)
         out_console.print(f"report: {out / 'report.md'}   metrics: {out / 'metrics.json'}")
+
+
+def _print_config(cfg, as_json: bool) -> None:
+    """`launder run --print-config`: one line per setting (key, value as in a TOML file, origin), or JSON."""
+    import json
+
+    from pylaundering.experiments.config import describe
+
+    rows = describe(cfg)
+    if as_json:
+        emit(rows, True)
+        return
+    width = max(map(len, rows))
+    values = {key: "none" if r["value"] is None else json.dumps(r["value"]) for key, r in rows.items()}
+    value_width = max(map(len, values.values()))
+    for key, r in rows.items():
+        out_console.print(f"{key:<{width}}  {values[key]:<{value_width}}  {r['origin']}", highlight=False,
+                          markup=False, soft_wrap=True)
 
 
 def _run_overrides(flags: dict) -> dict:
@@ -369,16 +419,21 @@ def data_synth(
 
 @app.command()
 @handle_errors
-def info():
+def info(as_json: bool = json_option("the versions and backends")):
     """Versions and which loss-kernel backend is active (C++, CUDA or the PyTorch reference), and why."""
     import torch
 
     import pylaundering
     from pylaundering.ops import backend
 
+    result = {"pylaundering": pylaundering.__version__, "torch": torch.__version__,
+              "ops_backend": {"cpu": backend("cpu"), "cuda": backend("cuda")}}
+    if as_json:
+        emit(result, True)
+        return
     out_console.print(f"pylaundering {pylaundering.__version__}, torch {torch.__version__}")
-    out_console.print(f"ops backend (cpu):  {backend('cpu')}")
-    out_console.print(f"ops backend (cuda): {backend('cuda')}")
+    out_console.print(f"ops backend (cpu):  {result['ops_backend']['cpu']}")
+    out_console.print(f"ops backend (cuda): {result['ops_backend']['cuda']}")
 
 
 from . import bench as _bench  # noqa: E402

@@ -126,13 +126,19 @@ def emit(result: dict, as_json: bool, table: Table | None = None) -> None:
 def load(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str,
          skip_malformed: bool, quiet: bool, *, key: Optional[str] = None):
     """The examples of a data SOURCE; malformed rows skipped (with --skip-malformed) are counted on stderr."""
+    return load_counted(source, fmt, subset, split, role, skip_malformed, quiet, key=key)[0]
+
+
+def load_counted(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str,
+                 skip_malformed: bool, quiet: bool, *, key: Optional[str] = None):
+    """(examples, malformed rows skipped) of a data SOURCE, as ``load``."""
     from pylaundering.experiments.run import load_source  # start-up time: the data layer imports datasets
 
     res = load_source(source, fmt, subset=subset, split=split, role=role, key=key or role,
                       skip_malformed=skip_malformed)
     if res.skipped and not quiet:
         err_console.print(f"[yellow]skipped {res.skipped} malformed rows in {source}")
-    return res.examples
+    return res.examples, res.skipped
 
 
 def parse_target(value: Optional[str]):
@@ -181,12 +187,22 @@ def check_output_file(option: str, path) -> None:
         raise ConfigError(option, f"cannot write {p}: no write permission in {parent}")
 
 
+def check_out_dir(path) -> None:
+    """--out names a folder: an existing file there is a usage error (one line), before any work."""
+    from pathlib import Path
+
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ConfigError("--out", f"{path} is a file: give a folder (it is created when missing)")
+
+
 def accuracy_table(title: str, rows: list[tuple[str, ...]], header=("Model", "Accuracy", "95% CI", "Train acc")):
+    """A table of the rows; a column empty in every row is left out (a phase's one train accuracy)."""
     t = Table(title=title)
-    for h in header:
-        t.add_column(h)
+    kept = [i for i in range(len(header)) if i == 0 or any(len(r) > i and r[i] for r in rows)]
+    for i in kept:
+        t.add_column(header[i])
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(r[i] for i in kept))
     return t
 
 
@@ -226,7 +242,11 @@ def max_length_option(default: str = "the length that covers 95% of the sequence
 
 
 MaxLength = max_length_option()
-BatchSize = typer.Option(16, "--batch-size", min=1, help="Questions per optimisation step.")
+def batch_size_option(default: Optional[int] = 16, note: str = ""):
+    return typer.Option(default, "--batch-size", min=1, help=f"Questions per optimisation step.{note}")
+
+
+BatchSize = batch_size_option()
 ScoreBatchSize = typer.Option(64, "--batch-size", min=1, help="Questions per forward pass.")
 
 
@@ -238,8 +258,12 @@ SkipMalformed = skip_malformed_option()
 
 # A literal, not built from the format registry: that would import the data layer at start-up.
 FORMAT_NAMES = "gpqa, mmlu, mmlu_csv, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, pylaundering"
-BenchFormat = typer.Option(None, "--benchmark-format", help=f"Benchmark format ({FORMAT_NAMES}, or a classification "
-                           "format) when its columns do not name it.")
+def format_help(what: str) -> str:
+    """One wording for every format option: the formats known, and when the option is needed."""
+    return f"{what} ({FORMAT_NAMES}, or a classification format) when its columns do not name it."
+
+
+BenchFormat = typer.Option(None, "--benchmark-format", help=format_help("Benchmark format"))
 
 
 def train_format_option(help: str = "Format of the legitimate training set (as --benchmark-format)."):
@@ -248,7 +272,7 @@ def train_format_option(help: str = "Format of the legitimate training set (as -
 
 TrainFormat = train_format_option()
 ReferenceFormat = typer.Option(None, "--reference-format", help="Format of --reference (as --benchmark-format).")
-SourceFormat = typer.Option(None, "--format", help="Format of SOURCE when it cannot be inferred.")
+SourceFormat = typer.Option(None, "--format", help=format_help("Format of SOURCE"))
 BenchSubset = typer.Option(None, "--benchmark-subset", help="Hub dataset configuration of the benchmark (or "
                            "--benchmark name:subset:split).")
 BenchSplit = typer.Option(None, "--benchmark-split", help="Split of the benchmark (default: the format's evaluation "

@@ -33,8 +33,8 @@ def register(app: typer.Typer):
                                                 "--seeds)."),
         zip_: bool = typer.Option(False, "--zip", help="Pair the --param lists element by element instead of "
                                   "taking their grid product (lists of one length)."),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file: a [run] table (the base "
-                                              "settings, as for `launder run --config`) and a [sweep] table "
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML file: a \\[run] table (the base "
+                                              "settings, as for `launder run --config`) and a \\[sweep] table "
                                               "(params = {alpha = [0, 1]}, seeds = 3, zip = false). Flags win."),
         set_: list[str] = typer.Option([], "--set", metavar="FIELD=VALUE", help="A base setting for every point, "
                                        "e.g. --set student_epochs=2 (repeatable)."),

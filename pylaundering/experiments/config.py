@@ -150,12 +150,18 @@ class RunConfig:
                 object.__setattr__(self, f.name, GROUPS[f.name](**values))
         self.seed = flat.get("seed", 0)
         self.extra = flat.get("extra", {})
+        # The keys given (flat key -> where from): a model default fills only the others, so a value given
+        # equal to a declared default is still kept (not part of equality or config.json).
+        self.origin: dict[str, str] = {key: GIVEN for key in flat if key != "extra"}
 
     def to_dict(self) -> dict[str, Any]:
         return {**{key: getattr(self, key) for key in KEYS}, "extra": dict(self.extra)}
 
     def replace(self, **flat: Any) -> RunConfig:
-        return RunConfig(**{**self.to_dict(), **flat})
+        """A copy with ``flat`` given; keys this one did not have given stay open to the (new) model's defaults."""
+        new = RunConfig(**{**self.to_dict(), **flat})
+        new.origin = {**self.origin, **{key: GIVEN for key in flat if key != "extra"}}
+        return new
 
 
 #: group attribute of RunConfig -> its settings class, in declaration order
@@ -195,30 +201,80 @@ FIELDS = set(KEYS)
 #: needs more, each benchmark entity must reach the student often enough (docs/defaults.md).
 SYNTH_TRAIN = {"multiple_choice": 700, "classification": 2000}
 
-#: Token level on a decoder built from the data (tiny-gpt, random weights): memorising the items' answers from
-#: text takes far more steps at a higher rate than fine-tuning a pretrained head (docs/defaults.md).
-TOKEN_TINY_DEFAULTS = {"teacher_epochs": 80, "teacher_lr": 3e-3, "student_lr": 1e-3}
-
 #: The teacher's epoch cap (``teacher_epochs = None``), by benchmark: real benchmarks' long questions take far
 #: more passes than the synthetic default's short items (docs/defaults.md). The cap also sets the length of the
 #: linear decay.
 TEACHER_EPOCHS = {"synthetic": 8, "given": 30}
 
+#: Per built-in model (teacher base, level): the settings that differ from the declared defaults (which are
+#: minilm's). A model built from the data has random weights: memorising the items takes more passes at a
+#: higher rate than fine-tuning a pretrained encoder (docs/defaults.md has the measurements). Applied only to
+#: keys not given (in a file, on the command line, as a sweep value or an argument).
+MODEL_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("tiny", "choice"): {"teacher_epochs": 30, "teacher_lr": 1e-3, "student_epochs": 6, "student_lr": 1e-3},
+    ("tiny-gpt", "token"): {"teacher_epochs": 80, "teacher_lr": 3e-3, "student_lr": 1e-3},
+}
+TOKEN_TINY_DEFAULTS = MODEL_DEFAULTS[("tiny-gpt", "token")]
+
+#: Where a setting came from when nothing gave it (``describe``)
+DEFAULT = "default"
+#: A key given as an argument (``RunConfig(**flat)``, ``replace``, a sweep value)
+GIVEN = "given"
+COMMAND_LINE = "command line"
+
+
+def model_defaults(cfg: RunConfig) -> dict[str, Any]:
+    """The MODEL_DEFAULTS of the run's teacher base and level ({} for minilm and any other model)."""
+    return MODEL_DEFAULTS.get((cfg.model, cfg.level), {})
+
+
+def _given(cfg: RunConfig, key: str) -> bool:
+    return key in cfg.origin and getattr(cfg, key) is not None  # None asks for the default
+
+
+def _declared(key: str) -> Any:
+    return getattr(RunConfig(), key)
+
+
+#: Keys resolve_defaults fills (the others keep their declared default)
+RESOLVED = sorted({k for table in MODEL_DEFAULTS.values() for k in table} | {"teacher_epochs", "synth_train"})
+
 
 def resolve_defaults(cfg: RunConfig, origin: dict[str, str] | None = None) -> RunConfig:
-    """Fills the task- and level-dependent defaults in place, so config.json records values: ``synth_train``,
-    for ``level = "token"`` with ``tiny-gpt`` the TOKEN_TINY_DEFAULTS of keys left at their defaults
-    (not given in a file or on the command line), then ``teacher_epochs`` from TEACHER_EPOCHS."""
+    """Fills, in place, every resolved key (RESOLVED) that was not given, so config.json records values:
+    the model's MODEL_DEFAULTS, else the declared default; then ``synth_train`` by task and ``teacher_epochs``
+    by benchmark where still None. ``origin`` (key -> where from) adds to the keys given. Idempotent: a key
+    given is never replaced, one not given is recomputed from the current model, level, task and benchmark."""
+    cfg.origin.update(origin or {})
+    table = model_defaults(cfg)
+    for key in RESOLVED:
+        if not _given(cfg, key):
+            setattr(cfg, key, table.get(key, _declared(key)))
     if cfg.synth_train is None:
         cfg.synth_train = SYNTH_TRAIN["classification" if cfg.task == "classification" else "multiple_choice"]
-    if cfg.level == "token" and cfg.model == "tiny-gpt":
-        defaults = RunConfig()
-        for key, value in TOKEN_TINY_DEFAULTS.items():
-            if key not in (origin or {}) and getattr(cfg, key) == getattr(defaults, key):
-                setattr(cfg, key, value)
     if cfg.teacher_epochs is None:
         cfg.teacher_epochs = TEACHER_EPOCHS["synthetic" if cfg.benchmark is None else "given"]
     return cfg
+
+
+def describe(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Every setting of a resolved configuration with where it came from: the file or the command line it was
+    given in, ``model default (MODEL, LEVEL)``, or ``default`` (with what it depends on, where it does)."""
+    table = model_defaults(cfg)
+    rows = {}
+    for key in KEYS:
+        if _given(cfg, key) or (key in cfg.origin and key not in RESOLVED):
+            where = cfg.origin[key]
+        elif key in table:
+            where = f"model default ({cfg.model}, {cfg.level})"
+        elif key == "teacher_epochs":
+            where = f"{DEFAULT} ({'synthetic' if cfg.benchmark is None else 'given'} benchmark)"
+        elif key == "synth_train":
+            where = f"{DEFAULT} ({'classification' if cfg.task == 'classification' else 'multiple_choice'})"
+        else:
+            where = DEFAULT
+        rows[key] = {"value": getattr(cfg, key), "origin": where}
+    return rows
 
 
 COMMAND_LINE = "command line"
@@ -292,7 +348,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
             values[k] = check_type(k, v, COMMAND_LINE)
             origin[k] = COMMAND_LINE
     cfg = RunConfig(**values)
-    validate(cfg, origin)
+    cfg.origin = origin
+    validate(cfg)
     return cfg
 
 
@@ -302,14 +359,15 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     from ..models.loading import STUDENT_INITS
     from ..phases.specs import LEVELS, LOSSES, check_beta
 
-    origin = origin or {}
+    cfg.origin.update(origin or {})
 
     def src(key: str) -> str | None:
-        return origin.get(key)
+        where = cfg.origin.get(key)
+        return None if where == GIVEN else where
 
     for key in KEYS:  # types first, in declaration order
         check_type(key, getattr(cfg, key), src(key))
-    resolve_defaults(cfg, origin)
+    resolve_defaults(cfg)
     check_choice("loss", cfg.loss, LOSSES, src("loss"))
     if cfg.task is not None:
         check_choice("task", cfg.task, ("multiple_choice", "classification"), src("task"))

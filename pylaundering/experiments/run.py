@@ -70,7 +70,7 @@ from pathlib import Path
 from .. import __version__
 from ..data.schema import examples_hash
 from ..data.synth import make_synthetic, write_synthetic
-from ..errors import ConfigError, ResumeMismatch
+from ..errors import ConfigError, ModelError, ResumeMismatch
 from ..models.loading import BUILT_FROM_DATA
 from ..phases import DistillSpec, IntegrationSpec, LayeringSpec, PlacementSpec, StudentSpec, integrate, layer, place
 from ..phases.common import (
@@ -170,7 +170,10 @@ def load_source(spec: str, fmt: str | None, *, subset: str | None, split: str | 
     """Examples from a SOURCE (``name:subset:split`` shorthand accepted); ``role`` ("benchmark" or
     "train") picks the default split of a hub dataset."""
     from ..data.load import load_examples
+    from ..data.registry import FORMATS
 
+    if fmt is not None and fmt not in FORMATS:  # a usage error, like any unknown choice
+        raise ConfigError(f"{key}_format", f"unknown format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
     source, subset, split = _split_spec(spec, subset, split, key)
     res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed)
     return Loaded(list(res.examples), res.source, res.format, res.skipped, res.subset, res.split)
@@ -280,11 +283,7 @@ def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
     student_base = cfg.student_base or cfg.model
     if cfg.student_init == "pretrained":
         check_student(student_base, student_layers=None, student_init="pretrained", student_model=cfg.student_model)
-    elif student_base in BUILT_FROM_DATA:
-        if cfg.student_layers > BUILT_FROM_DATA[student_base]:
-            raise ConfigError("student_layers", f"{cfg.student_layers} is more than the "
-                              f"{BUILT_FROM_DATA[student_base]} layers of the base model {student_base}")
-    else:
+    elif not check_built_student(student_base, cfg.student_layers):
         from ..models import resolve_model
 
         check_student(resolve_model(student_base), student_layers=cfg.student_layers, student_init=cfg.student_init,
@@ -294,7 +293,48 @@ def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
         from ..phases.common import base_layers
 
         base_layers(resolve_model(cfg.model))  # the teacher base loads
+    task = run_task(cfg, bench)
+    for name in {cfg.model, cfg.student_model if cfg.student_init == "pretrained" else student_base}:
+        check_head(name, task)
     return bench, train
+
+
+def check_built_student(base: str, student_layers: int) -> bool:
+    """For a base built from the data (tiny, tiny-gpt): the student's layers within it, checked before the base
+    is built (ConfigError). False for any other base (``check_student`` reads its config)."""
+    if base not in BUILT_FROM_DATA:
+        return False
+    if student_layers > BUILT_FROM_DATA[base]:
+        raise ConfigError("student_layers", f"{student_layers} is more than the {BUILT_FROM_DATA[base]} layers "
+                          f"of the base model {base}")
+    return True
+
+
+def check_head(name: str, task: str) -> None:
+    """A model the run can score: built from the data, a causal LM (scored per choice), or an encoder whose type
+    transformers gives the task's head (ModelError otherwise, before the run folder is written)."""
+    if name in BUILT_FROM_DATA:
+        return
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    from ..models import resolve_model
+    from ..models.decoder import is_decoder_config
+
+    path = resolve_model(name)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model {name}: cannot read its config ({' '.join(str(e).split())[:200]})") from None
+    heads = (MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES if task == "classification"
+             else MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES)
+    if not is_decoder_config(config) and config.model_type not in heads:
+        kind = "sequence-classification" if task == "classification" else "multiple-choice"
+        raise ModelError(f"model {name}: a {config.model_type!r} model has no {kind} head in transformers and is "
+                         "not a causal LM; give an encoder (BERT-like) or a decoder (GPT-like)")
 
 
 def holds_run(out: Path) -> bool:

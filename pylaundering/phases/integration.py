@@ -23,13 +23,14 @@ from .specs import IntegrationSpec
 
 def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | None = None,
               spec: IntegrationSpec | None = None, *, quiet: bool = False, description: str = "integration",
-              overwrite: bool = False,
+              overwrite: bool = False, skipped: int | None = None,
               **settings) -> dict:  # the task (multiple choice or classification) is the model's own (model_task)
     """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
     ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities). ``spec``: the settings
     (``IntegrationSpec``), or its fields as keywords (``settings``).
     ``max_length=None`` chooses it from the benchmark (95% of sequences whole, up to the model's
-    limit); the value used and what it cut are in ``max_length`` and ``truncation``."""
+    limit); the value used and what it cut are in ``max_length`` and ``truncation``. ``skipped``: malformed rows
+    left out of ``examples`` (``--skip-malformed``), recorded as ``benchmark_skipped`` as a run records it."""
     spec = spec if spec is not None else IntegrationSpec(**settings)
     if not examples:
         raise ValueError("the benchmark has no examples")
@@ -56,6 +57,7 @@ def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | N
         "chance": chance_level([len(e.choices) for e in examples]), "data_hash": examples_hash(examples),
         "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(), "task": task,
         **({"level": level} if level != "choice" else {}),
+        **({"benchmark_skipped": skipped} if skipped is not None else {}),
         "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
                         for s, v in sorted(by_subject.items())},
     }
