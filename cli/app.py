@@ -40,9 +40,12 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     TrainFormat,
     TrainSplit,
     TrainSubset,
+    accuracy_table,
     batch_size_option,
     beta_option,
     check_out_dir,
+    check_scorer,
+    check_task,
     emit,
     err_console,
     handle_errors,
@@ -52,17 +55,14 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     loss_option,
     max_length_option,
     out_console,
+    parse_target,
     scorer_option,
     seed_option,
     set_debug,
     skip_malformed_option,
     temperature_option,
 )
-from pylaundering.cli.common import accuracy_table as _accuracy_table  # noqa: F401
-from pylaundering.cli.common import check_scorer as _scorer  # noqa: F401
-from pylaundering.cli.common import check_task as _task  # noqa: F401
-from pylaundering.cli.common import load as _load  # noqa: F401
-from pylaundering.cli.common import parse_target as _target  # noqa: F401
+from pylaundering.cli.common import load as load_source
 from pylaundering.train import DEFAULT_TARGET_ACCURACY
 
 app = typer.Typer(
@@ -133,14 +133,14 @@ def place(
     from pylaundering.phases import place as run_place
 
     spec = PlacementSpec(model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                         target_accuracy=_target(target_accuracy), seed=seed, level=level)  # before loading data
-    spec = replace(spec, scorer=_scorer(scorer, level))
+                         target_accuracy=parse_target(target_accuracy), seed=seed, level=level)  # before loading data
+    spec = replace(spec, scorer=check_scorer(scorer, level))
     check_out_dir(out)
-    examples = _load(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
+    examples = load_source(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
                      quiet)
-    m = run_place(examples, out, replace(spec, task=_task(task, benchmark_format)), resume=resume,
+    m = run_place(examples, out, replace(spec, task=check_task(task, benchmark_format)), resume=resume,
                   overwrite=overwrite, quiet=quiet)
-    emit(m, as_json, _accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
+    emit(m, as_json, accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
     if not as_json:
         from pylaundering.experiments.run import teacher_warnings
 
@@ -214,19 +214,19 @@ def layer(
         from pylaundering.experiments.run import check_built_student
 
         check_built_student(base, student_layers)  # before the base is built into OUT
-    spec = replace(spec, student=replace(spec.student, scorer=_scorer(scorer, level)))
+    spec = replace(spec, student=replace(spec.student, scorer=check_scorer(scorer, level)))
     corpus = None
     if level == "token" and train.endswith(".txt"):  # a text corpus: one document per line
         from pylaundering.data.text import read_corpus
 
         examples, corpus = [], read_corpus(train)
     else:
-        examples = _load(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
-    m = run_layer(teacher, examples, out, replace(spec, task=_task(task, train_format)),
+        examples = load_source(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
+    m = run_layer(teacher, examples, out, replace(spec, task=check_task(task, train_format)),
                   cache_dir=cache_dir if cache_dir is not None else out / "cache", corpus=corpus, resume=resume,
                   overwrite=overwrite, quiet=quiet)
     acc = m["train_accuracy"]
-    emit(m, as_json, _accuracy_table("layering", [("student", "", "", "-" if acc is None else f"{100 * acc:.1f}%")]))
+    emit(m, as_json, accuracy_table("layering", [("student", "", "", "-" if acc is None else f"{100 * acc:.1f}%")]))
 
 
 @app.command()
@@ -258,7 +258,7 @@ def integrate(
             ("chance", f"{100 * m['chance']:.1f}%", "", "")]
     if len(m["per_subject"]) > 1:
         rows += [(f"  {s}", f"{100 * v['accuracy']:.1f}%", f"n={v['n']}", "") for s, v in m["per_subject"].items()]
-    emit(m, as_json, _accuracy_table("integration", rows))
+    emit(m, as_json, accuracy_table("integration", rows))
 
 
 @app.command()
@@ -340,7 +340,7 @@ def run(
         _print_config(cfg, as_json)
         return
     metrics = run_experiment(cfg, out, resume=resume, overwrite=overwrite, quiet=quiet)
-    table = _accuracy_table(f"launder run -> {out}", table_rows(metrics))
+    table = accuracy_table(f"launder run -> {out}", table_rows(metrics))
     emit(metrics, as_json, table)
     if not as_json:
         for warning in metrics.get("warnings", []):
@@ -379,7 +379,7 @@ def _run_overrides(flags: dict) -> dict:
 
     overrides = {key: flags[key] for key in KEYS if key in flags}
     if flags["target_accuracy"] is not None:
-        overrides["target_accuracy"] = _target(flags["target_accuracy"]) or 0
+        overrides["target_accuracy"] = parse_target(flags["target_accuracy"]) or 0
     overrides["controls"] = False if flags["no_controls"] else None
     overrides["audit"] = False if flags["no_audit"] else None
     return overrides
