@@ -1,8 +1,10 @@
 """Benchmark and corpus adapters -> one `MCExample` schema -> tokenised, padded batches.
 
 Modules by job: `registry` (`register_format`, `FORMATS`), `formats_mc` / `formats_cls` (the
-converters), `fields` (their cell helpers), `readers` (local files), `hub` (hub datasets and
-repository folders), `infer` (format inference), `load` (`load_examples`).
+converters), `fields` (their cell helpers), `readers` (local files), `layouts` (folders of split
+files, TweetEval's text and label files), `hub` (hub datasets and repository folders), `infer`
+(format inference), `conventions` (declared label sets, 1-based ids), `load` (`load_examples`),
+`labelset` (`shared_label_set`: one label set across a command's loads).
 
 The batching names are resolved lazily (PEP 562) so that loading, validating or
 generating data does not import torch.
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DataError
 from . import formats_cls, formats_mc  # noqa: F401  (register the formats)
 from .hub import hub_offline_reason
+from .labelset import SharedLabels, shared_label_set
 from .load import LoadResult, load_examples, parse_source
 from .overlap import find_overlap, normalise_text
 from .registry import FORMATS, ROLES, Adapter, RowContext, register_format
@@ -50,6 +53,7 @@ __all__ = [
     "LoadResult",
     "MCExample",
     "RowContext",
+    "SharedLabels",
     "atomic_write_text",
     "examples_hash",
     "find_overlap",
@@ -59,6 +63,7 @@ __all__ = [
     "normalise_text",
     "parse_source",
     "register_format",
+    "shared_label_set",
     "write_jsonl",
     "write_synthetic",
     *_BATCHING,

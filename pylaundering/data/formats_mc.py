@@ -1,9 +1,15 @@
-"""Multiple-choice formats: GPQA, MMLU (hub and original CSVs), MMLU-Redux, MedMCQA, RACE, ARC, our own
-JSONL and the generic csv / json / jsonl tables (`columns=`).
+"""Multiple-choice formats: GPQA, MMLU (hub and original CSVs), MMLU-Redux, MedMCQA, RACE, ARC, OpenBookQA,
+CommonsenseQA, the original releases' nested JSONL, our own JSONL and the generic csv / json / jsonl tables
+(`columns=`).
 
-Signatures are tried most specific first (`infer_order`): gpqa 10, medmcqa 20, race 30, arc 40,
-mmlu_redux 50, our schema and the csv / json tables 60, mmlu 70, then the classification formats
-(snli 80, classification 90) and last the headerless mmlu_csv 100.
+Signatures are tried most specific first (`infer_order`): gpqa 10, medmcqa 20, race 30, openbookqa 36,
+commonsense_qa 38, arc 40, mc_nested 46, mmlu_redux 50, our schema and the csv / json tables 60, mmlu 70,
+then the classification formats (mnli 79, snli 80, sst2 85, classification 90) and last the headerless CSVs
+(mmlu_csv 100, ag_news_csv 101).
+
+`index_field` names each format's integer answer-index column (0-based everywhere here), which
+`load_examples` checks from the whole column for a 1-based file; formats that name the answer by
+a key or by its own column say how in `label_convention`.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import DataError
-from .fields import as_text_list, choice_index, id_or_default, optional_text, required_list, required_text
+from .fields import as_text, as_text_list, choice_index, id_or_default, optional_text, required_list, required_text
 from .registry import RowContext, register_format
 from .schema import MCExample
 
 
 @register_format(
-    "pylaundering", extensions=(".jsonl",), signature=("question", "choices", "label"), infer_order=60
+    "pylaundering", extensions=(".jsonl",), signature=("question", "choices", "label"), infer_order=60,
+    index_field="label",
 )
 def _pylaundering(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """Our own JSONL: id, question, choices, label (0-based), optional context and subject."""
@@ -34,6 +41,7 @@ def _pylaundering(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     signature=("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
     infer_order=10,
     hub_names=("Idavidrein/gpqa",),
+    label_convention="the correct answer's own column (choices shuffled by a hash)",
     hub_subset="gpqa_main",  # the main set (diamond is a subset of it)
 )
 def _gpqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
@@ -65,6 +73,7 @@ def _gpqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     default_splits={"benchmark": "test", "train": "auxiliary_train"},
     signature=("question", "choices", "answer"),
     infer_order=70,
+    index_field="answer",
     hub_names=("cais/mmlu",),
     hub_subset="all",  # every subject (and the auxiliary_train split)
 )
@@ -92,7 +101,8 @@ def _mmlu_first_row(cells: list[str]) -> bool:
 
 # Tried after every column signature: a headerless row can only be recognised by its cells.
 @register_format(
-    "mmlu_csv", extensions=(".csv",), csv_fieldnames=MMLU_CSV_COLUMNS, signature=_mmlu_first_row, infer_order=100
+    "mmlu_csv", extensions=(".csv",), csv_fieldnames=MMLU_CSV_COLUMNS, signature=_mmlu_first_row, infer_order=100,
+    index_field="answer",
 )
 def _mmlu_csv(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """MMLU's original CSVs: no header; question, the four choices, the answer letter; the subject
@@ -115,6 +125,7 @@ def _mmlu_csv(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     default_splits={"benchmark": "test", "train": "test"},
     signature=("question", "choices", "answer", "error_type"),
     infer_order=50,
+    index_field="answer",
     hub_names=("edinburgh-dawg/mmlu-redux", "edinburgh-dawg/mmlu-redux-2.0"),
 )
 def _mmlu_redux(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
@@ -141,6 +152,7 @@ def _mmlu_redux(record: Mapping[str, Any], ctx: RowContext) -> MCExample | None:
     default_splits={"benchmark": "validation", "train": "train"},
     signature=("question", "opa", "opb", "opc", "opd", "cop"),
     infer_order=20,
+    index_field="cop",
     hub_names=("openlifescienceai/medmcqa",),
 )
 def _medmcqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
@@ -165,6 +177,7 @@ def _medmcqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     "race",
     signature=("article", "question", "options", "answer"),
     infer_order=30,
+    index_field="answer",
     hub_names=("ehovy/race",),
     hub_subset="all",  # middle and high school together
 )
@@ -181,36 +194,122 @@ def _race(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     )
 
 
+#: How the keyed layouts (ARC, OpenBookQA, CommonsenseQA) name the answer.
+KEYED = "answer keys (each item's own choice labels, e.g. A-E or 1-4)"
+
+
+def _keyed_choices(raw: Any, field: str) -> tuple[list[str], list[str]]:
+    """(texts, keys) from {"text": [...], "label": [...]} (the hub layouts) or [{"label": .., "text": ..}, ...]
+    (the original releases); a CSV cell holding either as a literal is parsed first."""
+    if isinstance(raw, str):
+        try:
+            raw = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raw = None
+    if isinstance(raw, (list, tuple)) and all(isinstance(c, Mapping) for c in raw):
+        missing = next((i for i, c in enumerate(raw) if "text" not in c or "label" not in c), None)
+        if missing is not None:
+            raise DataError(f'choice {missing}: expected {{"label": ..., "text": ...}}', field=field)
+        texts = [as_text(c["text"], field) for c in raw]
+        keys = [as_text(c["label"], field) for c in raw]
+    elif isinstance(raw, Mapping) and "text" in raw and "label" in raw:
+        texts = as_text_list(raw["text"], field)
+        keys = as_text_list(raw["label"], field)
+    else:
+        raise DataError('expected {"text": [...], "label": [...]} or [{"label": ..., "text": ...}, ...]', field=field)
+    if len(keys) != len(texts):
+        raise DataError(f"{len(texts)} texts but {len(keys)} labels", field=field)
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise DataError(f"duplicate choice labels {duplicates}", field=field)
+    return texts, keys
+
+
+def _keyed(record: Mapping[str, Any], ctx: RowContext, question: str, raw_choices: Any, field: str) -> MCExample:
+    texts, keys = _keyed_choices(raw_choices, field)
+    answer = required_text(record, "answerKey")
+    if answer not in keys:
+        raise DataError(f"expected one of {keys}, got {answer!r}", field="answerKey")
+    return MCExample(id=id_or_default(record, "id", ctx), question=question, choices=tuple(texts),
+                     label=keys.index(answer))
+
+
 @register_format(
     "arc",
     signature=("question", "choices", "answerKey"),
     infer_order=40,
     hub_names=("allenai/ai2_arc",),
     hub_subset="ARC-Challenge",  # the set usually reported
+    label_convention=KEYED,
 )
 def _arc(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
     """ARC-style: `question`, `choices` {"text": [...], "label": [...]}, `answerKey`."""
-    raw = record.get("choices")
-    if isinstance(raw, str):
-        try:
-            raw = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raw = None
-    if not isinstance(raw, Mapping) or "text" not in raw or "label" not in raw:
-        raise DataError('expected {"text": [...], "label": [...]}', field="choices")
-    texts = as_text_list(raw["text"], "choices")
-    keys = as_text_list(raw["label"], "choices")
-    if len(keys) != len(texts):
-        raise DataError(f"{len(texts)} texts but {len(keys)} labels", field="choices")
-    answer = required_text(record, "answerKey")
-    if answer not in keys:
-        raise DataError(f"expected one of {keys}, got {answer!r}", field="answerKey")
-    return MCExample(
-        id=id_or_default(record, "id", ctx),
-        question=required_text(record, "question"),
-        choices=tuple(texts),
-        label=keys.index(answer),
-    )
+    return _keyed(record, ctx, required_text(record, "question"), record.get("choices"), "choices")
+
+
+@register_format(
+    "openbookqa",
+    signature=("question_stem", "choices", "answerKey"),
+    infer_order=36,
+    hub_names=("allenai/openbookqa", "openbookqa"),
+    hub_subset="main",  # "additional" adds the facts, same items
+    label_convention=KEYED,
+)
+def _openbookqa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """OpenBookQA (allenai/openbookqa): `question_stem`, `choices` {"text", "label"}, `answerKey`."""
+    return _keyed(record, ctx, required_text(record, "question_stem"), record.get("choices"), "choices")
+
+
+def _nested(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """`question` {`stem`, `choices` [{label, text}]} with `answerKey` beside it."""
+    question = record.get("question")
+    if not isinstance(question, Mapping):
+        raise DataError('expected {"stem": ..., "choices": [...]}', field="question")
+    try:
+        stem = required_text(question, "stem")
+    except DataError as err:
+        raise DataError(err.message, field="question.stem") from None
+    return _keyed(record, ctx, stem, question.get("choices"), "question.choices")
+
+
+def _csqa_record(record: Mapping[str, Any]) -> bool:
+    question = record.get("question")
+    return "question_concept" in record or isinstance(question, Mapping) and "question_concept" in question
+
+
+@register_format(
+    "commonsense_qa",
+    signature=("question", "answerKey"),
+    record_test=_csqa_record,
+    infer_order=38,
+    hub_names=("tau/commonsense_qa", "commonsense_qa"),
+    default_splits={"benchmark": "validation", "train": "train"},  # the test split has no answers
+    label_convention=KEYED,
+)
+def _commonsense_qa(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """CommonsenseQA, as released (nested `question`) or on the hub (tau/commonsense_qa, flat).
+
+    The original release: `question` {`stem`, `choices` [{label, text}], `question_concept`}, `answerKey`;
+    the hub's: `question`, `question_concept`, `choices` {label, text}, `answerKey`.
+    """
+    if isinstance(record.get("question"), Mapping):
+        return _nested(record, ctx)
+    return _keyed(record, ctx, required_text(record, "question"), record.get("choices"), "choices")
+
+
+@register_format(
+    "mc_nested",
+    signature=("question", "answerKey"),
+    record_test=lambda record: isinstance(record.get("question"), Mapping),
+    infer_order=46,
+    label_convention=KEYED,
+)
+def _mc_nested(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
+    """The original ARC / OpenBookQA / CommonsenseQA JSONL: `question` {`stem`, `choices`}, `answerKey`.
+
+    `choices` is a list of {label, text}; `answerKey` names one of the labels.
+    """
+    return _nested(record, ctx)
 
 
 def _generic(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
@@ -257,9 +356,11 @@ def _generic(record: Mapping[str, Any], ctx: RowContext) -> MCExample:
 
 # A CSV or JSON table with our own column names is read as the generic format.
 register_format(
-    "csv", extensions=(".csv", ".tsv"), uses_columns=True, signature=("question", "choices", "label"), infer_order=60
+    "csv", extensions=(".csv", ".tsv"), uses_columns=True, signature=("question", "choices", "label"), infer_order=60,
+    index_field="label",
 )(_generic)
 register_format(
-    "json", extensions=(".json",), uses_columns=True, signature=("question", "choices", "label"), infer_order=60
+    "json", extensions=(".json",), uses_columns=True, signature=("question", "choices", "label"), infer_order=60,
+    index_field="label",
 )(_generic)
-register_format("jsonl", extensions=(".jsonl",), uses_columns=True)(_generic)
+register_format("jsonl", extensions=(".jsonl",), uses_columns=True, index_field="label")(_generic)

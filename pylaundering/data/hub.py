@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import DataError
+from .conventions import class_label_names
 from .readers import Stream
 from .registry import READABLE, Adapter, hub_subset
 
@@ -219,6 +220,7 @@ def dataset_stream(
         id_prefix="/".join([stem, *parts]),
         group=subset,
         rows=enumerate(loaded, 1),
+        class_labels=class_label_names(getattr(loaded, "features", None)),  # the dataset's declared label sets
     )
     return stream, subset, split
 

@@ -4,32 +4,40 @@ first row), tried in the registry's signature order; a hub dataset's from its na
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataError
 from .readers import read_csv, read_json, read_jsonl
 from .registry import FORMAT_HINT, FORMATS, Adapter, hub_format, signatures
 
 
-def _first_columns(path: Path, delimiter: str) -> frozenset[str] | None:
-    """The column names of a file's first record (a CSV's header read with `delimiter`), or None
-    when the file has none or cannot be read (loading it names the problem)."""
+def _first_record(path: Path, delimiter: str) -> Mapping[str, Any] | None:
+    """A file's first record (a CSV's header read with `delimiter` names its columns; a parquet file's
+    schema gives its columns, with no values), or None when the file has none or cannot be read
+    (loading it names the problem)."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq  # slow to import; only parquet files need it
 
-            return frozenset(pq.read_schema(path).names)
+            return dict.fromkeys(pq.read_schema(path).names)
         readers = {".csv": lambda: read_csv(path, delimiter), ".tsv": lambda: read_csv(path, "\t"),
                    ".jsonl": lambda: read_jsonl(path), ".json": lambda: read_json(path)}
         if suffix not in readers:
             return None
         for _, record in readers[suffix]():
-            return frozenset(record) if isinstance(record, Mapping) else None
+            return record if isinstance(record, Mapping) else None
     except Exception:  # noqa: BLE001 - only a guess: an unreadable file is reported when it is loaded
         return None
     return None
+
+
+def _first_columns(path: Path, delimiter: str) -> frozenset[str] | None:
+    record = _first_record(path, delimiter)
+    return frozenset(record) if record is not None else None
 
 
 def _first_row_matches(path: Path, adapter: Adapter) -> bool:
@@ -43,8 +51,19 @@ def _first_row_matches(path: Path, adapter: Adapter) -> bool:
 
 
 def infer_format(path: Path) -> tuple[str | None, frozenset[str] | None]:
-    """(the format whose signature the file matches or None, the columns seen); the first match wins."""
-    seen: dict[str, frozenset[str] | None] = {}
+    """(the format whose signature the file matches or None, the columns seen); the first match wins,
+    then gives way to a format that `refines` it when the file's path names that one."""
+    name, columns = _match_signature(path)
+    if name is not None:
+        lowered = f"{path.absolute().parent.name}/{path.name}".lower()  # the file and its folder, not the whole path
+        for adapter in FORMATS.values():
+            if adapter.refines == name and adapter.name_pattern and re.search(adapter.name_pattern, lowered):
+                return adapter.name, columns
+    return name, columns
+
+
+def _match_signature(path: Path) -> tuple[str | None, frozenset[str] | None]:
+    seen: dict[str, Mapping[str, Any] | None] = {}
     suffix = path.suffix.lower()
     for adapter in signatures():
         if suffix not in adapter.extensions:
@@ -54,11 +73,13 @@ def infer_format(path: Path) -> tuple[str | None, frozenset[str] | None]:
                 return adapter.name, None
             continue
         if adapter.csv_delimiter not in seen:
-            seen[adapter.csv_delimiter] = _first_columns(path, adapter.csv_delimiter)
-        columns = seen[adapter.csv_delimiter]
-        if columns is not None and adapter.signature <= columns:
-            return adapter.name, columns
-    return None, seen.get(",", next(iter(seen.values()), None))
+            seen[adapter.csv_delimiter] = _first_record(path, adapter.csv_delimiter)
+        record = seen[adapter.csv_delimiter]
+        if record is not None and adapter.signature <= frozenset(record):
+            if adapter.record_test is None or adapter.record_test(record):
+                return adapter.name, frozenset(record)
+    first = seen.get(",", next(iter(seen.values()), None))
+    return None, frozenset(first) if first is not None else None
 
 
 def infer_local(source: str, files: list[Path]) -> str:
@@ -80,9 +101,10 @@ def infer_local(source: str, files: list[Path]) -> str:
     )
 
 
-def infer_hub(name: str) -> str:
-    """The format of a well-known hub dataset (`register_format(hub_names=...)`)."""
-    format = hub_format(name)
+def infer_hub(name: str, subset: str | None = None) -> str:
+    """The format of a well-known hub dataset (`register_format(hub_names=...)`); a multi-task dataset's
+    subsets are registered as `name:subset` (`nyu-mll/glue:sst2`)."""
+    format = (hub_format(f"{name}:{subset}") if subset else None) or hub_format(name)
     if format is None:
         raise DataError(
             "not a local file or folder, nor a hub dataset whose format is known;"

@@ -9,7 +9,10 @@ __all__ = ["BANKING77", "NEWSGROUPS20", "TWEET_EVAL", "label_names"]
 
 IMDB = ("neg", "pos")
 ROTTEN_TOMATOES = ("neg", "pos")
+#: SNLI's names and order, which MultiNLI (nyu-mll/multi_nli, GLUE mnli) shares.
 SNLI = ("entailment", "neutral", "contradiction")
+#: stanfordnlp/sst2's and GLUE sst2's ClassLabel names.
+SST2 = ("negative", "positive")
 AG_NEWS = ("World", "Sports", "Business", "Sci/Tech")
 EMOTION = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
@@ -67,7 +70,10 @@ TWEET_EVAL_DEFAULT = "sentiment"
 FIXED_LABELS: dict[str, tuple[str, ...]] = {
     "imdb": IMDB,
     "snli": SNLI,
+    "mnli": SNLI,
+    "sst2": SST2,
     "ag_news": AG_NEWS,
+    "ag_news_csv": AG_NEWS,
     "emotion": EMOTION,
     "banking77": BANKING77,
     "rotten_tomatoes": ROTTEN_TOMATOES,

@@ -5,16 +5,26 @@ and field of every malformed one."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from .conventions import (
+    BaseCheck,
+    check_names,
+    class_file_labels,
+    describe,
+    int_like,
+    parquet_class_labels,
+    shift_ids,
+)
 from .hub import dataset_stream, is_dataset_repo, repo_files
 from .infer import infer_hub, infer_local
-from .readers import Stream, local_files, read_file
-from .registry import FORMATS, READABLE, ROLES, Adapter, RowContext
+from .layouts import TWEET_EVAL_FORMAT, LocalLayout, local_layout, tweet_eval_stream
+from .readers import Stream, read_file
+from .registry import FORMATS, READABLE, ROLES, Adapter, LabelSpec, RowContext
 from .schema import MCExample
 
 __all__ = ["LoadResult", "load_examples", "parse_source"]
@@ -31,7 +41,18 @@ class LoadResult:
     dropped: int = 0  # rows dropped on purpose (drop_erroneous=True; classification rows without a label)
     files: list[str] = field(default_factory=list)  # local files matched, in reading order
     subset: str | None = None  # the subset (config) read, for hub datasets and repository folders
-    split: str | None = None  # the split read, likewise
+    split: str | None = None  # the split read, likewise (and for local folders of split files)
+    format_inferred: bool = False  # the format came from the columns (or hub name), not from the caller
+    # Classification: the label set (the choices of every example, in id order) and where it came from
+    # ("class file classes.txt", "label_text column", "the sst2 format's names", ...); None otherwise.
+    label_names: tuple[str, ...] | None = None
+    label_source: str | None = None
+    label_convention: str | None = None  # how the source wrote the answers ("0-based class ids", "answer letters")
+    splits: list[str] = field(default_factory=list)  # the splits a local folder of split files holds
+
+    @property
+    def task(self) -> str:
+        return FORMATS[self.format].task if self.format in FORMATS else "multiple_choice"
 
 
 def parse_source(spec: str) -> tuple[str, str | None, str | None]:
@@ -85,6 +106,8 @@ def load_examples(
     skip_malformed: bool = False,
     drop_erroneous: bool = False,
     limit: int | None = None,
+    label_names: Sequence[str] | None = None,
+    label_base: int | None = None,
 ) -> LoadResult:
     """Load multiple-choice examples from a local file or folder, or a hub dataset.
 
@@ -93,6 +116,8 @@ def load_examples(
     local: a plain file or folder is read directly (and takes no subset or split); a
     folder laid out as a Hugging Face dataset repository (README.md with `configs:`,
     or `data/<split>-*` files) goes through `datasets.load_dataset` like a hub name.
+    A folder of split files (`train.jsonl`, `test.csv`, `dev_rand_split.jsonl`, TweetEval's
+    `<split>_text.txt` + `<split>_labels.txt`) is read one split at a time (`layouts`).
     Otherwise a name like `owner/name` is looked up on the hub (failing at once when
     the hub is unreachable and the dataset is not cached; `hub_offline_reason`).
 
@@ -113,6 +138,16 @@ def load_examples(
     `skipped`). Ids missing from the source are `<file name>:<row>` (or
     `<dataset>/<subset>/<split>:<row>`), stable across runs. Duplicate ids are malformed
     rows: teacher-logit caches key on them.
+
+    Labels. A classification dataset's label set is the dataset's, not the rows a file happens to
+    hold: `label_names` (the names in id order) wins, then a generic table's
+    `columns={"label_names": ...}`, a class file beside local data (`conventions.CLASS_FILES`),
+    a `ClassLabel` feature (hub datasets, repository folders, parquet metadata), and last the
+    format's own names (the generic format: the source's own values). Integer answer indices
+    and class ids count from the format's documented base (0, or 1 for AG News' CSV release);
+    `label_base` (0 or 1) asserts it instead. A column read as 0-based that looks 1-based (no 0
+    anywhere, and rows one past the last choice or class) is refused, never loaded shifted.
+    The result records the label set, its source and the convention used.
     """
     if format is not None and format not in FORMATS:
         raise DataError(f"unknown format {format!r}; known: {', '.join(sorted(FORMATS))}", source=source)
@@ -120,6 +155,8 @@ def load_examples(
         raise ValueError(f"limit must be >= 0, got {limit}")
     if role is not None and role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    if label_base not in (None, 0, 1):
+        raise ValueError(f"label_base must be 0 or 1, got {label_base!r}")
 
     name, parsed_subset, parsed_split = parse_source(source)
     subset = subset if subset is not None else parsed_subset
@@ -129,44 +166,114 @@ def load_examples(
     if not local and looks_like_path(name):
         raise DataError("no such file or folder", source=name)
     repo = local and is_dataset_repo(path)
-    if local and not repo and (subset is not None or split is not None):
-        given = ", ".join(f"{k} {v!r}" for k, v in (("subset", subset), ("split", split)) if v is not None)
-        raise DataError(
-            f"{given} given, but this is a plain file or folder, not a dataset repository"
-            " (a README.md listing configs:, or data/<split>-* files)",
-            source=name,
-        )
-    files = local_files(path, format) if local and not repo else []
+    layout = local_layout(path, format) if local and not repo else None
+    inferred = format is None
     if format is None:
         if repo:
             format = infer_local(name, repo_files(path))
+        elif layout is not None:
+            every = [f for files in layout.groups.values() for f in files]
+            format = TWEET_EVAL_FORMAT if layout.kind == "tweet_eval" else infer_local(name, every)
         else:
-            format = infer_local(name, files) if local else infer_hub(name)
+            format = infer_hub(name, subset)
     adapter = FORMATS[format]
+    if layout is not None:
+        layout.choose(name, split, subset, role, adapter)
     cols, explicit = resolve_columns(adapter, columns)  # before any (slow) hub download
 
-    streams: Iterable[Stream]
-    if local and not repo:
-        streams = (Stream(str(f), f.name, f.stem, read_file(f, adapter)) for f in files)
+    streams: list[Stream] | Iterator[Stream]
+    declared: Mapping[str, tuple[str, ...]] = {}  # ClassLabel features: column -> names
+    if layout is not None:
+        files = layout.files
+        streams = _local_streams(layout, adapter)
+        if files and files[0].suffix.lower() == ".parquet":
+            declared = parquet_class_labels(files[0])
     else:
         stream, subset, split = dataset_stream(
             str(path) if local else name, subset, split, role=role, adapter=adapter, local=local
         )
         streams = [stream]
         files = [path] if local else []
+        declared = stream.class_labels or {}
+    labels = _label_spec(adapter, cols, explicit, label_names, label_base, layout, declared)
     result = LoadResult(
         [], 0, source, format, files=[str(f) for f in files], subset=subset if repo or not local else None,
-        split=split if repo or not local else None,
+        split=layout.split if layout is not None else split, format_inferred=inferred,
+        splits=layout.splits if layout is not None else [],
     )
+    index_column = cols.get(adapter.index_field, adapter.index_field) if adapter.index_field else None
+    check = BaseCheck(index_column, active=labels.base == 0 and not labels.base_given)
     # A format with `finalize` sees every row (its label set spans the whole source); limit applies after.
     _collect(result, streams, adapter, cols, explicit, skip_malformed, drop_erroneous,
-             None if adapter.finalize else limit)
+             None if adapter.finalize else limit, labels, check)
     if adapter.finalize is not None:
         try:
-            result.examples = adapter.finalize(result.examples)[:limit]
+            result.examples = adapter.finalize(result.examples, labels)[:limit]
         except DataError as err:
             raise err.located(source=source) from None
+    _record_labels(result, adapter, labels, check)
     return result
+
+
+def _local_streams(layout: LocalLayout, adapter: Adapter) -> Iterator[Stream]:
+    if layout.kind == "tweet_eval":
+        yield tweet_eval_stream(*layout.files)
+        return
+    for f in layout.files:
+        yield Stream(str(f), f.name, f.stem, read_file(f, adapter))
+
+
+def _label_spec(
+    adapter: Adapter,
+    cols: Mapping[str, str],
+    explicit: frozenset[str],
+    label_names: Sequence[str] | None,
+    label_base: int | None,
+    layout: LocalLayout | None,
+    declared: Mapping[str, tuple[str, ...]],
+) -> LabelSpec:
+    """What is known of the label set before any row is read (see `load_examples`)."""
+    spec = LabelSpec()
+    if label_base is not None:
+        spec.base, spec.base_source, spec.base_given = label_base, f"label_base={label_base}", True
+    elif adapter.label_base:
+        spec.base, spec.base_source = adapter.label_base, f"the {adapter.name} format's convention"
+    if adapter.task != "classification":
+        if label_names is not None:
+            raise DataError(f"label_names applies to classification formats, not {adapter.name!r} (multiple choice)")
+        return spec
+    column = cols.get(adapter.index_field or "label", adapter.index_field or "label")
+    from_columns = None
+    if "label_names" in explicit:
+        from .formats_cls import parse_label_names  # the generic format's own spelling of them
+
+        from_columns = parse_label_names(cols["label_names"])
+    if label_names is not None:
+        spec.names, spec.source = check_names(label_names, "label_names"), "given (label_names)"
+        if from_columns is not None and from_columns != spec.names:
+            raise DataError(f"label_names {spec.names} and columns label_names {from_columns} differ; give one")
+    elif from_columns is not None:
+        spec.names, spec.source = from_columns, "given (columns label_names)"
+    elif layout is not None and (found := class_file_labels(layout.folder)) is not None:
+        spec.names, first_id, spec.source = found
+        if first_id is not None and label_base is None:  # the file numbers the classes: that is their base
+            spec.base, spec.base_source = first_id, f"as {spec.source.removeprefix('class file ')} numbers them"
+    elif column in declared:
+        spec.names, spec.source = declared[column], f"the dataset's ClassLabel feature {column!r}"
+        if label_base is None:
+            spec.base_source = "ClassLabel ids"
+    return spec
+
+
+def _record_labels(result: LoadResult, adapter: Adapter, labels: LabelSpec, check: BaseCheck) -> None:
+    result.label_convention = describe(adapter, check, labels)
+    if adapter.task != "classification" or not result.examples:
+        return
+    sets = {e.choices for e in result.examples}
+    if len(sets) != 1:  # every converter gives a load one label set; anything else would be a silent mix-up
+        raise DataError(f"internal error: {len(sets)} different label sets in one load", source=result.source)
+    result.label_names = result.examples[0].choices
+    result.label_source = labels.source or f"the {adapter.name} format's names"
 
 
 def convert_row(adapter: Adapter, record: Any, ctx: RowContext) -> MCExample | None:
@@ -179,6 +286,12 @@ def convert_row(adapter: Adapter, record: Any, ctx: RowContext) -> MCExample | N
     return adapter.convert(record, ctx)
 
 
+def _rows(streams: Iterable[Stream]) -> Iterator[tuple[Stream, int, Any]]:
+    for stream in streams:
+        for row, record in stream.rows:
+            yield stream, row, record
+
+
 def _collect(
     result: LoadResult,
     streams: Iterable[Stream],
@@ -188,33 +301,66 @@ def _collect(
     skip_malformed: bool,
     drop_erroneous: bool,
     limit: int | None,
+    labels: LabelSpec | None = None,
+    check: BaseCheck | None = None,
 ) -> None:
-    """Convert every row into `result`, locating errors and counting skipped/dropped rows."""
+    """Convert every row into `result`, locating errors and counting skipped/dropped rows.
+
+    Past `limit`, rows are still read while `check` is undecided (no 0 seen in the id column yet), only
+    to tell a 1-based column from a 0-based one: a limit must not hide a shifted file.
+    """
+    labels = labels if labels is not None else LabelSpec()
+    check = check if check is not None else BaseCheck(None, active=False)
     first_seen: dict[str, str] = {}
     first_error: DataError | None = None
-    for stream in streams:
-        for row, record in stream.rows:
-            if limit is not None and len(result.examples) >= limit:
-                return
-            ctx = RowContext(f"{stream.id_prefix}:{row}", stream.group, cols, explicit, drop_erroneous)
-            try:
-                example = convert_row(adapter, record, ctx)
-                if example is not None and example.id in first_seen:
-                    first = first_seen[example.id]
-                    raise DataError(f"duplicate id {example.id!r} (first at {first})", field="id")
-            except DataError as err:
-                located = err.located(source=stream.label, row=row)
-                if not skip_malformed:
-                    raise located from None
-                result.skipped += 1
-                first_error = first_error or located
-                continue
-            if example is None:
-                result.dropped += 1
-                continue
-            first_seen[example.id] = f"{stream.label}, row {row}"
-            result.examples.append(example)
+    held_in_limit: list[DataError] = []  # rows one past the end, read before the limit
 
+    def malformed(located: DataError) -> None:
+        nonlocal first_error
+        if not skip_malformed:
+            raise located
+        result.skipped += 1
+        first_error = first_error or located
+
+    for stream, row, record in _rows(streams):
+        full = limit is not None and len(result.examples) >= limit
+        if full and (limit == 0 or not check.undecided):
+            break
+        ctx = RowContext(f"{stream.id_prefix}:{row}", stream.group, cols, explicit, drop_erroneous, labels)
+        raw = check.raw(record)
+        was_undecided = check.undecided
+        check.note_row(raw)
+        if was_undecided and not check.undecided:  # a 0: the held rows are plain malformed rows after all
+            check.held.clear()
+            for err in held_in_limit:
+                malformed(err)
+            held_in_limit.clear()
+        try:
+            example = convert_row(adapter, shift_ids(record, check.column, labels), ctx)
+            if example is not None and example.id in first_seen:
+                first = first_seen[example.id]
+                raise DataError(f"duplicate id {example.id!r} (first at {first})", field="id")
+        except DataError as err:
+            located = err.located(source=stream.label, row=row)
+            n = check.one_past_end(err, record, lambda r, ctx=ctx: convert_row(adapter, r, ctx))
+            if n is not None:
+                check.held.append((located, int_like(raw) or 0, n))
+                if not full:
+                    held_in_limit.append(located)
+            elif not full:
+                malformed(located)
+            continue
+        if full:
+            continue
+        if example is None:
+            result.dropped += 1
+            continue
+        first_seen[example.id] = f"{stream.label}, row {row}"
+        result.examples.append(example)
+        check.note_example(raw, letters_possible=adapter.task != "classification")
+
+    if check.held:
+        raise check.refusal(result.source, "class" if adapter.task == "classification" else "choice")
     if not result.examples and limit != 0:
         detail = f"; skipped {result.skipped} malformed rows, the first: {first_error}" if first_error else ""
         raise DataError(f"no examples found (dropped {result.dropped}){detail}", source=result.source)

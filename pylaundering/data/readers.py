@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ class Stream:
     id_prefix: str
     group: str | None
     rows: Iterator[tuple[int, Any]]  # (1-based row, record or DataError for an unreadable row)
+    class_labels: Mapping[str, tuple[str, ...]] | None = None  # column -> names, where the source declares them
 
 
 def _not_utf8(err: UnicodeDecodeError, data: bytes) -> str:
@@ -59,7 +60,13 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def read_json(path: Path) -> Iterator[tuple[int, Any]]:
+    """A JSON list of records; or JSON Lines, which several original releases ship as `.json`: a file
+    whose first object is followed by more on later lines (or that holds one object on its one line) is
+    read line by line, as `read_jsonl` reads it (rows are line numbers)."""
     data = path.read_bytes()
+    if _is_json_lines(data):
+        yield from read_jsonl(path)
+        return
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -69,8 +76,24 @@ def read_json(path: Path) -> Iterator[tuple[int, Any]]:
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
     if not isinstance(parsed, list):
-        raise DataError(f"expected a JSON list of objects, got {type(parsed).__name__}", source=str(path))
+        raise DataError(f"expected a JSON list of objects (or JSON Lines), got {type(parsed).__name__}",
+                        source=str(path))
     yield from enumerate(parsed, 1)
+
+
+def _is_json_lines(data: bytes) -> bool:
+    """Whether the text is one JSON object per line: its first line holds a whole object, and nothing
+    but more lines follow it (a JSON list or a pretty-printed object spans lines differently)."""
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    start = len(data) - len(body.lstrip())
+    if data[start:start + 1] != b"{":
+        return False
+    end = data.find(b"\n", start)
+    first, rest = (data[start:], b"") if end < 0 else (data[start:end], data[end + 1:end + 4097].lstrip())
+    try:
+        return isinstance(json.loads(first.decode("utf-8")), dict) and (not rest or rest.startswith(b"{"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
 
 
 def read_csv(path: Path, delimiter: str, fieldnames: Sequence[str] | None = None) -> Iterator[tuple[int, Any]]:

@@ -12,6 +12,7 @@ from .schema import MCExample
 __all__ = [
     "FORMATS",
     "Adapter",
+    "LabelSpec",
     "RowContext",
     "ROLES",
     "register_format",
@@ -34,6 +35,21 @@ FIELDS = ("id", "question", "choices", "label", "context", "subject")
 FORMAT_HINT = "pass the format (--benchmark-format / --train-format on the command line, format= in the API)"
 
 
+@dataclass
+class LabelSpec:
+    """The label set of one load, shared by all its rows: what was declared before any row was read, and
+    what the converters and `finalize` learn on the way (a classification dataset's label set belongs to
+    the dataset, so it must not be guessed anew from each file's rows when something declares it)."""
+
+    names: tuple[str, ...] | None = None  # declared names in id order (label_names=, a class file, ClassLabel)
+    source: str | None = None  # where `names` came from, in words ("class file classes.txt", ...)
+    base: int = 0  # what the source's integer ids count from; load shifts them to 0-based before converting
+    base_source: str | None = None  # who said so ("label_base=1", "mapping.txt", "the format (AG News CSV)")
+    base_given: bool = False  # label_base was passed: the 0-based convention is asserted, never second-guessed
+    note: str | None = None  # what `finalize` adds to the recorded convention (e.g. classes absent from a file)
+    seen: dict[str, Any] = field(default_factory=dict)  # converters' per-load scratch (e.g. id -> label_text)
+
+
 @dataclass(frozen=True)
 class RowContext:
     """What a converter may need besides the record itself."""
@@ -43,9 +59,14 @@ class RowContext:
     columns: Mapping[str, str]  # generic formats: our field name -> the source's column(s)
     explicit: frozenset[str]  # fields the user mapped explicitly (these become required)
     drop_erroneous: bool
+    labels: LabelSpec = field(default_factory=LabelSpec)  # the load's label set (classification formats)
 
 
 Converter = Callable[[Mapping[str, Any], RowContext], "MCExample | None"]
+#: Called once on all the examples of a load; may settle the label set (and say so in the LabelSpec).
+Finalize = Callable[[list[MCExample], LabelSpec], list[MCExample]]
+#: A further test of a file's first record, for layouts whose column names alone are ambiguous.
+RecordTest = Callable[[Mapping[str, Any]], bool]
 #: A headerless CSV's signature: a test of its first row's cells.
 RowTest = Callable[[list[str]], bool]
 
@@ -63,7 +84,7 @@ class Adapter:
     default_splits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SPLITS))
     fields: tuple[str, ...] = FIELDS  # the fields a generic format's `columns` may map
     # Called once on all the examples of a load (e.g. to fix a label set seen only as a whole).
-    finalize: Callable[[list[MCExample]], list[MCExample]] | None = None
+    finalize: Finalize | None = None
     # A CSV without a header row: the names of its columns, in order.
     csv_fieldnames: tuple[str, ...] | None = None
     # The columns a file's first record must all have to be read as this format (or, for a headerless
@@ -72,6 +93,15 @@ class Adapter:
     infer_order: int = 0  # signatures are tried lowest first, ties in registration order
     hub_names: tuple[str, ...] = ()  # lower-case hub dataset names read as this format
     hub_subset: str | None = None  # the subset those hub datasets are read with when none is given
+    task: str = "multiple_choice"  # or "classification": the choices are the dataset's label names
+    # The column holding an integer answer index or class id (our field name for generic formats), which
+    # load checks from the whole column for 1-based ids and shifts by `label_base`; None: no integer ids.
+    index_field: str | None = None
+    label_base: int = 0  # what the format's documentation says those ids count from
+    label_convention: str | None = None  # how the answer is written, for formats without `index_field`
+    record_test: RecordTest | None = None  # must also pass on the first record for the signature to match
+    refines: str | None = None  # a file inferred as this other format is read as this one when ...
+    name_pattern: str | None = None  # ... "<its folder's name>/<its name>", lower-cased, matches this regex
 
 
 FORMATS: dict[str, Adapter] = {}
@@ -85,12 +115,19 @@ def register_format(
     uses_columns: bool = False,
     default_splits: Mapping[str, str] | None = None,
     fields: Sequence[str] = FIELDS,
-    finalize: Callable[[list[MCExample]], list[MCExample]] | None = None,
+    finalize: Finalize | None = None,
     csv_fieldnames: Sequence[str] | None = None,
     signature: Sequence[str] | RowTest | None = None,
     infer_order: int = 0,
     hub_names: Sequence[str] = (),
     hub_subset: str | None = None,
+    task: str = "multiple_choice",
+    index_field: str | None = None,
+    label_base: int = 0,
+    label_convention: str | None = None,
+    record_test: RecordTest | None = None,
+    refines: str | None = None,
+    name_pattern: str | None = None,
 ) -> Callable[[Converter], Converter]:
     """Register `convert(record, ctx) -> MCExample | None` as format `name`; a new format is one
     decorated function::
@@ -111,9 +148,21 @@ def register_format(
     `signature` is read as this format; for a headerless CSV (`csv_fieldnames`) the signature
     is a test of the first row's cells. Signatures are tried by `infer_order` (lowest first,
     most specific layouts first; ties in registration order) and the first match wins.
+    `record_test(first_record)`, when given, must also pass (a nested layout's column names say
+    little). A format that `refines` another is chosen instead of it for files whose path matches
+    `name_pattern` (searched in "<folder name>/<file name>", lower-cased: MultiNLI files have SNLI's columns).
     `hub_names` are the hub datasets read as this format without naming it (any case), and
     `hub_subset` the subset they are read with when none is given.
+
+    Labels: `task="classification"` marks a format whose choices are label names. `index_field` names
+    the column with an integer answer index or class id; `label_base` is what the format documents
+    those ids to count from (1 for AG News' CSV release); `label_convention` says in words how formats
+    without one write the answer (answer keys, a correct-answer column).
     """
+    if task not in ("multiple_choice", "classification"):
+        raise ValueError(f"format {name!r}: task must be multiple_choice or classification, got {task!r}")
+    if label_base not in (0, 1):
+        raise ValueError(f"format {name!r}: label_base must be 0 or 1, got {label_base}")
     unknown = set(extensions) - set(READABLE)
     if unknown:
         raise ValueError(f"format {name!r}: no reader for {sorted(unknown)}; readable: {READABLE}")
@@ -143,6 +192,13 @@ def register_format(
             infer_order=infer_order,
             hub_names=lowered,
             hub_subset=hub_subset,
+            task=task,
+            index_field=index_field,
+            label_base=label_base,
+            label_convention=label_convention,
+            record_test=record_test,
+            refines=refines,
+            name_pattern=name_pattern,
         )
         return convert
 

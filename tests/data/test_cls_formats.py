@@ -61,7 +61,11 @@ def private_caches(tmp_path, monkeypatch):
 
 def test_formats_and_label_names():
     assert CLASSIFICATION_FORMATS == {"imdb", "snli", "ag_news", "emotion", "banking77", "tweet_eval",
-                                      "rotten_tomatoes", "20newsgroups", "classification"}
+                                      "rotten_tomatoes", "20newsgroups", "classification",
+                                      "sst2", "mnli", "ag_news_csv", "tweet_eval_txt"}
+    assert all(FORMATS[n].task == "classification" for n in CLASSIFICATION_FORMATS)
+    assert label_names("sst2") == ("negative", "positive") and label_names("mnli") == label_names("snli")
+    assert label_names("ag_news_csv") == label_names("ag_news")
     assert CLASSIFICATION_FORMATS <= set(FORMATS)
     assert label_names("imdb") == ("neg", "pos") == label_names("rotten_tomatoes")
     assert label_names("snli") == ("entailment", "neutral", "contradiction")
@@ -80,8 +84,10 @@ def test_formats_and_label_names():
     assert label_names("tweet_eval", "stance_climate") == ("none", "against", "favor")
     assert len(label_names("tweet_eval", "emoji")) == 20
     assert label_names("classification") is None and label_names("mmlu") is None
-    for name in CLASSIFICATION_FORMATS:
+    for name in CLASSIFICATION_FORMATS - {"mnli", "sst2"}:  # the hub's MultiNLI and SST-2 have no labelled test
         assert FORMATS[name].default_splits == {"benchmark": "test", "train": "train"}
+    assert FORMATS["mnli"].default_splits == {"benchmark": "validation_matched", "train": "train"}
+    assert FORMATS["sst2"].default_splits == {"benchmark": "validation", "train": "train"}
 
 
 # --------------------------------------------------------------------------- each format, JSONL and CSV
@@ -154,12 +160,19 @@ def test_unlabelled_rows_are_dropped_and_counted_without_drop_erroneous(tmp_path
 
 
 def test_unknown_label_names_it_and_the_known_ones(tmp_path):
-    path = write_jsonl_rows(tmp_path / "i.jsonl", [{"text": "ok", "label": 1}, {"text": "hm", "label": 2}])
+    rows = [{"text": "ok", "label": 1}, {"text": "hm", "label": 2}, {"text": "no", "label": 0}]
+    path = write_jsonl_rows(tmp_path / "i.jsonl", rows)
     with pytest.raises(DataError,
                        match=r"i.jsonl, row 2, field 'label': unknown label 2; known labels: 0 'neg', 1 'pos'"):
         load_examples(str(path), "imdb")
     result = load_examples(str(path), "imdb", skip_malformed=True)
-    assert (len(result.examples), result.skipped) == (1, 1)
+    assert (len(result.examples), result.skipped) == (2, 1)
+    # without the 0, labels 1 and 2 of two classes read as 1-based as well as 0-based: refused, even when
+    # skipping malformed rows (that would keep row 1 as 'pos', the wrong class if the file counts from 1)
+    path = write_jsonl_rows(tmp_path / "i.jsonl", rows[:2])
+    for skip in (False, True):
+        with pytest.raises(DataError, match=r"i.jsonl: the 'label' column looks 1-based: .*row 2: 2 with 2 classes\)"):
+            load_examples(str(path), "imdb", skip_malformed=skip)
     for bad in ("positive", -2, 1.5, True):
         path = write_jsonl_rows(tmp_path / "b.jsonl", [{"text": "t", "label": bad}])
         with pytest.raises(DataError, match=r"unknown label .*known labels: 0 'neg', 1 'pos'"):
@@ -227,10 +240,11 @@ def test_imdb_repository_folder(tmp_path, private_caches):
     with pytest.raises(DataError, match=r"no examples found \(dropped 2\)"):
         load_examples(f"{root}::unsupervised", "imdb")
     # a local folder is never taken for the hub dataset, whatever its name: its columns make it
-    # generic classification, whose label set is the file's own
+    # generic classification, whose label set is the one the dataset declares (its ClassLabel feature)
     generic = load_examples(str(root), role="benchmark")
     assert generic.format == "classification" and len(generic.examples) == 3
-    assert generic.examples[0].choices != ("neg", "pos")
+    assert generic.examples[0].choices == generic.label_names == ("neg", "pos")
+    assert generic.label_source == "the dataset's ClassLabel feature 'label'"
 
 
 def test_snli_repository_folder(tmp_path, private_caches):

@@ -1,0 +1,164 @@
+"""`launder data inspect SOURCE`: load a data source as the pipeline would and say what was read.
+
+Format (and whether it was inferred), files, counts, task, the choice-count or class histogram, how
+the answers are written (0-based ids, 1-based ids shifted, letters, names) and where the label set
+came from, question lengths and two example rows: what a user checks before spending hours of
+training on a file that loaded wrong.
+
+`register` adds the command to the `data` group; the shared options and helpers come from
+cli/common.py, so this module never imports cli/app.py. pylaundering's modules are imported inside
+the command: `launder --help` must not load datasets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.markup import escape
+
+from pylaundering.cli.common import (
+    SkipMalformed,
+    SourceFormat,
+    SourceSplit,
+    SourceSubset,
+    emit,
+    handle_errors,
+    json_option,
+    out_console,
+)
+from pylaundering.errors import ConfigError
+
+#: Characters of a context shown per example row (the JSON report keeps every character).
+SHOWN_CONTEXT = 200
+
+
+def register(data_app: typer.Typer):
+    @data_app.command("inspect")
+    @handle_errors
+    def data_inspect(
+        source: str = typer.Argument(..., metavar="SOURCE", help="A file, a folder (of split files: pick one with "
+                                     "--split), a dataset repository folder or a hub name (name:subset:split)."),
+        fmt: Optional[str] = SourceFormat,
+        subset: Optional[str] = SourceSubset,
+        split: Optional[str] = SourceSplit,
+        role: str = typer.Option("benchmark", "--role", help="benchmark or train: which split is read by default "
+                                 "(the format's evaluation or training split), as the pipeline reads it."),
+        labels: Optional[str] = typer.Option(None, "--labels", help="The dataset's label names in id order: "
+                                             "comma-separated, or a file with one per line (classification)."),
+        label_base: Optional[int] = typer.Option(None, "--label-base", min=0, max=1, help="What the file's integer "
+                                                 "answer indices / class ids count from (default: the format's "
+                                                 "convention, checked from the whole column)."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Load at most N examples."),
+        skip_malformed: bool = SkipMalformed,
+        as_json: bool = json_option("the report"),
+    ):
+        """Load SOURCE as the pipeline would and print what was read: format, files, counts, task, choice or class
+        histogram, label convention and label-set source, question lengths and two example rows."""
+        from pylaundering.data.load import load_examples  # start-up time: the data layer imports datasets
+
+        if role not in ("benchmark", "train"):
+            raise ConfigError("--role", f"expected benchmark or train, got {role!r}")
+        res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed,
+                            limit=limit, label_names=_label_names(labels), label_base=label_base)
+        report = inspect_report(res)
+        if as_json:
+            emit(report, True)
+            return
+        _print(report)
+
+    return data_inspect
+
+
+def _label_names(labels: Optional[str]) -> Optional[tuple[str, ...]]:
+    if labels is None:
+        return None
+    path = Path(labels).expanduser()
+    if path.is_file():
+        from pylaundering.data.conventions import read_class_file
+
+        return read_class_file(path)[0]
+    names = tuple(n.strip() for n in labels.split(","))
+    if len(names) < 2 or not all(names):
+        raise ConfigError("--labels", f"expected comma-separated names (at least 2) or a class file, got {labels!r}")
+    return names
+
+
+def inspect_report(res) -> dict[str, Any]:
+    """What `launder data inspect` shows of a LoadResult, as a JSON-ready dict."""
+    examples = res.examples
+    words = [len(((e.context or "") + " " + e.question).split()) for e in examples]
+    report: dict[str, Any] = {
+        "source": res.source,
+        "format": res.format,
+        "format_inferred": res.format_inferred,
+        "files": res.files,
+        "subset": res.subset,
+        "split": res.split,
+        "splits": res.splits,
+        "counts": {"loaded": len(examples), "skipped_malformed": res.skipped, "dropped": res.dropped},
+        "task": res.task,
+        "label_convention": res.label_convention,
+        "label_source": res.label_source,
+        "length_words": {"mean": round(sum(words) / len(words), 1) if words else 0, "max": max(words, default=0)},
+        "examples": [e.to_dict() for e in examples[:2]],
+        "hints": _hints(res),
+    }
+    if res.task == "classification":
+        counts = Counter(e.label for e in examples)
+        names = res.label_names or ()
+        report["classes"] = [{"id": i, "name": n, "count": counts.get(i, 0)} for i, n in enumerate(names)]
+    else:
+        report["choice_counts"] = {str(k): v for k, v in sorted(Counter(len(e.choices) for e in examples).items())}
+        report["answer_positions"] = {str(k): v for k, v in sorted(Counter(e.label for e in examples).items())}
+    return report
+
+
+def _hints(res) -> list[str]:
+    """A generic load whose label names are bare ids, from a file named after a dataset we know by name."""
+    from pylaundering.data.labels_cls import FIXED_LABELS
+
+    hints = []
+    if res.format_inferred and res.format == "classification" and (res.label_source or "").startswith(
+            "the source's own ids") and res.files:
+        named = Path(res.files[0]).stem.lower() + " " + Path(res.files[0]).parent.name.lower()
+        for fmt, names in FIXED_LABELS.items():
+            if fmt in named and len(names) == len(res.label_names or ()):
+                hints.append(f"the file's name suggests {fmt}: --format {fmt} reads its label names "
+                             f"({', '.join(names)}); only the columns choose the format")
+    return hints
+
+
+def _print(report: dict[str, Any]) -> None:
+    p = lambda text: out_console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    how = "inferred" if report["format_inferred"] else "given"
+    p(f"[bold]{escape(report['source'])}[/bold]")
+    p(f"format: {report['format']} ({how}); task: {report['task'].replace('_', ' ')}")
+    where = ", ".join(f"{k} {report[k]}" for k in ("subset", "split") if report[k])
+    if report["splits"]:
+        where += f"{'; ' if where else ''}splits here: {', '.join(report['splits'])}"
+    p(f"files: {escape(', '.join(report['files']) or '-')}" + (f" ({where})" if where else ""))
+    c = report["counts"]
+    p(f"examples: {c['loaded']} loaded, {c['skipped_malformed']} malformed skipped, {c['dropped']} dropped")
+    p(f"labels: {report['label_convention']}" + (f"; label set from {report['label_source']}"
+                                                  if report["label_source"] else ""))
+    if "classes" in report:
+        p(f"classes ({len(report['classes'])}):")
+        for cls in report["classes"]:
+            p(f"  {cls['id']:>3}  {escape(cls['name'])}: {cls['count']}")
+    else:
+        p("choices per question: " + ", ".join(f"{k}: {v}" for k, v in report["choice_counts"].items()))
+        p("answer positions: " + ", ".join(f"{k}: {v}" for k, v in report["answer_positions"].items()))
+    length = report["length_words"]
+    p(f"question + context length: mean {length['mean']} words, max {length['max']}")
+    for e in report["examples"]:
+        context = e["context"] or ""
+        if len(context) > SHOWN_CONTEXT:
+            context = context[:SHOWN_CONTEXT] + f"... ({len(e['context'])} characters)"
+        p(f"- {escape(e['id'])}: {escape(e['question'])}" + (f"  [context: {escape(context)}]" if context else ""))
+        shown = "" if "classes" in report else f"   choices: {escape(repr(e['choices']))}"
+        p(f"    answer {e['label']}: {escape(e['choices'][e['label']])}{shown}")
+    for hint in report["hints"]:
+        p(f"[yellow]hint:[/yellow] {escape(hint)}")
