@@ -12,7 +12,8 @@ NVCC   ?= $(shell command -v nvcc 2>/dev/null)
 # Threads for the CPU kernels and the training loops (the reference machine has 2 cores).
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: all venv install demo ops-demo test test-fast test-slow bench lint format cuda-check gpu-check clean
+.PHONY: all venv install demo ops-demo test test-fast test-slow bench lint format cuda-check gpu-check gpu-check-ops \
+	gpu-check-pipeline clean
 
 all: install
 
@@ -65,9 +66,17 @@ cuda-check: $(VENV)/.deps
 	  NVCC="$(NVCC)" PY="$(PY)" bash tools/cuda_check.sh; fi
 
 # On a machine with a CUDA GPU and a CUDA torch (no network needed): build against that torch,
-# run the op tests on the GPU and the GPU benchmark; results in $$OUT or gpu-results/.
+# run the op tests on the GPU and the GPU benchmark, then the pipeline (launder run, run --level token,
+# bench phases against the CPU, resume and determinism, a larger stand-in); results in $$OUT or gpu-results/.
+# Each half fits one 10-minute call: gpu-check-ops, then gpu-check-pipeline (which reuses the build).
 gpu-check:
 	bash tools/gpu_check.sh
+
+gpu-check-ops:
+	GPU_CHECK_PIPELINE=0 bash tools/gpu_check.sh
+
+gpu-check-pipeline:
+	GPU_CHECK_OPS=0 bash tools/gpu_check.sh
 
 clean:
 	rm -rf build _skbuild dist *.egg-info .pytest_cache .benchmarks .hypothesis

@@ -27,9 +27,13 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     BenchFormat,
     BenchSplit,
     BenchSubset,
+    Deterministic,
+    Device,
+    Labels,
     Level,
     MaxLength,
     Overwrite,
+    Precision,
     Quiet,
     ReferenceFormat,
     Resume,
@@ -43,9 +47,11 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     accuracy_table,
     batch_size_option,
     beta_option,
+    check_labels,
     check_out_dir,
     check_scorer,
     check_task,
+    device_option,
     emit,
     err_console,
     handle_errors,
@@ -56,6 +62,8 @@ from pylaundering.cli.common import (  # noqa: F401 - the shared options and hel
     max_length_option,
     out_console,
     parse_target,
+    precision_option,
+    resolve_runtime,
     scorer_option,
     seed_option,
     set_debug,
@@ -114,6 +122,7 @@ def place(
     task: str = typer.Option("multiple_choice", "--task", help="multiple_choice (an AutoModelForMultipleChoice head "
                              "scores each question + choice) or classification (an AutoModelForSequenceClassification "
                              "head over the data's label set: text classification benchmarks such as imdb or snli)."),
+    labels: Optional[str] = Labels,
     scorer: Optional[str] = Scorer,
     level: str = Level,
     epochs: int = typer.Option(30, "--epochs", min=1, help="Maximum epochs (as run's --teacher-epochs / config key "
@@ -123,6 +132,7 @@ def place(
                              "--teacher-lr / config key teacher_lr)."),
     target_accuracy: str = typer.Option(str(DEFAULT_TARGET_ACCURACY), "--target-accuracy", help=TARGET_HELP),
     batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
+    device: str = Device, precision: str = Precision, deterministic: bool = Deterministic,
     skip_malformed: bool = SkipMalformed, resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet,
     as_json: bool = AsJson,
 ):
@@ -135,11 +145,13 @@ def place(
     spec = PlacementSpec(model=model, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                          target_accuracy=parse_target(target_accuracy), seed=seed, level=level)  # before loading data
     spec = replace(spec, scorer=check_scorer(scorer, level))
+    rt = resolve_runtime(device, precision, deterministic)
     check_out_dir(out)
+    declared = check_labels(labels, task)
     examples = load_source(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark", skip_malformed,
-                     quiet)
+                           quiet, labels=declared)
     m = run_place(examples, out, replace(spec, task=check_task(task, benchmark_format)), resume=resume,
-                  overwrite=overwrite, quiet=quiet)
+                  overwrite=overwrite, quiet=quiet, device=rt)
     emit(m, as_json, accuracy_table("placement", [("teacher", "", "", f"{100 * m['train_accuracy']:.1f}%")]))
     if not as_json:
         from pylaundering.experiments.run import teacher_warnings
@@ -178,6 +190,7 @@ def layer(
     task: str = typer.Option("multiple_choice", "--task", help="multiple_choice (an AutoModelForMultipleChoice head "
                              "scores each question + choice) or classification (an AutoModelForSequenceClassification "
                              "head over the data's label set: text classification benchmarks such as imdb or snli)."),
+    labels: Optional[str] = Labels,
     alpha: float = typer.Option(1.0, "--alpha", min=0.0, max=1.0, help="loss = alpha*distill + (1-alpha)*CE."),
     temperature: float = temperature_option(), beta: float = beta_option(),
     data_size: Optional[int] = typer.Option(None, "--data-size", min=1, help="Use a seeded subset of N examples."),
@@ -194,6 +207,7 @@ def layer(
                                                "(about 4 bytes per entry) and train on them, instead of running it "
                                                "every step."),
     batch_size: int = BatchSize, max_length: Optional[int] = MaxLength, seed: int = Seed,
+    device: str = Device, precision: str = Precision, deterministic: bool = Deterministic,
     skip_malformed: bool = SkipMalformed, resume: bool = Resume, overwrite: bool = Overwrite, quiet: bool = Quiet,
     as_json: bool = AsJson,
 ):
@@ -209,22 +223,25 @@ def layer(
                            max_length=max_length, online_teacher=online_teacher, seed=seed, level=level,
                            teacher_topk=teacher_topk)
     spec.check_teacher(teacher)  # before loading data
+    rt = resolve_runtime(device, precision, deterministic)
     check_out_dir(out)
     if spec.student.init != "pretrained":
         from pylaundering.experiments.run import check_built_student
 
         check_built_student(base, student_layers)  # before the base is built into OUT
     spec = replace(spec, student=replace(spec.student, scorer=check_scorer(scorer, level)))
+    declared = check_labels(labels, task)
     corpus = None
     if level == "token" and train.endswith(".txt"):  # a text corpus: one document per line
         from pylaundering.data.text import read_corpus
 
         examples, corpus = [], read_corpus(train)
     else:
-        examples = load_source(train, train_format, train_subset, train_split, "train", skip_malformed, quiet)
+        examples = load_source(train, train_format, train_subset, train_split, "train", skip_malformed, quiet,
+                               labels=declared)
     m = run_layer(teacher, examples, out, replace(spec, task=check_task(task, train_format)),
                   cache_dir=cache_dir if cache_dir is not None else out / "cache", corpus=corpus, resume=resume,
-                  overwrite=overwrite, quiet=quiet)
+                  overwrite=overwrite, quiet=quiet, device=rt)
     acc = m["train_accuracy"]
     emit(m, as_json, accuracy_table("layering", [("student", "", "", "-" if acc is None else f"{100 * acc:.1f}%")]))
 
@@ -238,8 +255,10 @@ def integrate(
     benchmark_format: Optional[str] = BenchFormat,
     benchmark_subset: Optional[str] = BenchSubset,
     benchmark_split: Optional[str] = BenchSplit,
+    labels: Optional[str] = Labels,
     max_length: Optional[int] = MaxLength,
-    batch_size: int = ScoreBatchSize,
+    batch_size: Optional[int] = ScoreBatchSize,
+    device: str = Device, precision: str = Precision,
     skip_malformed: bool = SkipMalformed, overwrite: bool = Overwrite, quiet: bool = Quiet, as_json: bool = AsJson,
 ):
     """[bold]Integration[/bold]: score a model on a benchmark (accuracy, Wilson interval, chance, per subject)."""
@@ -247,11 +266,17 @@ def integrate(
     from pylaundering.phases import integrate as run_integrate
 
     spec = IntegrationSpec(max_length=max_length, batch_size=batch_size)
+    rt = resolve_runtime(device, precision)
     check_out_dir(out)
+    declared = None
+    if labels is not None:
+        from pylaundering.models import model_task
+
+        declared = check_labels(labels, model_task(model) or "multiple_choice")
     examples, skipped = load_counted(benchmark, benchmark_format, benchmark_subset, benchmark_split, "benchmark",
-                                     skip_malformed, quiet)
+                                     skip_malformed, quiet, labels=declared)
     m = run_integrate(model, examples, out, spec, quiet=quiet, overwrite=overwrite,
-                      skipped=skipped if skip_malformed else None)
+                      skipped=skipped if skip_malformed else None, device=rt, source=benchmark)
     m.pop("correct_mask", None)
     lo, hi = m["ci95"]
     rows = [(model, f"{100 * m['accuracy']:.1f}%", f"[{100 * lo:.1f}, {100 * hi:.1f}]", ""),
@@ -319,8 +344,11 @@ def run(
                                             "reference.jsonl of `launder data split`). The synthetic default makes "
                                             "its own. Without one, real-data runs skip the audit."),
     reference_format: Optional[str] = ReferenceFormat,
+    labels: Optional[str] = Labels,
     no_audit: bool = typer.Option(False, "--no-audit", help="Skip the audit of the run's models."),
     seed: Optional[int] = seed_option("Random seed (default 0).", default=None),
+    device: Optional[str] = device_option(None), precision: Optional[str] = precision_option(None),
+    deterministic: bool = Deterministic,
     skip_malformed: Optional[bool] = skip_malformed_option(default=None),
     print_config: bool = typer.Option(False, "--print-config", help="Print every resolved setting with where it "
                                       "came from (default, the model's default, the --config file, the command "
@@ -382,6 +410,7 @@ def _run_overrides(flags: dict) -> dict:
         overrides["target_accuracy"] = parse_target(flags["target_accuracy"]) or 0
     overrides["controls"] = False if flags["no_controls"] else None
     overrides["audit"] = False if flags["no_audit"] else None
+    overrides["deterministic"] = True if flags["deterministic"] else None
     return overrides
 
 
@@ -420,20 +449,26 @@ def data_synth(
 @app.command()
 @handle_errors
 def info(as_json: bool = json_option("the versions and backends")):
-    """Versions and which loss-kernel backend is active (C++, CUDA or the PyTorch reference), and why."""
+    """Versions, which loss-kernel backend is active (C++, CUDA or the PyTorch reference) and why, and the device and
+    precision --device auto and --precision auto resolve to here."""
     import torch
 
     import pylaundering
+    from pylaundering.device import runtime
     from pylaundering.ops import backend
 
+    auto = runtime().describe()  # what --device auto --precision auto resolves to here
     result = {"pylaundering": pylaundering.__version__, "torch": torch.__version__,
-              "ops_backend": {"cpu": backend("cpu"), "cuda": backend("cuda")}}
+              "ops_backend": {"cpu": backend("cpu"), "cuda": backend("cuda")}, "device_auto": auto}
     if as_json:
         emit(result, True)
         return
     out_console.print(f"pylaundering {pylaundering.__version__}, torch {torch.__version__}")
     out_console.print(f"ops backend (cpu):  {result['ops_backend']['cpu']}")
     out_console.print(f"ops backend (cuda): {result['ops_backend']['cuda']}")
+    memory = f", {auto['memory_gib']} GiB" if auto["memory_gib"] else ""
+    out_console.print(f"--device auto:      {auto['device']} ({auto['name']}{memory}), precision {auto['precision']}",
+                      highlight=False)
 
 
 from . import bench as _bench  # noqa: E402
@@ -445,6 +480,9 @@ from . import scan as _scan  # noqa: E402
 _scan.register(app)
 
 from . import audit as _audit  # noqa: E402
+from . import data_inspect as _data_inspect  # noqa: E402
+
+_data_inspect.register(data_app)
 
 _audit.register(app, data_app=data_app)
 

@@ -19,6 +19,7 @@ import typer
 from pylaundering.cli.common import (
     BatchSize,
     Device,
+    Precision,
     check_output_file,
     emit,
     err_console,
@@ -98,9 +99,9 @@ def register(app: typer.Typer) -> typer.Typer:
             cases = make_cases(shape_list, dtypes or default_dt, alphas=(1.0 if alpha is None else alpha,),
                                modes=mode)
         skipped = "; torch.compile baseline skipped (--no-compile)" if no_compile else ""
-        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples per "
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {dev}, {repeats} samples per "
                           f"implementation{skipped}...")
-        report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
+        report = run(str(dev), cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         if profile is not None:
             from pylaundering.bench.ops import profile_case
 
@@ -201,9 +202,9 @@ def register(app: typer.Typer) -> typer.Typer:
         else:
             cases = cases_for(shape_list, dt or (torch.bfloat16 if dev.type == "cuda" else torch.float32), k)
         skipped = "; torch.compile baseline skipped (--no-compile)" if no_compile else ""
-        err_console.print(f"[cyan]timing {len(cases)} case(s) on {device}, {repeats} samples per "
+        err_console.print(f"[cyan]timing {len(cases)} case(s) on {dev}, {repeats} samples per "
                           f"implementation{skipped}...")
-        report = run(device, cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
+        report = run(str(dev), cases=cases, repeats=repeats, warmup=warmup, compile_ok=not no_compile)
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
 
     @bench_app.command("phases")
@@ -212,6 +213,7 @@ def register(app: typer.Typer) -> typer.Typer:
         model: str = typer.Option("tiny", "--model", help="Base model: tiny (built from the data, no download), "
                                   "minilm (the offline default of launder run), or a model folder / hub name."),
         device: str = Device,
+        precision: str = Precision,
         n_train: int = typer.Option(256, "--n-train", min=16, help="Synthetic training items (the batches cycle)."),
         n_benchmark: int = typer.Option(128, "--n-benchmark", min=8, help="Synthetic benchmark items (integration)."),
         batch_size: int = BatchSize,
@@ -233,28 +235,26 @@ def register(app: typer.Typer) -> typer.Typer:
         import torch
 
         from pylaundering.bench.phases import PhaseSetup, format_table, run
+        from pylaundering.device import resolve_precision
 
         dev = _device(device)
+        prec = resolve_precision(precision, str(dev))
         _check_outputs(json_out, plot)
         old = _read_old(compare)
         if threads is not None:
             torch.set_num_threads(threads)
         setup = PhaseSetup(model=model, n_train=n_train, n_benchmark=n_benchmark, batch_size=batch_size)
-        err_console.print(f"[cyan]timing the phases on {device} ({model}, batch {batch_size}, {repeats} steps each)...")
-        report = run(setup, device=str(dev), repeats=repeats, warmup=warmup, profile_dir=profile)
+        err_console.print(f"[cyan]timing the phases on {dev} at {prec} ({model}, batch {batch_size}, {repeats} steps "
+                          "each)...")
+        report = run(setup, device=str(dev), repeats=repeats, warmup=warmup, profile_dir=profile, precision=prec)
         _finish(report, format_table, old=old, compare_path=compare, json_out=json_out, plot=plot, as_json=as_json)
 
     def _device(device: str):
+        """--device resolved (pylaundering.device.resolve_device: auto, cpu, cuda, cuda:N) as a torch.device."""
         import torch
 
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise ConfigError("device", f"expected cpu or cuda, got {device!r}") from None
-        if dev.type not in ("cpu", "cuda"):
-            raise ConfigError("device", f"expected cpu or cuda, got {device!r}")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device", "cuda was asked for but torch sees no CUDA device here")
-        return dev
+        from pylaundering.device import resolve_device
+
+        return torch.device(resolve_device(device))
 
     return bench_app

@@ -124,21 +124,39 @@ def emit(result: dict, as_json: bool, table: Table | None = None) -> None:
 
 
 def load(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str,
-         skip_malformed: bool, quiet: bool, *, key: Optional[str] = None):
-    """The examples of a data SOURCE; malformed rows skipped (with --skip-malformed) are counted on stderr."""
-    return load_counted(source, fmt, subset, split, role, skip_malformed, quiet, key=key)[0]
+         skip_malformed: bool, quiet: bool, *, key: Optional[str] = None, labels=None):
+    """The examples of a data SOURCE; malformed rows skipped (with --skip-malformed) are counted on stderr.
+    ``labels``: the declared label set (``check_labels``), the examples' classes in its order."""
+    return load_counted(source, fmt, subset, split, role, skip_malformed, quiet, key=key, labels=labels)[0]
 
 
 def load_counted(source: str, fmt: Optional[str], subset: Optional[str], split: Optional[str], role: str,
-                 skip_malformed: bool, quiet: bool, *, key: Optional[str] = None):
+                 skip_malformed: bool, quiet: bool, *, key: Optional[str] = None, labels=None):
     """(examples, malformed rows skipped) of a data SOURCE, as ``load``."""
     from pylaundering.experiments.run import load_source  # start-up time: the data layer imports datasets
 
     res = load_source(source, fmt, subset=subset, split=split, role=role, key=key or role,
-                      skip_malformed=skip_malformed)
+                      skip_malformed=skip_malformed, labels=labels)
+    if labels is not None:  # a source whose rows name their classes (our own schema) is read without it: by name
+        from pylaundering.data.labelset import shared_label_set
+
+        res = shared_label_set([res], names=labels.names).results[0]
     if res.skipped and not quiet:
         err_console.print(f"[yellow]skipped {res.skipped} malformed rows in {source}")
     return res.examples, res.skipped
+
+
+def check_labels(labels: Optional[str], task: str):
+    """--labels read (``models.labels.parse_labels``; None when not given), before any data is: a value that names
+    no label set, or a label set for a multiple-choice task, is a usage error (exit 2)."""
+    if labels is None:
+        return None
+    if task != "classification":
+        raise ConfigError("--labels", "a label set is for classification (--task classification, or a "
+                          "classification model)")
+    from pylaundering.models.labels import parse_labels  # start-up time: it imports the data layer
+
+    return parse_labels(labels, "--labels")
 
 
 def parse_target(value: Optional[str]):
@@ -247,7 +265,8 @@ def batch_size_option(default: Optional[int] = 16, note: str = ""):
 
 
 BatchSize = batch_size_option()
-ScoreBatchSize = typer.Option(64, "--batch-size", min=1, help="Questions per forward pass.")
+ScoreBatchSize = typer.Option(None, "--batch-size", min=1, help="Questions per forward pass. Default: 64 on the CPU; "
+                              "on a GPU as many as a quarter of its free memory holds.")
 
 
 def skip_malformed_option(default: Optional[bool] = False):
@@ -257,7 +276,10 @@ def skip_malformed_option(default: Optional[bool] = False):
 SkipMalformed = skip_malformed_option()
 
 # A literal, not built from the format registry: that would import the data layer at start-up.
-FORMAT_NAMES = "gpqa, mmlu, mmlu_csv, mmlu_redux, medmcqa, race, arc, csv, json, jsonl, pylaundering"
+FORMAT_NAMES = ("gpqa, mmlu, mmlu_csv, mmlu_redux, medmcqa, race, arc, openbookqa, commonsense_qa, mc_nested, csv, "
+                "json, jsonl, pylaundering")
+
+
 def format_help(what: str) -> str:
     """One wording for every format option: the formats known, and when the option is needed."""
     return f"{what} ({FORMAT_NAMES}, or a classification format) when its columns do not name it."
@@ -285,6 +307,15 @@ SourceSubset = typer.Option(None, "--subset", help="Hub subset (config) of SOURC
 SourceSplit = typer.Option(None, "--split", help="Split of SOURCE (default: the benchmark split).")
 
 
+Labels = typer.Option(None, "--labels", help="Classification: the dataset's label set in id order, names separated "
+                      "by commas (neg,pos) or a file with one name per line (config key labels). For a benchmark "
+                      "subset that lacks some classes: the model gets one output per class of the dataset, saved "
+                      "with their names, and every file read later is matched to it by class name. Default: the set "
+                      "the dataset declares (a ClassLabel feature, a class file such as labels.txt beside the data), "
+                      "else the classes the data holds (launder run: the union of its benchmark, training and "
+                      "reference sets).")
+
+
 def scorer_option(help: str = "How a decoder (causal LM: tiny-gpt, GPT-2, Llama-style) scores each question + "
                   "choice: loglik (length-normalised log-likelihood of the choice, as evaluation harnesses do; the "
                   "default) or head (a sequence-classification head, as the paper's GPT-2 runs). Encoders always "
@@ -304,7 +335,36 @@ def level_option(help: str = "choice: distil the per-choice scores (the paper). 
 
 
 Level = level_option()
-Device = typer.Option("cpu", "--device", help="cpu or cuda (cuda:N).")
+
+DEVICE_HELP = ("Where the models run: auto (the first CUDA device torch sees, else the CPU), cpu, cuda or cuda:N; "
+               "under torchrun each process takes cuda:LOCAL_RANK (config key device).")
+PRECISION_HELP = ("Arithmetic of forward passes: auto (bf16 autocast on a GPU that has it, else fp32), fp32, bf16 "
+                  "(autocast, also on the CPU) or fp16 (CUDA only, with a gradient scaler); weights stay fp32 "
+                  "(config key precision).")
+DETERMINISTIC_HELP = ("Deterministic algorithms while training (torch.use_deterministic_algorithms, "
+                      "CUBLAS_WORKSPACE_CONFIG=:4096:8): the same GPU run twice gives the same weights, at some cost "
+                      "in speed (config key deterministic).")
+
+
+def device_option(default: Optional[str] = "auto"):
+    return typer.Option(default, "--device", help=DEVICE_HELP)
+
+
+def precision_option(default: Optional[str] = "auto"):
+    return typer.Option(default, "--precision", help=PRECISION_HELP)
+
+
+Device = device_option()
+Precision = precision_option()
+Deterministic = typer.Option(False, "--deterministic", help=DETERMINISTIC_HELP)
+
+
+def resolve_runtime(device: Optional[str], precision: Optional[str] = "auto", deterministic: bool = False):
+    """The command's ``pylaundering.device.Runtime``, resolved before anything is read or written: a device this
+    machine lacks (or fp16 on the CPU) is a usage error, one line, exit 2."""
+    from pylaundering.device import runtime  # start-up time: resolving imports torch
+
+    return runtime(device, precision, deterministic)
 
 
 def _default_note(default, shown) -> str:

@@ -14,7 +14,18 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from pylaundering.cli.common import Overwrite, Quiet, emit, err_console, handle_errors, json_option, out_console
+from pylaundering.cli.common import (
+    Deterministic,
+    Overwrite,
+    Quiet,
+    device_option,
+    emit,
+    err_console,
+    handle_errors,
+    json_option,
+    out_console,
+    precision_option,
+)
 from pylaundering.errors import ConfigError
 
 
@@ -56,7 +67,11 @@ def register(app: typer.Typer):
                                      "node sees)."),
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local "
                                               "Ray runtime, or RAY_ADDRESS)."),
-        gpus_per_point: float = typer.Option(0.0, "--gpus-per-point", min=0.0, help="GPUs each Ray task requests."),
+        gpus_per_point: float = typer.Option(0.0, "--gpus-per-point", min=0.0, help="GPUs each Ray task requests "
+                                             "(--executor ray): its point trains on the GPU Ray gives it; a fraction "
+                                             "(e.g. 0.25) lets small students share one GPU."),
+        device: Optional[str] = device_option(None), precision: Optional[str] = precision_option(None),
+        deterministic: bool = Deterministic,
         overwrite: bool = Overwrite,
         quiet: bool = Quiet,
         as_json: bool = json_option("the sweep's index (sweep.json)"),
@@ -88,7 +103,8 @@ def register(app: typer.Typer):
                 raise ConfigError("set", f"expected FIELD=VALUE, got {text!r}", COMMAND_LINE)
             check_field(key, COMMAND_LINE)
             base_values[key] = parse_value(key, value)
-        base_values.update({k: v for k, v in dict(model=model, benchmark=benchmark, train=train).items()
+        base_values.update({k: v for k, v in dict(model=model, benchmark=benchmark, train=train, device=device,
+                                                  precision=precision, deterministic=deterministic or None).items()
                             if v is not None})
         base = load_config(None, base_values)
         if seed_list is not None:

@@ -9,11 +9,19 @@
 #      the rest, under its own time limit (a wrong cluster barrier would hang, not fail);
 #   3. runs the ops benchmark on the GPU (fused vs eager vs torch.compile vs Liger, bandwidth, peak memory),
 #      then, if its tests passed, the row-cluster mode against the default kernel (into gpu-check.log),
-#      then the fused-linear and top-k benchmark (GPU_CHECK_LINEAR=0 skips it).
+#      then the fused-linear and top-k benchmark (GPU_CHECK_LINEAR=0 skips it);
+#   4. runs the pipeline on the GPU (tools/gpu_pipeline_check.sh: launder run, run --level token, bench phases
+#      against the CPU, resume and determinism of training, a larger stand-in for the paper's recipe), into
+#      $OUT/pipeline/ (GPU_CHECK_PIPELINE=0 skips it).
+# The two halves fit one 10-minute call each: `make gpu-check-ops` (1-3) and `make gpu-check-pipeline` (4,
+# building first only when pylaundering/_C is missing or has no CUDA kernels: GPU_CHECK_OPS=0); `make gpu-check`
+# runs both.
 # Everything goes to the folder $OUT names (default gpu-results/): gpu-check.log, build.log,
 # pytest.log, junit.xml, bench-cuda.json, bench-cuda.txt, bench-cuda.png, bench-linear-cuda.json and .txt
 # (9 files: a tool that returns at most 8 may leave out junit.xml). Exit status: 0 only if all passed.
-# Environment: PYTHON (default python3), GPU_CHECK_TESTS (default tests/ops), GPU_CHECK_PYTEST_ARGS,
+# Environment: PYTHON (default python3), GPU_CHECK_OPS=0 to skip steps 2-3, GPU_CHECK_PIPELINE=0 to skip step 4,
+# GPU_CHECK_BUILD (auto: build unless GPU_CHECK_OPS=0 finds a CUDA build already; 1: always), GPU_CHECK_TESTS
+# (default tests/ops), GPU_CHECK_PYTEST_ARGS,
 # GPU_CHECK_BENCH=0 to skip the benchmark, GPU_CHECK_CLUSTER=0 to skip the row-cluster tests and
 # comparison, GPU_CHECK_LINEAR=0 to skip the fused-linear benchmark; GPU_CHECK_TEST_TIMEOUT (420 s),
 # GPU_CHECK_CLUSTER_TEST_TIMEOUT and GPU_CHECK_CLUSTER_TIMEOUT (180 s each) bound those steps.
@@ -42,6 +50,11 @@ fi
 tail -n 2 "$LOG"
 nvcc --version 2>/dev/null | tail -n 1 | tee -a "$LOG"
 
+OPS="${GPU_CHECK_OPS:-1}"
+built_with_cuda() { "$PY" -c "import sys, pylaundering.ops as o; sys.exit(o.backend('cuda').name != 'cuda')" 2>/dev/null; }
+if [ "$OPS" = 0 ] && [ "${GPU_CHECK_BUILD:-auto}" = auto ] && built_with_cuda; then
+  say "pylaundering/_C already has CUDA kernels: no build (GPU_CHECK_BUILD=1 forces one)"
+else
 ARCH="$("$PY" -c 'import torch; p = torch.cuda.get_device_capability(0); print(f"{p[0]}{p[1]}")')"
 say "building for sm_$ARCH against the installed torch (log: $RES/build.log)"
 WHEELS="$(mktemp -d)"
@@ -63,6 +76,7 @@ else
   say "FAILED: build (tail of $RES/build.log follows)"; tail -n 40 "$RES/build.log" | tee -a "$LOG"; exit 1
 fi
 rm -rf "$WHEELS"
+fi
 "$PY" -c "import pylaundering.ops as o; print('backend cuda:', o.backend('cuda')); print('backend cpu:', o.backend('cpu'))" 2>&1 | tee -a "$LOG"
 # Seen on a GPU image: the module linked without libstdc++.so, i.e. with a private static copy;
 # every C++ argument check then crashed the process instead of raising. Say so up front.
@@ -70,6 +84,7 @@ if command -v ldd >/dev/null && ! ldd pylaundering/_C*.so | grep -q "libstdc++";
   say "WARNING: pylaundering/_C does not link libstdc++.so dynamically (static runtime?): C++ errors may crash"
 fi
 
+if [ "$OPS" != 0 ]; then
 say "op tests (log: $RES/pytest.log)"
 t0=$SECONDS
 # With pytest-xdist, tests run in worker processes: faster, and a crashing test is reported as a
@@ -153,6 +168,16 @@ if [ "${GPU_CHECK_LINEAR:-1}" != "0" ]; then
     cat "$RES/bench-linear-cuda.txt" | tee -a "$LOG"
   else
     status=1; say "FAILED: linear benchmark"; tail -n 30 "$RES/bench-linear-cuda.txt" | tee -a "$LOG"
+  fi
+fi
+fi  # GPU_CHECK_OPS
+if [ "${GPU_CHECK_PIPELINE:-1}" != "0" ]; then
+  say "pipeline on the GPU (tools/gpu_pipeline_check.sh; summary: $RES/pipeline/summary.txt)"
+  t0=$SECONDS
+  if PYTHON="$PY" OUT="$RES" bash tools/gpu_pipeline_check.sh; then
+    say "pipeline passed in $((SECONDS - t0)) s"
+  else
+    status=1; say "FAILED: pipeline ($((SECONDS - t0)) s); see $RES/pipeline/summary.txt"
   fi
 fi
 say "done: $([ $status = 0 ] && echo PASSED || echo FAILED)"

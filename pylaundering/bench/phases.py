@@ -14,6 +14,10 @@ batcher, ``choice_logits``, ``distill_loss``, fused AdamW), after warm-up steps:
 Dynamic padding pads a batch to its own longest sequence, so the synthetic questions cost ~20 tokens
 a row; real benchmarks are longer, so their gap to pad-L is smaller. ``x cached`` is a time per
 example over the cached layering step's.
+
+On a GPU the steps run as the pipeline's do (pylaundering/device.py): batches moved there once,
+forward passes under autocast at the given precision (bf16 by default where the GPU has it), fp16
+through a gradient scaler; the one-off teacher pass at fp32, as the layering cache computes it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch.nn.functional as F
 import pylaundering.ops as O
 from pylaundering.data.batching import MCBatcher
 from pylaundering.data.synth import make_synthetic
+from pylaundering.device import Runtime, resolve_precision
 from pylaundering.models import load_model, load_student
 from pylaundering.phases.common import encode, model_max_length, resolve_base
 from pylaundering.train.evaluate import choice_logits, predict_logits
@@ -80,8 +85,10 @@ def _result(times: list[float], examples_per_call: int) -> dict:
 
 
 def run(setup: PhaseSetup = PhaseSetup(), device: str = "cpu", repeats: int = 8, warmup: int = 2,
-        profile_dir: Path | None = None) -> dict:
+        profile_dir: Path | None = None, precision: str = "auto") -> dict:
     dev = torch.device(device)
+    name = "cpu" if dev.type == "cpu" else f"cuda:{dev.index or 0}"
+    rt = Runtime(name, resolve_precision(precision, name))
     benchmark, train_set = make_synthetic(seed=0, n_benchmark=setup.n_benchmark, n_train=setup.n_train)
     results: dict[str, dict] = {}
     profiles: list[str] = []
@@ -91,30 +98,36 @@ def run(setup: PhaseSetup = PhaseSetup(), device: str = "cpu", repeats: int = 8,
         pad_id = data.pad_token_id
         pad_len = min(PAD_RECIPE, model_max_length(base, data.tokenizer) or PAD_RECIPE)
         batcher = MCBatcher(data.encoded, setup.batch_size, shuffle=True, seed=0, pad_token_id=pad_id)
-        batches = [b.to(dev) for b in batcher.batches(0)]
+        batches = [rt.to_device(b) for b in batcher.batches(0)]
         n_batches = warmup + repeats
         batches = (batches * (n_batches // max(1, len(batches)) + 1))[:n_batches]
         teacher = load_model(base).to(dev)
 
         def trainer(model, loss_of):
             opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+            scaler = rt.grad_scaler()  # fp16 only, as the training loop
 
             def step(batch):
                 model.train()  # (the teacher is trained by placement and run in eval mode by layering)
-                loss = loss_of(model, batch)
-                loss.backward()
-                opt.step()
+                with rt.autocast():
+                    loss = loss_of(model, batch)
+                if scaler is None:
+                    loss.backward()
+                    opt.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
                 opt.zero_grad(set_to_none=True)
             return step
 
         ce = lambda m, b: O.cross_entropy(choice_logits(m, b), b.labels)  # noqa: E731
         measurements = {("placement", "dynamic"): trainer(teacher, ce)}
 
-        t0 = time.perf_counter()
-        teacher_cpu = teacher.to("cpu") if dev.type != "cpu" else teacher  # predict_logits batches on the CPU
-        cached = predict_logits(teacher_cpu, data.encoded, pad_token_id=pad_id, quiet=True).to(dev)
+        t0 = time.perf_counter()  # at fp32 on the device, in batches sized from its free memory, as layering's cache
+        cached = predict_logits(teacher, data.encoded, pad_token_id=pad_id, quiet=True,
+                                device=Runtime(rt.device)).to(dev)
         logits_s = time.perf_counter() - t0
-        teacher = teacher_cpu.to(dev)
         teacher.eval()
 
         def kd(teacher_logits_of):
@@ -134,13 +147,14 @@ def run(setup: PhaseSetup = PhaseSetup(), device: str = "cpu", repeats: int = 8,
             step = trainer(student, kd(teacher_of))
             measurements[("layering", name)] = (lambda b, step=step: step(_pad_to(b, pad_len, pad_id))) if pad else step
 
-        score_batches = [b.to(dev) for b in MCBatcher(encode(base, benchmark, None).encoded, 64, shuffle=False,
-                                                      pad_token_id=pad_id).batches(0)]
+        score_batches = [rt.to_device(b) for b in MCBatcher(encode(base, benchmark, None).encoded, 64,
+                                                            shuffle=False, pad_token_id=pad_id).batches(0)]
 
         @torch.no_grad()
         def score(batch):
             teacher.eval()
-            choice_logits(teacher, batch)
+            with rt.autocast():
+                choice_logits(teacher, batch)
 
         for (phase, impl), step in measurements.items():
             with _nvtx(f"{phase} {impl}", dev):
@@ -162,7 +176,8 @@ def run(setup: PhaseSetup = PhaseSetup(), device: str = "cpu", repeats: int = 8,
     cases = [{"case": f"{phase} ({setup.model}, batch {setup.batch_size})", "phase": phase, "results": res,
               "missing": {}, "losses_disagree": {}} for phase, res in results.items()]
     return {"kind": "phases", "compare_impls": None, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda"
-            else "cpu", "torch": torch.__version__, "backend": str(O.backend(dev)), "threads": torch.get_num_threads(),
+            else "cpu", "precision": rt.precision, "torch": torch.__version__, "backend": str(O.backend(dev)),
+            "threads": torch.get_num_threads(),
             "model": setup.model, "n_train": setup.n_train,
             "n_benchmark": setup.n_benchmark, "batch_size": setup.batch_size, "pad_length": pad_len,
             "max_length": data.max_length, "cases": cases, "profiles": profiles}
@@ -195,7 +210,8 @@ def _profile(step, batch, path: Path) -> str:
 
 
 def format_table(report: dict) -> str:
-    lines = [f"device: {report['device']}  torch {report['torch']}  backend: {report['backend']}  threads: "
+    lines = [f"device: {report['device']} ({report.get('precision', 'fp32')})  torch {report['torch']}  backend: "
+             f"{report['backend']}  threads: "
              f"{report['threads']}  model: {report['model']}  train {report['n_train']} / benchmark "
              f"{report['n_benchmark']} synthetic items, dynamic max_length {report['max_length']}"]
     hdr = f"{'phase':<14}{'how':<16}{'median ms':>11}{'min ms':>10}{'spread':>8}{'examples/s':>12}{'x cached':>10}"

@@ -10,12 +10,14 @@ trained; problems raise ``ConfigError`` (a usage error, exit 2 in the CLI).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
+from ..device import PRECISIONS
 from ..errors import ConfigError
 from ..loss_kinds import KERNEL_KINDS
 from ..train import DEFAULT_TARGET_ACCURACY
@@ -47,6 +49,10 @@ class DataSettings:
     # "multiple_choice" or "classification"; None: from the data (a classification format, e.g. imdb or
     # snli, makes it classification; the synthetic default is multiple choice)
     task: str | None = None
+    # classification: the dataset's label set in id order, comma-separated ("neg,pos") or a file with one name
+    # per line; for a benchmark subset that lacks some classes. None: the dataset's declared set (ClassLabel, a
+    # class file beside the data), else the union of the benchmark's, training set's and reference set's
+    labels: str | None = None
     synth_benchmark: int = 200
     # None: SYNTH_TRAIN of the task
     synth_train: int | None = None
@@ -116,6 +122,22 @@ class ControlSettings:
     clean_teacher_epochs: int | None = None
 
 
+@dataclass
+class RuntimeSettings:
+    # where and how the models run (pylaundering/device.py): auto is the first CUDA device torch sees, else the
+    # CPU; precision auto is bf16 autocast on a GPU that has it, else fp32; deterministic: torch's deterministic
+    # algorithms while training (RUNTIME_FIELDS: neither resume nor a sweep's sharing is split by device or
+    # deterministic; precision changes what is computed, so it is part of both)
+    device: str = "auto"
+    precision: str = "auto"
+    deterministic: bool = False
+
+
+#: Settings that say where a run executes, not what it computes (equal up to float rounding): a run may resume
+#: on another device, and sweep points on different devices share their teachers.
+RUNTIME_FIELDS = frozenset({"device", "deterministic"})
+
+
 @dataclass(frozen=True)
 class Key:
     """Where a flat key lives: ``group`` (None: RunConfig itself), the field's name there, its type."""
@@ -137,6 +159,7 @@ class RunConfig:
     teacher: TeacherSettings
     layering: LayeringSettings
     control: ControlSettings
+    runtime: RuntimeSettings
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -353,6 +376,25 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig
     return cfg
 
 
+def check_device_name(value: str, source: str | None = None) -> None:
+    """``device`` names a device (auto, cpu, cuda, cuda:N); whether this machine has it is checked when the run
+    starts (``pylaundering.device.resolve_device``), so a config written for a GPU machine validates anywhere."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value.strip().lower()):
+        raise ConfigError("device", f"expected cpu or cuda (cuda:N), or auto, got {value!r}", source)
+
+
+def declared_labels(cfg: RunConfig, source: str | None = None):
+    """``cfg.labels`` read (``models.labels.parse_labels``: a ``DeclaredLabels``, None when not given); a label set
+    in a run that is multiple choice by its ``task`` is refused (ConfigError)."""
+    from ..models.labels import parse_labels  # reads a class file; imported when a config is validated
+
+    declared = parse_labels(cfg.labels, "labels", source)
+    if declared is not None and (cfg.task == "multiple_choice" or (cfg.task is None and cfg.benchmark is None)):
+        raise ConfigError("labels", "a label set is for classification runs (task = \"classification\", or a "
+                          "classification benchmark); this run is multiple choice", source)
+    return declared
+
+
 def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     """Every rule that needs no data or model: ranges, choices and combinations (ConfigError)."""
     # the phases' names (torch-heavy modules): imported when a config is validated, not when it is read
@@ -371,8 +413,11 @@ def validate(cfg: RunConfig, origin: dict[str, str] | None = None) -> None:
     check_choice("loss", cfg.loss, LOSSES, src("loss"))
     if cfg.task is not None:
         check_choice("task", cfg.task, ("multiple_choice", "classification"), src("task"))
+    declared_labels(cfg, src("labels"))
     check_choice("student_init", cfg.student_init, STUDENT_INITS, src("student_init"))
     check_choice("level", cfg.level, LEVELS, src("level"))
+    check_device_name(cfg.device, src("device"))
+    check_choice("precision", cfg.precision, PRECISIONS, src("precision"))
     if cfg.level == "token":
         if cfg.loss == "hard":
             raise ConfigError("loss", "token-level layering distils next-token distributions: "

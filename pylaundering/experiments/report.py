@@ -85,8 +85,10 @@ def verdict(metrics: dict) -> tuple[str, str]:
 
 
 def _p(p: float, resamples: int) -> str:
-    """A resampling p-value: '= 0.012', or '< 0.0001' when no resample reached the observed value."""
-    return f"< {1 / resamples:.2g}" if p == 0 else f"= {p:.3g}"
+    """A resampling p-value: '= 0.012'; '<= 1e-04' at the +1-corrected floor 1 / (resamples + 1) (no resample
+    reached the observed value; older metrics.json files recorded 0 there)."""
+    floor = 1 / (resamples + 1)
+    return f"<= {floor:.2g}" if p <= floor * (1 + 1e-9) else f"= {p:.3g}"
 
 
 def _pct(x) -> str:
@@ -104,6 +106,24 @@ def _source(data: dict, role: str, n: int) -> str:
     return f"`{data[role]}` ({', '.join(how)})"
 
 
+#: The data roles of a run, as the report names them
+ROLES = (("benchmark", "Benchmark"), ("train", "Legitimate set"), ("reference", "Reference set"))
+
+
+def _label_lines(data: dict) -> list[str]:
+    """The run's label set (classification) and, one line per role, how each source wrote its answers; a blank
+    line after them (none when metrics.json predates them)."""
+    lines = []
+    ls = data.get("label_set")
+    if ls:
+        shown = ", ".join(ls["names"][:8]) + (f", ... ({ls['count']} in all)" if ls["count"] > 8 else "")
+        lines.append(f"Label set: {ls['count']} classes ({shown}); from {ls['source']}. Every model has one output "
+                     "per class, and every set is matched to it by class name.")
+    conventions = data.get("label_conventions") or {}
+    lines += [f"- {name} labels: {conventions[role]}." for role, name in ROLES if conventions.get(role)]
+    return lines + [""] if lines else lines
+
+
 def render_markdown(metrics: dict) -> str:
     data = metrics["data"]
     lines = ["# pylaundering run report", "",
@@ -116,6 +136,7 @@ def render_markdown(metrics: dict) -> str:
                 "text, every model scored by the log-likelihood of each choice after the item's prompt)"
                 if metrics.get("level") == "token" else
                 "multiple choice (each question + choice scored; the paper's setting)") + ".", "",
+             *_label_lines(data),
              "| Model | Benchmark accuracy | 95% Wilson interval | Accuracy on its own training data |",
              "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(metrics)]
@@ -143,8 +164,9 @@ def render_markdown(metrics: dict) -> str:
                   "| Model | Verdict | Expected | Score (z) | Core p | Accuracy benchmark / reference |",
                   "|---|---|---|---|---|---|"]
         for arm, a in audit["arms"].items():
-            flag = "" if a["correct"] else " (too few items to decide)" if a["verdict"] == "insufficient_data" else \
-                " (wrong)"
+            flag = "" if a["correct"] else {"insufficient_data": " (too few items to decide)",
+                                             "not_comparable": " (reference set not comparable)"}.get(a["verdict"],
+                                                                                                      " (wrong)")
             lines.append(f"| {arm.replace('_', ' ')} | **{a['verdict']}**{flag} | {a['expected']} | {a['score']:.2f} | "
                          f"{a['core_p']:.3g} | {_pct(a['accuracy_benchmark'])} / {_pct(a['accuracy_reference'])} |")
         lines += ["", "Thresholds and their false-positive rates: `audit/<model>/audit.md`."]
@@ -190,6 +212,13 @@ def render_markdown(metrics: dict) -> str:
                   f"duplicates, {ov.get('question_duplicates', 0)} question duplicates of "
                   f"{ov.get('benchmark_items', metrics['n_benchmark'])} benchmark items "
                   f"(rate {100 * (ov.get('rate') or 0):.1f}%)."]
+    rt = metrics.get("runtime")
+    if rt:
+        mem = f", {rt['memory_gib']} GiB" if rt.get("memory_gib") else ""
+        det = (f"; deterministic algorithms on (CUBLAS_WORKSPACE_CONFIG={rt.get('cublas_workspace_config')}; "
+               "`make gpu-check-pipeline` measures what they cost)") if rt.get("deterministic") else ""
+        lines += ["", f"Device: {rt['device']} ({rt['name']}{mem}), precision {rt['precision']}, "
+                      f"loss kernels {rt['loss_backend']}{det}."]
     lines += ["", f"Checkpoint selection: {metrics['checkpoint_selection']}.",
               ("Teacher distributions: computed online each step through the fused LM-head op (no [tokens, V] "
                "logits of either model held)." if token else

@@ -41,6 +41,8 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
       expected, correct, score, core_p, accuracy_benchmark, accuracy_reference, reasons, file}};
       {arms: {}, skipped: why} without a reference set (real data without --reference) or with --no-audit
   + shared {folder, keys}: in a sweep point, where its shared phases live (sharing.py)
+  + runtime: device.Runtime.describe(): device, name, memory_gib, precision, loss_backend, loss_backend_reason,
+      deterministic (+ cublas_workspace_config); as environment.json's runtime
   data: benchmark, benchmark_format, benchmark_hash, benchmark_skipped, train, train_format,
       train_hash, train_skipped,
       + benchmark_subset, benchmark_split, train_subset, train_split,
@@ -48,6 +50,10 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
         teacher's tokenizer (max_length, examples, sequences, truncated_sequences, ...),
       + overlap: find_overlap(benchmark, train) (method, exact_duplicates, question_duplicates,
         benchmark_items, rate, examples)
+      + label_set {names, count, source}: a classification run's one label set (every head has one output per
+        name, every set is remapped into it by name: run_data.with_labels); null for multiple choice
+      + label_conventions {benchmark, train[, reference]}: how each source wrote its answers ("0-based class
+        ids (...)", "answer letters", "label names", ...)
   + max_length {value, chosen: "auto" | "config", coverage}
   + control_budget {rule, why, teacher_steps, clean_teacher_steps, ...}
   + verdict: "laundering_detected" | "no_clear_effect" | "no_controls" | "train_contains_benchmark_items"
@@ -59,17 +65,12 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
 from __future__ import annotations
 
 import contextlib
-import platform
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 
-from .. import __version__
 from ..data.schema import examples_hash
-from ..data.synth import make_synthetic, write_synthetic
+from ..device import Runtime, runtime
 from ..errors import ConfigError, ModelError, ResumeMismatch
 from ..models.loading import BUILT_FROM_DATA
 from ..phases import DistillSpec, IntegrationSpec, LayeringSpec, PlacementSpec, StudentSpec, integrate, layer, place
@@ -86,9 +87,21 @@ from ..phases.common import (
 from ..progress import console
 from ..stats import chance_level, mcnemar_exact, paired_bootstrap
 from ..train.checkpoint import read_json, write_json
-from .config import RunConfig, resolve_defaults, validate
+from .config import RUNTIME_FIELDS, RunConfig, resolve_defaults, validate
+from .environment import environment, record_environment  # noqa: F401 - environment re-exported
 from .report import verdict as verdict_of
 from .report import write_report
+from .run_data import (  # noqa: F401 - Loaded, load_source and run_task re-exported: the run's data, one place
+    Loaded,
+    in_label_set,
+    label_set,
+    load_data,
+    load_reference,
+    load_source,
+    overlap,
+    run_task,
+    with_labels,
+)
 from .sharing import link_shared, shared_lock
 
 METRICS_SCHEMA_VERSION = 1
@@ -106,159 +119,6 @@ CONTROL_BUDGET_WHY = (
 )
 
 
-@dataclass
-class Loaded:
-    examples: list
-    source: str
-    format: str
-    skipped: int = 0
-    subset: str | None = None
-    split: str | None = None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment() -> dict:
-    import torch
-    import transformers
-
-    from ..ops import backend
-
-    return {"pylaundering": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-            "torch": torch.__version__, "transformers": transformers.__version__, "threads": torch.get_num_threads(),
-            "ops_backend": str(backend()), "git_commit": _git_commit()}
-
-
-def record_environment(out: Path) -> None:
-    """Writes environment.json on a first run; on a resume keeps it and appends to ``resumes``."""
-    path = out / "environment.json"
-    env = environment()
-    if path.exists():
-        first = read_json(path)
-        first.setdefault("resumes", []).append(
-            {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": env})
-        write_json(first, path)
-    else:
-        write_json({**env, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, path)
-
-
-# ------------------------------------------------------------------------------------------------
-# Data
-
-
-def _split_spec(spec: str, subset: str | None, split: str | None, key: str) -> tuple[str, str | None, str | None]:
-    """A SOURCE with an optional ``name:subset:split`` shorthand, merged with the explicit fields
-    (which must not contradict it)."""
-    from ..data import parse_source
-
-    source, s_subset, s_split = parse_source(spec)
-    for name, explicit, short in (("subset", subset, s_subset), ("split", split, s_split)):
-        if explicit is not None and short is not None and explicit != short:
-            raise ConfigError(f"{key}_{name}", f"{explicit!r} contradicts {short!r} in {key} {spec!r}")
-    return source, subset if subset is not None else s_subset, split if split is not None else s_split
-
-
-def load_source(spec: str, fmt: str | None, *, subset: str | None, split: str | None, role: str, key: str,
-                skip_malformed: bool) -> Loaded:
-    """Examples from a SOURCE (``name:subset:split`` shorthand accepted); ``role`` ("benchmark" or
-    "train") picks the default split of a hub dataset."""
-    from ..data.load import load_examples
-    from ..data.registry import FORMATS
-
-    if fmt is not None and fmt not in FORMATS:  # a usage error, like any unknown choice
-        raise ConfigError(f"{key}_format", f"unknown format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
-    source, subset, split = _split_spec(spec, subset, split, key)
-    res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed)
-    return Loaded(list(res.examples), res.source, res.format, res.skipped, res.subset, res.split)
-
-
-def run_task(cfg: RunConfig, bench: Loaded | None = None) -> str:
-    """The run's task: ``cfg.task`` when set, else classification for data in a classification format,
-    else multiple choice (the synthetic default too)."""
-    fmt = bench.format if bench is not None else None
-    inferred = "classification" if fmt in _classification_formats() else "multiple_choice"
-    if cfg.task is None:
-        return inferred if cfg.benchmark is not None else "multiple_choice"
-    if cfg.benchmark is not None and fmt in _classification_formats() and cfg.task != "classification":
-        raise ConfigError("task", f"{cfg.task!r}, but the benchmark's format {fmt!r} is a classification format")
-    return cfg.task
-
-
-def _classification_formats() -> frozenset:
-    try:
-        from ..data.formats_cls import CLASSIFICATION_FORMATS
-    except ImportError:  # pragma: no cover - the formats module is optional
-        return frozenset()
-    return CLASSIFICATION_FORMATS
-
-
-def _synthetic_classification(cfg: RunConfig, out: Path | None) -> tuple[Loaded, Loaded, Loaded]:
-    from ..data.schema import write_jsonl
-    from ..data.synth_cls import generate_classification
-
-    bench, train, ref = generate_classification(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
-    where = (out / "data") if out is not None else Path("<synthetic>")
-    if out is not None:
-        for name, examples in (("benchmark", bench), ("train", train), ("reference", ref)):
-            write_jsonl(examples, where / f"{name}.jsonl")
-    return tuple(Loaded(x, str(where / f"{name}.jsonl"), "pylaundering")  # type: ignore[return-value]
-                 for name, x in (("benchmark", bench), ("train", train), ("reference", ref)))
-
-
-def load_data(cfg: RunConfig, out: Path | None = None) -> tuple[Loaded, Loaded]:
-    """Benchmark and legitimate examples. The synthetic default is generated in memory; its files
-    are written into ``out/data`` when ``out`` is given (and the sources point there)."""
-    if (cfg.benchmark is None or cfg.train is None) and cfg.task == "classification":
-        bench, train, _ = _synthetic_classification(cfg, out)
-        return bench, train
-    if cfg.benchmark is None or cfg.train is None:
-        bench, train = make_synthetic(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
-        where = (out / "data") if out is not None else Path("<synthetic>")
-        if out is not None:
-            write_synthetic(out / "data", seed=cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
-        return (Loaded(bench, str(where / "benchmark.jsonl"), "pylaundering"),
-                Loaded(train, str(where / "train.jsonl"), "pylaundering"))
-    bench = load_source(cfg.benchmark, cfg.benchmark_format, subset=cfg.benchmark_subset, split=cfg.benchmark_split,
-                        role="benchmark", key="benchmark", skip_malformed=cfg.skip_malformed)
-    train = load_source(cfg.train, cfg.train_format, subset=cfg.train_subset, split=cfg.train_split,
-                        role="train", key="train", skip_malformed=cfg.skip_malformed)
-    return bench, train
-
-
-def load_reference(cfg: RunConfig, out: Path | None) -> Loaded | None:
-    """The audit's reference set: generated for the synthetic default (``make_reference``, written
-    as ``out/data/reference.jsonl``), loaded from ``cfg.reference`` otherwise; None when there is
-    none or the audit is off."""
-    if not cfg.audit:
-        return None
-    if cfg.benchmark is None and cfg.task == "classification":
-        return _synthetic_classification(cfg, out)[2]
-    if cfg.benchmark is None:
-        from ..data.synth import make_reference
-
-        where = (out / "data") if out is not None else Path("<synthetic>")
-        examples = make_reference(cfg.seed, n_benchmark=cfg.synth_benchmark, n_train=cfg.synth_train)
-        return Loaded(examples, str(where / "reference.jsonl"), "pylaundering")
-    if cfg.reference is None:
-        return None
-    return load_source(cfg.reference, cfg.reference_format, subset=None, split=None, role="benchmark",
-                       key="reference", skip_malformed=cfg.skip_malformed)
-
-
-def overlap(bench, train) -> dict:
-    """``pylaundering.data.overlap.find_overlap``: exact and question duplicates between the sets."""
-    from ..data.overlap import find_overlap
-
-    return find_overlap(bench, train)
-
-
 # ------------------------------------------------------------------------------------------------
 # Checks before anything is written
 
@@ -272,7 +132,8 @@ def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
         raise ValueError(f"the benchmark {bench.source} has no examples")
     if not train.examples:
         raise ValueError(f"the training set {train.source} has no examples")
-    reference = load_reference(cfg, None)
+    task = run_task(cfg, bench)
+    bench, train, reference = with_labels(cfg, task, bench, train, load_reference(cfg, None))
     if reference is not None:
         from ..audit.evidence import check_sets
 
@@ -293,7 +154,6 @@ def preflight(cfg: RunConfig) -> tuple[Loaded, Loaded]:
         from ..phases.common import base_layers
 
         base_layers(resolve_model(cfg.model))  # the teacher base loads
-    task = run_task(cfg, bench)
     for name in {cfg.model, cfg.student_model if cfg.student_init == "pretrained" else student_base}:
         check_head(name, task)
     return bench, train
@@ -377,20 +237,27 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
     A folder that holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (remove what it
     wrote, then run afresh). ``out_dir`` is locked from the end of the checks to the end of the run
     (``pylaundering.lock``): a second process is refused, naming the holder. In a sweep (``shared``), a
-    phase whose shared folder another point holds is waited for."""
+    phase whose shared folder another point holds is waited for. ``cfg.device`` and ``cfg.precision`` are
+    resolved first: a device this machine lacks is a ConfigError before anything is written."""
     from ..lock import check_free, locked, waiting
+    from ..train.distributed import use_device
 
     out = Path(out_dir)
     resolve_defaults(cfg)
     if resume and overwrite:
         raise ConfigError("overwrite", "give --resume (continue the run) or --overwrite (replace it), not both")
+    rt = runtime(cfg.device, cfg.precision, cfg.deterministic)
+    use_device(rt.device)
     check_free(out, "run")
     _check_run_folder(out, resume, overwrite)
     if resume and (out / "config.json").exists():
-        # a setting added by a later version takes its default in an older config.json
+        # a setting added by a later version takes its default in an older config.json; where the run executes
+        # (RUNTIME_FIELDS) may change: a run resumes on another device
         previous = {**RunConfig().to_dict(), **read_json(out / "config.json")}
-        if differences(previous, cfg.to_dict()):
-            raise ResumeMismatch(mismatch_line(f"the run in {out}", previous, cfg.to_dict()))
+        now = cfg.to_dict()
+        if differences({k: v for k, v in previous.items() if k not in RUNTIME_FIELDS},
+                       {k: v for k, v in now.items() if k not in RUNTIME_FIELDS}):
+            raise ResumeMismatch(mismatch_line(f"the run in {out}", previous, now))
     timings: dict[str, float] = {}
 
     def phase(name: str, fn):
@@ -407,18 +274,18 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False,
         _check_run_folder(out, resume, overwrite)  # again, under the lock: another process may have run meanwhile
         if overwrite:
             clear_run(out, _inputs(cfg))
-        return _run_arms(cfg, out, resume, quiet, shared, phase, timings, bench_res, train_res, task)
+        return _run_arms(cfg, out, resume, quiet, shared, phase, timings, bench_res, train_res, task, rt)
 
 
 def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phase, timings: dict, bench_res: Loaded,
-              train_res: Loaded, task: str) -> dict:
+              train_res: Loaded, task: str, rt: Runtime = Runtime()) -> dict:
     """The run after its checks, under the run folder's lock: data, every arm, scores, audit, metrics."""
     out.mkdir(parents=True, exist_ok=True)
     write_json(cfg.to_dict(), out / "config.json")
-    record_environment(out)
+    record_environment(out, rt)
     shared_keys = link_shared(cfg, out, Path(shared)) if shared is not None else None
     if cfg.benchmark is None:  # the synthetic default: its files go into the run folder
-        bench_res, train_res = load_data(cfg, out)
+        bench_res, train_res, _ = with_labels(cfg, task, *load_data(cfg, out))
     bench, train = bench_res.examples, train_res.examples
     data_overlap = overlap(bench, train)
     if data_overlap.get("exact_duplicates", 0) > 0:
@@ -435,7 +302,7 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
     length = cfg.max_length if token else max_length
     teacher_spec = placement_spec(cfg, model, task, length)
     student_spec = layering_spec(cfg, model if cfg.student_base is None else cfg.student_base, task, length)
-    run = dict(resume=resume, quiet=quiet)
+    run = dict(resume=resume, quiet=quiet, device=rt)
     layer_run = dict(cache_dir=out / "cache", **run)
 
     train_metrics: dict[str, dict] = {}
@@ -466,21 +333,23 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
             m["model_dir"], bench, out / "eval" / arm, IntegrationSpec(max_length=length), quiet=quiet,
-            description=f"score {arm}", overwrite=True))  # the run's own scores: recomputed on every (re)run
+            description=f"score {arm}", overwrite=True, device=rt))  # the run's scores: recomputed on every (re)run
 
-    reference = load_reference(cfg, out)
+    reference = in_label_set(load_reference(cfg, out), bench_res.label_names)  # the set preflight formed with it
     audit = None
     if reference is not None:
         from .run_audit import audit_arms
 
         audit = phase("audit: every model against the reference set", lambda: audit_arms(
             {arm: m["model_dir"] for arm, m in train_metrics.items()}, bench, reference.examples, reference.source,
-            out, max_length=length, quiet=quiet))
+            out, max_length=length, quiet=quiet, device=rt))
     metrics = build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings,
                             max_length=max_length, truncation=truncation, overlap=data_overlap, budget=budget,
                             distance=distance)
     metrics["task"] = task
     metrics["level"] = cfg.level
+    if reference is not None:
+        metrics["data"]["label_conventions"]["reference"] = reference.label_convention
     if token:  # each phase chose its own text length: what it cut, per model
         metrics["data"]["text_truncation"] = {arm: m["truncation"] for arm, m in train_metrics.items()
                                               if "truncation" in m}
@@ -492,6 +361,7 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
                                 for arm, a in audit["arms"].items() if not a["correct"]]
     if shared_keys is not None:
         metrics["shared"] = {"folder": str(shared), "keys": shared_keys}
+    metrics["runtime"] = rt.describe()
     write_json(metrics, out / "metrics.json")
     write_report(metrics, out)
     return metrics
@@ -624,7 +494,9 @@ def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals,
                  "train": train_res.source, "train_format": train_res.format,
                  "train_subset": train_res.subset, "train_split": train_res.split,
                  "train_hash": examples_hash(train), "train_skipped": train_res.skipped,
-                 "truncation": truncation.get("truncation", {}), "overlap": overlap},
+                 "truncation": truncation.get("truncation", {}), "overlap": overlap,
+                 "label_set": label_set(bench_res),
+                 "label_conventions": {"benchmark": bench_res.label_convention, "train": train_res.label_convention}},
         **arms,
         "comparisons": comparisons,
         "max_length": truncation.get("max_length", {"value": max_length}),

@@ -24,7 +24,7 @@ import json
 import os
 from pathlib import Path
 
-from .config import RunConfig
+from .config import RUNTIME_FIELDS, RunConfig
 
 #: Fields that only the students' training reads (layering), never a teacher.
 STUDENT_FIELDS = frozenset({"loss", "alpha", "temperature", "beta", "student_base", "student_layers", "student_init",
@@ -32,12 +32,14 @@ STUDENT_FIELDS = frozenset({"loss", "alpha", "temperature", "beta", "student_bas
                             "online_teacher"})
 #: Fields that only a teacher's fine-tuning reads.
 TEACHER_FIELDS = frozenset({"teacher_epochs", "teacher_lr", "target_accuracy", "clean_teacher_epochs"})
-#: Fields that change no shared phase's result (which arms run, the audit, free-form notes).
-NEUTRAL_FIELDS = frozenset({"controls", "extra", "reference", "reference_format", "audit"})
-#: The data and the base model (the tiny base's tokenizer is trained on the run's texts).
+#: Fields that change no shared phase's result (which arms run, the audit, free-form notes, where it runs: a
+#: teacher trained on a GPU is the CPU's up to float rounding; precision is not among them).
+NEUTRAL_FIELDS = frozenset({"controls", "extra", "reference", "reference_format", "audit"}) | RUNTIME_FIELDS
+#: The data and the base model (the tiny base's tokenizer is trained on the run's texts). ``labels`` is data: the
+#: label set decides every head's width and which output each class gets.
 DATA_FIELDS = frozenset({"benchmark", "benchmark_format", "benchmark_subset", "benchmark_split", "train",
                          "train_format", "train_subset", "train_split", "skip_malformed", "synth_benchmark",
-                         "synth_train", "model", "seed", "task"})
+                         "synth_train", "model", "seed", "task", "labels"})
 
 SHARED_PHASES = ("base", "teacher", "clean_teacher", "ce_student")
 

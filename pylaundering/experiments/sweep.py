@@ -25,7 +25,17 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..train.checkpoint import read_json, write_json
-from .config import COMMAND_LINE, FIELDS, KEYS, RunConfig, check_type, parse_toml, run_values, validate
+from .config import (
+    COMMAND_LINE,
+    FIELDS,
+    KEYS,
+    RUNTIME_FIELDS,
+    RunConfig,
+    check_type,
+    parse_toml,
+    run_values,
+    validate,
+)
 from .sharing import SHARED_PHASES, shared_keys
 
 SWEEP_SCHEMA_VERSION = 1
@@ -240,13 +250,18 @@ def summary(metrics: dict) -> dict:
 # The sweep
 
 
-def preflight_points(points: list[Point], index: dict, *, quiet: bool) -> None:
+def preflight_points(points: list[Point], index: dict, *, quiet: bool, local: bool = True) -> None:
     """Loads the data and reads the models once per distinct data and model setting among the points
     still to run, before the sweep folder is written: a dataset that cannot be read (a hub that is
-    unreachable, a malformed file) fails the sweep in seconds, not every point one by one."""
+    unreachable, a malformed file) fails the sweep in seconds, not every point one by one. ``local``: the
+    points run on this machine, so their devices must exist here (a Ray cluster's nodes are checked there)."""
+    from ..device import runtime
     from .run import preflight
 
     done = {e["name"] for e in index["points"] if e["status"] == "done"}
+    if local:
+        for device, precision in {(p.config.device, p.config.precision) for p in points if p.name not in done}:
+            runtime(device, precision)  # a CUDA device this machine lacks: one line, before anything is written
     seen: set[str] = set()
     for p in points:
         key = shared_keys(p.config)["base"] + repr(sorted((k, getattr(p.config, k)) for k in (
@@ -274,8 +289,11 @@ def open_sweep(out: Path, spec: dict, points: list[Point], *, overwrite: bool = 
             raise ValueError(f"{path} is not a pylaundering sweep index; choose another --out")
         mine = {k: spec[k] for k in ("params", "seeds", "mode", "base_config")}
         theirs = {k: old.get(k) for k in mine}
-        # a setting added by a later version takes its default in an older index
+        # a setting added by a later version takes its default in an older index; where the points run (device,
+        # deterministic) may change between sessions: a sweep started on the CPU resumes on a GPU
         theirs["base_config"] = {**RunConfig().to_dict(), **(theirs["base_config"] or {})}
+        for side in (mine, theirs):
+            side["base_config"] = {k: v for k, v in side["base_config"].items() if k not in RUNTIME_FIELDS}
         if _jsonable(mine) != _jsonable(theirs):
             changed = [k for k in mine if _jsonable(mine[k]) != _jsonable(theirs[k])]
             if "base_config" in changed:
@@ -331,15 +349,38 @@ def run_sweep(base: RunConfig, params: dict[str, list], seeds: list[int], out_di
     out = Path(out_dir)
     check_free(out, "sweep")
     points = plan(base, params, seeds, zip_=zip_)
+    check_gpus(executor, gpus_per_point, points)
     spec = spec_dict(base, params, seeds, zip_)
     index = open_sweep(out, spec, points, overwrite=overwrite)
-    preflight_points(points, index, quiet=quiet)
+    preflight_points(points, index, quiet=quiet, local=executor == "local")
     with locked(out, what="sweep", wait=False):
         if overwrite:
             clear_sweep(out, base)
         index = open_sweep(out, spec, points)  # again, under the lock: another sweep may have run meanwhile
         return _run_index(out, index, points, executor=executor, jobs=jobs, threads=threads, address=address,
                           gpus_per_point=gpus_per_point, quiet=quiet)
+
+
+def check_gpus(executor: str, gpus_per_point: float, points: list[Point]) -> None:
+    """``--gpus-per-point``: a Ray request (a fraction lets small students share a GPU). Ray shows a task only the
+    GPUs it requested (CUDA_VISIBLE_DEVICES), so a point that asks for CUDA needs a request, and a request is
+    pointless for a point kept on the CPU; the local executor runs every point on this machine's devices."""
+    import math
+
+    if not math.isfinite(gpus_per_point) or gpus_per_point < 0:
+        raise ConfigError("gpus_per_point", f"must be a number >= 0, got {gpus_per_point}")
+    if executor != "ray":
+        if gpus_per_point:
+            raise ConfigError("gpus_per_point", "is a Ray request (--executor ray); the local executor runs the "
+                              "points on this machine's --device")
+        return
+    devices = {p.config.device.strip().lower() for p in points}
+    if gpus_per_point == 0 and any(d.startswith("cuda") for d in devices):
+        raise ConfigError("gpus_per_point", "the points ask for a CUDA device, but Ray shows a task only the GPUs "
+                          "it requests: give --gpus-per-point (1, or a fraction such as 0.25 to share a GPU)")
+    if gpus_per_point > 0 and "cpu" in devices:
+        raise ConfigError("gpus_per_point", "the points run on the CPU (device = cpu): drop --gpus-per-point or "
+                          "use --device auto or cuda")
 
 
 #: What a sweep writes into its folder (``--overwrite`` removes these, and nothing else).

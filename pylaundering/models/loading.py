@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.labelset import preview_names
 from ..errors import ModelError
 from .decoder import (
     DEFAULT_SCORER,
@@ -26,6 +27,7 @@ from .decoder import (
     is_decoder_config,
     read_marker,
 )
+from .labels import names_of_config
 from .saving import quiet_transformers as _quiet_transformers
 from .saving import save_model  # noqa: F401 - re-exported: models.save_model
 from .tiny import TINY_CONFIG
@@ -117,7 +119,8 @@ def model_task(path: str) -> str | None:
 
 
 def load_model(path: str, num_layers: int | None = None, *, random_init: bool = False, seed: int = 0,
-               task: str | None = None, num_labels: int | None = None, scorer: str | None = None):
+               task: str | None = None, num_labels: int | None = None, scorer: str | None = None,
+               device: str | None = None, label_names: tuple[str, ...] | None = None):
     """An ``AutoModelForMultipleChoice`` (or, for ``task="classification"``, an
     ``AutoModelForSequenceClassification`` with ``num_labels`` outputs) from ``path``, optionally cut to
     its first ``num_layers`` layers (weights of the kept layers are loaded, the rest dropped: the paper's
@@ -129,9 +132,26 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
     A decoder (causal LM) is wrapped for multiple choice in a ``DecoderChoiceModel`` scoring each
     choice with ``scorer`` (``loglik`` or ``head``; None: the scorer it was saved with, else loglik);
     for classification it gets a sequence-classification head. Its pad token is set when missing.
-    """
-    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
+    ``label_names`` (classification: the data's class names, in label order): the head's ``id2label``, saved with
+    the model so that later files are matched to its outputs by name (``labels.align_to_model``); a saved
+    classifier whose own names differ is refused (ModelError).
+
+    ``device`` ("cpu", "cuda:N"; None: the CPU, where it is built): the model is moved there (``to_device``).
+    """
+    return to_device(_load_model(path, num_layers, random_init=random_init, seed=seed, task=task,
+                                 num_labels=num_labels, scorer=scorer, label_names=label_names), device)
+
+
+def to_device(model, device: str | None):
+    """``model`` moved to ``device`` (in place, as ``Module.to``; the weights keep their dtype: autocast, not the
+    weights, sets a run's precision); None leaves it where it is."""
+    return model if device is None else model.to(device)
+
+
+def _load_model(path: str, num_layers: int | None, *, random_init: bool, seed: int, task: str | None,
+                num_labels: int | None, scorer: str | None, label_names: tuple[str, ...] | None = None):
+    from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
     path = resolve_model(path)
     saved_task = model_task(path)
@@ -155,6 +175,8 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
         config.num_labels = num_labels  # a base encoder: a fresh head of that width
         config.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
         config.label2id = {v: k for k, v in config.id2label.items()}
+    if task == "classification" and label_names is not None:
+        _name_head(config, tuple(label_names), path, saved=saved_task == "classification")
     cls = AutoModelForSequenceClassification if task == "classification" else AutoModelForMultipleChoice
     torch.manual_seed(seed)  # new heads (and random students) depend on the seed only
     if random_init:
@@ -164,6 +186,20 @@ def load_model(path: str, num_layers: int | None = None, *, random_init: bool = 
     else:
         model = _from_pretrained(cls, path, config=config)
     return model
+
+
+def _name_head(config, names: tuple[str, ...], path: str, *, saved: bool) -> None:
+    """The head's outputs named after the data's classes. A saved classifier with names of its own keeps them:
+    data in another order reaching it here would be read by position (``labels.align_to_model`` remaps data to
+    a model by name first); one saved as LABEL_i takes the data's (its outputs were read by position anyway)."""
+    if len(names) != config.num_labels:
+        raise ModelError(f"{path}: {len(names)} label names for a head of {config.num_labels} outputs")
+    own = names_of_config(config) if saved else None
+    if own is not None and own != names:
+        raise ModelError(f"{path} classifies into {preview_names(own)}, the data's label set is "
+                         f"{preview_names(names)}: match the data to the model by name first")
+    config.id2label = dict(enumerate(names))
+    config.label2id = {n: i for i, n in enumerate(names)}
 
 
 def _decoder_lm(path: str, config, scorer: str, random_init: bool, seed: int):
@@ -183,21 +219,24 @@ def _decoder_lm(path: str, config, scorer: str, random_init: bool, seed: int):
 
 
 def load_student(base: str, *, init: str, num_layers: int | None, seed: int, student_model: str | None = None,
-                 task: str | None = None, num_labels: int | None = None, scorer: str | None = None):
+                 task: str | None = None, num_labels: int | None = None, scorer: str | None = None,
+                 device: str | None = None, label_names: tuple[str, ...] | None = None):
     """The student of a layering run.
 
     ``sheared``: ``base`` cut to its first ``num_layers`` layers (the paper's construction);
     ``pretrained``: a separately pretrained (small) checkpoint ``student_model``, used whole;
     ``random``: ``base``'s architecture cut to ``num_layers`` layers, random weights.
+    ``device``: where it is moved, ``label_names``: its head's class names (``load_model``).
     """
     if init not in STUDENT_INITS:
         raise ModelError(f"unknown student init {init!r}; expected one of {', '.join(STUDENT_INITS)}")
     if init == "pretrained":
         if not student_model:
             raise ModelError("--student-init pretrained needs --student-model (a small pretrained checkpoint)")
-        return load_model(student_model, None, seed=seed, task=task, num_labels=num_labels, scorer=scorer)
+        return load_model(student_model, None, seed=seed, task=task, num_labels=num_labels, scorer=scorer,
+                          device=device, label_names=label_names)
     return load_model(base, num_layers, random_init=(init == "random"), seed=seed, task=task, num_labels=num_labels,
-                      scorer=scorer)
+                      scorer=scorer, device=device, label_names=label_names)
 
 
 def hub_revision(name: str, revision: str = "main") -> str | None:

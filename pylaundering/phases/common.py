@@ -28,6 +28,7 @@ from typing import Any
 
 from ..data.batching import EncodedExamples, choose_max_length, classification_lengths, encode_examples
 from ..data.schema import MCExample
+from ..device import Runtime, as_runtime
 from ..errors import ConfigError, ModelError, ResumeMismatch
 from ..lock import locked
 from ..models import load_tokenizer, resolve_model
@@ -37,7 +38,7 @@ from ..models.saving import quiet_transformers as _quiet_transformers
 from ..models.tiny import build_tiny_model
 from ..train import DEFAULT_TARGET_ACCURACY  # noqa: F401 - re-exported: one default, one place
 from ..train.checkpoint import read_json, write_json
-from ..train.distributed import is_main, on_main
+from ..train.distributed import is_main, on_main, use_device
 
 #: With no --max-length, sequences are capped at the length covering this share of them.
 MAX_LENGTH_COVERAGE = 0.95
@@ -126,6 +127,14 @@ def num_labels(examples: Sequence[MCExample], task: str) -> int | None:
         shown = "; ".join(", ".join(names) for names in sorted(sets)[:3])
         raise ConfigError("task", f"classification examples must share one label set, found {len(sets)}: {shown}")
     return len(next(iter(sets)))
+
+
+def class_names(examples: Sequence[MCExample], task: str) -> tuple[str, ...] | None:
+    """The label set of classification examples (``num_labels`` checks they share one), written into the head
+    of the model trained on them (``load_model(label_names=)``); None for multiple choice."""
+    if num_labels(examples, task) is None or not examples:
+        return None
+    return examples[0].choices
 
 
 @contextmanager
@@ -258,8 +267,17 @@ def begin_phase(out: Path, *, resume: bool, overwrite: bool, what: str) -> None:
         on_main(lambda: remove([out / name for name in PHASE_OUTPUTS] + sorted(out.glob("round-*"))))
 
 
+def phase_runtime(device: Runtime | str | None) -> Runtime:
+    """A phase's ``device`` argument resolved (``device.as_runtime``: a Runtime, a device name, None for auto) and
+    named as the process's device, before torchrun's process group starts (NCCL for a GPU, gloo for the CPU)."""
+    rt = as_runtime(device)
+    use_device(rt.device)
+    return rt
+
+
 def phase_folder(what: str):
-    """Decorates a phase (``place``, ``layer``): its ``out_dir`` is locked while it runs (rank 0 under
+    """Decorates a phase (``place``, ``layer``): its ``device`` is resolved first (``phase_runtime``: a device
+    that is not there fails before anything is touched), its ``out_dir`` is locked while it runs (rank 0 under
     torchrun; waiting instead of failing inside ``lock.waiting()``), and ``begin_phase`` checks it first
     with the call's ``resume`` and ``overwrite``."""
 
@@ -271,12 +289,13 @@ def phase_folder(what: str):
 
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
+            bound.arguments["device"] = phase_runtime(bound.arguments.get("device"))
             out = Path(bound.arguments["out_dir"])
             holding = locked(out, what=what, quiet=bool(bound.arguments.get("quiet"))) if is_main() else (
                 contextlib.nullcontext())
             with holding:
                 begin_phase(out, resume=bound.arguments["resume"], overwrite=bound.arguments["overwrite"], what=what)
-                return fn(*args, **kwargs)
+                return fn(*bound.args, **bound.kwargs)
 
         return wrapper
 
@@ -316,12 +335,21 @@ def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dic
 
 @dataclass(frozen=True)
 class PhaseRun:
-    """Where a phase writes and how it runs (none of it is in the resume record)."""
+    """Where a phase writes and how it runs (none of it is in the resume record but the precision, which
+    ``precision_params`` adds)."""
 
     out: Path
     resume: bool = False
     quiet: bool = False
     description: str = ""
+    runtime: Runtime = Runtime()
+
+
+def precision_params(rt: Runtime) -> dict:
+    """The resume record's part of the precision: none at fp32 (a record written before precisions existed
+    still matches), ``{"precision": ...}`` otherwise (a bf16 checkpoint is not continued at fp32). The device
+    is not recorded: a run resumes on another device."""
+    return {} if rt.precision == "fp32" else {"precision": rt.precision}
 
 
 @dataclass

@@ -13,37 +13,50 @@ import torch
 
 from ..data.schema import MCExample, examples_hash
 from ..data.text import prompt_examples
+from ..device import Runtime
 from ..models import load_model, model_task
+from ..models.labels import align_to_model, label_mapping
 from ..stats import chance_level, wilson_interval
 from ..train.checkpoint import write_json, write_text
 from ..train.evaluate import check_finite_scores, predict_logits
-from .common import check_outputs, encode
+from .common import check_outputs, encode, phase_runtime
 from .specs import IntegrationSpec
 
 
 def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | None = None,
               spec: IntegrationSpec | None = None, *, quiet: bool = False, description: str = "integration",
-              overwrite: bool = False, skipped: int | None = None,
-              **settings) -> dict:  # the task (multiple choice or classification) is the model's own (model_task)
+              overwrite: bool = False, skipped: int | None = None, device: Runtime | str | None = None,
+              source: str = "", **settings) -> dict:  # the task is the model's own (model_task)
     """Benchmark metrics of ``model``; with ``out_dir``, also ``metrics.json`` and
     ``predictions.jsonl`` (id, label, prediction, correct, per-choice probabilities). ``spec``: the settings
     (``IntegrationSpec``), or its fields as keywords (``settings``).
     ``max_length=None`` chooses it from the benchmark (95% of sequences whole, up to the model's
     limit); the value used and what it cut are in ``max_length`` and ``truncation``. ``skipped``: malformed rows
-    left out of ``examples`` (``--skip-malformed``), recorded as ``benchmark_skipped`` as a run records it."""
+    left out of ``examples`` (``--skip-malformed``), recorded as ``benchmark_skipped`` as a run records it.
+    ``device``: where and at what precision it scores (a resolved ``pylaundering.device.Runtime``, or a device
+    name at precision auto; None: auto); ``spec.batch_size`` None sizes the batches from its free memory.
+
+    A classification model scores the examples matched to its outputs by class name (``models.labels``; one line
+    naming ``source`` and the model for a label it has none for); ``label_mapping`` says how ("by index" for a
+    model saved without names)."""
     spec = spec if spec is not None else IntegrationSpec(**settings)
+    rt = phase_runtime(device)
     if not examples:
         raise ValueError("the benchmark has no examples")
     if out_dir is not None:  # before scoring: an earlier result is replaced only when told (``overwrite``)
         check_outputs([Path(out_dir) / "metrics.json", Path(out_dir) / "predictions.jsonl"], overwrite=overwrite)
-    net = load_model(model)
     task = model_task(model) or "multiple_choice"
+    mapping = None
+    if task == "classification":  # label i of the data must be output i of the model: matched by class name
+        examples = align_to_model(examples, model, source)
+        mapping = label_mapping(model)
+    net = load_model(model, device=rt.device)
     # a token-level model was trained on items written as text: it answers their prompts
     level = getattr(net, "level", "choice")
     scored = prompt_examples(examples) if level == "token" else examples
     data = encode(model, scored, spec.max_length, task)
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=spec.batch_size,
-                            description=description, quiet=quiet)
+                            description=description, quiet=quiet, device=rt)
     check_finite_scores(logits, data.encoded.num_choices, model)
     labels = torch.tensor([e.label for e in examples])
     preds = logits.argmax(-1)
@@ -56,7 +69,7 @@ def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | N
         "model": model, "n": n, "correct": k, "accuracy": k / n, "ci95": list(wilson_interval(k, n)),
         "chance": chance_level([len(e.choices) for e in examples]), "data_hash": examples_hash(examples),
         "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(), "task": task,
-        **({"level": level} if level != "choice" else {}),
+        **({"level": level} if level != "choice" else {}), **({"label_mapping": mapping} if mapping else {}),
         **({"benchmark_skipped": skipped} if skipped is not None else {}),
         "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
                         for s, v in sorted(by_subject.items())},

@@ -20,8 +20,10 @@ import torch
 
 from ..data.batching import MCBatcher
 from ..data.schema import MCExample, examples_hash
+from ..device import Runtime
 from ..errors import ConfigError, ResumeMismatch
 from ..models import load_model, load_student, model_fingerprint, model_task, resolve_model, save_model
+from ..models.labels import align_to_model, label_mapping
 from ..ops import cross_entropy, distill_loss
 from ..train import cache as logit_cache
 from ..train.checkpoint import read_json, write_json
@@ -32,11 +34,13 @@ from ..validate import check_int
 from .common import (
     PhaseRun,
     check_student,
+    class_names,
     differences,
     encode,
     mismatch_line,
     num_labels,
     phase_folder,
+    precision_params,
     resolve_base,
     start_phase,
     timed,
@@ -63,11 +67,14 @@ def subsample(examples: Sequence[MCExample], data_size: int | None, seed: int) -
 
 
 def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: int | None, cache_dir: Path | None,
-                   quiet: bool) -> tuple[torch.Tensor, dict]:
-    """Teacher logits on ``examples``: from the cache when its key matches, else computed (and saved).
+                   quiet: bool, device: Runtime | None = None) -> tuple[torch.Tensor, dict]:
+    """Teacher logits on ``examples`` (float32, on the CPU): from the cache when its key matches, else computed
+    (and saved) on ``device`` in large inference batches (``predict_logits``; None: the CPU).
 
     The key hashes the teacher (weights fingerprint, or resolved hub revision) and exactly the
-    token ids fed to it (``cache.inputs_hash``), not the names of the settings that produced them."""
+    token ids fed to it (``cache.inputs_hash``), not the names of the settings that produced them. The logits
+    are computed at fp32 whatever the run's precision, so one cache serves every precision (the device changes
+    them by float rounding only, as it does the training)."""
     data = encode(teacher, examples, max_length, model_task(teacher) or "multiple_choice")
     key = logit_cache.cache_key(model_fingerprint=model_fingerprint(teacher),
                                 inputs=logit_cache.inputs_hash(data.encoded))
@@ -76,9 +83,10 @@ def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: i
         hit = logit_cache.load_cached(cache_dir, key, ids)
         if hit is not None:
             return hit.values, {"cache": "hit", "cache_file": str(hit.path), "max_length": data.max_length}
-    net = load_model(teacher)
+    rt = Runtime(device.device if device is not None else "cpu")  # fp32: see above
+    net = load_model(teacher, device=rt.device)
     values = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, description="teacher logits",
-                            quiet=quiet)
+                            quiet=quiet, device=rt)
     info: dict = {"cache": "off" if cache_dir is None else "miss", "max_length": data.max_length}
     if cache_dir is not None:
         info["cache_file"] = str(logit_cache.save_cached(cache_dir, key, values, ids, teacher=teacher))
@@ -88,7 +96,8 @@ def teacher_logits(teacher: str, examples: Sequence[MCExample], *, max_length: i
 @phase_folder("layering")
 def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Path, spec: LayeringSpec | None = None,
           *, cache_dir: str | Path | None = None, corpus: Sequence[str] | None = None, resume: bool = False,
-          overwrite: bool = False, quiet: bool = False, description: str = "layering", **settings) -> dict:
+          overwrite: bool = False, quiet: bool = False, description: str = "layering",
+          device: Runtime | str | None = None, **settings) -> dict:
     """Trains the student(s); writes ``out_dir/model`` (the last round's student), one folder per
     round when ``iterations > 1``, and ``out_dir/metrics.json``; returns the metrics. ``spec``: the
     settings (``LayeringSpec``), or the flat names of ``LayeringSpec.of`` as keywords (``settings``).
@@ -101,12 +110,15 @@ def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Pat
     The student's ``scorer``: how a decoder student scores choices (``loglik`` | ``head``); None: the
     teacher's scorer. ``level="token"``: token-level distillation of causal LMs on a text corpus (``corpus``,
     or ``examples`` written as text with their labels; phases/token_level.py); ``teacher_topk=k`` there
-    caches the teacher's top-k next-token entries in ``cache_dir`` and trains on them.
+    caches the teacher's top-k next-token entries in ``cache_dir`` and trains on them. ``device``: where and
+    at what precision it trains (a resolved ``pylaundering.device.Runtime``, or a device name at precision auto;
+    None: auto).
     """
     spec = spec if spec is not None else LayeringSpec.of(**settings)
     spec.check_teacher(teacher)
     out = Path(out_dir)
-    run = PhaseRun(out, resume, quiet, description)
+    rt = device  # resolved by phase_folder
+    run = PhaseRun(out, resume, quiet, description, rt)
     if spec.level == "token":
         if spec.iterations != 1 or spec.task != "multiple_choice":
             raise ConfigError("level", "token-level layering runs one round on multiple-choice items or a text corpus")
@@ -120,12 +132,16 @@ def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Pat
     if not examples:
         raise ValueError("layering needs at least one training example")
     alpha, st = spec.distill.alpha, spec.student
-    train_set = subsample(examples, spec.data_size, spec.seed)
-    labels = num_labels(train_set, spec.task)
     teacher_task = model_task(teacher) if alpha > 0 and teacher is not None else None
     if teacher_task not in (None, spec.task):
         raise ConfigError("task", f"the teacher {teacher} is a {teacher_task.replace('_', ' ')} model, but the "
                           f"student's task is {spec.task.replace('_', ' ')} (pass --task {teacher_task})")
+    mapping = None
+    if teacher_task == "classification":  # teacher output i and student label i must be one class: match by name
+        examples = align_to_model(examples, teacher)
+        mapping = label_mapping(teacher)
+    train_set = subsample(examples, spec.data_size, spec.seed)
+    labels = num_labels(train_set, spec.task)
     base_path = on_main(lambda: resolve_base(st.base, train_set, out, spec.seed))
     scorer = st.scorer
     if scorer is None and teacher is not None and alpha > 0:
@@ -133,7 +149,7 @@ def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Pat
 
         scorer = read_marker(resolve_model(teacher)).get("scorer")
     check_student(base_path, student_layers=st.layers, student_init=st.init, student_model=st.model)
-    params = layering_params(spec, teacher, base_path, examples, scorer)
+    params = {**layering_params(spec, teacher, base_path, examples, scorer), **precision_params(rt)}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
 
     def begin():
@@ -158,13 +174,14 @@ def layer(teacher: str | None, examples: Sequence[MCExample], out_dir: str | Pat
         if previous is not None:  # --iterations K resumes after the last finished round
             rounds.append(previous)
         else:
-            job = Round(spec, base_path, PhaseRun(round_dir, resume, quiet, tag), seed=spec.seed + k - 1,
-                        cache_dir=cache, num_labels=labels, scorer=scorer)
+            job = Round(spec, base_path, PhaseRun(round_dir, resume, quiet, tag, rt), seed=spec.seed + k - 1,
+                        cache_dir=cache, num_labels=labels, scorer=scorer,
+                        label_names=class_names(train_set, spec.task))
             rounds.append(_one_round(current_teacher, train_set, round_dir, job))
             if iterations > 1 and is_main():
                 write_json({"params": round_params, "result": rounds[-1]}, round_dir / "round.json")
         current_teacher = str(round_dir / "model")
-    return on_main(lambda: _write_layering(out, rounds, teacher, spec, train_set, params))
+    return on_main(lambda: _write_layering(out, rounds, teacher, spec, train_set, params, rt, mapping))
 
 
 def layering_params(spec: LayeringSpec, teacher: str | None, base_path: str, examples: Sequence[MCExample],
@@ -186,7 +203,7 @@ def layering_params(spec: LayeringSpec, teacher: str | None, base_path: str, exa
 
 
 def _write_layering(out: Path, rounds: list[dict], teacher: str | None, spec: LayeringSpec, train_set,
-                    params: dict) -> dict:
+                    params: dict, rt: Runtime, mapping: str | None = None) -> dict:
     """Rank 0 (or the only process): the last round's model as the phase's, and metrics.json."""
     d, st, iterations = spec.distill, spec.student, spec.iterations
     if iterations > 1:
@@ -202,7 +219,8 @@ def _write_layering(out: Path, rounds: list[dict], teacher: str | None, spec: La
         "n_examples": len(train_set), "data_hash": examples_hash(train_set), "online_teacher": spec.online_teacher,
         "train_accuracy": last["train_accuracy"], "max_length": last.get("max_length"), "rounds": rounds,
         "timings": {k: sum(r["timings"].get(k, 0.0) for r in rounds) for k in ("teacher_logits_s", "train_s")},
-        "params": params,
+        "params": params, "runtime": {"device": rt.device, "precision": rt.precision},
+        **({"label_mapping": mapping} if mapping else {}),  # how the data met the teacher's outputs
     }
     write_json(metrics, out / "metrics.json")
     return metrics
@@ -222,7 +240,7 @@ def _finished_round(round_dir: Path, round_params: dict) -> dict | None:
 @dataclass(frozen=True)
 class Round:
     """One round's job besides its teacher and data: the spec, the resolved student base, where and how it
-    runs, its seed (the phase's seed + round - 1), the logit cache, the label count and the scorer."""
+    runs, its seed (the phase's seed + round - 1), the logit cache, the label count and names, and the scorer."""
 
     spec: LayeringSpec
     base_path: str
@@ -231,6 +249,7 @@ class Round:
     cache_dir: Path | None = None
     num_labels: int | None = None
     scorer: str | None = None
+    label_names: tuple[str, ...] | None = None
 
 
 def _one_round(teacher, train_set, out: Path, job: Round) -> dict:
@@ -240,8 +259,10 @@ def _one_round(teacher, train_set, out: Path, job: Round) -> dict:
     task, max_length, batch_size = spec.task, spec.max_length, spec.batch_size
     timings: dict = {}
     out.mkdir(parents=True, exist_ok=True)
+    rt = run.runtime
     student = load_student(job.base_path, init=st.init, num_layers=st.layers, seed=seed, student_model=st.model,
-                           task=task, num_labels=job.num_labels, scorer=job.scorer)
+                           task=task, num_labels=job.num_labels, scorer=job.scorer, device=rt.device,
+                           label_names=job.label_names)
     student_path = st.model if st.pretrained else job.base_path
     data = encode(student_path, train_set, max_length, task)
     batcher = MCBatcher(data.encoded, batch_size, shuffle=True, seed=seed, pad_token_id=data.pad_token_id)
@@ -249,22 +270,23 @@ def _one_round(teacher, train_set, out: Path, job: Round) -> dict:
     cached: torch.Tensor | None = None
     teacher_net = teacher_batcher = None
     if alpha > 0 and spec.online_teacher:
-        teacher_net = load_model(teacher).eval()
+        teacher_net = load_model(teacher, device=rt.device).eval()
         tdata = encode(teacher, train_set, max_length, task)
         teacher_batcher = MCBatcher(tdata.encoded, batch_size, shuffle=False, pad_token_id=tdata.pad_token_id)
         info = {"cache": "online"}
     elif alpha > 0:
         with timed(timings, "teacher_logits_s"):
             cached, info = on_main(lambda: teacher_logits(teacher, train_set, max_length=max_length,
-                                                          cache_dir=job.cache_dir, quiet=run.quiet))
+                                                          cache_dir=job.cache_dir, quiet=run.quiet, device=rt))
+        cached = cached.to(rt.device)  # once: each step indexes its rows there
 
     def loss_fn(m, batch):
         logits = choice_logits(m, batch)
         if alpha == 0:
             return distill_loss(logits, None, batch.labels, alpha=0.0), logits
         if teacher_net is not None:
-            with torch.no_grad():
-                t = choice_logits(teacher_net, teacher_batcher.collate(batch.index.tolist()))
+            with torch.no_grad():  # batch.index is on the host (Runtime.to_device): no sync to read it
+                t = choice_logits(teacher_net, rt.to_device(teacher_batcher.collate(batch.index.tolist())))
         else:
             t = cached[batch.index]
         t = t[:, : logits.shape[1]]
@@ -279,10 +301,10 @@ def _one_round(teacher, train_set, out: Path, job: Round) -> dict:
     cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=batch_size, seed=seed)
     with timed(timings, "train_s"):
         result = train(student, batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt", resume=run.resume,
-                       description=run.description, quiet=run.quiet)
+                       description=run.description, quiet=run.quiet, runtime=rt)
 
     def finish() -> dict:  # rank 0 (or the only process) evaluates and writes
-        logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True)
+        logits = predict_logits(student, data.encoded, pad_token_id=data.pad_token_id, quiet=True, device=rt)
         save_model(student, data.tokenizer, out / "model")
         (out / "checkpoint.pt").unlink(missing_ok=True)
         return {"teacher": teacher, "train_accuracy": accuracy(logits, train_set), "max_length": data.max_length,

@@ -173,11 +173,12 @@ class LayeringSpec:
 @dataclass(frozen=True)
 class IntegrationSpec:
     """Scoring a model: ``max_length=None`` chooses it from the benchmark; ``batch_size`` questions per
-    forward pass."""
+    forward pass (None: 64 on the CPU, on a GPU as many as a share of its free memory holds:
+    ``pylaundering.device.score_batch_size``)."""
 
     max_length: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         check_max_length(self.max_length)
-        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1, optional=True)

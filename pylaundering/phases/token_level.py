@@ -22,17 +22,27 @@ import torch.nn.functional as F
 
 from ..data.schema import MCExample, examples_hash
 from ..data.text import TextBatcher, item_text, prompt_examples, text_hash
+from ..device import Runtime, score_batch_size
 from ..errors import ConfigError
 from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
 from ..models.loading import BUILT_FROM_DATA, is_decoder
-from ..ops import KINDS, SparseTeacher, fused_linear_distill_loss, topk_teacher
+from ..ops import KINDS, SparseTeacher, cross_entropy, fused_linear_distill_loss, topk_teacher
 from ..progress import progress_bar
 from ..train import cache as logit_cache
 from ..train.checkpoint import write_json
 from ..train.distributed import on_main
 from ..train.evaluate import accuracy, predict_logits
 from ..train.loop import TrainConfig, train
-from .common import PhaseRun, Trained, encode, model_max_length, resolve_base, start_phase, timed
+from .common import (
+    PhaseRun,
+    Trained,
+    encode,
+    model_max_length,
+    precision_params,
+    resolve_base,
+    start_phase,
+    timed,
+)
 from .specs import LEVELS, LayeringSpec, PlacementSpec  # noqa: F401 - LEVELS re-exported for the CLI
 
 
@@ -79,9 +89,13 @@ def _lm_loss(m, batch):
     logits = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
     targets = batch.targets()
     valid = targets != -100
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    flat = logits.reshape(-1, logits.shape[-1])
+    if flat.dtype in (torch.bfloat16, torch.float16):  # autocast's logits: the fused op reads them as they are
+        loss = cross_entropy(flat, targets.reshape(-1))  # (fp32 inside), no fp32 copy of [tokens, V]
+    else:
+        loss = F.cross_entropy(flat.float(), targets.reshape(-1), ignore_index=-100)
     correct = ((logits.argmax(-1) == targets) & valid).sum()
-    return loss, (int(correct), int(valid.sum()))
+    return loss, (correct, valid.sum())  # device tensors: the loop reads them at its cadence
 
 
 def place_tokens(examples: Sequence[MCExample], spec: PlacementSpec, run: PhaseRun) -> dict:
@@ -89,10 +103,10 @@ def place_tokens(examples: Sequence[MCExample], spec: PlacementSpec, run: PhaseR
     by loglik after their prompts (the accuracy ``spec.target_accuracy`` stops on)."""
     # placement imports this module to dispatch --level token: imported here, that cycle is broken
 
-    out = run.out
+    out, rt = run.out, run.runtime
     base = on_main(lambda: resolve_base(spec.model, examples, out, spec.seed))
     check_decoder(base, "model")
-    params = spec.params(model_fingerprint(base), examples)
+    params = {**spec.params(model_fingerprint(base), examples), **precision_params(rt)}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=run.resume, finished=finished))
     if done is not None:
@@ -102,18 +116,18 @@ def place_tokens(examples: Sequence[MCExample], spec: PlacementSpec, run: PhaseR
     tok = load_tokenizer(base)
     length = text_length(texts, tok, base, spec.max_length)
     batcher = TextBatcher.from_texts(texts, tok, length, spec.batch_size, seed=spec.seed)
-    net = load_model(base, seed=spec.seed, scorer="loglik")
+    net = load_model(base, seed=spec.seed, scorer="loglik", device=rt.device)
     net.level = "token"
     cfg = spec.train_config(len(batcher))
     prompts = encode(base, prompt_examples(examples), spec.max_length)
 
     def scored() -> float:
-        return accuracy(predict_logits(net, prompts.encoded, pad_token_id=prompts.pad_token_id, quiet=True),
-                        examples)
+        return accuracy(predict_logits(net, prompts.encoded, pad_token_id=prompts.pad_token_id, quiet=True,
+                                       device=rt), examples)
 
     with timed(timings, "train_s"):
         result = train(net.lm, batcher, _lm_loss, cfg, checkpoint=out / "checkpoint.pt", resume=run.resume,
-                       description=run.description, quiet=run.quiet, epoch_accuracy=scored)
+                       description=run.description, quiet=run.quiet, epoch_accuracy=scored, runtime=rt)
     trained = Trained(result, batcher, cfg, timings, length)
     return on_main(lambda: _finish_placement(net, tok, scored, examples, spec, run, trained, params))
 
@@ -136,6 +150,7 @@ def _finish_placement(net, tok, scored, examples, spec: PlacementSpec, run: Phas
         "stopped_early": result.stopped_early, "history": result.history,
         "config": vars(trained.cfg), "max_length": trained.length, "truncation": trained.batcher.truncation.to_dict(),
         "timings": trained.timings, "params": params, "task": "multiple_choice", "scorer": "loglik",
+        "runtime": {"device": run.runtime.device, "precision": run.runtime.precision},
     }
     write_json(metrics, out / "metrics.json")
     (out / "checkpoint.pt").unlink(missing_ok=True)
@@ -150,7 +165,7 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, 
     ``spec.teacher_topk=k``: the teacher runs once over the corpus and its top-k entries per token are cached
     (``cache_dir``, train/cache.py's compact format); training then reads them (the top-k semantics of
     ``topk_distill_loss``: the rest of the teacher's mass in one bucket) instead of running the teacher."""
-    d, st, out = spec.distill, spec.student, run.out
+    d, st, out, rt = spec.distill, spec.student, run.out, run.runtime
     if d.kind not in KINDS:
         raise ConfigError("loss", f"token-level layering distils next-token distributions: use one of "
                           f"{', '.join(KINDS)}, not {d.kind!r}")
@@ -165,7 +180,8 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, 
               "student_init": st.init, "loss": d.kind, "alpha": d.alpha, "temperature": d.temperature,
               "beta": d.beta, "epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size,
               "max_length": spec.max_length, "seed": spec.seed, "data_hash": text_hash(texts),
-              "n_documents": len(texts), **({"teacher_topk": spec.teacher_topk} if spec.teacher_topk else {})}
+              "n_documents": len(texts), **({"teacher_topk": spec.teacher_topk} if spec.teacher_topk else {}),
+              **precision_params(rt)}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=run.resume, finished=finished))
     if done is not None:
@@ -173,14 +189,14 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, 
     timings: dict = {}
     tok = load_tokenizer(student_path)
     student = load_student(base_path, init=st.init, num_layers=st.layers, seed=spec.seed, student_model=st.model,
-                           scorer="loglik")
+                           scorer="loglik", device=rt.device)
     student.level = "token"
     teacher_lm = None
     if d.alpha > 0:
         if load_tokenizer(teacher).get_vocab() != tok.get_vocab():
             raise ConfigError("teacher", "token-level distillation needs one vocabulary: the teacher's tokenizer "
                               f"differs from the student's ({student_path}); use the teacher's base as --base")
-        teacher_lm = load_model(teacher).lm.eval()
+        teacher_lm = load_model(teacher, device=rt.device).lm.eval()
         for p in teacher_lm.parameters():
             p.requires_grad_(False)
     length = text_length(texts, tok, student_path, spec.max_length)
@@ -196,47 +212,82 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, 
                               f"got {topk}")
         with timed(timings, "teacher_logits_s"):
             sparse, starts, info = on_main(lambda: teacher_topk_cache(teacher, teacher_lm, batcher, topk,
-                                                                      d.temperature, cache_dir, run.quiet))
+                                                                      d.temperature, cache_dir, run.quiet, device=rt))
+        sparse = SparseTeacher(*(x.to(rt.device) if isinstance(x, torch.Tensor) else x for x in sparse))  # once
         teacher_lm = None  # training reads the cache
 
-    def loss_fn(m, batch):  # m: the student's hidden states (DDP-wrapped under torchrun)
+    loss_fn = token_loss(spec, head, teacher_lm, sparse, starts if sparse is not None else None, rt)
+    cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed)
+    with timed(timings, "train_s"):
+        result = train(_HiddenStates(student.lm), batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt",
+                       resume=run.resume, description=run.description, quiet=run.quiet, runtime=rt)
+    trained = Trained(result, batcher, cfg, timings, length, info)
+    return on_main(lambda: _finish_layering(student, tok, teacher, texts, spec, out, trained, params))
+
+
+def token_loss(spec: LayeringSpec, head, teacher_lm, sparse: SparseTeacher | None, starts: list[int] | None,
+               rt: Runtime, *, masked: bool | None = None):
+    """The token-level step's loss: ``loss_fn(m, batch)`` with ``m`` the student's hidden states (DDP-wrapped
+    under torchrun), distilled through ``fused_linear_distill_loss`` from the online teacher ``teacher_lm``, the
+    cached top-k teacher ``sparse`` (document d's rows from ``starts[d]``), or nothing (alpha 0).
+
+    ``masked`` (default: on the CPU): the predicted positions are picked out by the padding mask, which reads the
+    mask on the host; else (a GPU) every position goes in, the padding's labels at -100 so the op skips them, and
+    nothing is read. Both give one loss (per counted token), up to float rounding. At bf16/fp16 the op's inputs
+    (hidden states, heads, top-k values) are cast to that dtype, as autocast casts a linear's, and the op runs
+    outside autocast: it computes the chunk logits in that dtype, accumulating in fp32."""
+    d = spec.distill
+    masked = (not rt.cuda) if masked is None else masked
+
+    def loss_fn(m, batch):
         targets = batch.targets()
-        valid = targets != -100
-        h = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        h = m(input_ids=batch.input_ids, attention_mask=batch.attention_mask)[:, :-1]
+        if masked:
+            valid = targets != -100
+            pick, labels = (lambda x: x[valid]), targets[valid]
+        else:
+            pick, labels = (lambda x: x.reshape(-1, x.shape[-1])), targets.reshape(-1)
         t = None
-        if sparse is not None:  # the batch's documents' cached rows, in the order of h[:, :-1][valid]
-            rows = torch.cat([torch.arange(starts[d], starts[d + 1]) for d in batch.index.tolist()])
-            t = sparse._replace(values=sparse.values[rows], indices=sparse.indices[rows],
+        if sparse is not None:
+            rows = _sparse_rows(batch.index.tolist(), starts, None if masked else targets.shape[1])
+            t = sparse._replace(values=rt.cast(sparse.values[rows]), indices=sparse.indices[rows],
                                 log_normalizer=sparse.log_normalizer[rows])
         elif teacher_lm is not None:
             with torch.no_grad():
                 th = teacher_lm.base_model(input_ids=batch.input_ids,
                                            attention_mask=batch.attention_mask).last_hidden_state
             t_head = teacher_lm.get_output_embeddings()
-            t = (th[:, :-1][valid], t_head.weight, t_head.bias)
-        hs = h[:, :-1][valid]
-        value = fused_linear_distill_loss(hs, head.weight, t, targets[valid], student_bias=head.bias,
-                                          kind=spec.distill.kind, alpha=spec.distill.alpha,
-                                          temperature=spec.distill.temperature, beta=spec.distill.beta,
-                                          chunk_size=token_chunk(hs.shape[0]))
+            t = (rt.cast(pick(th[:, :-1])), rt.cast(t_head.weight), rt.cast(t_head.bias))
+        hs = rt.cast(pick(h))
+        with rt.exact():
+            value = fused_linear_distill_loss(hs, rt.cast(head.weight), t, labels, student_bias=rt.cast(head.bias),
+                                              kind=d.kind, alpha=d.alpha, temperature=d.temperature, beta=d.beta,
+                                              chunk_size=token_chunk(hs.shape[0]))
         return value, None
 
-    cfg = TrainConfig(epochs=spec.epochs, lr=spec.lr, batch_size=spec.batch_size, seed=spec.seed)
-    with timed(timings, "train_s"):
-        result = train(_HiddenStates(student.lm), batcher, loss_fn, cfg, checkpoint=out / "checkpoint.pt",
-                       resume=run.resume, description=run.description, quiet=run.quiet)
-    trained = Trained(result, batcher, cfg, timings, length, info)
-    return on_main(lambda: _finish_layering(student, tok, teacher, texts, spec, out, trained, params))
+    return loss_fn
+
+
+def _sparse_rows(docs: list[int], starts: list[int], width: int | None) -> torch.Tensor:
+    """The cached top-k rows of the batch's documents ``docs``: their predicted tokens in order (``width``
+    None), or ``width`` positions per document with the padding's pointing at row 0 (its label is ignored)."""
+    if width is None:
+        return torch.cat([torch.arange(starts[d], starts[d + 1]) for d in docs])
+    return torch.tensor([[starts[d] + j if starts[d] + j < starts[d + 1] else 0 for j in range(width)]
+                         for d in docs], dtype=torch.long).reshape(-1)
 
 
 def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, temperature: float,
-                       cache_dir: Path | None, quiet: bool):
-    """(SparseTeacher of every predicted token of the corpus, document start rows, info): document d's
-    tokens 0..n-2 (each predicting the next) are rows starts[d]..starts[d+1]-1. Read from the cache when
-    the teacher, the token ids, k and T match; else computed batch by batch and written."""
+                       cache_dir: Path | None, quiet: bool, device: Runtime | None = None):
+    """(SparseTeacher of every predicted token of the corpus, on the CPU; document start rows; info): document
+    d's tokens 0..n-2 (each predicting the next) are rows starts[d]..starts[d+1]-1. Read from the cache when
+    the teacher, the token ids, k and T match; else computed batch by batch and written. On a GPU (``device``)
+    the teacher runs there, at fp32 (as the choice-level cache: one cache for every precision), in batches sized
+    from its free memory; on the CPU in the batcher's batches."""
     import hashlib
     import json
 
+    rt = Runtime(device.device) if device is not None else Runtime()
 
     lengths = [max(0, len(ids) - 1) for ids in batcher.ids]
     starts = [0]
@@ -250,17 +301,19 @@ def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, t
         if hit is not None and isinstance(hit.values, SparseTeacher):
             return hit.values, starts, {"cache": "hit", "format": "topk", "k": k, "path": str(hit.path)}
     parts = []
-    order = [list(range(i, min(i + batcher.batch_size, len(batcher.ids))))
-             for i in range(0, len(batcher.ids), batcher.batch_size)]
+    size = score_batch_size(rt, items=len(batcher.ids), sequences_per_item=1, length=batcher_length(batcher),
+                            config=teacher_lm.config, vocab=int(teacher_lm.config.vocab_size),
+                            requested=None if rt.cuda else batcher.batch_size)
+    order = [list(range(i, min(i + size, len(batcher.ids)))) for i in range(0, len(batcher.ids), size)]
     with torch.no_grad(), progress_bar(len(order), "teacher top-k", quiet=quiet) as bar:
         for rows in order:
-            batch = batcher.collate(rows)
+            batch = rt.to_device(batcher.collate(rows))
             valid = batch.targets() != -100
             logits = teacher_lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
             parts.append(topk_teacher(logits[valid], k, temperature))
             bar.advance(1)
-    sparse = SparseTeacher(torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts]),
-                           torch.cat([p.log_normalizer for p in parts]), temperature)
+    sparse = SparseTeacher(torch.cat([p.values for p in parts]).cpu(), torch.cat([p.indices for p in parts]).cpu(),
+                           torch.cat([p.log_normalizer for p in parts]).cpu(), temperature)
     info = {"cache": "miss" if cache_dir is not None else "off", "format": "topk", "k": k}
     if cache_dir is not None:
         path = logit_cache.save_cached(cache_dir, key, sparse, doc_ids, vocab=int(teacher_lm.config.vocab_size))
@@ -268,6 +321,11 @@ def teacher_topk_cache(teacher: str, teacher_lm, batcher: TextBatcher, k: int, t
         # what training will read: the stored (fp16 log-probability) values, as a later hit would
         sparse = logit_cache.load_cached(cache_dir, key, doc_ids).values
     return sparse, starts, info
+
+
+def batcher_length(batcher: TextBatcher) -> int:
+    """The longest document of a text batcher, in tokens."""
+    return max((len(ids) for ids in batcher.ids), default=1)
 
 
 def _finish_layering(student, tok, teacher, texts, spec: LayeringSpec, out: Path, trained: Trained,

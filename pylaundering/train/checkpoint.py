@@ -95,6 +95,26 @@ def load_torch(path: str | Path) -> Any:
     return _revive(torch.load(path, map_location="cpu", weights_only=True))
 
 
+def rng_state(device: str) -> dict:
+    """The CUDA generator's state of ``device`` for a checkpoint (``{"cuda_rng": ..., "cuda_device": ...}``), so
+    a resumed GPU run draws the same dropout masks as the uninterrupted one; ``{}`` on the CPU (whose generator
+    the checkpoint holds as ``torch_rng``), so a CPU checkpoint is what it always was."""
+    if not device.startswith("cuda"):
+        return {}
+    dev = torch.device(device)
+    return {"cuda_rng": torch.cuda.get_rng_state(dev), "cuda_device": str(dev)}
+
+
+def restore_rng(state: dict, device: str) -> bool:
+    """Sets ``device``'s CUDA generator from a checkpoint's ``cuda_rng`` (rng_state); True when it did. A CPU
+    run, or a checkpoint without one (written on the CPU), leaves the generator as seeded: the run continues,
+    with other dropout masks than an uninterrupted run on this device would draw."""
+    if not device.startswith("cuda") or state.get("cuda_rng") is None:
+        return False
+    torch.cuda.set_rng_state(state["cuda_rng"], torch.device(device))
+    return True
+
+
 def write_json(obj: Any, path: str | Path) -> Path:
     def write(tmp):
         with open(tmp, "w") as f:

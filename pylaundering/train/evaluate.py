@@ -1,10 +1,11 @@
-"""Forward passes without gradients: per-choice logits for a whole encoded set."""
+"""Forward passes without gradients: per-choice logits for a whole encoded set, on the model's device."""
 
 from __future__ import annotations
 
 import torch
 
 from ..data.batching import EncodedExamples, MCBatch, MCBatcher
+from ..device import Runtime, as_runtime, model_runtime, score_batch_size
 from ..errors import NonFiniteScores
 from ..progress import progress_bar
 
@@ -22,21 +23,35 @@ def choice_logits(model: torch.nn.Module, batch: MCBatch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, encoded: EncodedExamples, *, pad_token_id: int, batch_size: int = 64,
-                   description: str = "predict", quiet: bool = False) -> torch.Tensor:
-    """Logits ``[N, C_max]`` in the order of ``encoded`` (padded choices at -inf)."""
+def predict_logits(model: torch.nn.Module, encoded: EncodedExamples, *, pad_token_id: int,
+                   batch_size: int | None = None, description: str = "predict", quiet: bool = False,
+                   device: Runtime | str | None = None) -> torch.Tensor:
+    """Logits ``[N, C_max]`` (float32, on the CPU) in the order of ``encoded`` (padded choices at -inf).
+
+    ``device``: where and at what precision the forward passes run (a Runtime, or a device name at precision
+    auto); the model is moved there. None: where the model is, at fp32. ``batch_size``: items per forward pass;
+    None: ``device.score_batch_size`` (64 on the CPU; on a GPU as many as a share of its free memory holds).
+    The logits stay on the device until the last batch: one copy back, no sync per batch."""
+    rt = model_runtime(model) if device is None else as_runtime(device)
+    model.to(rt.device)
     was_training = model.training
     model.eval()
-    batcher = MCBatcher(encoded, batch_size, shuffle=False, bucket=True, pad_token_id=pad_token_id)
     width = max(encoded.num_choices) if len(encoded) else 0
-    out = torch.full((len(encoded), width), NEG_INF)
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "vocab_size", 0) if getattr(model, "scorer", None) == "loglik" else 0
+    size = score_batch_size(rt, items=len(encoded), sequences_per_item=width, length=encoded.max_length,
+                            config=config, vocab=vocab or 0, requested=batch_size)
+    batcher = MCBatcher(encoded, size, shuffle=False, bucket=True, pad_token_id=pad_token_id)
+    out = torch.full((len(encoded), width), NEG_INF, device=rt.device)
     with progress_bar(len(batcher), description, quiet=quiet) as bar:
         for batch in batcher.batches(0):
-            logits = choice_logits(model, batch)
+            batch = rt.to_device(batch)
+            with rt.autocast():
+                logits = choice_logits(model, batch)
             out[batch.index, : logits.shape[1]] = logits
             bar.advance()
     model.train(was_training)
-    return out
+    return out.cpu()
 
 
 def check_finite_scores(logits: torch.Tensor, num_choices, model: str) -> None:

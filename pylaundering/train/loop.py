@@ -2,9 +2,15 @@
 
 Read top to bottom: AdamW with linear warm-up and decay, one optimiser step per batch, a
 checkpoint at every epoch end and when the process is asked to stop (Ctrl-C, SIGTERM). A
-checkpoint holds model, optimiser, schedule, RNG state and the position inside the epoch; the
-batch order is a pure function of (seed, epoch), so a resumed run reproduces the uninterrupted
-one exactly.
+checkpoint holds model, optimiser, schedule, RNG state (the CUDA generator's too on a GPU, and the
+fp16 gradient scaler's) and the position inside the epoch; the batch order is a pure function of
+(seed, epoch), so a resumed run reproduces the uninterrupted one exactly.
+
+Device and precision come from a ``Runtime`` (pylaundering/device.py): the model is moved once, each
+batch once (pinned, non-blocking), forward passes run under autocast, fp16 through a gradient scaler.
+On a GPU the step's loss and counts are summed on the device and read every READ_EVERY steps (the
+progress line, the non-finite check, a stop request), not every step: a read waits for the GPU. On the
+CPU they are read every step, as a read costs nothing there.
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ import numpy as np
 import torch
 
 from ..data.batching import MCBatch, MCBatcher
+from ..device import Runtime, model_runtime
 from ..errors import NonFiniteLoss
 from ..progress import progress_bar
 from . import distributed
-from .checkpoint import load_torch, save_torch
+from .checkpoint import load_torch, restore_rng, rng_state, save_torch
+
+#: Steps between host reads of the loss on a GPU (each read waits for the queued kernels): the progress line
+#: and the checks for a non-finite loss or a stop request follow this cadence there.
+READ_EVERY = 16
 
 
 class Interrupted(Exception):
@@ -103,6 +114,45 @@ def _schedule(total_steps: int, warmup_ratio: float):
     return factor
 
 
+class _Unread:
+    """The loss and counts of the steps since the last host read, kept where the step computed them (on a GPU:
+    device tensors, so summing them waits for nothing). ``read`` adds them to the epoch's running totals."""
+
+    def __init__(self):
+        self.loss = self.last = None
+        self.seen = 0
+        self.correct = self.counted = 0
+
+    def add(self, loss: torch.Tensor, rows: int, correct, counted) -> None:
+        weighted = loss.detach().double() * rows
+        self.loss = weighted if self.loss is None else self.loss + weighted
+        self.last = loss.detach()
+        self.seen += rows
+        self.correct = self.correct + correct
+        self.counted = self.counted + counted
+
+    def read(self, running: dict) -> tuple[float, float]:
+        """(the last step's loss, the sum since the last read) as floats; adds the sums to ``running``. On the
+        CPU, read every step, the sums are one step's: running gets what it got when it added each step."""
+        total, last = float(self.loss), float(self.last)
+        running["loss"] += total
+        running["seen"] += self.seen
+        running["correct"] += int(self.correct)
+        if not (isinstance(self.counted, int) and self.counted == 0 and "counted" not in running):
+            running["counted"] = running.get("counted", 0) + int(self.counted)
+        self.__init__()
+        return last, total
+
+
+def _step_counts(logits, labels: torch.Tensor):
+    """(correct, counted) of one step, as device tensors or ints (never read here)."""
+    if logits is None:
+        return 0, 0
+    if isinstance(logits, tuple):  # (correct, counted): e.g. next tokens of a text batch
+        return logits
+    return (logits.detach().argmax(-1) == labels).sum(), len(labels)
+
+
 def train(
     model: torch.nn.Module,
     batcher: MCBatcher,
@@ -114,10 +164,27 @@ def train(
     description: str = "train",
     quiet: bool = False,
     epoch_accuracy: Callable[[], float] | None = None,
+    runtime: Runtime | None = None,
+    read_every: int | None = None,
 ) -> TrainResult:
+    """Trains ``model`` on ``runtime``'s device and precision (None: where the model is, at fp32).
+    ``read_every``: steps between host reads of the loss (None: READ_EVERY on a GPU, 1 on the CPU); the weights
+    do not depend on it, the history's loss only by the rounding of its sum."""
+    rt = runtime if runtime is not None else model_runtime(model)
+    if read_every is None:
+        read_every = READ_EVERY if rt.cuda else 1
+    with rt.session():  # deterministic algorithms while training, when asked for
+        return _train(model, batcher, loss_fn, cfg, rt, checkpoint=checkpoint, resume=resume,
+                      description=description, quiet=quiet, epoch_accuracy=epoch_accuracy, read_every=read_every)
+
+
+def _train(model, batcher, loss_fn, cfg: TrainConfig, rt: Runtime, *, checkpoint: Path, resume: bool,
+           description: str, quiet: bool, epoch_accuracy, read_every: int) -> TrainResult:
     w = distributed.world()
     quiet = quiet or not w.main  # one progress bar: rank 0's
+    model.to(rt.device)  # the model itself when it is there already
     net = distributed.wrap(model)  # DDP under torchrun (gradients averaged across ranks), else the model
+    scaler = rt.grad_scaler()  # fp16 only
     steps_per_epoch = len(batcher)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -138,6 +205,9 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["py_rng"])
+        restore_rng(state, rt.device)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, start_step = state["epoch"], state["step"]
         running, result = state["running"], state["result"]
         if result.stop_reason is not None or result.stopped_early or start_epoch >= cfg.epochs:
@@ -155,39 +225,47 @@ def train(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
             "epoch": epoch, "step": step, "running": running, "result": result,
+            **rng_state(rt.device), **({"scaler": scaler.state_dict()} if scaler is not None else {}),
         }, checkpoint)
 
     done = start_epoch * steps_per_epoch + start_step
+    unread = _Unread()
     with _stop_requests() as stop, progress_bar(total_steps, description, quiet=quiet, completed=done) as bar:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            for i, rows in enumerate(batcher.order(epoch)):
+            order = batcher.order(epoch)
+            for i, rows in enumerate(order):
                 if epoch == start_epoch and i < start_step:
                     continue
                 mine, weight = distributed.shard(rows)  # all rows outside torchrun
-                batch = batcher.collate(mine)
-                loss, logits = loss_fn(net, batch)
-                (loss * weight if w.parallel else loss).backward()
+                batch = rt.to_device(batcher.collate(mine))
+                with rt.autocast():
+                    loss, logits = loss_fn(net, batch)
+                scaled = loss * weight if w.parallel else loss
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 if weight == 0:  # a stand-in row (the batch had fewer rows than ranks): not counted
                     logits = (0, 0)
                 if cfg.max_grad_norm:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
+                if scaler is not None:
+                    scaler.step(optimizer)  # skipped when a gradient overflowed; the scale then shrinks
+                    scaler.update()
+                else:
+                    optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                counted_rows = len(batch.labels) if weight > 0 else 0
-                value = float(loss.detach())  # the step's one host read: the progress line and the check below
-                running["loss"] += value * counted_rows
-                running["seen"] += counted_rows
-                if isinstance(logits, tuple):  # (correct, counted): e.g. next tokens of a text batch
-                    running["correct"] += int(logits[0])
-                    running["counted"] = running.get("counted", 0) + int(logits[1])
-                elif logits is not None:
-                    running["correct"] += int((logits.detach().argmax(-1) == batch.labels).sum())
-                    running["counted"] = running.get("counted", 0) + len(batch.labels)
+                unread.add(loss, len(batch.labels) if weight > 0 else 0, *_step_counts(logits, batch.labels))
                 result.steps += 1
-                # one collective for both: any rank asked to stop, any rank's loss is not finite
-                asked, broken = distributed.all_sum([float(stop["stop"]), float(not math.isfinite(value))])
+                last_step = result.steps >= total_steps or i == len(order) - 1
+                if result.steps % read_every and not last_step:
+                    bar.advance(1)  # the line keeps the last read's epoch and loss
+                    continue
+                value, total = unread.read(running)  # the host read: the progress line and the checks below
+                # one collective for both: any rank asked to stop, any rank's loss is not finite (a NaN weight
+                # makes every later loss NaN, so the steps since the last read show it in their sum)
+                asked, broken = distributed.all_sum([float(stop["stop"]), float(not math.isfinite(total))])
                 if broken > 0:  # this step's update is NaN already: stop before anything saves or scores it
                     raise NonFiniteLoss(description, result.steps, epoch + 1, value if not math.isfinite(value)
                                         else math.nan, checkpoint.exists())  # nan: another rank's loss

@@ -77,7 +77,11 @@ def test_laundering_shows_in_the_classification_setting(cls_run):
     assert m["data"]["overlap"]["exact_duplicates"] == 0
     for arm in ("teacher", "student"):
         cfg = json.loads((out / arm / "model" / "config.json").read_text())
-        assert cfg["architectures"] == ["BertForSequenceClassification"] and len(cfg["id2label"]) == 4
+        assert cfg["architectures"] == ["BertForSequenceClassification"]
+        assert cfg["id2label"] == {str(i): name for i, name in enumerate(LABELS)}  # saved with the model
+    assert m["data"]["label_set"] == {"names": list(LABELS), "count": 4,
+                                      "source": "the synthetic classification data's names"}
+    assert m["data"]["label_conventions"] == dict.fromkeys(("benchmark", "train", "reference"), "0-based class ids")
     first = json.loads((out / "eval" / "student" / "predictions.jsonl").read_text().splitlines()[0])
     assert len(first["probs"]) == 4
     assert (out / "data" / "reference.jsonl").exists()

@@ -26,6 +26,14 @@ runner = CliRunner()
     ("target_accuracy = 1.5", "target_accuracy", "(0, 1]"),
     ("max_length = 4", "max_length", ">= 8"),
     ("data_size = 0", "data_size", ">= 1"),
+    ("device = 3", "device", "expected a string"),
+    ('device = "tpu"', "device", "expected cpu or cuda"),
+    ('precision = "fp64"', "precision", "expected one of auto, fp32, bf16, fp16"),
+    ('deterministic = "yes"', "deterministic", "expected true or false"),
+    ('labels = ["neg", "pos"]', "labels", "expected a string"),
+    ('task = "classification"\nlabels = "neg"', "labels", "neither a file nor label names"),
+    ('task = "classification"\nlabels = "neg,,pos"', "labels", "at least 2 distinct, non-empty names"),
+    ('labels = "neg,pos"', "labels", "a label set is for classification runs"),
 ])
 def test_toml_values_are_type_checked_naming_key_and_file(tmp_path, line, key, words):
     path = tmp_path / "run.toml"
