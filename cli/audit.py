@@ -3,9 +3,9 @@
 `register` adds the commands; the shared options and helpers come from cli/common.py, so this module
 never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
 
-Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on; insufficient_data is below every
---fail-on level); 1 bad input (one line on stderr); 2 usage error; 3 the verdict is at or above --fail-on
-(for CI pipelines).
+Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on; the withheld verdicts insufficient_data
+and not_comparable are below every --fail-on level); 1 bad input (one line on stderr); 2 usage error (a
+--split record that B and R do not match included); 3 the verdict is at or above --fail-on (for CI pipelines).
 
 The commands import pylaundering's modules inside their bodies: `launder --help` must not load torch,
 datasets or numpy.
@@ -21,7 +21,9 @@ import typer
 from pylaundering.cli.common import (
     AsJson,
     BenchFormat,
+    Device,
     Overwrite,
+    Precision,
     Quiet,
     ReferenceFormat,
     SkipMalformed,
@@ -36,6 +38,7 @@ from pylaundering.cli.common import (
     load,
     max_length_option,
     out_console,
+    resolve_runtime,
     seed_option,
 )
 from pylaundering.errors import ConfigError
@@ -69,19 +72,24 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
             raise ConfigError("--fail-on", f"must be one of {', '.join(LEVELS[kind][1:])}, got {level!r}")
 
     def finish(kind: str, report: dict, as_json: bool, quiet: bool, fail_on: Optional[str]):
-        from pylaundering.audit.verdict import INSUFFICIENT, level_at_least  # start-up time, as above
+        # start-up time, as above
+        from pylaundering.audit.verdict import INSUFFICIENT, NOT_COMPARABLE, WITHHELD, level_at_least
 
         if as_json:
             emit(report, True)
         elif not quiet:
-            colour = {"clean": "green", "suspicious": "yellow", INSUFFICIENT: "magenta"}.get(report["verdict"], "red")
+            colour = {"clean": "green", "suspicious": "yellow", INSUFFICIENT: "magenta",
+                      NOT_COMPARABLE: "magenta"}.get(report["verdict"], "red")
             out_console.print(f"verdict: [bold {colour}]{report['verdict']}[/]  score (z) {report['score']:.2f}  "
                               f"accuracy benchmark {report['evidence']['benchmark']['accuracy']:.3f} vs reference "
                               f"{report['evidence']['reference']['accuracy']:.3f}", highlight=False)
             for reason in report["reasons"]:
                 out_console.print(f"  because {reason}", highlight=False)
             for name, t in report["tests"].items():
-                out_console.print(f"  {name:<18} p = {t['p_value']:.4g}", highlight=False)
+                p = "n/a (reported only)" if t["p_value"] is None else f"{t['p_value']:.4g}"
+                out_console.print(f"  {name:<18} p = {p}", highlight=False)
+            ex = report["exchangeability"]
+            out_console.print(f"  exchangeability: {ex['status']} ({ex['detail']})", highlight=False)
             th = report["thresholds"]
             strong = [k for k in th["false_positive_rate"] if k not in ("suspicious_or_above", "assumes")][0]
             out_console.print(f"  thresholds: {strong}: {th[strong]}; suspicious: {th['suspicious']} "
@@ -90,9 +98,11 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
                               "items are exchangeable)", highlight=False)
             out_console.print(f"report: {report['files']['markdown']}   json: {report['files']['json']}",
                               highlight=False)
-        if fail_on is not None and report["verdict"] == INSUFFICIENT and not as_json:
-            err_console.print(f"verdict {INSUFFICIENT} is below every level (no finding either way): --fail-on "
-                              f"{fail_on} does not fire; give more items (see the report)", highlight=False)
+        if fail_on is not None and report["verdict"] in WITHHELD and not as_json:
+            todo = "give more items" if report["verdict"] == INSUFFICIENT else \
+                "use a reference set of the same kind, e.g. a random split (launder data split)"
+            err_console.print(f"verdict {report['verdict']} is withheld, below every level (no finding either way): "
+                              f"--fail-on {fail_on} does not fire; {todo} (see the report)", highlight=False)
         if fail_on is not None and level_at_least(kind, report["verdict"], fail_on):
             if not as_json:
                 err_console.print(f"verdict {report['verdict']} is at or above --fail-on {fail_on}: exit {FAIL_EXIT}",
@@ -104,6 +114,9 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
                              "difficulty that no teacher saw, disjoint from the benchmark. " + _SETS_HELP)
     Out = typer.Option(None, "--out", "-o", help="Folder for audit.json and audit.md. Default: next to the model "
                        "(a run's <arm>/model -> <arm>/audit-<kind>; another folder X -> X-audit-<kind>).")
+    Split = typer.Option(None, "--split", help="The split.json that `launder data split` wrote for this benchmark "
+                         "and reference set: both must hash to it (else exit 2), and the report then states "
+                         "exchangeability as certified (a recorded random split) instead of assumed.")
     MaxLength = max_length_option("chosen from benchmark + reference together (same truncation for both).")
     ReportJson = json_option("the report")
 
@@ -117,22 +130,26 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         benchmark_format: Optional[str] = BenchFormat,
         reference_format: Optional[str] = ReferenceFormat,
         out: Optional[Path] = Out,
+        split_record: Optional[Path] = Split,
         fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|contaminated", help="Exit 3 "
                                               "when the verdict is at or above this level."),
         max_length: Optional[int] = MaxLength,
         skip_malformed: bool = SkipMalformed,
+        device: Optional[str] = Device,
+        precision: Optional[str] = Precision,
         as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
-        """Did this model memorise the benchmark? Compares the probability of the correct choice (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided permutation tests, effect sizes). Verdict: clean | suspicious | contaminated (insufficient_data when the sets are too small to reach p < 0.01), with the thresholds and their false-positive rates in the report (audit.json, audit.md)."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        """Did this model memorise the benchmark? Compares the probability of the correct choice minus chance (core test), accuracy, margin and loss on the benchmark with the reference set (one-sided studentized permutation tests, effect sizes). Verdict: clean | suspicious | contaminated, or withheld: insufficient_data (sets too small to reach p < 0.01), not_comparable (a reference set unlike the benchmark in choice counts, lengths or subjects); thresholds and false-positive rates in the report (audit.json, audit.md)."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         from pylaundering.audit import audit_teacher  # start-up time, as above
 
         check_fail_on("teacher", fail_on)
+        rt = resolve_runtime(device, precision)
         bench = list(load(benchmark, benchmark_format, None, None, "benchmark", skip_malformed, quiet))
         ref = list(load(reference, reference_format, None, None, "benchmark", skip_malformed, quiet, key="reference"))
         report = audit_teacher(model, bench, ref, out_dir=out if out is not None else _default_out(model, "teacher"),
                                max_length=max_length, quiet=quiet or as_json, benchmark_source=benchmark,
-                               reference_source=reference)
+                               reference_source=reference, split=split_record, device=rt)
         finish("teacher", report, as_json, quiet, fail_on)
 
     @audit_app.command("student")
@@ -146,31 +163,37 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
                                                     "folder: adds the agreement test (does the student pick the "
                                                     "teacher's answers more on the benchmark than on the reference?)."),
         control: Optional[str] = typer.Option(None, "--control", "-c", help="A control student's model folder (same "
-                                              "kind, trained without the suspect teacher): adds the paired "
-                                              "comparison (bootstrap interval, exact McNemar) on the benchmark."),
+                                              "kind, trained without the suspect teacher): adds the difference in "
+                                              "differences test (model minus control, benchmark vs reference; "
+                                              "bootstrap interval and exact McNemar per set reported)."),
         train: Optional[str] = typer.Option(None, "--train", help="Legitimate training SOURCE: train a control "
-                                            "here (cross-entropy only, no teacher, the suspect's architecture and "
-                                            "tokenizer from random weights) and compare with it, as --control."),
+                                            "here (cross-entropy only, no teacher, the suspect's task, head, "
+                                            "architecture and tokenizer from random weights) and compare with it, "
+                                            "as --control."),
         train_format: Optional[str] = TrainFormat,
         train_epochs: int = typer.Option(3, "--train-epochs", min=1, help="Epochs of the --train control."),
         train_lr: float = typer.Option(1e-4, "--train-lr", help="Learning rate of the --train control."),
         benchmark_format: Optional[str] = BenchFormat,
         reference_format: Optional[str] = ReferenceFormat,
         out: Optional[Path] = Out,
+        split_record: Optional[Path] = Split,
         fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|laundered", help="Exit 3 when "
                                               "the verdict is at or above this level."),
         max_length: Optional[int] = MaxLength,
         seed: int = seed_option("Seed of the --train control."),
         skip_malformed: bool = SkipMalformed,
+        device: Optional[str] = Device,
+        precision: Optional[str] = Precision,
         as_json: bool = ReportJson,
         quiet: bool = Quiet,
     ):
-        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice (core test), accuracy and margin on the benchmark beyond the reference (one-sided permutation tests, effect sizes). --teacher, --control or --train add secondary tests. Verdict: clean | suspicious | laundered (insufficient_data when the sets are too small to reach p < 0.01), with thresholds and false-positive rates in the report."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        """Did this student inherit benchmark knowledge? Core evidence needs only the benchmark and the reference set: the probability of the correct choice minus chance (core test), accuracy and margin on the benchmark beyond the reference (one-sided studentized permutation tests, effect sizes). --teacher, --control or --train add secondary tests, each comparing the benchmark with the reference. Verdict: clean | suspicious | laundered, or withheld: insufficient_data, not_comparable; thresholds and false-positive rates in the report."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         from pylaundering.audit import audit_student, train_control  # start-up time, as above
 
         check_fail_on("student", fail_on)
         if control is not None and train is not None:
             raise ConfigError("--train", "give --control or --train, not both")
+        rt = resolve_runtime(device, precision)
         bench = list(load(benchmark, benchmark_format, None, None, "benchmark", skip_malformed, quiet))
         ref = list(load(reference, reference_format, None, None, "benchmark", skip_malformed, quiet, key="reference"))
         out_dir = out if out is not None else _default_out(model, "student")
@@ -178,18 +201,23 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         if train is not None:
             # start-up time, as above
             from pylaundering.audit.evidence import check_mc_model, check_sets, check_train
+            from pylaundering.audit.reference import verify_split
 
             check_mc_model(model)
             check_sets(bench, ref)  # fail before training
+            if split_record is not None:
+                verify_split(split_record, bench, ref)
             legit = list(load(train, train_format, None, None, "train", skip_malformed, quiet))
             check_train(bench, legit)
             if not quiet and not as_json:
                 err_console.print(f"training a control on {len(legit)} legitimate items -> {out_dir / 'control'}")
             control, description = train_control(legit, model, out_dir / "control", epochs=train_epochs, lr=train_lr,
-                                                 seed=seed, quiet=quiet or as_json)
+                                                 seed=seed, quiet=quiet or as_json, benchmark=bench,
+                                                 device=rt)
         report = audit_student(model, bench, ref, teacher=teacher_model, control=control,
                                control_description=description, out_dir=out_dir, max_length=max_length,
-                               quiet=quiet or as_json, benchmark_source=benchmark, reference_source=reference)
+                               quiet=quiet or as_json, benchmark_source=benchmark, reference_source=reference,
+                               split=split_record, device=rt)
         finish("student", report, as_json, quiet, fail_on)
 
     @data_app.command("split")
@@ -210,7 +238,7 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         overwrite: bool = Overwrite,
         as_json: bool = AsJson,
     ):
-        """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding). Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        """Split a benchmark into a benchmark and a held-back reference set for `launder audit`, seeded and stratified by subject (each subject within one item of proportional; largest-remainder rounding), the questions on one passage (context) kept on one side. split.json records the seed, source and both sides' hashes: give it to `launder audit --split` to certify the split. Split BEFORE fine-tuning anything on the benchmark: the reference set must stay unseen."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
         # start-up time: these import torch (the audit and train packages) or the data layer
         from pylaundering.audit.reference import check_split_out, split_reference, write_split
         from pylaundering.data.overlap import find_overlap
@@ -229,8 +257,10 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
         if as_json:
             emit(info, True)
             return
+        passages = info["passages"]
+        kept = f", {passages['items']} items on {passages['count']} passages kept together" if passages["count"] else ""
         out_console.print(f"wrote {out}/benchmark.jsonl ({len(bench)}), {out}/reference.jsonl ({len(ref)}), "
-                          f"{out}/split.json ({len(info['per_subject'])} subjects)", highlight=False)
+                          f"{out}/split.json ({len(info['per_subject'])} subjects{kept})", highlight=False)
         if overlap["question_duplicates"]:
             err_console.print(f"[yellow]warning:[/yellow] {overlap['question_duplicates']} benchmark item(s) share a "
                               "question with a reference item (duplicates in the source); `launder audit` will "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.overlap import find_overlap
+from ..data.overlap import find_overlap, find_shared_contexts
 from ..data.schema import MCExample, examples_hash
 
 __all__ = ["ItemScores", "check_mc_model", "check_sets", "check_train", "score_sets"]
@@ -33,9 +33,35 @@ class ItemScores:
     prediction: np.ndarray  # int: argmax choice
     num_choices: np.ndarray  # int
 
+    @classmethod
+    def from_logits(cls, logits, labels, num_choices=None) -> ItemScores:
+        """The scores of ``logits`` (``[N, C_max]``, padded choices at -inf, as `predict_logits` gives them)
+        for the correct choices ``labels``; ``num_choices`` defaults to each row's finite entries. One
+        path for real models and for simulated ones (`calibrate`), in float64."""
+        x = np.asarray(logits, dtype=np.float64)
+        labels = np.asarray(labels, dtype=np.int64)
+        if x.ndim != 2 or labels.shape != (x.shape[0],):
+            raise ValueError(f"logits must be [N, C] with one label per row (got logits {x.shape}, labels "
+                             f"{labels.shape})")
+        rows = np.arange(x.shape[0])
+        top = x.max(axis=1, keepdims=True)
+        logp = x - top - np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+        lp = logp[rows, labels]
+        others = x.copy()
+        others[rows, labels] = -np.inf
+        pred = x.argmax(axis=1)
+        counts = np.isfinite(x).sum(axis=1) if num_choices is None else np.asarray(num_choices)
+        return cls(correct=pred == labels, p_correct=np.exp(lp), loss=-lp, margin=x[rows, labels] - others.max(axis=1),
+                   prediction=pred, num_choices=counts.astype(np.int64))
+
     @property
     def accuracy(self) -> float:
         return float(self.correct.mean())
+
+    @property
+    def chance(self) -> np.ndarray:
+        """Per item, the accuracy of a guess: 1 / (number of choices)."""
+        return 1.0 / self.num_choices
 
     def summary(self) -> dict:
         return {"n": int(self.correct.size), "accuracy": self.accuracy, "mean_p_correct": float(self.p_correct.mean()),
@@ -99,7 +125,16 @@ def check_sets(benchmark: Sequence[MCExample], reference: Sequence[MCExample]) -
         raise ValueError(f"the reference set shares {overlap['question_duplicates']} question(s) with the benchmark "
                          f"(e.g. benchmark {first['benchmark_id']} = reference {first['train_id']}): R must be "
                          "disjoint from B (launder data split makes such a pair)")
-    return {"method": overlap["method"], "question_duplicates": 0, "exact_duplicates": 0,
+    # Questions on one passage are not independent: one read of it answers several, so a passage split
+    # across B and R gives a model that saw it through B a head start on R and shrinks the gap.
+    shared = find_shared_contexts(benchmark, reference, max_examples=1)
+    if shared["items"]:
+        first = shared["examples"][0]
+        raise ValueError(f"benchmark item {first['benchmark_id']} and reference item {first['other_id']} share a "
+                         f"passage (context; {shared['contexts']} passage(s), {shared['items']} benchmark item(s) in "
+                         "all): the questions on one passage must all be on the same side (launder data split "
+                         "keeps them together)")
+    return {"method": overlap["method"], "question_duplicates": 0, "exact_duplicates": 0, "shared_contexts": 0,
             "chance": {"benchmark": chance_b, "reference": chance_r}}
 
 
@@ -116,25 +151,16 @@ def check_train(benchmark: Sequence[MCExample], train: Sequence[MCExample]) -> N
 
 
 def _scores(logits, examples: Sequence[MCExample]) -> ItemScores:
-    import torch
-
-    labels = torch.tensor([e.label for e in examples])
-    logp = torch.log_softmax(logits, -1)
-    rows = torch.arange(len(examples))
-    lp = logp[rows, labels]
-    others = logits.clone()
-    others[rows, labels] = float("-inf")
-    margin = logits[rows, labels] - others.max(-1).values
-    pred = logits.argmax(-1)
-    return ItemScores(correct=(pred == labels).numpy(), p_correct=lp.exp().double().numpy(),
-                      loss=(-lp).double().numpy(), margin=margin.double().numpy(), prediction=pred.numpy(),
-                      num_choices=np.array([len(e.choices) for e in examples]))
+    return ItemScores.from_logits(logits.double().numpy(), [e.label for e in examples],
+                                  [len(e.choices) for e in examples])
 
 
 def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[MCExample], *,
-               max_length: int | None = None, batch_size: int = 64, quiet: bool = False,
-               description: str = "audit") -> tuple[ItemScores, ItemScores, dict]:
-    """Per-item scores of ``model`` on benchmark and reference, and how they were encoded."""
+               max_length: int | None = None, batch_size: int | None = None, quiet: bool = False,
+               description: str = "audit", device=None) -> tuple[ItemScores, ItemScores, dict]:
+    """Per-item scores of ``model`` on benchmark and reference, and how they were encoded. ``device``: a
+    ``pylaundering.device.Runtime``, a device name or None (where the model is: the CPU); ``batch_size`` None:
+    the runtime's scoring batch (64 on the CPU, from free memory on a GPU)."""
     # import time: these import torch, which `launder scan` (this package) never needs
     from ..models import model_fingerprint
     from ..models.loading import load_model
@@ -142,6 +168,11 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
     from ..train.evaluate import check_finite_scores, predict_logits
 
     check_mc_model(model)
+    from ..models.labels import align_to_model  # import time, as above
+
+    # a classifier's outputs are its saved label names: read each file's labels into that order, by name
+    benchmark = align_to_model(benchmark, model, "the benchmark")
+    reference = align_to_model(reference, model, "the reference set")
     # One model is often scored by several audits (a teacher as a suspect and as a student's
     # teacher; a sweep's shared teachers in every point): key on its weights, not its path.
     key = (model_fingerprint(model), examples_hash(benchmark), examples_hash(reference), max_length)
@@ -158,7 +189,7 @@ def score_sets(model: str, benchmark: Sequence[MCExample], reference: Sequence[M
         both = prompt_examples(both)
     data = encode(model, both, max_length, model_task(model) or "multiple_choice")
     logits = predict_logits(net, data.encoded, pad_token_id=data.pad_token_id, batch_size=batch_size,
-                            description=description, quiet=quiet)
+                            description=description, quiet=quiet, device=device)
     check_finite_scores(logits, data.encoded.num_choices, model)  # a NaN would pass every test as "no signal"
     nb = len(benchmark)
     info = {"max_length": data.max_length, "truncation": data.encoded.truncation.to_dict()}

@@ -10,10 +10,17 @@ Two kinds of match are counted, per benchmark item:
   datasets shuffle choices), after normalisation;
 * question: the same question, whatever the choices (includes the exact matches).
 
-Contexts (RACE articles) are not compared. Paraphrases and partial copies need n-gram /
-MinHash scans, which use the same `normalise_text` (`pylaundering.audit.scan`). It is built to
-defeat cheap evasion: invisible characters, look-alike letters, width forms, Arabic marks, and
-text without spaces (see its doc).
+An item is its (context, question): a context (a RACE article) is part of both keys, so two items
+match only when their normalised contexts match too (both absent counts as a match). Reading-
+comprehension benchmarks reuse generic stems ("What is the best title for the passage?") on many
+passages: without the context they would all be "duplicates" of each other, and a benchmark item
+with its passage and a training item without it are not the same item. `find_shared_contexts`
+finds items of two sets on the same passage (`launder audit` refuses a benchmark and reference
+set that share one; `launder data split` keeps each passage on one side).
+
+Paraphrases and partial copies need n-gram / MinHash scans, which use the same `normalise_text`
+(`pylaundering.audit.scan`). It is built to defeat cheap evasion: invisible characters, look-alike
+letters, width forms, Arabic marks, and text without spaces (see its doc).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 from .confusables import ARABIC_FOLD, ARABIC_REMOVED, CONFUSABLES
 from .schema import MCExample
 
-__all__ = ["MAX_EXAMPLES", "METHOD", "find_overlap", "normalise_text"]
+__all__ = ["MAX_EXAMPLES", "METHOD", "context_key", "find_overlap", "find_shared_contexts", "normalise_text"]
 
 #: How many matching pairs `find_overlap` lists.
 MAX_EXAMPLES = 20
@@ -35,8 +42,9 @@ MAX_EXAMPLES = 20
 METHOD = (
     "exact match after normalisation (normalise_text: invisible format characters removed, Unicode NFKD, casefold,"
     " Cyrillic/Greek look-alikes folded to Latin, Arabic marks removed and letter variants folded, punctuation"
-    " removed, NFKC, scripts written without spaces split into characters, whitespace collapsed) of question +"
-    " choices (order-insensitive), and of the question alone; hashed, contexts not compared"
+    " removed, NFKC, scripts written without spaces split into characters, whitespace collapsed) of context +"
+    " question + choices (order-insensitive), and of context + question alone; hashed (an absent context is"
+    " empty, so two items match only on the same passage or both without one)"
 )
 
 _SPACE = re.compile(r"\s+")
@@ -145,13 +153,21 @@ def _digest(parts: Iterable[str]) -> bytes:
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).digest()
 
 
+def context_key(example: MCExample) -> bytes | None:
+    """The hash of the item's normalised context (passage); None when it has none (or only punctuation)."""
+    context = normalise_text(example.context) if example.context else ""
+    return _digest([context]) if context else None
+
+
 def _keys(example: MCExample) -> tuple[bytes | None, bytes | None]:
-    """(exact key, question key); None where the normalised question is empty."""
+    """(exact key, question key) of the item's (context, question); None where the normalised question is
+    empty."""
     question = normalise_text(example.question)
     if not question:
         return None, None
+    context = normalise_text(example.context) if example.context else ""
     choices = sorted(normalise_text(c) for c in example.choices)
-    return _digest([question, "\x1e", *choices]), _digest([question])
+    return _digest([context, "\x1d", question, "\x1e", *choices]), _digest([context, "\x1d", question])
 
 
 def find_overlap(
@@ -202,3 +218,28 @@ def find_overlap(
         "question_rate": n_question / n if n else 0.0,
         "examples": (exact_pairs + question_pairs)[:max_examples],
     }
+
+
+def find_shared_contexts(
+    benchmark: Sequence[MCExample], other: Sequence[MCExample], *, max_examples: int = MAX_EXAMPLES
+) -> dict[str, Any]:
+    """Items of ``benchmark`` whose context (passage, after `normalise_text`) is also the context of an item
+    of ``other``: ``items`` (how many benchmark items), ``contexts`` (how many distinct passages) and
+    ``examples``, up to ``max_examples`` pairs ``{"benchmark_id", "other_id"}`` (one per passage, with the
+    first item of each set on it). Items without a context never match."""
+    first: dict[bytes, str] = {}
+    for example in other:
+        key = context_key(example)
+        if key is not None:
+            first.setdefault(key, example.id)
+    n_items, seen, pairs = 0, set(), []
+    for example in benchmark:
+        key = context_key(example)
+        if key is None or key not in first:
+            continue
+        n_items += 1
+        if key not in seen:
+            seen.add(key)
+            if len(pairs) < max_examples:
+                pairs.append({"benchmark_id": example.id, "other_id": first[key]})
+    return {"items": n_items, "contexts": len(seen), "examples": pairs}

@@ -13,8 +13,9 @@ from a contaminated teacher (positive, when alpha > 0), its control and CE-only 
                  suspicious (the measured false-positive rates of the verdicts)
 
 Students with alpha = 0 are trained by cross-entropy alone: they are left out of the positives.
-An ``insufficient_data`` verdict (sets too small for the audit's thresholds) is neither clean nor a
-detection: it is counted apart and left out of the verdict rates' denominators.
+A withheld verdict (``insufficient_data``: sets too small for the audit's thresholds;
+``not_comparable``: a reference set unlike the benchmark) is neither clean nor a detection: it is
+counted apart and left out of the verdict rates' denominators.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any
 
 NEGATIVE_ARMS = ("control_student", "ce_student")
 INSUFFICIENT = "insufficient_data"  # audit.verdict.INSUFFICIENT (not imported: that module loads numpy)
-VERDICT_COLUMNS = ("clean", "suspicious", "laundered", "contaminated", INSUFFICIENT)
+NOT_COMPARABLE = "not_comparable"  # audit.verdict's, likewise
+WITHHELD = (INSUFFICIENT, NOT_COMPARABLE)
+VERDICT_COLUMNS = ("clean", "suspicious", "laundered", "contaminated", *WITHHELD)
 
 
 def roc_auc(pos: list[float], neg: list[float]) -> float | None:
@@ -57,13 +60,13 @@ def detection_quality(rows: list[dict]) -> dict | None:
     verdicts = {arm: dict(Counter(r[f"audit_{arm}_verdict"] for r in audited if r.get(f"audit_{arm}_verdict")))
                 for arm in ("teacher", "clean_teacher", "student", "control_student", "ce_student")}
     all_neg = [r[f"audit_{arm}_verdict"] for r in audited for arm in NEGATIVE_ARMS if r.get(f"audit_{arm}_verdict")]
-    neg_verdicts = [v for v in all_neg if v != INSUFFICIENT]
+    neg_verdicts = [v for v in all_neg if v not in WITHHELD]
     pos_rows = [r for r in audited if (r.get("alpha") or 0) > 0]
     by_alpha: dict[Any, dict] = {}
     for r in pos_rows:
-        d = by_alpha.setdefault(r.get("alpha"), {"n": 0, "laundered": 0, INSUFFICIENT: 0})
-        if r.get("audit_student_verdict") == INSUFFICIENT:
-            d[INSUFFICIENT] += 1
+        d = by_alpha.setdefault(r.get("alpha"), {"n": 0, "laundered": 0, INSUFFICIENT: 0, NOT_COMPARABLE: 0})
+        if r.get("audit_student_verdict") in WITHHELD:
+            d[r["audit_student_verdict"]] += 1
             continue
         d["n"] += 1
         d["laundered"] += r.get("audit_student_verdict") == "laundered"
@@ -75,7 +78,7 @@ def detection_quality(rows: list[dict]) -> dict | None:
             "laundered": (sum(v == "laundered" for v in neg_verdicts) / len(neg_verdicts)) if neg_verdicts else None,
             "suspicious_or_above": (sum(v in ("suspicious", "laundered") for v in neg_verdicts) / len(neg_verdicts))
             if neg_verdicts else None, "negatives": len(neg_verdicts),
-            INSUFFICIENT: len(all_neg) - len(neg_verdicts)},
+            **{w: sum(v == w for v in all_neg) for w in WITHHELD}},
         "detection_rate_by_alpha": {str(a): {**d, "rate": d["laundered"] / d["n"] if d["n"] else None}
                                     for a, d in sorted(by_alpha.items(), key=lambda kv: kv[0])},
     }
@@ -102,7 +105,7 @@ def markdown(q: dict) -> list[str]:
              f"- Controls called laundered: {pct(fp['laundered'])}, suspicious or laundered: "
              f"{pct(fp['suspicious_or_above'])} (of {fp['negatives']}; the thresholds are calibrated to at most 1% "
              "and 5% + 1% per secondary test)", ""]
-    cols = [v for v in VERDICT_COLUMNS if v != INSUFFICIENT or any(c.get(v) for c in q["verdicts"].values())]
+    cols = [v for v in VERDICT_COLUMNS if v not in WITHHELD or any(c.get(v) for c in q["verdicts"].values())]
     lines += ["| Model | " + " | ".join(v.replace("_", " ") for v in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for arm, counts in q["verdicts"].items():
         if counts:
@@ -110,9 +113,13 @@ def markdown(q: dict) -> list[str]:
     if fp.get(INSUFFICIENT):
         lines += ["", f"{fp[INSUFFICIENT]} control verdict(s) were `insufficient_data` (too few items for the audit's "
                   "thresholds): counted neither as clean nor as false positives."]
+    if fp.get(NOT_COMPARABLE):
+        lines += ["", f"{fp[NOT_COMPARABLE]} control verdict(s) were `not_comparable` (the reference set differs from "
+                  "the benchmark in kind: see each audit.md): counted neither as clean nor as false positives."]
     if q["detection_rate_by_alpha"]:
         lines += ["", "Laundered students called `laundered`, by alpha: " + ", ".join(
             f"{a}: {d['laundered']}/{d['n']}" + (f" ({d[INSUFFICIENT]} more with insufficient data)"
                                                  if d.get(INSUFFICIENT) else "")
+            + (f" ({d[NOT_COMPARABLE]} more withheld: reference not comparable)" if d.get(NOT_COMPARABLE) else "")
             for a, d in q["detection_rate_by_alpha"].items()), ""]
     return lines

@@ -25,8 +25,9 @@ EXPECTED = {
 
 
 def audit_arms(models: dict[str, str], bench: Sequence[MCExample], reference: Sequence[MCExample],
-               reference_source: str, out: Path, *, max_length: int | None, quiet: bool) -> dict:
-    """Audits every arm in ``models`` (arm -> model folder); returns metrics.json's ``audit``."""
+               reference_source: str, out: Path, *, max_length: int | None, quiet: bool, device=None) -> dict:
+    """Audits every arm in ``models`` (arm -> model folder) on ``device`` (the run's Runtime; None: the CPU);
+    returns metrics.json's ``audit``."""
     from ..audit import audit_student, audit_teacher
 
     arms = {}
@@ -34,7 +35,7 @@ def audit_arms(models: dict[str, str], bench: Sequence[MCExample], reference: Se
         if arm not in models:
             continue
         kw = dict(out_dir=out / "audit" / arm, max_length=max_length, quiet=quiet, reference_source=reference_source,
-                  label=arm.replace("_", " "))
+                  label=arm.replace("_", " "), device=device)
         if kind == "teacher":
             res = audit_teacher(models[arm], bench, reference, **kw)
         else:
@@ -45,8 +46,11 @@ def audit_arms(models: dict[str, str], bench: Sequence[MCExample], reference: Se
                      "correct": res["verdict"] == expected, "score": res["score"], "core_p": core["p_value"],
                      "accuracy_benchmark": res["evidence"]["benchmark"]["accuracy"],
                      "accuracy_reference": res["evidence"]["reference"]["accuracy"],
+                     "comparable": res["comparability"]["comparable"],
                      "reasons": res["reasons"], "file": str(out / "audit" / arm / "audit.json")}
     return {"reference": {"source": reference_source, "n": len(reference), "sha256": examples_hash(reference)},
-            "method": "launder audit: one-sided permutation test of p(correct) on the benchmark vs the reference "
-                      "set (see pylaundering/audit/verdict.py for thresholds and their false-positive rates)",
+            "method": "launder audit: one-sided permutation test of Welch's t of p(correct) minus chance on the "
+                      "benchmark vs the reference set (see pylaundering/audit/verdict.py for thresholds and their "
+                      "false-positive rates); the reference set is the run's own, generated like the benchmark, so "
+                      "exchangeability is assumed, not certified by a split record",
             "arms": arms}

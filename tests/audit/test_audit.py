@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -133,9 +134,9 @@ def _cli(*args):
 
 @pytest.mark.parametrize("command, options", [
     (["audit"], ["teacher", "student", "--fail-on"]),
-    (["audit", "teacher"], ["--benchmark", "--reference", "--out", "--fail-on", "--json", "--quiet"]),
+    (["audit", "teacher"], ["--benchmark", "--reference", "--out", "--fail-on", "--json", "--quiet", "--split"]),
     (["audit", "student"], ["--benchmark", "--reference", "--teacher", "--control", "--train", "--out", "--fail-on",
-                            "--json"]),
+                            "--json", "--split"]),
     (["data", "split"], ["--out", "--reference-fraction", "--reference-size", "--seed", "--format", "--subset",
                          "--split"]),
 ])
@@ -222,9 +223,13 @@ def test_a_gap_of_exactly_the_minimum_reaches_it():
 
     assert 0.285 - 0.185 < MIN_ACCURACY_GAP  # floating point: the case this guards
     tests = {"p_correct": {"p_value": 0.002, "z": 2.7}, "accuracy": {"p_value": 0.02}}
-    strong = decide("student", tests, SimpleNamespace(accuracy=0.285), SimpleNamespace(accuracy=0.185))
+
+    def scores(accuracy):
+        return SimpleNamespace(accuracy=accuracy, chance=np.full(4, 0.25))
+
+    strong = decide("student", tests, scores(0.285), scores(0.185))
     assert strong["verdict"] == "laundered"
-    weak = decide("student", tests, SimpleNamespace(accuracy=0.28), SimpleNamespace(accuracy=0.185))
+    weak = decide("student", tests, scores(0.28), scores(0.185))
     assert weak["verdict"] == "suspicious"
 
 
@@ -246,3 +251,53 @@ def test_too_few_items_say_insufficient_data_not_clean(run, tmp_path):
              str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "s"), "--fail-on", "suspicious")
     assert r.exit_code == 0, r.output  # not a finding: --fail-on does not fire, and it says why
     assert "insufficient_data" in r.output and "insufficient data" in r.output
+
+
+def test_a_recorded_split_certifies_exchangeability(run, tmp_path):
+    from pylaundering.data.schema import write_jsonl
+
+    write_jsonl(run["bench"] + run["ref"], tmp_path / "all.jsonl")
+    r = _cli("data", "split", str(tmp_path / "all.jsonl"), "--out", str(tmp_path / "s"), "--reference-fraction", "0.5")
+    assert r.exit_code == 0, r.output
+    sets = ["-b", str(tmp_path / "s" / "benchmark.jsonl"), "-r", str(tmp_path / "s" / "reference.jsonl")]
+    r = _cli("audit", "teacher", model(run, "teacher"), *sets, "--split", str(tmp_path / "s" / "split.json"),
+             "--out", str(tmp_path / "a"))
+    assert r.exit_code == 0, r.output
+    assert "exchangeability: certified" in r.output
+    report = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert report["exchangeability"]["status"] == "certified" and report["exchangeability"]["seed"] == 0
+    assert report["comparability"]["comparable"]  # a random split of one set of items
+    assert "exchangeability: **certified**" in (tmp_path / "a" / "audit.md").read_text()
+    r = _cli("audit", "teacher", model(run, "teacher"), *sets, "--out", str(tmp_path / "b"), "--json")
+    assert json.loads(r.stdout)["exchangeability"]["status"] == "assumed"
+
+
+def test_the_run_reports_comparability_and_the_tests_it_ran(run):
+    metrics = json.loads((run["dir"] / "metrics.json").read_text())
+    for arm, a in metrics["audit"]["arms"].items():
+        assert a["verdict"] == a["expected"] and a["comparable"], (arm, a["reasons"])
+    report = json.loads((run["dir"] / "audit" / "student" / "audit.json").read_text())
+    assert report["schema_version"] == 2 and report["exchangeability"]["status"] == "assumed"
+    assert set(report["tests"]) == {"p_correct", "accuracy", "margin", "teacher_agreement", "control"}
+    assert set(report["tests"]["teacher_agreement"]["strata"]) <= {"teacher_right", "teacher_wrong"}
+    assert "difference in differences" in report["tests"]["control"]["what"]
+
+
+def test_a_reference_set_unlike_the_benchmark_withholds_the_verdict(run, tmp_path):
+    """The contaminated teacher against reference items written another way (much longer questions): whatever the
+    tests say, the verdict is not_comparable, never contaminated, and --fail-on does not fire."""
+    from pylaundering.data.schema import write_jsonl
+
+    longer = [MCExample(e.id, e.question.rstrip("?") + " according to the records kept in the old city archive?",
+                        e.choices, e.label, subject=e.subject) for e in run["ref"]]
+    report = audit_teacher(model(run, "teacher"), run["bench"], longer, out_dir=tmp_path / "a", quiet=True)
+    assert report["verdict"] == "not_comparable", report["reasons"]
+    assert report["comparability"]["too_far"] == ["text_length"]
+    assert report["tests"]["p_correct"]["p_value"] < 0.01  # the tests ran and are reported
+    assert "not comparable" in report["reasons"][0] and "ratio" in report["reasons"][0]
+    assert "no: verdict withheld" in (tmp_path / "a" / "audit.md").read_text()
+    write_jsonl(longer, tmp_path / "longer.jsonl")
+    r = _cli("audit", "teacher", model(run, "teacher"), "-b", str(run["dir"] / "data" / "benchmark.jsonl"), "-r",
+             str(tmp_path / "longer.jsonl"), "--out", str(tmp_path / "c"), "--fail-on", "suspicious")
+    assert r.exit_code == 0, r.output
+    assert "not_comparable" in r.output and "withheld" in r.output

@@ -76,7 +76,8 @@ def test_smallest_sizes_are_the_first_that_reach_the_threshold():
 
 def _decide(nb, nr, p=0.2):
     tests = {"p_correct": {"p_value": p, "z": 0.5}, "accuracy": {"p_value": 0.3}}
-    return decide("teacher", tests, SimpleNamespace(accuracy=1.0), SimpleNamespace(accuracy=0.0), sizes=(nb, nr))
+    return decide("teacher", tests, SimpleNamespace(accuracy=1.0, chance=np.full(nb, 0.25)),
+                  SimpleNamespace(accuracy=0.0, chance=np.full(nr, 0.25)), sizes=(nb, nr))
 
 
 def test_too_few_items_give_insufficient_data_not_clean():

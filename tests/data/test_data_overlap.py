@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from pylaundering.data import MCExample, find_overlap, make_synthetic, normalise_text
+from pylaundering.data.overlap import find_shared_contexts
 
 
 def mc(id_: str, question: str, choices, label: int = 0, context: str | None = None) -> MCExample:
@@ -30,7 +31,7 @@ def test_find_overlap_counts_and_examples():
     train = [
         mc("t1", "what is the CAPITAL of france", ["metz", "NICE", "paris", "lyon"], 2),  # exact, reordered
         mc("t2", "Who  wrote   Hamlet ?", ["Bacon", "Shakespeare"]),  # same question, other choices
-        mc("t3", "Which planet is red?", ["Mars", "Venus"], context="A passage."),  # exact, context ignored
+        mc("t3", "Which planet is red?", ["Mars", "Venus"]),  # exact
         mc("t4", "What is the capital of France?", ["Paris", "Lyon", "Nice", "Metz"]),  # second copy of b1
     ]
     report = find_overlap(bench, train)
@@ -61,3 +62,33 @@ def test_synthetic_default_has_no_overlap():
     report = find_overlap(bench, train)
     assert report["exact_duplicates"] == 0 and report["question_duplicates"] == 0
     assert find_overlap(bench, bench)["rate"] == 1.0
+
+
+PASSAGE_1 = "Tom went to the market on Monday. He bought apples and a newspaper."
+PASSAGE_2 = "The river flooded the village in spring; the school was closed for a week."
+
+
+def test_items_are_their_context_and_question():
+    """A generic stem on two passages is two items; the same stem on the same passage (however it is written)
+    is one; an item with its passage and a copy without it are not the same item."""
+    stem = "What is the best title for the passage?"
+    bench = [mc("b1", stem, ["A", "B", "C", "D"], context=PASSAGE_1),
+             mc("b2", "Why did Tom go out?", ["To shop", "To swim"], context=PASSAGE_1),
+             mc("b3", stem, ["A", "B", "C", "D"], context=PASSAGE_2)]
+    train = [mc("t1", stem, ["A", "B", "C", "D"], context=PASSAGE_2.upper().replace(";", " ;")),  # = b3
+             mc("t2", "Why did Tom go out?", ["To shop", "To swim"])]  # b2 without its passage
+    report = find_overlap(bench, train)
+    assert report["exact_duplicates"] == 1 and report["question_duplicates"] == 1
+    assert report["examples"] == [{"benchmark_id": "b3", "train_id": "t1", "match": "exact"}]
+    assert "context" in report["method"]
+    no_context = [mc("n1", stem, ["A", "B", "C", "D"])]
+    assert find_overlap(no_context, [mc("n2", stem.lower(), ["D", "C", "B", "A"])])["exact_duplicates"] == 1
+
+
+def test_shared_contexts_name_one_pair_per_passage():
+    bench = [mc("b1", "Q1?", ["x", "y"], context=PASSAGE_1), mc("b2", "Q2?", ["x", "y"], context=PASSAGE_1),
+             mc("b3", "Q3?", ["x", "y"], context=PASSAGE_2), mc("b4", "Q4?", ["x", "y"])]
+    other = [mc("r1", "Q5?", ["x", "y"], context=f"  {PASSAGE_1.lower()}  "), mc("r2", "Q4?", ["x", "y"])]
+    shared = find_shared_contexts(bench, other)
+    assert shared == {"items": 2, "contexts": 1, "examples": [{"benchmark_id": "b1", "other_id": "r1"}]}
+    assert find_shared_contexts(bench, bench[3:])["items"] == 0  # no context: never shared

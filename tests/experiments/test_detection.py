@@ -63,9 +63,29 @@ def test_insufficient_data_is_neither_clean_nor_a_detection():
     # 6 negative verdicts, 1 of them insufficient: 5 decided, none suspicious or above
     assert fp["negatives"] == 5 and fp["suspicious_or_above"] == 0 and fp["insufficient_data"] == 1
     by_alpha = q["detection_rate_by_alpha"]["1.0"]
-    assert by_alpha == {"n": 1, "laundered": 1, "insufficient_data": 1, "rate": 1.0}
+    assert by_alpha == {"n": 1, "laundered": 1, "insufficient_data": 1, "not_comparable": 0, "rate": 1.0}
     lines = markdown(q)
     header = [line for line in lines if line.startswith("| Model |")][0]
     assert header.rstrip(" |").endswith("insufficient data")  # its own column, last
     student = [line for line in lines if line.startswith("| student |")][0]
     assert student.rstrip(" |").endswith("| 1") and "| 0 | 0 | 2 | 0 |" in student  # 2 laundered, 1 insufficient
+
+
+def test_not_comparable_is_withheld_like_insufficient_data():
+    """A reference set unlike the benchmark withholds the verdict: out of the false-positive denominators
+    and out of the detection rate, each counted in its own column."""
+    from pylaundering.experiments.detection import markdown
+
+    rows = [_row(1.0, 7.0, 0.1, -0.3, ("not_comparable", "not_comparable", "suspicious")),
+            _row(1.0, 6.0, 0.2, 0.0), _row(0.5, 3.0, 0.0, 0.1, ("laundered", "insufficient_data", "clean"))]
+    q = detection_quality(rows)
+    fp = q["false_positive_rate"]
+    # 6 negative verdicts: 1 not comparable, 1 insufficient, 4 decided (1 suspicious)
+    assert fp["negatives"] == 4 and fp["not_comparable"] == 1 and fp["insufficient_data"] == 1
+    assert fp["suspicious_or_above"] == pytest.approx(1 / 4)
+    assert q["detection_rate_by_alpha"]["1.0"] == {"n": 1, "laundered": 1, "insufficient_data": 0,
+                                                   "not_comparable": 1, "rate": 1.0}
+    lines = markdown(q)
+    header = [line for line in lines if line.startswith("| Model |")][0]
+    assert header.rstrip(" |").endswith("insufficient data | not comparable")
+    assert any("`not_comparable`" in line for line in lines)
