@@ -49,6 +49,12 @@ def _numbers(groups: list[Group], f: str) -> list:
     return sorted(vals)
 
 
+def _short_source(value: str) -> str:
+    """A data source for a legend: a path's last folder and file name (the rest only makes it wider)."""
+    parts = value.replace("\\", "/").rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else value
+
+
 def _series_label(key: dict) -> str:
     if list(key) == ["loss"]:
         return str(key["loss"]).upper()
@@ -259,11 +265,13 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
                       label="p ≥ 0.05 or no bootstrap")]
     if by:
         handles += [Line2D([], [], marker="o", linestyle="none", color=SERIES_COLORS[i % len(SERIES_COLORS)],
-                           label=f"{by}={c}") for i, c in enumerate(cats)]
+                           label=f"{by}={_short_source(c)}") for i, c in enumerate(cats)]
     if len(tasks) > 1:  # the paper's setting and the counter-study's in one figure: told apart by shape
         handles += [Line2D([], [], marker=marker.get(t, "o"), linestyle="none", color="gray", label=t.replace("_", " "))
                     for t in tasks]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), frameon=False, fontsize=9)
+    wide = any(len(h.get_label()) > 30 for h in handles)  # long labels (paths) in fewer columns, never clipped
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(2 if wide else 4, len(handles)), frameon=False,
+               fontsize=9)
     fig.suptitle(f"Laundering effect against train–benchmark distance\n({len(pts)} runs; error bars: 95% paired "
                  "bootstrap interval)", fontsize=11)
     _save(fig, path)

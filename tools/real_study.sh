@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The real-data study (issue 34) at the size the 2-core reference machine runs in about an hour:
+# for each pair, the benchmark's test split is cut by `launder data split` into the benchmark B (the
+# teacher is fine-tuned on it) and a held-back reference set R (for the audit); the legitimate set is
+# the dataset's own training split (classification, the counter-study's protocol) or another
+# benchmark of the same kind (multiple choice, the paper's protocol), cleaned of benchmark items by
+# `launder scan --write-clean`, and subsampled by `launder run --data-size`. Every step is a public
+# command; each run's report.md says what was read, truncated, skipped and which label convention
+# was used. Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all)
+# Needs ../shared/data/real (see its README for sources and licences).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REAL=${REAL:-../shared/data/real}
+OUT=${1:-studies/real}; shift || true
+LAUNDER=${LAUNDER:-.venv/bin/launder}
+DATA_SIZE=${DATA_SIZE:-2000}
+SEED=${SEED:-0}
+[ -d "$REAL" ] || { echo "real_study: $REAL not found (see the README's real-data section)"; exit 2; }
+
+# name | benchmark source (its test split) | legitimate source | task
+PAIRS=(
+  "emotion|$REAL/classification/emotion/test.jsonl|$REAL/classification/emotion/train.jsonl|classification"
+  "sst2|$REAL/classification/sst2/test.jsonl|$REAL/classification/sst2/train.jsonl|classification"
+  "arc-challenge+arc-easy|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/arc_easy_test.jsonl|multiple_choice"
+)
+want=("$@")
+for pair in "${PAIRS[@]}"; do
+  IFS='|' read -r name bench train task <<<"$pair"
+  if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
+  data="$OUT/data/$name"; run="$OUT/runs/$name-seed$SEED"
+  if [ ! -f "$data/split.json" ]; then
+    "$LAUNDER" data split "$bench" --out "$data" --reference-fraction 0.5 --seed "$SEED"
+  fi
+  if [ ! -f "$data/train.clean.jsonl" ]; then
+    # files, not split folders: scan reads every file of a folder
+    "$LAUNDER" scan "$train" -b "$data/benchmark.jsonl" --out "$data/scan" \
+      --write-clean "$data/train.clean.jsonl" -q
+  fi
+  echo "== $name: $(date +%T)"
+  "$LAUNDER" run --benchmark "$data/benchmark.jsonl" --reference "$data/reference.jsonl" \
+    --train "$data/train.clean.jsonl" --data-size "$DATA_SIZE" --task "$task" --seed "$SEED" \
+    --out "$run" --resume -q
+done
+"$LAUNDER" report "$OUT"/runs/* --out "$OUT/report"
