@@ -20,10 +20,12 @@ import typer
 from rich.markup import escape
 
 from pylaundering.cli.common import (
+    Labels,
     SkipMalformed,
     SourceFormat,
     SourceSplit,
     SourceSubset,
+    check_labels,
     emit,
     handle_errors,
     json_option,
@@ -46,8 +48,7 @@ def register(data_app: typer.Typer):
         split: Optional[str] = SourceSplit,
         role: str = typer.Option("benchmark", "--role", help="benchmark or train: which split is read by default "
                                  "(the format's evaluation or training split), as the pipeline reads it."),
-        labels: Optional[str] = typer.Option(None, "--labels", help="The dataset's label names in id order: "
-                                             "comma-separated, or a file with one per line (classification)."),
+        labels: Optional[str] = Labels,
         label_base: Optional[int] = typer.Option(None, "--label-base", min=0, max=1, help="What the file's integer "
                                                  "answer indices / class ids count from (default: the format's "
                                                  "convention, checked from the whole column)."),
@@ -61,8 +62,10 @@ def register(data_app: typer.Typer):
 
         if role not in ("benchmark", "train"):
             raise ConfigError("--role", f"expected benchmark or train, got {role!r}")
+        declared = check_labels(labels, "classification")  # the shared --labels, read as run and place read it
         res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed,
-                            limit=limit, label_names=_label_names(labels), label_base=label_base)
+                            limit=limit, label_names=declared.names if declared else None,
+                            label_base=label_base if label_base is not None else declared.base if declared else None)
         report = inspect_report(res)
         if as_json:
             emit(report, True)
@@ -70,20 +73,6 @@ def register(data_app: typer.Typer):
         _print(report)
 
     return data_inspect
-
-
-def _label_names(labels: Optional[str]) -> Optional[tuple[str, ...]]:
-    if labels is None:
-        return None
-    path = Path(labels).expanduser()
-    if path.is_file():
-        from pylaundering.data.conventions import read_class_file
-
-        return read_class_file(path)[0]
-    names = tuple(n.strip() for n in labels.split(","))
-    if len(names) < 2 or not all(names):
-        raise ConfigError("--labels", f"expected comma-separated names (at least 2) or a class file, got {labels!r}")
-    return names
 
 
 def inspect_report(res) -> dict[str, Any]:

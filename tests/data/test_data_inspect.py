@@ -79,7 +79,7 @@ def test_label_options_and_one_line_errors(invoke, tmp_path):
     usage = invoke(path, "--role", "eval")
     assert usage.exit_code == 2 and "--role: expected benchmark or train" in usage.stderr
     bad_labels = invoke(path, "--labels", "x")
-    assert bad_labels.exit_code == 2 and "--labels: expected comma-separated names" in bad_labels.stderr
+    assert bad_labels.exit_code == 2 and "--labels: 'x' is neither a file nor label names" in bad_labels.stderr
     missing = invoke(tmp_path / "nope.jsonl")
     assert missing.exit_code == 1 and missing.stderr.count("\n") == 1 and "no such file or folder" in missing.stderr
 
