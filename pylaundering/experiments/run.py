@@ -102,7 +102,7 @@ from .run_data import (  # noqa: F401 - Loaded, load_source and run_task re-expo
     run_task,
     with_labels,
 )
-from .sharing import link_shared, shared_lock
+from .sharing import link, link_shared, shared_lock
 
 METRICS_SCHEMA_VERSION = 1
 ARMS = ("teacher", "student", "control_student", "ce_student")
@@ -308,9 +308,19 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
     train_metrics: dict[str, dict] = {}
     train_metrics["teacher"] = phase("placement: teacher on the benchmark", lambda: place(
         bench, out / "teacher", teacher_spec, description="teacher", **run))
+    ce_spec = replace(student_spec, distill=replace(student_spec.distill, alpha=0.0))
+    # alpha 0: no teacher signal reaches a student, so the student, the control student and the CE-only student are
+    # one training (same resume record, layering_params): trained once, the other two folders link to it
+    one_student = cfg.controls and student_spec.distill.alpha == 0 and not any(
+        (out / arm).exists() and not (out / arm).is_symlink() for arm in ("student", "control_student"))
+    if one_student:
+        train_metrics["ce_student"] = phase("control: cross-entropy-only student", lambda: layer(
+            None, train, out / "ce_student", ce_spec, description="CE student", **layer_run))
+        for arm in ("student", "control_student"):
+            link(out / arm, out / "ce_student")
     train_metrics["student"] = phase("layering: student from the teacher", lambda: layer(
         train_metrics["teacher"]["model_dir"], train, out / "student", student_spec, description="student",
-        **layer_run))
+        **{**layer_run, "resume": resume or one_student}))
     budget = None
     if cfg.controls:
         budget = control_budget(cfg, train_metrics["teacher"])
@@ -322,18 +332,21 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
         budget["clean_teacher_stop_reason"] = train_metrics["clean_teacher"].get("stop_reason")
         train_metrics["control_student"] = phase("control: student from the clean teacher", lambda: layer(
             train_metrics["clean_teacher"]["model_dir"], train, out / "control_student", student_spec,
-            description="control student", **layer_run))
-        ce_spec = replace(student_spec, distill=replace(student_spec.distill, alpha=0.0))
-        train_metrics["ce_student"] = phase("control: cross-entropy-only student", lambda: layer(
-            None, train, out / "ce_student", ce_spec, description="CE student", **layer_run))
+            description="control student", **{**layer_run, "resume": resume or one_student}))
+        if not one_student:
+            train_metrics["ce_student"] = phase("control: cross-entropy-only student", lambda: layer(
+                None, train, out / "ce_student", ce_spec, description="CE student", **layer_run))
 
+    train_metrics = {arm: train_metrics[arm] for arm in ("teacher", *PHASE_FOLDERS) if arm in train_metrics}
     distance = phase("distance: legitimate set vs benchmark", lambda: _distance(model, bench, train, cfg.seed,
                                                                                out / "cache"))
     evals = {}
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
             m["model_dir"], bench, out / "eval" / arm, IntegrationSpec(max_length=length), quiet=quiet,
-            description=f"score {arm}", overwrite=True, device=rt))  # the run's scores: recomputed on every (re)run
+            description=f"score {arm}", overwrite=True, device=rt, cache_dir=out / "cache"))
+    # the run's score files are rewritten on every (re)run; the logits come from the cache when the same model was
+    # scored on the same items before (a sweep's shared arms, the one student of alpha 0)
 
     reference = in_label_set(load_reference(cfg, out), bench_res.label_names)  # the set preflight formed with it
     audit = None
@@ -348,6 +361,10 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
                             distance=distance)
     metrics["task"] = task
     metrics["level"] = cfg.level
+    if one_student:
+        metrics["warnings"].append("alpha 0: no teacher signal reaches a student, so the student and the control "
+                                   "student are the cross-entropy-only student (trained once; their folders link to "
+                                   "ce_student)")
     if reference is not None:
         metrics["data"]["label_conventions"]["reference"] = reference.label_convention
     if token:  # each phase chose its own text length: what it cut, per model

@@ -29,7 +29,10 @@ from .config import RUNTIME_FIELDS, RunConfig
 #: Fields that only the students' training reads (layering), never a teacher.
 STUDENT_FIELDS = frozenset({"loss", "alpha", "temperature", "beta", "student_base", "student_layers", "student_init",
                             "student_model", "student_epochs", "student_lr", "iterations", "data_size",
-                            "online_teacher"})
+                            "online_teacher", "teacher_topk"})
+#: Student settings that only shape the teacher's signal: a student trained at alpha = 0 (the CE-only control) reads
+#: none of them (``layering_params`` records them as None there).
+DISTILL_FIELDS = frozenset({"loss", "temperature", "beta", "online_teacher", "teacher_topk"})
 #: Fields that only a teacher's fine-tuning reads.
 TEACHER_FIELDS = frozenset({"teacher_epochs", "teacher_lr", "target_accuracy", "clean_teacher_epochs"})
 #: Fields that change no shared phase's result (which arms run, the audit, free-form notes, where it runs: a
@@ -57,8 +60,9 @@ def shared_keys(cfg: RunConfig) -> dict[str, str]:
         "base": {k: d[k] for k in DATA_FIELDS},
         "teacher": {k: d[k] for k in teacher},
         "clean_teacher": {k: d[k] for k in teacher | {"clean_teacher_epochs"}},
-        # alpha = 0 with no teacher: the CE-only student reads neither the teachers nor alpha.
-        "ce_student": {k: d[k] for k in everything - TEACHER_FIELDS - NEUTRAL_FIELDS - {"alpha"}},
+        # alpha = 0 with no teacher: the CE-only student reads neither the teachers, nor alpha, nor how a teacher's
+        # signal would be distilled (loss, T, beta, online or top-k teacher): one per seed for a grid over losses.
+        "ce_student": {k: d[k] for k in everything - TEACHER_FIELDS - NEUTRAL_FIELDS - DISTILL_FIELDS - {"alpha"}},
     }
     return {name: f"{name}-{_digest(values)}" for name, values in keys.items()}
 

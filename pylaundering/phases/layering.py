@@ -189,14 +189,18 @@ def layering_params(spec: LayeringSpec, teacher: str | None, base_path: str, exa
     """The resume record. Models are identified by their weights' fingerprint, not their path: a moved run
     folder resumes."""
     d, st = spec.distill, spec.student
+    # at alpha = 0 no teacher is read, so neither is how its signal would be distilled: a CE-only student of a run
+    # with loss kl is the same work as one of a run with loss mse (a sweep shares it: experiments/sharing.py)
+    distilled = d.alpha > 0
     return {
-        "phase": "layering", "teacher_fingerprint": model_fingerprint(teacher) if d.alpha > 0 else None,
+        "phase": "layering", "teacher_fingerprint": model_fingerprint(teacher) if distilled else None,
         "base_fingerprint": model_fingerprint(base_path) if not st.pretrained else None,
         "student_model_fingerprint": model_fingerprint(st.model) if st.pretrained else None,
         "student_layers": st.layers if not st.pretrained else None, "student_init": st.init,
-        "loss": d.kind, "alpha": d.alpha, "temperature": d.temperature, "beta": d.beta, "data_size": spec.data_size,
-        "epochs": spec.epochs, "iterations": spec.iterations, "lr": spec.lr, "batch_size": spec.batch_size,
-        "max_length": spec.max_length, "online_teacher": spec.online_teacher, "seed": spec.seed,
+        "loss": d.kind if distilled else None, "alpha": d.alpha, "temperature": d.temperature if distilled else None,
+        "beta": d.beta if distilled else None, "data_size": spec.data_size, "epochs": spec.epochs,
+        "iterations": spec.iterations, "lr": spec.lr, "batch_size": spec.batch_size, "max_length": spec.max_length,
+        "online_teacher": spec.online_teacher if distilled else None, "seed": spec.seed,
         "data_hash": examples_hash(examples), "n_examples": len(examples),
         **({"task": spec.task} if spec.task != "multiple_choice" else {}), **({"scorer": scorer} if scorer else {}),
     }

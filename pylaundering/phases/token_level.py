@@ -177,10 +177,13 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, 
     params = {"phase": "layering", "level": "token",
               "teacher_fingerprint": model_fingerprint(teacher) if d.alpha > 0 else None,
               "base_fingerprint": model_fingerprint(student_path), "student_layers": st.layers,
-              "student_init": st.init, "loss": d.kind, "alpha": d.alpha, "temperature": d.temperature,
-              "beta": d.beta, "epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size,
+              # alpha 0 reads no teacher, so neither how its signal would be distilled (as layering_params)
+              "student_init": st.init, "loss": d.kind if d.alpha > 0 else None, "alpha": d.alpha,
+              "temperature": d.temperature if d.alpha > 0 else None, "beta": d.beta if d.alpha > 0 else None,
+              "epochs": spec.epochs, "lr": spec.lr, "batch_size": spec.batch_size,
               "max_length": spec.max_length, "seed": spec.seed, "data_hash": text_hash(texts),
-              "n_documents": len(texts), **({"teacher_topk": spec.teacher_topk} if spec.teacher_topk else {}),
+              "n_documents": len(texts),
+              **({"teacher_topk": spec.teacher_topk} if spec.teacher_topk and d.alpha > 0 else {}),
               **precision_params(rt)}
     finished = (out / "metrics.json").exists() and (out / "model" / "config.json").exists()
     done = on_main(lambda: start_phase(out, params, resume=run.resume, finished=finished))

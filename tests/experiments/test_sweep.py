@@ -87,6 +87,19 @@ def test_teacher_key_changes_with_teacher_settings_only(quick):
     assert shared_keys(RunConfig(**{**quick, "synth_train": 30}))["teacher"] != a["teacher"]
 
 
+def test_keys_leave_out_what_a_phase_does_not_read(quick):
+    """The CE-only student reads no teacher: neither the loss nor T, beta, an online or a top-k teacher key it; a
+    top-k teacher cache is a layering setting, not the teacher's."""
+    a = shared_keys(RunConfig(**quick))
+    for change in ({"loss": "mse"}, {"loss": "reverse_kl", "temperature": 4.0}, {"loss": "jsd", "beta": 0.3},
+                   {"online_teacher": True}, {"teacher_topk": 8}):
+        b = shared_keys(RunConfig(**{**quick, **change}))
+        assert b["ce_student"] == a["ce_student"], change
+        assert b["teacher"] == a["teacher"] and b["clean_teacher"] == a["clean_teacher"], change
+    assert shared_keys(RunConfig(**{**quick, "student_lr": 1e-2}))["ce_student"] != a["ce_student"]
+    assert shared_keys(RunConfig(**{**quick, "iterations": 2}))["ce_student"] != a["ce_student"]
+
+
 # ------------------------------------------------------------------------------------------------
 # End to end (tiny model, in-process)
 
@@ -277,3 +290,75 @@ def test_unreadable_data_fails_the_sweep_at_once(tmp_path, sets):
     assert res.exit_code == 1 and "missing.jsonl" in res.output
     assert res.output.count("error") == 1
     assert not (tmp_path / "sw").exists()
+
+
+def test_a_loss_by_alpha_grid_trains_one_ce_student_and_none_at_alpha_0(tmp_path, monkeypatch, sets):
+    """loss kl, mse x alpha 0, 1: one CE-only student for both losses, and at alpha 0 the student and the control
+    student are that CE-only student (no teacher signal at alpha 0): 2 students + 2 controls + 1 CE-only = 5
+    layerings (10 before the keys were narrowed). The shared arms' scores come from the logit cache."""
+    import pylaundering.phases.layering as layering
+
+    rounds = []
+    real_round = layering._one_round
+    monkeypatch.setattr(layering, "_one_round", lambda *a, **k: rounds.append(a[2]) or real_round(*a, **k))
+    out = tmp_path / "sw"
+    res = runner.invoke(app, ["sweep", *sets, "-p", "loss=kl,mse", "-p", "alpha=0,1", "-o", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len(rounds) == 5, rounds
+    index = _index(out)
+    assert [p["status"] for p in index["points"]] == ["done"] * 4
+    ms = {p["name"]: json.loads((out / p["dir"] / "metrics.json").read_text()) for p in index["points"]}
+    for loss in ("kl", "mse"):
+        zero = ms[f"loss={loss}-alpha=0.0-seed=0"]
+        assert zero["student"]["model_dir"] == zero["ce_student"]["model_dir"] == zero["control_student"]["model_dir"]
+        assert zero["student"]["benchmark_correct"] == zero["ce_student"]["benchmark_correct"]
+        assert any("alpha 0" in w for w in zero["warnings"])
+        one = ms[f"loss={loss}-alpha=1.0-seed=0"]
+        assert one["student"]["model_dir"] != one["ce_student"]["model_dir"]
+        assert not any("alpha 0" in w for w in one["warnings"])
+    # every point scored the shared teachers; only the first computed their logits
+    states = [json.loads((out / p["dir"] / "eval" / "teacher" / "metrics.json").read_text())["score_cache"]
+              for p in index["points"]]
+    assert states.count("miss") <= 1 and states.count("hit") >= 3, states
+
+
+def test_at_alpha_0_the_shortcut_is_the_student_it_replaces(tmp_path, quick):
+    """The alpha-0 student trained as the run trains any student (from the teacher, alpha 0) is the CE-only student
+    the run links in its place: same predictions, bit for bit."""
+    from pylaundering.experiments.run import run_experiment
+    from pylaundering.phases import layer
+
+    run = tmp_path / "run"
+    m = run_experiment(RunConfig(**{**quick, "alpha": 0.0, "loss": "mse"}), run, quiet=True)
+    assert (run / "student").is_symlink() and (run / "control_student").is_symlink()
+    ce = json.loads((run / "ce_student" / "metrics.json").read_text())
+    spec = layering_spec_of(run)
+    alone = layer(m["teacher"]["model_dir"], _train_examples(run), tmp_path / "alone", spec, quiet=True,
+                  cache_dir=tmp_path / "cache")
+    from pylaundering.data import load_examples
+    from pylaundering.phases import integrate
+
+    bench = load_examples(str(run / "data" / "benchmark.jsonl")).examples
+    a = integrate(alone["model_dir"], bench, quiet=True)
+    b = integrate(ce["model_dir"], bench, quiet=True)
+    assert a["correct_mask"] == b["correct_mask"]
+    assert alone["train_accuracy"] == ce["train_accuracy"]
+
+
+def layering_spec_of(run: Path):
+    from pylaundering.experiments.config import resolve_defaults
+    from pylaundering.experiments.run import layering_spec
+
+    cfg = RunConfig(**json.loads((run / "config.json").read_text()))
+    resolve_defaults(cfg)
+    m = json.loads((run / "metrics.json").read_text())
+    base = json.loads((run / "ce_student" / "metrics.json").read_text())["params"]
+    spec = layering_spec(cfg, str(run / "base-tiny"), m["task"], m["max_length"]["value"])
+    assert base["alpha"] == spec.distill.alpha == 0.0
+    return spec
+
+
+def _train_examples(run: Path):
+    from pylaundering.data import load_examples
+
+    return load_examples(str(run / "data" / "train.jsonl")).examples
