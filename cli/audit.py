@@ -1,11 +1,12 @@
-"""`launder audit teacher|student` and `launder data split`: detect laundering without the training data.
+"""`launder audit teacher|student|public` and `launder data split`: detect laundering without the training data.
 
 `register` adds the commands; the shared options and helpers come from cli/common.py, so this module
 never imports cli/app.py (which also runs as `python -m pylaundering.cli.app`).
 
-Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on; the withheld verdicts insufficient_data
-and not_comparable are below every --fail-on level); 1 bad input (one line on stderr); 2 usage error (a
---split record that B and R do not match included); 3 the verdict is at or above --fail-on (for CI pipelines).
+Exit codes: 0 the audit ran (whatever its verdict, unless --fail-on; the withheld verdicts insufficient_data,
+not_comparable and outside_calibration are below every --fail-on level); 1 bad input (one line on stderr); 2 usage
+error (a --split record that B and R do not match included); 3 the verdict is at or above --fail-on (for CI
+pipelines; `public`: any suspect's).
 
 The commands import pylaundering's modules inside their bodies: `launder --help` must not load torch,
 datasets or numpy.
@@ -31,6 +32,7 @@ from pylaundering.cli.common import (
     SourceSplit,
     SourceSubset,
     TrainFormat,
+    check_out_dir,
     emit,
     err_console,
     handle_errors,
@@ -61,7 +63,8 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
     audit_app = typer.Typer(
         help="Audit a model for benchmark knowledge without its training data: compare it on the benchmark with a "
              "reference set of the same kind that no teacher saw (make one with `launder data split` or `launder "
-             "data synth`). Exit codes: 0 done, 1 bad input, 2 usage error, 3 verdict at or above --fail-on.",
+             "data synth`; `public`: another benchmark, calibrated on clean models). Exit codes: 0 done, 1 bad "
+             "input, 2 usage error, 3 verdict at or above --fail-on.",
         no_args_is_help=True)
     app.add_typer(audit_app, name="audit")
 
@@ -219,6 +222,101 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
                                quiet=quiet or as_json, benchmark_source=benchmark, reference_source=reference,
                                split=split_record, device=rt)
         finish("student", report, as_json, quiet, fail_on)
+
+    @audit_app.command("public")
+    @handle_errors
+    def public(
+        suspects: list[str] = typer.Argument(..., metavar="SUSPECT...", help="The suspected model folder(s), e.g. a "
+                                             "leaderboard submission or a run's student/model."),
+        benchmark: str = typer.Option(..., "--benchmark", "-b", help="The public benchmark. " + _SETS_HELP),
+        reference: str = typer.Option(..., "--reference", "-r", help="Another benchmark of the same kind (e.g. "
+                                      "ARC-Easy or OpenBookQA for ARC-Challenge), of any difficulty, sharing no item "
+                                      "with the benchmark. " + _SETS_HELP),
+        clean: list[str] = typer.Option([], "--clean", metavar="MODEL", help="A model folder known to be clean "
+                                        "(trained on neither set); repeatable. At least 3 in all, of varied skill."),
+        clean_from: list[Path] = typer.Option([], "--clean-from", metavar="FOLDER", help="A `launder run` or "
+                                              "`launder sweep` folder: its clean arms (clean_teacher, control_student, "
+                                              "ce_student; every point's, counted once per weights) as --clean; "
+                                              "repeatable."),
+        kind: str = typer.Option("student", "--kind", metavar="student|teacher", help="Word the strong verdict as "
+                                 "laundered (student) or contaminated (teacher); the test is the same."),
+        benchmark_format: Optional[str] = BenchFormat,
+        reference_format: Optional[str] = ReferenceFormat,
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for audit.json, audit.md and "
+                                           "calibration.png. Default, for one suspect: next to it (a run's "
+                                           "<arm>/model -> <arm>/audit-public; another folder X -> X-audit-public); "
+                                           "required for several."),
+        seed: int = seed_option("Seed of the bootstrap."),
+        fail_on: Optional[str] = typer.Option(None, "--fail-on", metavar="suspicious|laundered|contaminated",
+                                              help="Exit 3 when any suspect's verdict is at or above this level "
+                                              "(laundered with --kind student, contaminated with --kind teacher)."),
+        max_length: Optional[int] = MaxLength,
+        skip_malformed: bool = SkipMalformed,
+        device: Optional[str] = Device,
+        precision: Optional[str] = Precision,
+        as_json: bool = ReportJson,
+        quiet: bool = Quiet,
+    ):
+        """A public benchmark, no secret holdout: is the suspect better on the benchmark than its performance on another benchmark of the same kind predicts? Known-clean models of varied skill (at least 3; 5 or more of spread-out skill give a usable interval) calibrate how benchmark performance (accuracy minus chance) follows reference performance: a least-squares line; the suspect's inflation is its benchmark performance minus the line's prediction, with a bootstrap over items and clean models for its 95% interval and p-value. Verdict: clean | suspicious | laundered (contaminated with --kind teacher), or withheld: insufficient_data, outside_calibration (the suspect's reference performance is beyond the clean models' range). Assumes the clean models are clean, both sets are of the same kind, and the suspect relates them as the clean models do. Writes audit.json, audit.md and calibration.png."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        # start-up time, as above
+        from pylaundering.audit.public import MIN_CLEAN, OUTSIDE, audit_public, clean_models_from, fails
+        from pylaundering.audit.verdict import INSUFFICIENT
+
+        if kind not in ("student", "teacher"):
+            raise ConfigError("--kind", f"must be student or teacher, got {kind!r}")
+        check_fail_on(kind, fail_on)
+        if not clean and not clean_from:
+            raise ConfigError("--clean", f"give at least {MIN_CLEAN} clean models (--clean MODEL, repeatable, or "
+                              "--clean-from a run or sweep folder): the audit calibrates on them")
+        if out is None and len(suspects) > 1:
+            raise ConfigError("--out", "give --out when auditing several suspects")
+        check_out_dir(out)
+        rt = resolve_runtime(device, precision)
+        bench = list(load(benchmark, benchmark_format, None, None, "benchmark", skip_malformed, quiet))
+        ref = list(load(reference, reference_format, None, None, "benchmark", skip_malformed, quiet, key="reference"))
+        models = list(clean)
+        for folder in clean_from:
+            models += clean_models_from(folder)
+        report = audit_public(suspects, models, bench, ref, kind=kind,
+                              out_dir=out if out is not None else _default_out(suspects[0], "public"),
+                              max_length=max_length, quiet=quiet or as_json, benchmark_source=benchmark,
+                              reference_source=reference, device=rt, seed=seed)
+        verdicts = [s["verdict"] for s in report["suspects"]]
+        if as_json:
+            emit(report, True)
+        elif not quiet:
+            fit = report["fit"]
+            if fit:
+                out_console.print(f"calibration: {len(report['clean_models'])} clean models, benchmark = "
+                                  f"{fit['intercept']:+.3f} + {fit['slope']:.3f} x reference (accuracy minus chance)",
+                                  highlight=False)
+            for s in report["suspects"]:
+                colour = {"clean": "green", "suspicious": "yellow", INSUFFICIENT: "magenta",
+                          OUTSIDE: "magenta"}.get(s["verdict"], "red")
+                detail = ""
+                if s["delta"] is not None and s["ci95"] is not None:
+                    detail = (f"  inflation {s['delta']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}], p = "
+                              f"{s['p_value']:.4g}; benchmark {s['benchmark']['performance']:+.3f} vs predicted "
+                              f"{s['predicted_benchmark']:+.3f}")
+                out_console.print(f"{s['model']}: [bold {colour}]{s['verdict']}[/]{detail}", highlight=False)
+                for reason in s["reasons"]:
+                    out_console.print(f"  because {reason}", highlight=False)
+            for note in report["notes"]:
+                out_console.print(f"  note: {note}", highlight=False)
+            files = report["files"]
+            out_console.print(f"report: {files['markdown']}   json: {files['json']}   figure: {files['figure']}",
+                              highlight=False)
+        if fail_on is not None:
+            withheld = [v for v in verdicts if v in (INSUFFICIENT, OUTSIDE)]
+            if withheld and not as_json:
+                err_console.print(f"verdict {withheld[0]} is withheld, below every level (no finding either way): "
+                                  f"--fail-on {fail_on} does not fire for it (see the report)", highlight=False)
+            hit = [v for v in verdicts if fails(kind, v, fail_on)]
+            if hit:
+                if not as_json:
+                    err_console.print(f"verdict {hit[0]} is at or above --fail-on {fail_on}: exit {FAIL_EXIT}",
+                                      highlight=False)
+                raise typer.Exit(FAIL_EXIT)
 
     @data_app.command("split")
     @handle_errors

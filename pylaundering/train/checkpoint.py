@@ -24,6 +24,12 @@ def default_file_mode() -> int:
     return 0o666 & ~_umask()
 
 
+def write_figure(fig, path: str | Path, *, dpi: int = 150) -> Path:
+    """A matplotlib figure saved as PNG atomically (as every run file): a reader never sees half a figure, and two
+    writers never share a temporary name."""
+    return _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+
+
 def _atomic(path: Path, write) -> Path:
     """Write through a temp file in the same folder, then rename over ``path``.
 
