@@ -24,6 +24,7 @@ from typing import Any
 
 from pylaundering.data.hub import dataset_stream, is_dataset_repo, repo_files
 from pylaundering.data.infer import infer_format, infer_hub, infer_local
+from pylaundering.data.layouts import local_layout
 from pylaundering.data.load import convert_row, looks_like_path, parse_source, resolve_columns
 from pylaundering.data.readers import Stream, read_file, read_jsonl, read_lines
 from pylaundering.data.registry import FORMATS, Adapter, RowContext
@@ -123,6 +124,15 @@ class _Reader:
         name, subset, split = parse_source(spec)
         path = Path(name).expanduser()
         if path.exists() and not is_dataset_repo(path):
+            layout = local_layout(path, None) if path.is_dir() else None
+            if layout is not None and layout.kind != "plain":
+                # a folder of split files (or TweetEval's) is one dataset: one split is read, never the test split
+                # mixed into the training rows (that would report the benchmark as contaminating itself)
+                layout.choose(name, split, subset, role=None, adapter=None)
+                files = layout.files[:1] if layout.kind == "tweet_eval" else layout.files  # the text file
+                for f in files:
+                    yield from self.file(f)
+                return
             if subset is not None or split is not None:
                 raise DataError("a subset or split was given, but this is a plain file or folder", source=name)
             if path.is_file():

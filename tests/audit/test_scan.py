@@ -303,3 +303,31 @@ def test_public_layouts_are_scanned_without_a_format(planted):
     report = scan([str(path / "med.parquet"), str(path / "redux.csv")], str(path / "bench.jsonl"))
     assert set(_by_id(report)) == {"item-0", "item-1"}
     assert [s["format"] for s in report["train"]] == ["medmcqa", "mmlu_redux"]
+
+
+def test_a_folder_of_splits_is_scanned_one_split_at_a_time(tmp_path):
+    """A folder holding train.jsonl and test.jsonl is one dataset: scanning it whole would read the benchmark's
+    own test split as training rows and report it as contamination. A split is named (FOLDER::train) or refused
+    with the splits listed; TweetEval's original files are read through their text file only."""
+    from pylaundering.data.synth import make_synthetic
+    from pylaundering.errors import DataError
+
+    bench, train = make_synthetic(seed=0, n_benchmark=20, n_train=40)
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    write_jsonl(train, folder / "train.jsonl")
+    write_jsonl(bench, folder / "test.jsonl")
+    write_jsonl(bench, tmp_path / "bench.jsonl")
+    with pytest.raises(DataError, match="test, train"):
+        scan([str(folder)], str(tmp_path / "bench.jsonl"))
+    only_train = scan([f"{folder}::train"], str(tmp_path / "bench.jsonl"))
+    assert only_train["train"][0]["rows"] == len(train) and only_train["totals"]["contaminated_items"] == 0
+    assert scan([f"{folder}::test"], str(tmp_path / "bench.jsonl"))["totals"]["contaminated_items"] == len(bench)
+    tweets = tmp_path / "tweet_eval"
+    tweets.mkdir()
+    (tweets / "mapping.txt").write_text("0\tanger\n1\tjoy\n")
+    for split, rows in (("train", train), ("test", bench)):
+        (tweets / f"{split}_text.txt").write_text("".join(e.question + "\n" for e in rows))
+        (tweets / f"{split}_labels.txt").write_text("".join(f"{i % 2}\n" for i in range(len(rows))))
+    report = scan([f"{tweets}::test"], str(tmp_path / "bench.jsonl"))
+    assert report["train"][0]["rows"] == len(bench), report["train"]  # the text lines, not the labels file's
