@@ -37,6 +37,8 @@ from .groups import (
     summary_columns,
     summary_rows,
 )
+from .per_benchmark import markdown as benchmark_lines
+from .per_benchmark import per_benchmark
 
 # ------------------------------------------------------------------------------------------------
 # CSV
@@ -152,6 +154,8 @@ def render_markdown(study: Study, groups: list[Group], fields: list[str], figure
                                                      mean_ci(g.stats["student_train_acc"])] for g in groups]
     lines += _md_table(header, body)
     lines.append("")
+
+    lines += benchmark_lines(per_benchmark(rows))
 
     # Figures
     quality = detection_quality(rows)
@@ -287,4 +291,5 @@ def write_study_report(paths, out: str | Path, *, study: Study | None = None) ->
         "warnings": [{"kind": w["kind"], "points": len(w["points"])} for w in warnings],
         "groups": summary,
         "detection": detection_quality(study.rows),
+        "per_benchmark": per_benchmark(study.rows),
     }

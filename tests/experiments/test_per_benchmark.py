@@ -1,0 +1,54 @@
+"""The per-benchmark table of a study over several benchmarks (experiments/per_benchmark.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pylaundering.experiments.per_benchmark import _t_sf, markdown, per_benchmark, seed_test
+
+
+@pytest.mark.parametrize("t, df, p", [(2.919986, 2, 0.05), (1.0, 1, 0.25), (-1.0, 1, 0.75), (1.812461, 10, 0.05),
+                                      (0.0, 5, 0.5), (6.964557, 2, 0.01)])
+def test_t_tail_matches_published_quantiles(t, df, p):
+    assert _t_sf(t, df) == pytest.approx(p, abs=2e-6)
+
+
+def test_t_tail_matches_scipy_where_installed():
+    stats = pytest.importorskip("scipy.stats")
+    for t in (-3.0, -0.4, 0.2, 1.7, 4.5, 12.0):
+        for df in (1, 2, 4, 9, 30):
+            assert _t_sf(t, df) == pytest.approx(float(stats.t.sf(t, df)), rel=1e-9, abs=1e-12)
+
+
+def test_seed_test_by_hand():
+    s = seed_test([0.01, 0.02, 0.03])
+    se = 0.01 / math.sqrt(3)
+    assert s["mean"] == pytest.approx(0.02) and s["t"] == pytest.approx(0.02 / se)
+    assert s["ci95"][0] == pytest.approx(0.02 - 4.302652730 * se)
+    assert seed_test([0.05])["p_value"] is None
+
+
+def _row(bench, seed, loss, excess, p, verdicts=("clean", "clean", "clean", "laundered")):
+    ct, ce, cs, st = verdicts
+    return {"benchmark": bench, "seed": seed, "name": f"{bench}-{loss}-{seed}", "excess": excess, "excess_p": p,
+            "chance": 0.25, "teacher_acc": 0.99, "student_acc": 0.5, "control_student_acc": 0.5 - excess,
+            "ce_student_acc": 0.3, "audit_clean_teacher_verdict": ct, "audit_ce_student_verdict": ce,
+            "audit_control_student_verdict": cs, "audit_student_verdict": st}
+
+
+def test_seeds_are_the_units_and_shared_models_count_once():
+    rows = [_row("A", s, loss, 0.10 + 0.01 * s, 0.001) for s in range(3) for loss in ("kl", "mse")]
+    rows += [_row("B", s, loss, (-1) ** s * 0.02, 0.4, ("suspicious", "clean", "clean", "clean"))
+             for s in range(3) for loss in ("kl", "mse")]
+    a, b = per_benchmark(rows)
+    assert a["benchmark"] == "A" and a["seeds"] == 3 and a["points"] == 6
+    assert a["excess"]["mean"] == pytest.approx(0.11) and a["significant"]
+    assert a["points_bootstrap_significant"] == 6
+    # per seed one clean teacher and one CE-only student, per point one control student: 3 + 3 + 6
+    assert sum(a["audit_clean_models"].values()) == 12 and a["audit_students"] == {"laundered": 6}
+    assert not b["significant"] and b["audit_clean_models"]["suspicious"] == 3
+    text = "\n".join(markdown([a, b]))
+    assert "**1 of 2** benchmarks" in text and "laundered 6" in text
+    assert markdown([a]) == []  # one benchmark: no section
