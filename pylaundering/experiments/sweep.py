@@ -16,6 +16,7 @@ holder): a second `launder sweep` on it is refused.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
@@ -465,6 +466,30 @@ def _dispatch(executor, jobs, todo, args, record, started, *, address, threads, 
         _run_pool(todo, args, record, started, jobs=jobs, adaptive=adaptive)
 
 
+@contextlib.contextmanager
+def _stops_workers(pool):
+    """SIGTERM to the sweep stops its points too. Without this the default action kills the parent alone, and its
+    pool's workers, orphaned, go on training into the sweep folder: a later resume then races them. Here SIGTERM
+    raises KeyboardInterrupt in the parent (as Ctrl-C, which the whole process group gets), and on the way out each
+    worker still alive gets SIGTERM: its training loop writes a checkpoint and stops (train/loop.py)."""
+    import signal
+
+    try:
+        old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: signals cannot be caught here
+        old = None
+    try:
+        yield
+    except BaseException:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
 def _run_pool(todo: list[Point], args: dict, record, started, *, jobs: int, adaptive: bool = False) -> None:
     """A local process pool; a point is submitted once the points it waits for have finished.
     ``adaptive``: a point gets cores / (points running with it) threads when submitted, so the
@@ -477,7 +502,7 @@ def _run_pool(todo: list[Point], args: dict, record, started, *, jobs: int, adap
     pending = {p.name: p for p in todo}
     finished: set[str] = set()
     running = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool, _stops_workers(pool):
         while pending or running:
             ready = [p for p in pending.values() if all(d in finished or d not in {q.name for q in todo}
                                                          for d in p.deps)]

@@ -239,6 +239,43 @@ def test_local_process_pool(tmp_path, quick):
     assert index["points"][1]["depends_on"] == [index["points"][0]["name"]]
 
 
+def test_sigterm_to_a_pooled_sweep_stops_its_workers(tmp_path, quick):
+    """`kill PID` of a `--jobs 2` sweep: before, the parent died alone and its orphaned workers went on training
+    into the sweep folder; now the workers stop too (each checkpoints), the sweep exits 130 and its points are
+    pending again for --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    sets = [a for k, v in {**quick, "student_epochs": 400, "synth_train": 48}.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.Popen([sys.executable, "-m", "pylaundering.cli.app", "sweep", *sets, "--seeds", "2",
+                             "--jobs", "2", "--threads", "1", "-o", str(out), "-q"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+    def children() -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        return [int(x) for x in found]
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "sweep.json").exists() and "running" in
+                                          (out / "sweep.json").read_text() and len(children()) >= 2):
+        time.sleep(0.5)
+    workers = children()
+    assert workers, "the sweep never started its workers"
+    time.sleep(3)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    time.sleep(1)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "zombie" not in
+             open(f"/proc/{w}/status").read().lower()]
+    assert not alive, f"workers {alive} outlived their sweep"
+    assert "done" not in {p["status"] for p in _index(out)["points"]}
+
+
 def test_ray_executor_on_a_local_runtime(tmp_path, quick):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'pylaundering[ray]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
