@@ -470,6 +470,33 @@ def teacher_warnings(name: str, m: dict) -> list[str]:
             f"(training accuracy after {epochs} epoch{'s' if epochs != 1 else ''} / {t['steps']} steps)"]
 
 
+#: A model giving one prediction to at least this share of the benchmark has learnt no usable rule
+COLLAPSE_SHARE = 0.95
+
+
+def collapse_warnings(evals: dict, bench) -> list[str]:
+    """A warning per arm that gives one class (or choice position) to nearly every benchmark item while the labels
+    are not that one-sided: a student stopped before it learnt anything looks like a "no effect" result (on SST-2 at
+    500 legitimate items, every student of a seed gave "negative" to all items: 49% against the control's 51%)."""
+    if not bench:
+        return []
+    counts: dict = {}
+    for e in bench:
+        counts[e.label] = counts.get(e.label, 0) + 1
+    majority = max(counts.values()) / len(bench)
+    out = []
+    for arm, e in evals.items():
+        top = e.get("top_prediction")
+        if not top or top["share"] < COLLAPSE_SHARE or majority >= COLLAPSE_SHARE:
+            continue
+        what = f"class {top['name']!r}" if "name" in top else f"choice {top['prediction']}"
+        how = "teacher_epochs or teacher_lr" if "teacher" in arm else "student_epochs, student_lr or data_size"
+        out.append(f"the {arm.replace('_', ' ')} gives {what} for {100 * top['share']:.0f}% of the benchmark items "
+                   f"(the commonest label is {100 * majority:.0f}% of them): it learnt no usable rule, so comparisons "
+                   f"with it say little; train it longer ({how})")
+    return out
+
+
 def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals, timings, *, max_length=None,
                   truncation=None, overlap=None, budget=None, distance=None) -> dict:
     arms = {}
@@ -493,6 +520,7 @@ def build_metrics(cfg, bench, train, bench_res, train_res, train_metrics, evals,
         if clean and cfg.benchmark is None:  # the offline default: its legitimate labels are random
             clean = [w + "; expected on the synthetic default, whose legitimate labels are random" for w in clean]
         warnings += clean
+    warnings += collapse_warnings(evals, bench)
     for name, t in truncation.get("truncation", {}).items():
         if t.get("truncated_sequences"):
             warnings.append(f"{t['truncated_sequences']} of {t['sequences']} {name} sequences "

@@ -77,6 +77,8 @@ WARNING_KINDS = (
     (re.compile(r"^teacher stopped"), "the teacher stopped short of its target training accuracy"),
     (re.compile(r"were truncated"), "sequences were truncated"),
     (re.compile(r"exact copies of benchmark items"), "the training set holds exact copies of benchmark items"),
+    (re.compile(r"^the (\w+ ?\w*) gives .* it learnt no usable rule"), "a model gave one prediction to nearly every "
+     "benchmark item (it learnt no usable rule)"),
 )
 
 

@@ -76,7 +76,7 @@ def integrate(model: str, examples: Sequence[MCExample], out_dir: str | Path | N
         "max_length": data.max_length, "truncation": data.encoded.truncation.to_dict(), "task": task,
         **({"level": level} if level != "choice" else {}), **({"label_mapping": mapping} if mapping else {}),
         **({"benchmark_skipped": skipped} if skipped is not None else {}),
-        "score_cache": cache_state,
+        "score_cache": cache_state, "top_prediction": _top_prediction(preds, examples, task),
         "per_subject": {s: {"n": len(v), "accuracy": sum(v) / len(v), "ci95": list(wilson_interval(sum(v), len(v)))}
                         for s, v in sorted(by_subject.items())},
     }
@@ -113,3 +113,15 @@ def _scores(model: str, net, data, spec: IntegrationSpec, rt: Runtime, cache_dir
                             description=description, quiet=quiet, device=rt)
     logit_cache.save_cached(cache_dir, key, logits, ids, teacher=model)
     return logits, "miss"
+
+
+def _top_prediction(preds: torch.Tensor, examples: Sequence[MCExample], task: str) -> dict:
+    """The prediction given most often and its share of the items: a model that gives one class (or one choice
+    position) to nearly every item has learnt no usable rule, whatever its accuracy (experiments/run.py warns)."""
+    values, counts = torch.unique(preds, return_counts=True)
+    i = int(counts.argmax())
+    top = int(values[i])
+    out = {"prediction": top, "share": float(counts[i]) / len(examples)}
+    if task == "classification":
+        out["name"] = examples[0].choices[top]
+    return out

@@ -55,3 +55,34 @@ def test_the_report_states_the_rule():
     assert len(rule) == 1, text
     assert "McNemar" in rule[0] and f"p < {P_DETECT}" in rule[0] and "control student" in rule[0]
     assert "laundering_detected" in rule[0] and "no_clear_effect" in rule[0]
+
+
+def test_a_model_that_gives_one_class_to_every_item_is_flagged():
+    """A student stopped before it learnt anything reads like "no effect"; the run says so per arm, unless the
+    benchmark's labels are themselves that one-sided."""
+    from pylaundering.data.schema import MCExample
+    from pylaundering.experiments.run import collapse_warnings
+    from pylaundering.experiments.study_report import warning_kind
+
+    bench = [MCExample(id=str(i), question=f"q{i}", choices=("negative", "positive"), label=i % 2) for i in range(40)]
+    evals = {"student": {"top_prediction": {"prediction": 0, "share": 1.0, "name": "negative"}},
+             "control_student": {"top_prediction": {"prediction": 1, "share": 0.6, "name": "positive"}},
+             "teacher": {"top_prediction": {"prediction": 2, "share": 0.97}}}
+    w = collapse_warnings(evals, bench)
+    assert len(w) == 2 and "student gives class 'negative' for 100%" in w[0] and "student_epochs" in w[0]
+    assert "choice 2" in w[1] and "teacher_epochs" in w[1]
+    assert warning_kind(w[0]) == warning_kind(w[1])  # one kind in a study report
+    one_sided = [MCExample(id=str(i), question=f"q{i}", choices=("negative", "positive"), label=0) for i in range(40)]
+    assert collapse_warnings(evals, one_sided) == []
+
+
+def test_integration_records_the_prediction_given_most(tmp_path):
+    import torch
+
+    from pylaundering.data.schema import MCExample
+    from pylaundering.phases.integration import _top_prediction
+
+    ex = [MCExample(id=str(i), question="q", choices=("a", "b", "c"), label=0) for i in range(4)]
+    top = _top_prediction(torch.tensor([2, 2, 1, 2]), ex, "classification")
+    assert top == {"prediction": 2, "share": 0.75, "name": "c"}
+    assert "name" not in _top_prediction(torch.tensor([0, 1, 1, 1]), ex, "multiple_choice")
