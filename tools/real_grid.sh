@@ -8,7 +8,7 @@
 # (configs/real-classification-grid.toml), each point with its clean-teacher control, CE-only student,
 # paired bootstrap and the audit of every model; and `launder report` over all sets.
 # Usage: tools/real_grid.sh [OUT] [SET ...]   (default OUT: studies/real-grid; sets: all, in this order)
-# POOL: B + R items (default 600); PREP_ONLY=1 writes the data and stops.
+# POOL: B + R items (default 600); JOBS: points at once (--jobs); PREP_ONLY=1 writes the data and stops.
 # Needs ../shared/data/real (see its README for sources and licences).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ for entry in "${SETS[@]}"; do
   [ -n "${PREP_ONLY:-}" ] && continue  # PREP_ONLY=1: the data only
   echo "== $name: $(date +%T)"
   "$LAUNDER" sweep --config configs/real-classification-grid.toml --benchmark "$data/benchmark.jsonl" \
-    --train "$data/train.clean.jsonl" --set reference="$data/reference.jsonl" --out "$OUT/sweeps/$name" -q \
+    --train "$data/train.clean.jsonl" --set reference="$data/reference.jsonl" --out "$OUT/sweeps/$name" --jobs "${JOBS:-1}" -q \
     || echo "real_grid: the $name sweep did not finish (rerun to resume)"
 done
 [ -n "${PREP_ONLY:-}" ] || "$LAUNDER" report "$OUT"/sweeps/* --out "$OUT/report"

@@ -88,6 +88,8 @@ MIN_USABLE = 0.5
 CLEAN_ARMS = ("clean_teacher", "control_student", "ce_student")
 _CELLS = 4_000_000  # replicates x items per chunk of the bootstrap
 _BAND_POINTS = 41
+#: Clean models named in the figure up to this many (more would pile up; audit.md lists every one)
+LABELLED_CLEAN = 8
 
 QUESTION = ("Is this model's performance on the benchmark higher than its performance on another benchmark of the "
             "same kind predicts, judged by clean models of varied skill? (no secret holdout needed)")
@@ -410,7 +412,7 @@ def calibration_figure(report: dict, path: str | Path) -> Path:
     ax.scatter(cx, cy, color="#1f77b4", s=36, zorder=3, label=f"clean models ({len(clean)})")
     xs_all = cx + [100 * s["reference"]["performance"] for s in report["suspects"]]
     right = min(xs_all) + 0.7 * (max(xs_all) - min(xs_all))  # labels right of this go to the left of their point
-    for c, x, y in zip(clean, cx, cy):
+    for c, x, y in zip(clean if len(clean) <= LABELLED_CLEAN else [], cx, cy):  # beyond that, names are in audit.md
         ax.annotate(c["name"], (x, y), textcoords="offset points", xytext=(-4 if x > right else 4, -10), fontsize=7,
                     color="#1f77b4", ha="right" if x > right else "left")
     fit = report["fit"]
