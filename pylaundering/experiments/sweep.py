@@ -466,6 +466,10 @@ def _dispatch(executor, jobs, todo, args, record, started, *, address, threads, 
         _run_pool(todo, args, record, started, jobs=jobs, adaptive=adaptive)
 
 
+#: Seconds a stopped sweep gives its workers to write their checkpoints before killing them
+STOP_GRACE_S = 30.0
+
+
 @contextlib.contextmanager
 def _stops_workers(pool):
     """SIGTERM to the sweep stops its points too. Without this the default action kills the parent alone, and its
@@ -481,9 +485,19 @@ def _stops_workers(pool):
     try:
         yield
     except BaseException:
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        procs = [p for p in (getattr(pool, "_processes", None) or {}).values() if p.is_alive()]
+        for proc in procs:
+            proc.terminate()
+        # A worker that checkpointed goes back to wait for work, and one that died idle may have held the task
+        # queue's lock, so waiting for the pool to drain can hang: stragglers are killed after a grace period (a
+        # checkpoint is written by rename, so a kill mid-write leaves the previous one)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in procs:
             if proc.is_alive():
-                proc.terminate()
+                proc.kill()
+                proc.join(5)
         raise
     finally:
         if old is not None:
