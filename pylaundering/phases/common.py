@@ -302,6 +302,18 @@ def phase_folder(what: str):
     return decorate
 
 
+#: What a layering at alpha 0 does not read (no teacher): recorded as None since 2026-12-07, as values before
+UNREAD_AT_ALPHA_0 = ("loss", "temperature", "beta", "online_teacher", "teacher_topk")
+
+
+def upgrade_record(recorded: dict) -> dict:
+    """A resume record written by an older version, in today's terms: a layering at alpha 0 recorded the loss, T,
+    beta and teacher settings it never read; they are None now, so such a phase still resumes."""
+    if recorded.get("phase") == "layering" and recorded.get("alpha") == 0:
+        return {**recorded, **{k: None for k in UNREAD_AT_ALPHA_0 if k in recorded}}
+    return recorded
+
+
 def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dict | None:
     """Checks ``params`` against the phase record in ``out`` and writes the record.
 
@@ -318,6 +330,7 @@ def start_phase(out: Path, params: dict, *, resume: bool, finished: bool) -> dic
         if recorded is None:
             raise ResumeMismatch(f"cannot resume {out}: it records no parameters to check (written by an older "
                                  "version); use a new --out")
+        recorded = upgrade_record(recorded)
         if differences(recorded, params):
             raise ResumeMismatch(mismatch_line(str(out), recorded, params))
         if finished:

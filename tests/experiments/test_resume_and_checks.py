@@ -180,3 +180,23 @@ def test_a_setting_added_later_with_a_none_default_does_not_block_a_resume(tmp_p
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(ResumeMismatch, match=r"max_length \(48 -> None\)"):
         run_experiment(quick_config(), out, resume=True, quiet=True)
+
+
+def test_a_ce_only_phase_recorded_by_an_older_version_still_resumes(tmp_path):
+    """Before 2026-12-07 an alpha-0 layering recorded the loss, T, beta and online teacher it never reads; such a
+    finished phase (an existing run folder, `make demo` run again) resumes instead of being refused."""
+    import json
+
+    from pylaundering.data.synth import make_synthetic
+
+    _, train = make_synthetic(seed=0, n_benchmark=12, n_train=16)
+    kw = dict(base="tiny", student_layers=1, epochs=1, batch_size=8, alpha=0.0, quiet=True)
+    first = layer(None, train, tmp_path, **kw)
+    record = json.loads((tmp_path / "phase.json").read_text())
+    record["params"].update(loss="kl", temperature=2.0, beta=0.5, online_teacher=False)
+    (tmp_path / "phase.json").write_text(json.dumps(record))
+    assert layer(None, train, tmp_path, resume=True, **kw) == first
+    record["params"]["lr"] = 123.0  # a real difference is still refused
+    (tmp_path / "phase.json").write_text(json.dumps(record))
+    with pytest.raises(ResumeMismatch, match="lr"):
+        layer(None, train, tmp_path, resume=True, **kw)
