@@ -58,7 +58,8 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
   + control_budget {rule, why, teacher_steps, clean_teacher_steps, ...}
   + verdict: "laundering_detected" | "no_clear_effect" | "no_controls" | "train_contains_benchmark_items"
   + verdict_text: the verdict in one sentence (as in report.md)
-  + warnings: list of sentences (teacher stopped short of its target, truncation, overlap)
+  + warnings: list of sentences (teacher stopped short of its target, truncation, overlap, a model giving one
+      class or choice to nearly every benchmark item, alpha 0's one student standing for three arms)
   checkpoint_selection, teacher_logits, timings_s
 """
 
