@@ -8,8 +8,11 @@ subjects than B would make any model look contaminated).
 
 Passages: items that share a context (a RACE article, after `normalise_text`) go to the same side,
 whole. Questions on one passage are not independent (one read of it answers several), and a model
-that saw the passage through B would carry it into R. Each passage is a unit of the split, in the
-stratum of its items' most common subject; items without a context are units of one.
+that saw the passage through B would carry it into R. So do the copies of a question that a source
+repeats (ARC-Challenge's test split holds two such pairs): split across B and R, the audit would
+refuse the pair. Each group is a unit of the split, in the stratum of its items' most common subject;
+items joined to no other are units of one (so a source without passages or repeats is split exactly
+as a seeded shuffle of its items).
 
 Rounding (largest remainder): the reference size is ``round(fraction * N)`` (or ``size``),
 clipped to 1..N-1; each subject gets the floor of its proportional quota
@@ -37,7 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.overlap import context_key
+from ..data.overlap import context_key, question_key
 from ..data.schema import MCExample, canonical_line, examples_hash
 from ..errors import ConfigError, DataError
 
@@ -95,19 +98,29 @@ def content_hash(examples: Sequence[MCExample]) -> str:
 
 
 def _units(examples: Sequence[MCExample]) -> dict[str, list[list[int]]]:
-    """Per subject stratum, the split's units in source order: one per passage (its items), one per item
-    without a context."""
-    by_context: dict[bytes, list[int]] = {}
-    units: list[list[int]] = []
+    """Per subject stratum, the split's units in source order: the items joined by a shared passage or a
+    repeated question (each unit's items in source order), one per item joined to none."""
+    parent = list(range(len(examples)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, bytes], int] = {}
     for i, e in enumerate(examples):
-        key = context_key(e)
-        if key is None:
-            units.append([i])
-        elif key in by_context:
-            by_context[key].append(i)
-        else:
-            by_context[key] = [i]
-            units.append(by_context[key])
+        for key in (("context", context_key(e)), ("question", question_key(e))):
+            if key[1] is None:
+                continue
+            j = first.setdefault(key, i)  # type: ignore[arg-type]
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # the root stays the unit's first item
+    grouped: dict[int, list[int]] = {}
+    for i in range(len(examples)):
+        grouped.setdefault(root(i), []).append(i)
+    units = list(grouped.values())  # by first item: source order
     strata: dict[str, list[list[int]]] = defaultdict(list)
     for unit in units:
         counts = Counter(examples[i].subject or NO_SUBJECT for i in unit)
@@ -173,6 +186,7 @@ def split_reference(examples: Sequence[MCExample], *, fraction: float | None = N
                          f"and a reference set of about {target} items: the questions on one passage stay together; "
                          "choose another --reference-fraction or --reference-size")
     passages = [u for units in strata.values() for u in units if context_key(examples[u[0]]) is not None]
+    copies = Counter(k for k in map(question_key, examples) if k is not None)
     info = {
         "record": "launder data split",
         "seed": seed,
@@ -181,9 +195,12 @@ def split_reference(examples: Sequence[MCExample], *, fraction: float | None = N
         "sizes": {"source": n, "benchmark": len(benchmark), "reference": len(reference)},
         "target_reference_size": target,
         "stratified_by": "subject",
-        "grouped_by": "context: the items on one passage stay on one side",
+        "grouped_by": "context and question: the items on one passage, and the copies of a repeated question, "
+                      "stay on one side",
         "passages": {"count": len(passages), "items": sum(map(len, passages)),
                      "largest": max(map(len, passages), default=0)},
+        "repeated_questions": {"questions": sum(c > 1 for c in copies.values()),
+                               "items": sum(c for c in copies.values() if c > 1)},
         "rounding": "largest remainder: reference size round(fraction * N) (or --reference-size); each subject "
                     "gets floor(n_subject * size / N) plus one for the subjects with the largest remainders (in "
                     "items; whole passages, so the sizes can miss by part of a passage)",

@@ -159,6 +159,12 @@ def context_key(example: MCExample) -> bytes | None:
     return _digest([context]) if context else None
 
 
+def question_key(example: MCExample) -> bytes | None:
+    """The hash of the item's normalised (context, question), the key `find_overlap` counts a question
+    duplicate by; None where the normalised question is empty."""
+    return _keys(example)[1]
+
+
 def _keys(example: MCExample) -> tuple[bytes | None, bytes | None]:
     """(exact key, question key) of the item's (context, question); None where the normalised question is
     empty."""

@@ -161,6 +161,42 @@ def test_race_split_keeps_passages_together_and_is_auditable():
     assert stems.most_common(1)[0][1] > 20
 
 
+def test_repeated_questions_stay_on_one_side_and_the_pair_is_auditable():
+    """A source that repeats a question (case, spacing, choice order aside) gives a split the audit accepts:
+    on the old code some seeds put the copies on both sides and `check_sets` refused the pair."""
+    from pylaundering.audit.evidence import check_sets
+
+    ex = items({"a": 30, "b": 20})
+    twins = [MCExample(f"twin-{k}", f"  question {k} ABOUT a? ", ["d", "c", "b", "a"], 1, subject="a")
+             for k in range(0, 30, 3)]  # copies of a-0, a-3, ... as normalise_text sees them
+    ex = ex[:25] + twins + ex[25:]
+    for seed in range(20):
+        bench, ref, info = split_reference(ex, fraction=0.5, seed=seed)
+        check_sets(bench, ref)
+        b_ids, r_ids = {e.id for e in bench}, {e.id for e in ref}
+        for t in twins:
+            original = "a-" + t.id.split("-")[1]
+            assert (t.id in b_ids) == (original in b_ids)
+        assert sorted(b_ids | r_ids) == sorted(e.id for e in ex) and not b_ids & r_ids
+        assert abs(len(ref) - len(ex) // 2) <= 2
+        assert info["repeated_questions"] == {"questions": len(twins), "items": 2 * len(twins)}
+
+
+ARC = RACE.parents[1] / "arc_challenge_test.jsonl"
+
+
+@pytest.mark.skipif(not ARC.exists(), reason="the real ARC-Challenge file is not here (shared/data/real)")
+def test_arc_challenge_repeats_two_questions_and_its_split_is_auditable():
+    from pylaundering.audit.evidence import check_sets
+
+    ex = load_examples(str(ARC)).examples
+    for seed in range(3):
+        bench, ref, info = split_reference(ex, fraction=0.5, seed=seed)
+        check_sets(bench, ref)
+        assert info["repeated_questions"] == {"questions": 2, "items": 4}
+        assert len(bench) + len(ref) == len(ex) == 1172
+
+
 def test_split_record_hashes_each_side_as_a_set(tmp_path):
     from pylaundering.audit.reference import content_hash
 
