@@ -221,7 +221,31 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
                 "n_warnings": len(warnings), "warnings": " | ".join(warnings)})
     row["_warnings"] = warnings  # the list, for the report (not a CSV column)
     row["_config"] = _key(cfg)  # the run's identity, for duplicates (not a CSV column)
+    row["_models"] = {arm: _model_identity(metrics, arm, source) for arm in ARMS}  # (not a CSV column)
     return row
+
+
+def _model_identity(metrics: dict, arm: str, source: Path) -> str:
+    """Which model (audited on which B and R) an arm is, so that a model several points share (a sweep's
+    teachers and CE-only student, the alpha-0 student linked to it) counts once in a study's rates: the real
+    path of its folder when it is here, else the sweep's shared key for it, else its path as recorded."""
+    m = metrics.get(arm) if isinstance(metrics.get(arm), dict) else {}
+    model_dir = m.get("model_dir")
+    where = f"{source}#{arm}"
+    if isinstance(model_dir, str) and model_dir:
+        where = model_dir
+        if os.path.exists(model_dir):
+            where = os.path.realpath(model_dir)
+        else:
+            shared = metrics.get("shared") if isinstance(metrics.get("shared"), dict) else {}
+            keys = shared.get("keys") if isinstance(shared.get("keys"), dict) else {}
+            folder = Path(model_dir).parent.name  # the arm folder the model lies in (a link to the shared one)
+            if folder in keys:
+                where = f"{shared.get('folder')}/{keys[folder]}"
+    audit = metrics.get("audit") if isinstance(metrics.get("audit"), dict) else {}
+    ref = audit.get("reference") if isinstance(audit.get("reference"), dict) else {}
+    data = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
+    return f"{where}|B {data.get('benchmark_hash')}|R {ref.get('sha256')}"
 
 
 # ------------------------------------------------------------------------------------------------

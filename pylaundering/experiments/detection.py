@@ -16,6 +16,11 @@ Students with alpha = 0 are trained by cross-entropy alone: they are left out of
 A withheld verdict (``insufficient_data``: sets too small for the audit's thresholds;
 ``not_comparable``: a reference set unlike the benchmark) is neither clean nor a detection: it is
 counted apart and left out of the verdict rates' denominators.
+
+A model counts once however many points share it (collect's ``_models``: a sweep's CE-only student is one
+model audited alike at every alpha, and at alpha 0 the student and control student are that model): counted
+per point, one clean CE-only student made 22 "negatives" of an alpha sweep. Every rate comes with its 95%
+Wilson interval.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from typing import Any
+
+from ..stats import wilson_interval
 
 NEGATIVE_ARMS = ("control_student", "ce_student")
 INSUFFICIENT = "insufficient_data"  # audit.verdict.INSUFFICIENT (not imported: that module loads numpy)
@@ -49,19 +56,40 @@ def tpr_at_fpr(pos: list[float], neg: list[float], fpr: float = 0.01) -> dict[st
             "false_positives_allowed": allowed, "negatives": len(neg), "positives": len(pos)}
 
 
+def _audits(rows: list[dict], arms) -> list[tuple[dict, str]]:
+    """(row, arm) for each distinct model among ``arms`` that was audited, in row order: a model that several
+    rows (or arms of one row) share is taken once, from the first."""
+    seen, out = set(), []
+    for i, r in enumerate(rows):
+        models = r.get("_models") or {}
+        for arm in arms:
+            if r.get(f"audit_{arm}_verdict") is None and r.get(f"audit_{arm}_score") is None:
+                continue
+            key = models.get(arm) or (i, arm)
+            if key not in seen:
+                seen.add(key)
+                out.append((r, arm))
+    return out
+
+
+def _rate(k: int, n: int) -> dict[str, Any]:
+    return {"k": k, "n": n, "rate": k / n if n else None, "ci95": list(wilson_interval(k, n)) if n else None}
+
+
 def detection_quality(rows: list[dict]) -> dict | None:
     """Detection quality over the study's rows (collect.make_row); None when no point was audited."""
     audited = [r for r in rows if r.get("audit_student_score") is not None]
     if not audited:
         return None
-    pos = [r["audit_student_score"] for r in audited if (r.get("alpha") or 0) > 0]
-    neg = [r[f"audit_{arm}_score"] for r in audited for arm in NEGATIVE_ARMS
-           if r.get(f"audit_{arm}_score") is not None]
-    verdicts = {arm: dict(Counter(r[f"audit_{arm}_verdict"] for r in audited if r.get(f"audit_{arm}_verdict")))
+    pos_rows = [r for r, _ in _audits([r for r in audited if (r.get("alpha") or 0) > 0], ("student",))]
+    negatives = _audits(audited, NEGATIVE_ARMS)
+    pos = [r["audit_student_score"] for r in pos_rows]
+    neg = [r[f"audit_{arm}_score"] for r, arm in negatives if r.get(f"audit_{arm}_score") is not None]
+    verdicts = {arm: dict(Counter(r[f"audit_{arm}_verdict"] for r, _ in _audits(audited, (arm,))
+                                  if r.get(f"audit_{arm}_verdict")))
                 for arm in ("teacher", "clean_teacher", "student", "control_student", "ce_student")}
-    all_neg = [r[f"audit_{arm}_verdict"] for r in audited for arm in NEGATIVE_ARMS if r.get(f"audit_{arm}_verdict")]
+    all_neg = [r[f"audit_{arm}_verdict"] for r, arm in negatives if r.get(f"audit_{arm}_verdict")]
     neg_verdicts = [v for v in all_neg if v not in WITHHELD]
-    pos_rows = [r for r in audited if (r.get("alpha") or 0) > 0]
     by_alpha: dict[Any, dict] = {}
     for r in pos_rows:
         d = by_alpha.setdefault(r.get("alpha"), {"n": 0, "laundered": 0, INSUFFICIENT: 0, NOT_COMPARABLE: 0})
@@ -70,16 +98,21 @@ def detection_quality(rows: list[dict]) -> dict | None:
             continue
         d["n"] += 1
         d["laundered"] += r.get("audit_student_verdict") == "laundered"
+    n_neg = len(neg_verdicts)
+    laundered = _rate(sum(v == "laundered" for v in neg_verdicts), n_neg)
+    flagged = _rate(sum(v in ("suspicious", "laundered") for v in neg_verdicts), n_neg)
     return {
         "points": len(audited), "positives": len(pos), "negatives": len(neg),
+        "shared_models_counted_once": sum(1 for r in audited for arm in NEGATIVE_ARMS
+                                          if r.get(f"audit_{arm}_verdict")) - len(all_neg),
         "roc_auc": roc_auc(pos, neg), "tpr_at_1pct_fpr": tpr_at_fpr(pos, neg, 0.01),
         "verdicts": verdicts,
         "false_positive_rate": {
-            "laundered": (sum(v == "laundered" for v in neg_verdicts) / len(neg_verdicts)) if neg_verdicts else None,
-            "suspicious_or_above": (sum(v in ("suspicious", "laundered") for v in neg_verdicts) / len(neg_verdicts))
-            if neg_verdicts else None, "negatives": len(neg_verdicts),
-            **{w: sum(v == w for v in all_neg) for w in WITHHELD}},
-        "detection_rate_by_alpha": {str(a): {**d, "rate": d["laundered"] / d["n"] if d["n"] else None}
+            "laundered": laundered["rate"], "laundered_ci95": laundered["ci95"],
+            "suspicious_or_above": flagged["rate"], "suspicious_or_above_ci95": flagged["ci95"],
+            "negatives": n_neg, **{w: sum(v == w for v in all_neg) for w in WITHHELD}},
+        "detection_rate_by_alpha": {str(a): {**d, **{k: v for k, v in _rate(d["laundered"], d["n"]).items()
+                                                     if k in ("rate", "ci95")}}
                                     for a, d in sorted(by_alpha.items(), key=lambda kv: kv[0])},
     }
 
@@ -92,6 +125,9 @@ def markdown(q: dict) -> list[str]:
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.1f}%"
 
+    def ci(pair):
+        return "" if not pair else f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+
     auc = "n/a" if q["roc_auc"] is None else f"{q['roc_auc']:.3f}"
     lines = ["## Audit detection quality", "",
              f"`launder audit student` scores (z of its core test) over {q['points']} audited points: "
@@ -102,9 +138,14 @@ def markdown(q: dict) -> list[str]:
              + ("" if t["tpr"] is None or t["negatives"] >= 100 else
                 f" (with {t['negatives']} negatives, 1% allows no false positive: threshold = the highest "
                 "control score)"),
-             f"- Controls called laundered: {pct(fp['laundered'])}, suspicious or laundered: "
-             f"{pct(fp['suspicious_or_above'])} (of {fp['negatives']}; the thresholds are calibrated to at most 1% "
-             "and 5% + 1% per secondary test)", ""]
+             f"- Controls called laundered: {pct(fp['laundered'])}{ci(fp.get('laundered_ci95'))}, suspicious or "
+             f"laundered: {pct(fp['suspicious_or_above'])}{ci(fp.get('suspicious_or_above_ci95'))} (of "
+             f"{fp['negatives']}; 95% Wilson intervals; the thresholds are calibrated to at most 1% and 5% + 1% per "
+             "secondary test)"]
+    if q.get("shared_models_counted_once"):
+        lines.append(f"- Each model counted once: {q['shared_models_counted_once']} audit(s) of a model that "
+                     "several points share (a sweep's CE-only student, the alpha-0 student) are not counted again")
+    lines.append("")
     cols = [v for v in VERDICT_COLUMNS if v not in WITHHELD or any(c.get(v) for c in q["verdicts"].values())]
     lines += ["| Model | " + " | ".join(v.replace("_", " ") for v in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for arm, counts in q["verdicts"].items():
@@ -117,8 +158,8 @@ def markdown(q: dict) -> list[str]:
         lines += ["", f"{fp[NOT_COMPARABLE]} control verdict(s) were `not_comparable` (the reference set differs from "
                   "the benchmark in kind: see each audit.md): counted neither as clean nor as false positives."]
     if q["detection_rate_by_alpha"]:
-        lines += ["", "Laundered students called `laundered`, by alpha: " + ", ".join(
-            f"{a}: {d['laundered']}/{d['n']}" + (f" ({d[INSUFFICIENT]} more with insufficient data)"
+        lines += ["", "Laundered students called `laundered`, by alpha (95% Wilson interval, in %): " + ", ".join(
+            f"{a}: {d['laundered']}/{d['n']}{ci(d.get('ci95'))}" + (f" ({d[INSUFFICIENT]} more with insufficient data)"
                                                  if d.get(INSUFFICIENT) else "")
             + (f" ({d[NOT_COMPARABLE]} more withheld: reference not comparable)" if d.get(NOT_COMPARABLE) else "")
             for a, d in q["detection_rate_by_alpha"].items()), ""]

@@ -63,7 +63,8 @@ def test_insufficient_data_is_neither_clean_nor_a_detection():
     # 6 negative verdicts, 1 of them insufficient: 5 decided, none suspicious or above
     assert fp["negatives"] == 5 and fp["suspicious_or_above"] == 0 and fp["insufficient_data"] == 1
     by_alpha = q["detection_rate_by_alpha"]["1.0"]
-    assert by_alpha == {"n": 1, "laundered": 1, "insufficient_data": 1, "not_comparable": 0, "rate": 1.0}
+    assert by_alpha == {"n": 1, "laundered": 1, "insufficient_data": 1, "not_comparable": 0, "rate": 1.0,
+                        "ci95": [pytest.approx(0.2065, abs=1e-4), 1.0]}  # Wilson, 1 of 1
     lines = markdown(q)
     header = [line for line in lines if line.startswith("| Model |")][0]
     assert header.rstrip(" |").endswith("insufficient data")  # its own column, last
@@ -84,8 +85,63 @@ def test_not_comparable_is_withheld_like_insufficient_data():
     assert fp["negatives"] == 4 and fp["not_comparable"] == 1 and fp["insufficient_data"] == 1
     assert fp["suspicious_or_above"] == pytest.approx(1 / 4)
     assert q["detection_rate_by_alpha"]["1.0"] == {"n": 1, "laundered": 1, "insufficient_data": 0,
-                                                   "not_comparable": 1, "rate": 1.0}
+                                                   "not_comparable": 1, "rate": 1.0,
+                                                   "ci95": [pytest.approx(0.2065, abs=1e-4), 1.0]}
     lines = markdown(q)
     header = [line for line in lines if line.startswith("| Model |")][0]
     assert header.rstrip(" |").endswith("insufficient data | not comparable")
     assert any("`not_comparable`" in line for line in lines)
+
+
+def test_a_model_that_several_points_share_counts_once():
+    """A sweep's CE-only student is one model at every alpha, and at alpha 0 the control student is that model:
+    counted per point it made 22 negatives of one clean model (the old code: 6 here, not 3)."""
+    from pylaundering.experiments.detection import markdown
+
+    rows = [_row(0.0, 0.5, 0.5, 0.5, ("clean", "clean", "clean")), _row(0.5, 3.0, 0.2, 0.5),
+            _row(1.0, 7.0, 2.8, 0.5, ("laundered", "suspicious", "clean"))]
+    for i, r in enumerate(rows):
+        r["_models"] = {"ce_student": "shared/ce", "student": f"student-{i}",
+                        "control_student": "shared/ce" if i == 0 else f"control-{i}"}
+    q = detection_quality(rows)
+    assert q["negatives"] == 3 and q["shared_models_counted_once"] == 3
+    fp = q["false_positive_rate"]
+    assert fp["negatives"] == 3 and fp["suspicious_or_above"] == pytest.approx(1 / 3)
+    lo, hi = fp["suspicious_or_above_ci95"]
+    # Wilson interval of 1 of 3, from its formula
+    z = 1.959963984540054
+    centre, half = (1 / 3 + z * z / 6) / (1 + z * z / 3), z * (2 / 27 + z * z / 36) ** 0.5 / (1 + z * z / 3)
+    assert (lo, hi) == (pytest.approx(centre - half), pytest.approx(centre + half))
+    assert q["verdicts"]["ce_student"] == {"clean": 1}
+    assert q["positives"] == 2  # alpha 0 is out
+    assert any("counted once" in line for line in markdown(q))
+
+
+def test_collect_names_a_shared_model_alike_from_every_point(tmp_path):
+    """The identity the rates count by: the linked folder's real path, or (moved elsewhere) the sweep's key."""
+    from pylaundering.experiments.collect import _model_identity
+
+    model = tmp_path / "shared" / "ce_student-abc" / "model"
+    model.mkdir(parents=True)
+    for point in ("p0", "p1"):
+        (tmp_path / point).mkdir()
+        (tmp_path / point / "ce_student").symlink_to(tmp_path / "shared" / "ce_student-abc")
+        (tmp_path / point / "control_student").symlink_to("ce_student")
+
+    def metrics(point, exists=True):
+        base = tmp_path if exists else tmp_path / "moved"
+        return {"ce_student": {"model_dir": str(base / point / "ce_student" / "model")},
+                "control_student": {"model_dir": str(base / point / "ce_student" / "model")},
+                "student": {"model_dir": str(base / point / "student" / "model")},
+                "shared": {"folder": "S", "keys": {"ce_student": "ce_student-abc"}},
+                "data": {"benchmark_hash": "b"}, "audit": {"reference": {"sha256": "r"}}}
+
+    for exists in (True, False):
+        ids = {_model_identity(metrics(p, exists), arm, tmp_path / p) for p in ("p0", "p1")
+               for arm in ("ce_student", "control_student")}
+        assert len(ids) == 1, ids
+        assert _model_identity(metrics("p0", exists), "student", tmp_path) != \
+            _model_identity(metrics("p1", exists), "student", tmp_path)
+    other_r = metrics("p0")
+    other_r["audit"]["reference"]["sha256"] = "r2"  # the same model audited on another R: another audit
+    assert _model_identity(other_r, "ce_student", tmp_path) != _model_identity(metrics("p0"), "ce_student", tmp_path)
