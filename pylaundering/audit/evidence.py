@@ -119,12 +119,22 @@ def check_sets(benchmark: Sequence[MCExample], reference: Sequence[MCExample]) -
         raise ValueError(f"the reference set's items have {'/'.join(map(str, counts_r))} choices, the benchmark's "
                          f"{'/'.join(map(str, counts_b))} (chance {chance_r:.3f} vs {chance_b:.3f}): accuracies "
                          "are not comparable; use a reference set of the same kind (launder data split)")
+    method = check_disjoint(benchmark, reference, question_remedy="R must be disjoint from B (launder data split "
+                            "makes such a pair)", passage_remedy="the questions on one passage must all be on the "
+                            "same side (launder data split keeps them together)")
+    return {"method": method, "question_duplicates": 0, "exact_duplicates": 0, "shared_contexts": 0,
+            "chance": {"benchmark": chance_b, "reference": chance_r}}
+
+
+def check_disjoint(benchmark: Sequence[MCExample], reference: Sequence[MCExample], *, question_remedy: str,
+                   passage_remedy: str) -> str:
+    """Refuse a B and an R that share a (context, question) or a passage, each message ending in its caller's
+    remedy: a model that saw one saw the other. Returns the overlap check's method, for the report."""
     overlap = find_overlap(benchmark, reference, max_examples=3)
     if overlap["question_duplicates"]:
         first = overlap["examples"][0]
         raise ValueError(f"the reference set shares {overlap['question_duplicates']} question(s) with the benchmark "
-                         f"(e.g. benchmark {first['benchmark_id']} = reference {first['train_id']}): R must be "
-                         "disjoint from B (launder data split makes such a pair)")
+                         f"(e.g. benchmark {first['benchmark_id']} = reference {first['train_id']}): {question_remedy}")
     # Questions on one passage are not independent: one read of it answers several, so a passage split
     # across B and R gives a model that saw it through B a head start on R and shrinks the gap.
     shared = find_shared_contexts(benchmark, reference, max_examples=1)
@@ -132,10 +142,8 @@ def check_sets(benchmark: Sequence[MCExample], reference: Sequence[MCExample]) -
         first = shared["examples"][0]
         raise ValueError(f"benchmark item {first['benchmark_id']} and reference item {first['other_id']} share a "
                          f"passage (context; {shared['contexts']} passage(s), {shared['items']} benchmark item(s) in "
-                         "all): the questions on one passage must all be on the same side (launder data split "
-                         "keeps them together)")
-    return {"method": overlap["method"], "question_duplicates": 0, "exact_duplicates": 0, "shared_contexts": 0,
-            "chance": {"benchmark": chance_b, "reference": chance_r}}
+                         f"all): {passage_remedy}")
+    return overlap["method"]
 
 
 def check_train(benchmark: Sequence[MCExample], train: Sequence[MCExample]) -> None:

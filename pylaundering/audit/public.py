@@ -527,26 +527,17 @@ def _unique(names: list[str]) -> list[str]:
 def _check_items(bench: Sequence[MCExample], ref: Sequence[MCExample]) -> dict:
     """Empty sets, and items or passages shared between B and R, are refused (a model that saw one saw the other);
     B and R may differ in choice counts and lengths: they are different benchmarks."""
-    from ..data.overlap import find_overlap, find_shared_contexts
+    from .evidence import check_disjoint
 
     if not bench:
         raise ValueError("the benchmark set is empty")
     if not ref:
         raise ValueError("the reference set is empty")
-    overlap = find_overlap(bench, ref, max_examples=3)
-    if overlap["question_duplicates"]:
-        first = overlap["examples"][0]
-        raise ValueError(f"the reference set shares {overlap['question_duplicates']} question(s) with the benchmark "
-                         f"(e.g. benchmark {first['benchmark_id']} = reference {first['train_id']}): they must be "
-                         "different benchmarks, with no item in common")
-    shared = find_shared_contexts(bench, ref, max_examples=1)
-    if shared["items"]:
-        first = shared["examples"][0]
-        raise ValueError(f"benchmark item {first['benchmark_id']} and reference item {first['other_id']} share a "
-                         f"passage ({shared['contexts']} passage(s) in all): they must be different benchmarks")
+    method = check_disjoint(bench, ref, question_remedy="they must be different benchmarks, with no item in common",
+                            passage_remedy="they must be different benchmarks")
     chance = {name: sum(1 / len(e.choices) for e in s) / len(s) for name, s in (("benchmark", bench),
                                                                                   ("reference", ref))}
-    return {"method": overlap["method"], "question_duplicates": 0, "shared_contexts": 0, "chance": chance}
+    return {"method": method, "question_duplicates": 0, "shared_contexts": 0, "chance": chance}
 
 
 def _check_models(suspects: list[str], clean: list[tuple[str, str]]) -> tuple[list, list, list[str]]:
