@@ -1,11 +1,16 @@
-"""`launder data inspect SOURCE`: load a data source as the pipeline would and say what was read.
+"""`launder data inspect SOURCE` and `launder data convert SOURCE`: load a data source as the pipeline would,
+and say what was read or write it in the toolkit's own JSONL.
 
 Format (and whether it was inferred), files, counts, task, the choice-count or class histogram, how
 the answers are written (0-based ids, 1-based ids shifted, letters, names) and where the label set
 came from, question lengths and two example rows: what a user checks before spending hours of
 training on a file that loaded wrong.
 
-`register` adds the command to the `data` group; the shared options and helpers come from
+`convert` is the remedy for a file the loader refuses to guess about (answer ids that look 1-based, a layout
+given by --format): read once with the flags that say what the file is, written in the canonical schema that
+every command reads without them.
+
+`register` adds the commands to the `data` group; the shared options and helpers come from
 cli/common.py, so this module never imports cli/app.py. pylaundering's modules are imported inside
 the command: `launder --help` must not load datasets.
 """
@@ -21,6 +26,7 @@ from rich.markup import escape
 
 from pylaundering.cli.common import (
     Labels,
+    Overwrite,
     SkipMalformed,
     SourceFormat,
     SourceSplit,
@@ -37,7 +43,60 @@ from pylaundering.errors import ConfigError
 SHOWN_CONTEXT = 200
 
 
+LabelBase = typer.Option(None, "--label-base", min=0, max=1, help="What the file's integer answer indices / class "
+                         "ids count from (default: the format's convention, checked from the whole column).")
+Role = typer.Option("benchmark", "--role", help="benchmark or train: which split is read by default (the format's "
+                    "evaluation or training split), as the pipeline reads it.")
+
+
+def _load(source, fmt, subset, split, role, labels, label_base, limit, skip_malformed):
+    from pylaundering.data.load import load_examples  # start-up time: the data layer imports datasets
+
+    if role not in ("benchmark", "train"):
+        raise ConfigError("--role", f"expected benchmark or train, got {role!r}")
+    declared = check_labels(labels, "classification")  # the shared --labels, read as run and place read it
+    return load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed,
+                         limit=limit, label_names=declared.names if declared else None,
+                         label_base=label_base if label_base is not None else declared.base if declared else None)
+
+
 def register(data_app: typer.Typer):
+    @data_app.command("convert")
+    @handle_errors
+    def data_convert(
+        source: str = typer.Argument(..., metavar="SOURCE", help="A file, a folder (of split files: pick one with "
+                                     "--split), a dataset repository folder or a hub name (name:subset:split)."),
+        out: Path = typer.Option(..., "--out", "-o", help="The JSONL file to write (the pylaundering schema)."),
+        fmt: Optional[str] = SourceFormat,
+        subset: Optional[str] = SourceSubset,
+        split: Optional[str] = SourceSplit,
+        role: str = Role,
+        labels: Optional[str] = Labels,
+        label_base: Optional[int] = LabelBase,
+        skip_malformed: bool = SkipMalformed,
+        overwrite: bool = Overwrite,
+        as_json: bool = json_option("what was read and written"),
+    ):
+        """Write SOURCE as the toolkit's own JSONL (one item per line: question, choices or class names, the 0-based answer, context, subject), read once with the flags that say what the file is (--format, --label-base 1 for answer ids counting from 1, --labels): every command then reads the written file without them. Prints what was read, as `launder data inspect` does."""  # noqa: E501 - command help: Typer's rich mode keeps line breaks in it, so it stays unwrapped
+        from pylaundering.data.schema import write_jsonl
+        from pylaundering.phases.common import check_outputs
+
+        if out.suffix not in (".jsonl", ".json"):
+            raise ConfigError("--out", f"{out} is not a .jsonl file: the written file is JSON Lines")
+        check_outputs([out], overwrite=overwrite, inputs=[Path(source)] if Path(source).exists() else [])
+        res = _load(source, fmt, subset, split, role, labels, label_base, None, skip_malformed)
+        if not res.examples:
+            raise ConfigError("SOURCE", f"{source} holds no items to write")
+        write_jsonl(res.examples, out)
+        report = {**inspect_report(res), "written": str(out)}
+        if as_json:
+            emit(report, True)
+            return
+        dropped = f", {res.skipped} malformed rows skipped" if res.skipped else ""
+        out_console.print(f"wrote {escape(str(out))} ({len(res.examples)} items, {res.task}, format "
+                          f"{res.format}{dropped}); label convention: {escape(str(res.label_convention))}",
+                          highlight=False)
+
     @data_app.command("inspect")
     @handle_errors
     def data_inspect(
@@ -46,33 +105,23 @@ def register(data_app: typer.Typer):
         fmt: Optional[str] = SourceFormat,
         subset: Optional[str] = SourceSubset,
         split: Optional[str] = SourceSplit,
-        role: str = typer.Option("benchmark", "--role", help="benchmark or train: which split is read by default "
-                                 "(the format's evaluation or training split), as the pipeline reads it."),
+        role: str = Role,
         labels: Optional[str] = Labels,
-        label_base: Optional[int] = typer.Option(None, "--label-base", min=0, max=1, help="What the file's integer "
-                                                 "answer indices / class ids count from (default: the format's "
-                                                 "convention, checked from the whole column)."),
+        label_base: Optional[int] = LabelBase,
         limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Load at most N examples."),
         skip_malformed: bool = SkipMalformed,
         as_json: bool = json_option("the report"),
     ):
         """Load SOURCE as the pipeline would and print what was read: format, files, counts, task, choice or class
         histogram, label convention and label-set source, question lengths and two example rows."""
-        from pylaundering.data.load import load_examples  # start-up time: the data layer imports datasets
-
-        if role not in ("benchmark", "train"):
-            raise ConfigError("--role", f"expected benchmark or train, got {role!r}")
-        declared = check_labels(labels, "classification")  # the shared --labels, read as run and place read it
-        res = load_examples(source, fmt, subset=subset, split=split, role=role, skip_malformed=skip_malformed,
-                            limit=limit, label_names=declared.names if declared else None,
-                            label_base=label_base if label_base is not None else declared.base if declared else None)
+        res = _load(source, fmt, subset, split, role, labels, label_base, limit, skip_malformed)
         report = inspect_report(res)
         if as_json:
             emit(report, True)
             return
         _print(report)
 
-    return data_inspect
+    return data_inspect, data_convert
 
 
 def inspect_report(res) -> dict[str, Any]:

@@ -200,9 +200,9 @@ class BaseCheck:
         return DataError(
             f"the {self.column!r} column looks 1-based: no row has 0, and {rows} one past the last {what}"
             f" ({err.source or source}, row {err.row}: {value} with {n} {whats}); the ids are read from 0 here,"
-            " so the file is not loaded shifted. If it counts from 1, load it with label_base=1"
-            f" (launder data inspect --label-base 1) or subtract 1 from every {self.column}; if it counts"
-            " from 0, those rows are wrong",
+            " so the file is not loaded shifted. If it counts from 1, convert it once (launder data convert"
+            f" {err.source or source} --label-base 1 --out FILE.jsonl; from Python: label_base=1) or subtract 1"
+            f" from every {self.column}; if it counts from 0, those rows are wrong",
             source=source,
         )
 

@@ -100,3 +100,71 @@ def test_hint_for_a_file_named_after_a_dataset(invoke, tmp_path):
     assert report["hints"] == ["the file's name suggests imdb: --format imdb reads its label names (neg, pos); "
                                "only the columns choose the format"]
     assert json.loads(invoke(path, "--format", "imdb", "--json").stdout)["hints"] == []
+
+
+# ----------------------------------------------------------------------------- launder data convert
+
+
+@pytest.fixture(scope="module")
+def convert():
+    app, data_app = typer.Typer(), typer.Typer()
+    app.add_typer(data_app, name="data")
+    data_inspect.register(data_app)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["data", "convert", *map(str, args)])
+
+
+def _one_based(tmp_path):
+    rows = [{"question": f"what is item number {i}?", "choices": ["w", "x", "y", "z"], "answer": 1 + (i * 3) % 4}
+            for i in range(9)]
+    path = tmp_path / "one_based.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path, rows
+
+
+def test_convert_writes_a_one_based_file_that_every_command_then_reads_unshifted(convert, tmp_path):
+    from pylaundering.data import load_examples
+    from pylaundering.errors import DataError
+
+    path, rows = _one_based(tmp_path)
+    with pytest.raises(DataError, match="launder data convert .*one_based.jsonl --label-base 1"):
+        load_examples(str(path))  # the refusal names the remedy
+    out = tmp_path / "fixed.jsonl"
+    result = convert(path, "--label-base", "1", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "9 items" in result.output and "1-based" in result.output
+    loaded = load_examples(str(out))  # no flag needed any more
+    assert loaded.format == "pylaundering"
+    assert [e.answer for e in loaded.examples] == [r["choices"][r["answer"] - 1] for r in rows]
+    assert [e.question for e in loaded.examples] == [r["question"] for r in rows]
+
+
+def test_convert_never_writes_over_its_input_or_an_earlier_result(convert, tmp_path):
+    path, _ = _one_based(tmp_path)
+    before = path.read_bytes()
+    result = convert(path, "--label-base", "1", "--out", path, "--overwrite")
+    assert result.exit_code == 1 and "is an input of this command" in result.output
+    assert path.read_bytes() == before
+    out = tmp_path / "fixed.jsonl"
+    assert convert(path, "--label-base", "1", "--out", out).exit_code == 0
+    written = out.read_bytes()
+    result = convert(path, "--label-base", "1", "--out", out)
+    assert result.exit_code == 1 and "--overwrite" in result.output and out.read_bytes() == written
+    result = convert(path, "--out", tmp_path / "other.jsonl")  # read as 0-based: refused, nothing written
+    assert result.exit_code == 1 and "looks 1-based" in result.output
+    assert not (tmp_path / "other.jsonl").exists()
+    result = convert(path, "--label-base", "1", "--out", tmp_path / "fixed.csv")
+    assert result.exit_code == 2 and not (tmp_path / "fixed.csv").exists()
+
+
+def test_convert_keeps_the_declared_label_set_of_a_classification_subset(convert, tmp_path):
+    from pylaundering.data import load_examples
+
+    path = tmp_path / "subset.csv"
+    path.write_text("text,label\nfine day,0\ngrim day,2\nfine night,0\n", encoding="utf-8")
+    out = tmp_path / "subset.jsonl"
+    result = convert(path, "--labels", "joy,anger,sadness,fear", "--out", out)
+    assert result.exit_code == 0, result.output
+    loaded = load_examples(str(out))
+    assert [e.answer for e in loaded.examples] == ["joy", "sadness", "joy"]
+    assert all(e.choices == ("joy", "anger", "sadness", "fear") for e in loaded.examples)  # the classes it lacks too

@@ -261,6 +261,22 @@ def test_one_based_copies_of_real_files_are_refused(tmp_path):
         load_examples(str(zero))
 
 
+def test_a_one_based_copy_converted_once_loads_as_the_original(tmp_path):
+    """The remedy the refusal names: `launder data convert --label-base 1`, then every command reads it as is."""
+    sst2 = read_jsonl(CLS / "sst2" / "dev.jsonl")
+    shifted = tmp_path / "sst2_dev.jsonl"
+    shifted.write_text("".join(json.dumps({**r, "label": r["label"] + 1}) + "\n" for r in sst2), encoding="utf-8")
+    app, data_app = typer.Typer(), typer.Typer()
+    app.add_typer(data_app, name="data")
+    data_inspect.register(data_app)
+    out = tmp_path / "fixed.jsonl"
+    result = CliRunner().invoke(app, ["data", "convert", str(shifted), "--label-base", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    original, fixed = api(str(CLS / "sst2" / "dev.jsonl")).examples, api(str(out)).examples
+    assert [(e.question, e.answer) for e in fixed] == [(e.question, e.answer) for e in original]
+    assert len(fixed) == len(sst2) == 872
+
+
 def test_a_subset_missing_classes_shares_the_training_label_set(tmp_path):
     """As a new user would: a 300-item benchmark subset that happens to lack two of the six classes."""
     raw = [r for r in read_jsonl(CLS / "emotion" / "test.jsonl") if r["label_text"] not in ("love", "surprise")]
