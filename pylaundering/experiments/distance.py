@@ -39,21 +39,23 @@ def item_text(e: MCExample) -> str:
 
 
 @torch.no_grad()
-def embed(model_path: str, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64) -> torch.Tensor:
-    """``[n, H]`` mean-pooled (over real tokens) last hidden states of ``model_path``'s encoder."""
+def embed(model_path: str, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64,
+          device: str = "cpu") -> torch.Tensor:
+    """``[n, H]`` mean-pooled (over real tokens) last hidden states of ``model_path``'s encoder, computed on
+    ``device`` (fp32) and returned on the CPU."""
     from transformers import AutoModel
 
     tok = load_tokenizer(model_path)
-    net = AutoModel.from_pretrained(resolve_model(model_path))
+    net = AutoModel.from_pretrained(resolve_model(model_path)).to(device)
     net.eval()
     out = []
     for i in range(0, len(texts), batch_size):
         enc = tok(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=max_length,
-                  return_tensors="pt")
+                  return_tensors="pt").to(device)
         hidden = net(**enc).last_hidden_state.float()
         mask = enc["attention_mask"].unsqueeze(-1).float()
         out.append((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
-    return torch.cat(out) if out else torch.empty(0, 0)
+    return torch.cat(out).cpu() if out else torch.empty(0, 0)
 
 
 def mmd_test(x: torch.Tensor, y: torch.Tensor, *, permutations: int = 200, seed: int = 0) -> dict:
@@ -90,9 +92,10 @@ def mmd_test(x: torch.Tensor, y: torch.Tensor, *, permutations: int = 200, seed:
 
 def dataset_distance(model_path: str, benchmark: Sequence[MCExample], train: Sequence[MCExample], *, seed: int = 0,
                      max_items: int = 500, max_length: int = 128, permutations: int = 200,
-                     cache_dir: str | Path | None = None) -> dict:
+                     cache_dir: str | Path | None = None, device: str = "cpu") -> dict:
     """The legitimate set's distance from the benchmark (module docstring); cached in ``cache_dir``
-    under a key of the model's fingerprint, both data hashes and the settings."""
+    under a key of the model's fingerprint, both data hashes and the settings. The embeddings are computed
+    on ``device`` (the run's); the test runs on the CPU (the key leaves the device out: fp32 either way)."""
     settings = {"method": METHOD, "model_fingerprint": model_fingerprint(model_path),
                 "benchmark_hash": examples_hash(benchmark), "train_hash": examples_hash(train), "seed": seed,
                 "max_items": max_items, "max_length": max_length, "permutations": permutations}
@@ -103,7 +106,7 @@ def dataset_distance(model_path: str, benchmark: Sequence[MCExample], train: Seq
     rng = random.Random(seed)
     b = rng.sample(list(benchmark), min(max_items, len(benchmark)))
     t = rng.sample(list(train), min(max_items, len(train)))
-    emb = embed(model_path, [item_text(e) for e in b + t], max_length=max_length)
+    emb = embed(model_path, [item_text(e) for e in b + t], max_length=max_length, device=device)
     result = {**mmd_test(emb[:len(b)], emb[len(b):], permutations=permutations, seed=seed),
               "method": METHOD, "model": model_path, "n_benchmark": len(b), "n_train": len(t),
               "max_length": max_length, "seed": seed}

@@ -340,7 +340,7 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
 
     train_metrics = {arm: train_metrics[arm] for arm in ("teacher", *PHASE_FOLDERS) if arm in train_metrics}
     distance = phase("distance: legitimate set vs benchmark", lambda: _distance(model, bench, train, cfg.seed,
-                                                                               out / "cache"))
+                                                                               out / "cache", rt.device))
     evals = {}
     for arm, m in train_metrics.items():
         evals[arm] = phase(f"integration: {arm}", lambda m=m, arm=arm: integrate(
@@ -402,12 +402,13 @@ def layering_spec(cfg: RunConfig, base: str, task: str, max_length: int | None) 
                         seed=cfg.seed, task=task, level=cfg.models.level, teacher_topk=lay.teacher_topk)
 
 
-def _distance(model: str, bench, train, seed: int, cache_dir: Path) -> dict:
-    """``distance.dataset_distance`` with the teacher's base; a failure is recorded, not fatal."""
+def _distance(model: str, bench, train, seed: int, cache_dir: Path, device: str = "cpu") -> dict:
+    """``distance.dataset_distance`` with the teacher's base, on the run's device; a failure is recorded, not
+    fatal."""
     from .distance import dataset_distance
 
     try:
-        return dataset_distance(model, bench, train, seed=seed, cache_dir=cache_dir)
+        return dataset_distance(model, bench, train, seed=seed, cache_dir=cache_dir, device=device)
     except (ValueError, OSError, RuntimeError) as e:
         return {"method": None, "value": None, "p_value": None, "error": " ".join(str(e).split())}
 
