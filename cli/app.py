@@ -16,6 +16,8 @@ New subcommands are new functions on `app` (or a sub-app added with `app.add_typ
 
 from __future__ import annotations
 
+import inspect
+
 from pathlib import Path
 from typing import Optional
 
@@ -493,6 +495,35 @@ _sweep.register(app)
 from . import report as _report  # noqa: E402
 
 _report.register(app)
+
+
+def _unwrap(doc: str) -> str:
+    """A docstring's paragraphs each on one line (list items, lines starting with "- ", stay lines)."""
+    paragraphs = []
+    for block in inspect.cleandoc(doc).split("\n\n"):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        out: list[str] = []
+        for line in lines:
+            if out and not line.startswith("- "):
+                out[-1] += " " + line
+            else:
+                out.append(line)
+        paragraphs.append("\n".join(out))
+    return "\n\n".join(paragraphs)
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Typer's rich mode keeps a docstring's line breaks, so a docstring wrapped at the code's width rendered as
+    ragged half-lines in --help: every command's docstring is unwrapped once, here, after all are registered."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.callback.__doc__ = _unwrap(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
+
+
+_unwrap_help(app)
 
 
 def main() -> None:

@@ -126,3 +126,30 @@ def test_info_json():
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
     assert info["torch"] == torch.__version__ and set(info["ops_backend"]) == {"cpu", "cuda"}
+
+
+def _commands(typer_app, prefix=()):
+    for info in typer_app.registered_commands:
+        yield (*prefix, info.name or info.callback.__name__), info
+    for group in typer_app.registered_groups:
+        yield from _commands(group.typer_instance, (*prefix, group.name))
+
+
+def test_command_lists_show_each_help_as_filled_lines():
+    """Typer's rich mode keeps a docstring's line breaks: wrapped at the code's width, the `launder --help` and
+    `launder data --help` command lists showed ragged half-lines ("run folder with its" / "metrics.json, in
+    one ...")."""
+    for name, info in _commands(app):
+        doc = info.help or info.callback.__doc__ or ""
+        for paragraph in doc.split("\n\n"):
+            lines = paragraph.split("\n")
+            assert all(line.startswith("- ") for line in lines[1:]), (name, paragraph[:120])
+    width = 100
+    for group in ((), ("data",)):
+        text = runner.invoke(app, [*group, "--help"], env={"COLUMNS": str(width)}).output
+        rows = [line.strip("│ ") for line in text.splitlines() if line.startswith("│")]
+        # a continuation row of the commands panel: blank command column; none may stop short of half the width
+        # unless it ends its sentence
+        cells = [row for row in rows if row and not row.startswith("-")]
+        short = [c for c in cells if len(c) < width // 2 and not c.rstrip().endswith((".", ")", ":", "`"))]
+        assert not short, short
