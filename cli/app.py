@@ -17,7 +17,6 @@ New subcommands are new functions on `app` (or a sub-app added with `app.add_typ
 from __future__ import annotations
 
 import inspect
-
 from pathlib import Path
 from typing import Optional
 
