@@ -43,6 +43,8 @@ from pylaundering.errors import ConfigError
 SHOWN_CONTEXT = 200
 
 
+Source = typer.Argument(..., metavar="SOURCE", help="A file, a folder (of split files: pick one with --split), a "
+                        "dataset repository folder or a hub name (name:subset:split).")
 LabelBase = typer.Option(None, "--label-base", min=0, max=1, help="What the file's integer answer indices / class "
                          "ids count from (default: the format's convention, checked from the whole column).")
 Role = typer.Option("benchmark", "--role", help="benchmark or train: which split is read by default (the format's "
@@ -64,8 +66,7 @@ def register(data_app: typer.Typer):
     @data_app.command("convert")
     @handle_errors
     def data_convert(
-        source: str = typer.Argument(..., metavar="SOURCE", help="A file, a folder (of split files: pick one with "
-                                     "--split), a dataset repository folder or a hub name (name:subset:split)."),
+        source: str = Source,
         out: Path = typer.Option(..., "--out", "-o", help="The JSONL file to write (the pylaundering schema)."),
         fmt: Optional[str] = SourceFormat,
         subset: Optional[str] = SourceSubset,
@@ -100,8 +101,7 @@ def register(data_app: typer.Typer):
     @data_app.command("inspect")
     @handle_errors
     def data_inspect(
-        source: str = typer.Argument(..., metavar="SOURCE", help="A file, a folder (of split files: pick one with "
-                                     "--split), a dataset repository folder or a hub name (name:subset:split)."),
+        source: str = Source,
         fmt: Optional[str] = SourceFormat,
         subset: Optional[str] = SourceSubset,
         split: Optional[str] = SourceSplit,
