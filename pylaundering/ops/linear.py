@@ -469,6 +469,7 @@ def fused_linear_distill_loss(
     ignore_index: int = -100,
     reduction: str = "batchmean",
     chunk_size: Optional[int] = None,
+    check_teacher_indices: bool = True,
 ) -> torch.Tensor:
     """``distill_loss(student_hidden @ student_weight.T + student_bias, teacher_logits, labels, ...)``
     without the ``[N, V]`` logits: same kinds, conventions (T^2, ignored rows, -inf masks) and
@@ -486,6 +487,10 @@ def fused_linear_distill_loss(
         labels: ``[N]`` class indices (needed when alpha < 1); ``ignore_index`` rows are skipped.
         chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V, H, the loss and free
             memory: the chunk's buffers at most a quarter of the full logits, at least 64 rows).
+        check_teacher_indices: check a :class:`~pylaundering.ops.SparseTeacher`'s indices (in range, distinct
+            per row; on a GPU two reads back to the host and a sort per call). A training loop that checked its
+            whole cached teacher once (:func:`pylaundering.ops.sparse.check_indices`) passes False for the rows
+            it slices from it at each step; shapes, dtypes and devices are checked either way.
     Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias`` (first order only:
     differentiating those gradients again, ``create_graph=True``, raises).
 
@@ -509,7 +514,8 @@ def fused_linear_distill_loss(
     side = TeacherSide()
     if teacher is not None and alpha > 0:
         if isinstance(teacher, SparseTeacher):
-            sp = check_sparse_teacher(teacher, n, vocab, h.device, h.dtype)
+            sp = check_sparse_teacher(teacher, n, vocab, h.device, h.dtype,
+                                      indices_checked=not check_teacher_indices)
             check_sampled_use(sp, kind, temperature)
             side = TeacherSide(values=sp.values.detach(), indices=sp.indices,
                                lognorm=sp.log_normalizer if temperature == sp.temperature else None)

@@ -148,8 +148,10 @@ def check_sampled_use(teacher: SparseTeacher, kind: str, temperature: float) -> 
 
 
 def check_sparse_teacher(teacher: SparseTeacher, n: int, V: int, device: torch.device,
-                         dtype: torch.dtype) -> SparseTeacher:
-    """Checks a sparse teacher for n student rows of V classes (clear errors); indices made int64."""
+                         dtype: torch.dtype, *, indices_checked: bool = False) -> SparseTeacher:
+    """Checks a sparse teacher for n student rows of V classes (clear errors); indices made int64.
+    ``indices_checked``: the caller checked them (``check_indices``) already, e.g. once for a whole cache
+    whose rows each step slices: the shapes, dtypes and devices are still checked, the values not again."""
     if not isinstance(teacher, SparseTeacher):
         raise TypeError(f"teacher must be a SparseTeacher (from topk_teacher), got {type(teacher).__name__}")
     values, indices, lognorm = teacher.values, teacher.indices, teacher.log_normalizer
@@ -170,13 +172,21 @@ def check_sparse_teacher(teacher: SparseTeacher, n: int, V: int, device: torch.d
         raise TypeError(f"dtype mismatch: student {dtype} vs teacher values {values.dtype}")
     if lognorm is not None and lognorm.shape != (n,):
         raise ValueError(f"teacher log_normalizer {tuple(lognorm.shape)} must be [N] = [{n}]")
-    if not torch.compiler.is_compiling() and indices.numel():
-        if bool(((indices < 0) | (indices >= V)).any()):
-            raise ValueError(f"teacher indices out of range [0, {V})")
-        srt = indices.sort(-1).values
-        if bool((srt[:, 1:] == srt[:, :-1]).any()):
-            raise ValueError("teacher indices repeat within a row; each kept entry must be a distinct class")
+    if not torch.compiler.is_compiling() and not indices_checked:
+        check_indices(indices, V)
     return SparseTeacher(values, indices.long(), lognorm, float(teacher.temperature), bool(teacher.sampled))
+
+
+def check_indices(indices: torch.Tensor, V: int) -> None:
+    """ValueError unless every index lies in [0, V) and no row repeats one: on a GPU, two reads back to the
+    host and a sort of every row, so a training loop checks its cached teacher once, not at every step."""
+    if not indices.numel():
+        return
+    if bool(((indices < 0) | (indices >= V)).any()):
+        raise ValueError(f"teacher indices out of range [0, {V})")
+    srt = indices.sort(-1).values
+    if bool((srt[:, 1:] == srt[:, :-1]).any()):
+        raise ValueError("teacher indices repeat within a row; each kept entry must be a distinct class")
 
 
 def _teacher_log_rest(log_kept_total: torch.Tensor, log_normalizer: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..models import load_model, load_student, load_tokenizer, model_fingerprint, save_model
 from ..models.loading import BUILT_FROM_DATA, is_decoder
 from ..ops import KINDS, SparseTeacher, cross_entropy, fused_linear_distill_loss, topk_teacher
+from ..ops.sparse import check_indices
 from ..progress import progress_bar
 from ..train import cache as logit_cache
 from ..train.checkpoint import write_json
@@ -217,6 +218,7 @@ def layer_tokens(teacher: str | None, texts: Sequence[str], spec: LayeringSpec, 
             sparse, starts, info = on_main(lambda: teacher_topk_cache(teacher, teacher_lm, batcher, topk,
                                                                       d.temperature, cache_dir, run.quiet, device=rt))
         sparse = SparseTeacher(*(x.to(rt.device) if isinstance(x, torch.Tensor) else x for x in sparse))  # once
+        check_indices(sparse.indices, head.weight.shape[0])  # once here; each step's slice is not checked again
         teacher_lm = None  # training reads the cache
 
     loss_fn = token_loss(spec, head, teacher_lm, sparse, starts if sparse is not None else None, rt)
@@ -265,7 +267,8 @@ def token_loss(spec: LayeringSpec, head, teacher_lm, sparse: SparseTeacher | Non
         with rt.exact():
             value = fused_linear_distill_loss(hs, rt.cast(head.weight), t, labels, student_bias=rt.cast(head.bias),
                                               kind=d.kind, alpha=d.alpha, temperature=d.temperature, beta=d.beta,
-                                              chunk_size=token_chunk(hs.shape[0]))
+                                              chunk_size=token_chunk(hs.shape[0]),
+                                              check_teacher_indices=sparse is None)
         return value, None
 
     return loss_fn

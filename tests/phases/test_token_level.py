@@ -179,3 +179,39 @@ def test_teacher_topk_cache_round_trip(base, data, tmp_path):
         layer(t["model_dir"], train, tmp_path / "x", **{**kw, "teacher_topk": 10 ** 6})
     with pytest.raises(ConfigError, match="teacher_topk"):
         layer(t["model_dir"], train, tmp_path / "y", base=base, teacher_topk=4, quiet=True)  # choice level
+
+
+def test_the_cached_top_k_teacher_is_checked_once_not_at_every_step(base, data, tmp_path, monkeypatch):
+    """Its indices' check reads back to the host and sorts every row: on a GPU, per step, it stalled the loop.
+    Checked once for the whole cache, each step's rows are not checked again; a bad cache is still refused."""
+    import dataclasses
+
+    import pylaundering.ops.sparse as sparse_mod
+    import pylaundering.phases.token_level as tl
+    from pylaundering.train import cache as logit_cache
+
+    bench, train = data
+    t = place(bench, tmp_path / "t", model=base, epochs=1, batch_size=8, level="token", quiet=True)
+    calls = []
+    real = sparse_mod.check_indices
+
+    def counting(indices, V):
+        calls.append(indices.shape[0])
+        return real(indices, V)
+
+    monkeypatch.setattr(sparse_mod, "check_indices", counting)
+    monkeypatch.setattr(tl, "check_indices", counting)
+    kw = dict(base=base, student_layers=1, epochs=2, batch_size=4, level="token", teacher_topk=4, quiet=True)
+    res = layer(t["model_dir"], train, tmp_path / "a", cache_dir=tmp_path / "c", **kw)
+    assert res["steps"] > 2 and len(calls) == 1, (res["steps"], calls)  # the whole cache, once
+
+    load = logit_cache.load_cached
+
+    def corrupted(*args, **kwargs):  # a cache file whose indices point past the vocabulary
+        got = load(*args, **kwargs)
+        bad = got.values._replace(indices=got.values.indices + 10 ** 6)
+        return dataclasses.replace(got, values=bad)
+
+    monkeypatch.setattr(logit_cache, "load_cached", corrupted)
+    with pytest.raises(ValueError, match="out of range"):
+        layer(t["model_dir"], train, tmp_path / "b", cache_dir=tmp_path / "c", **kw)
