@@ -303,6 +303,12 @@ def register(app: typer.Typer, *, data_app: typer.Typer):
                     out_console.print(f"  because {reason}", highlight=False)
             for note in report["notes"]:
                 out_console.print(f"  note: {note}", highlight=False)
+            check = report.get("self_check")
+            if check:
+                out_console.print(f"self-check: {check['suspicious_or_above']} of {check['decided']} clean models "
+                                  "flagged when each is audited against the others"
+                                  + (f" ({check['withheld']} withheld)" if check["withheld"] else ""),
+                                  highlight=False)
             files = report["files"]
             out_console.print(f"report: {files['markdown']}   json: {files['json']}   figure: {files['figure']}",
                               highlight=False)

@@ -318,6 +318,27 @@ def assess_public(kind: str, clean: Mapping[str, tuple[ItemScores, ItemScores]],
     return _report(kind, rows, fit_info, out, replicates, seed, notes)
 
 
+def self_check(kind: str, clean: Mapping[str, tuple[ItemScores, ItemScores]], *, replicates: int = REPLICATES,
+               seed: int = 0) -> dict[str, Any] | None:
+    """Each clean model audited as a suspect against the others (leave one out): how often this calibration
+    flags a model that never saw the benchmark, the false-positive count a maintainer can quote for it. None
+    with fewer than MIN_CLEAN + 1 clean models (none could be left out). A model at an end of the range is often
+    `outside_calibration` once it is left out: withheld, counted apart."""
+    names = list(clean)
+    if len(names) < MIN_CLEAN + 1:
+        return None
+    audits = []
+    for name in names:
+        got = assess_public(kind, {n: clean[n] for n in names if n != name}, {name: clean[name]},
+                            replicates=replicates, seed=seed)["suspects"][0]
+        audits.append({"model": name, "verdict": got["verdict"], "delta": got["delta"], "p_value": got["p_value"]})
+    decided = [a for a in audits if a["verdict"] not in WITHHELD]
+    strong = LEVELS[kind][2]
+    return {"audits": audits, "decided": len(decided), "withheld": len(audits) - len(decided),
+            "strong": sum(a["verdict"] == strong for a in decided),
+            "suspicious_or_above": sum(a["verdict"] in ("suspicious", strong) for a in decided)}
+
+
 def fails(kind: str, verdict: str, level: str) -> bool:
     """Is ``verdict`` at or above ``level`` (--fail-on)? A withheld verdict is below every level."""
     return verdict not in WITHHELD and level_at_least(kind, verdict, level)
@@ -381,6 +402,18 @@ def format_markdown(report: dict) -> str:
                      f"{'n/a' if s['p_value'] is None else format(s['p_value'], '.4g')} | {s['verdict']} |")
     th = report["thresholds"]
     strong = LEVELS[kind][2]
+    check = report.get("self_check")
+    if check:
+        lines += ["", "## Self-check: each clean model audited against the others", "",
+                  f"Left out in turn and audited as a suspect against the other {len(check['audits']) - 1}, "
+                  f"**{check['suspicious_or_above']} of {check['decided']}** clean models were flagged (`suspicious` "
+                  f"or above; `{strong}`: {check['strong']})"
+                  + (f", {check['withheld']} withheld (outside the others' range or too few)" if check["withheld"]
+                     else "") + ": the false-positive count of this calibration, on models that never saw B.", "",
+                  "| clean model | inflation | p | verdict |", "|---|---|---|---|"]
+        for a in check["audits"]:
+            p = "n/a" if a["p_value"] is None else format(a["p_value"], ".4g")
+            lines.append(f"| {a['model']} | {_f(a['delta'])} | {p} | {a['verdict']} |")
     lines += ["", "## What this audit assumes", "",
               f"It assumes that {report['assumes']}. It tests whether a suspect is better on the benchmark than "
               "clean models of its skill on the reference set are: contamination is one cause of that, a model "
@@ -614,6 +647,7 @@ def audit_public(suspects: list[str], clean: list[str | tuple[str, str]], benchm
         encoding[name] = info
     report = assess_public(kind, {n: scored[n] for n in clean_names}, {n: scored[n] for n in suspect_names},
                            replicates=replicates, seed=seed)
+    report["self_check"] = self_check(kind, {n: scored[n] for n in clean_names}, replicates=replicates, seed=seed)
     paths = dict(zip(clean_names, (m for _, m in kept_c))) | dict(zip(suspect_names, kept_s))
     for entry in report["clean_models"]:
         entry["path"] = paths[entry["name"]]

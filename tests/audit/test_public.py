@@ -428,3 +428,30 @@ def test_cli_on_a_tiny_run(tiny_run, tmp_path):
     assert s["benchmark"]["accuracy"] == 1.0 and s["delta"] > 0.4 and s["p_value"] < P_STRONG
     assert s["verdict"] == OUTSIDE and "below the clean models' range" in s["reasons"][0]
     assert (d / "teacher" / "audit-public" / "calibration.png").exists()  # the default --out: next to the model
+
+
+def test_self_check_audits_each_clean_model_against_the_others():
+    """Leave one out: each clean model's verdict is assess_public's with it as the suspect and the rest as the
+    calibration; a "clean" model that is in fact inflated by 25 points is the one the self-check flags."""
+    from pylaundering.audit.public import self_check
+
+    rng = np.random.default_rng(5)
+    ib, ir = _world(rng, 800)
+    clean = _clean(rng, ib, ir)
+    clean["clean-3"] = _pair(rng, ib, ir, SKILLS[3], inflation=0.25)  # mid-range, so never outside the others'
+    check = self_check("student", clean, replicates=400, seed=1)
+    assert [a["model"] for a in check["audits"]] == list(clean)
+    for a in check["audits"]:
+        alone = assess_public("student", {n: v for n, v in clean.items() if n != a["model"]},
+                              {a["model"]: clean[a["model"]]}, replicates=400, seed=1)["suspects"][0]
+        assert (a["verdict"], a["delta"], a["p_value"]) == (alone["verdict"], alone["delta"], alone["p_value"])
+    flagged = {a["model"] for a in check["audits"] if a["verdict"] in ("suspicious", "laundered")}
+    assert "clean-3" in flagged and len(flagged) <= 2, check["audits"]
+    decided = [a for a in check["audits"] if a["verdict"] not in (INSUFFICIENT, OUTSIDE)]
+    assert check["decided"] == len(decided) and check["withheld"] == len(clean) - len(decided)
+    assert check["suspicious_or_above"] == len(flagged)
+    assert self_check("student", dict(list(clean.items())[:MIN_CLEAN]), replicates=50) is None  # none to leave out
+    report = assess_public("student", clean, {"s": _pair(rng, ib, ir, 0.5)}, replicates=200)
+    report["self_check"] = check
+    text = format_markdown(report)
+    assert "## Self-check" in text and f"**{len(flagged)} of {check['decided']}**" in text
