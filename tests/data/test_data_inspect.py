@@ -13,13 +13,17 @@ from pylaundering.cli import data_inspect
 from pylaundering.data import MCExample, write_jsonl
 
 
-@pytest.fixture(scope="module")
-def invoke():
+def _data_command(name: str):
     app, data_app = typer.Typer(), typer.Typer()
     app.add_typer(data_app, name="data")
     data_inspect.register(data_app)
     runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["data", "inspect", *map(str, args)])
+    return lambda *args: runner.invoke(app, ["data", name, *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def invoke():
+    return _data_command("inspect")
 
 
 def items(n: int) -> list[MCExample]:
@@ -107,11 +111,7 @@ def test_hint_for_a_file_named_after_a_dataset(invoke, tmp_path):
 
 @pytest.fixture(scope="module")
 def convert():
-    app, data_app = typer.Typer(), typer.Typer()
-    app.add_typer(data_app, name="data")
-    data_inspect.register(data_app)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["data", "convert", *map(str, args)])
+    return _data_command("convert")
 
 
 def _one_based(tmp_path):
