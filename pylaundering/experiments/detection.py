@@ -56,16 +56,17 @@ def tpr_at_fpr(pos: list[float], neg: list[float], fpr: float = 0.01) -> dict[st
             "false_positives_allowed": allowed, "negatives": len(neg), "positives": len(pos)}
 
 
-def _audits(rows: list[dict], arms) -> list[tuple[dict, str]]:
+def distinct_audits(rows: list[dict], arms, fallback=None) -> list[tuple[dict, str]]:
     """(row, arm) for each distinct model among ``arms`` that was audited, in row order: a model that several
-    rows (or arms of one row) share is taken once, from the first."""
+    rows (or arms of one row) share is taken once, from the first. A row without collect's ``_models`` names
+    its arm by ``fallback(row, arm)`` (default: every row's arm is its own model)."""
     seen, out = set(), []
     for i, r in enumerate(rows):
         models = r.get("_models") or {}
         for arm in arms:
             if r.get(f"audit_{arm}_verdict") is None and r.get(f"audit_{arm}_score") is None:
                 continue
-            key = models.get(arm) or (i, arm)
+            key = models.get(arm) or (fallback(r, arm) if fallback else (i, arm))
             if key not in seen:
                 seen.add(key)
                 out.append((r, arm))
@@ -81,11 +82,11 @@ def detection_quality(rows: list[dict]) -> dict | None:
     audited = [r for r in rows if r.get("audit_student_score") is not None]
     if not audited:
         return None
-    pos_rows = [r for r, _ in _audits([r for r in audited if (r.get("alpha") or 0) > 0], ("student",))]
-    negatives = _audits(audited, NEGATIVE_ARMS)
+    pos_rows = [r for r, _ in distinct_audits([r for r in audited if (r.get("alpha") or 0) > 0], ("student",))]
+    negatives = distinct_audits(audited, NEGATIVE_ARMS)
     pos = [r["audit_student_score"] for r in pos_rows]
     neg = [r[f"audit_{arm}_score"] for r, arm in negatives if r.get(f"audit_{arm}_score") is not None]
-    verdicts = {arm: dict(Counter(r[f"audit_{arm}_verdict"] for r, _ in _audits(audited, (arm,))
+    verdicts = {arm: dict(Counter(r[f"audit_{arm}_verdict"] for r, _ in distinct_audits(audited, (arm,))
                                   if r.get(f"audit_{arm}_verdict")))
                 for arm in ("teacher", "clean_teacher", "student", "control_student", "ce_student")}
     all_neg = [r[f"audit_{arm}_verdict"] for r, arm in negatives if r.get(f"audit_{arm}_verdict")]

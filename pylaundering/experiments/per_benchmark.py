@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 
+from .detection import distinct_audits
 from .groups import t975
 
 ALPHA = 0.05
@@ -87,16 +88,11 @@ def per_benchmark(rows: list[dict]) -> list[dict]:
         seed_means = [sum(v) / len(v) for _, v in sorted(per_seed.items(), key=lambda kv: str(kv[0]))]
         test = seed_test(seed_means)
         boot = [r.get("excess_p") for r in rs if r.get("excess_p") is not None]
-        clean: Counter = Counter()
-        seen: set = set()
-        for r in rs:
-            for arm, unit in (("clean_teacher", r.get("seed")), ("ce_student", r.get("seed")),
-                              ("control_student", r.get("name"))):
-                verdict = r.get(f"audit_{arm}_verdict")
-                if verdict is None or (arm, unit) in seen:
-                    continue
-                seen.add((arm, unit))
-                clean[verdict] += 1
+        # rows read without collect's model identities: one clean teacher and CE-only student per seed
+        clean = Counter(r[f"audit_{arm}_verdict"] for r, arm in distinct_audits(
+            rs, ("clean_teacher", "ce_student", "control_student"),
+            lambda r, arm: (arm, r.get("name") if arm == "control_student" else r.get("seed")))
+            if r.get(f"audit_{arm}_verdict") is not None)
         def mean(key: str, rs=rs) -> float | None:
             return _mean([r.get(key) for r in rs])
         out.append({
