@@ -469,7 +469,7 @@ def fused_linear_distill_loss(
     ignore_index: int = -100,
     reduction: str = "batchmean",
     chunk_size: Optional[int] = None,
-    check_teacher_indices: bool = True,
+    _teacher_indices_checked: bool = False,
 ) -> torch.Tensor:
     """``distill_loss(student_hidden @ student_weight.T + student_bias, teacher_logits, labels, ...)``
     without the ``[N, V]`` logits: same kinds, conventions (T^2, ignored rows, -inf masks) and
@@ -487,10 +487,11 @@ def fused_linear_distill_loss(
         labels: ``[N]`` class indices (needed when alpha < 1); ``ignore_index`` rows are skipped.
         chunk_size: rows per chunk; default :func:`choose_chunk_size` (from N, V, H, the loss and free
             memory: the chunk's buffers at most a quarter of the full logits, at least 64 rows).
-        check_teacher_indices: check a :class:`~pylaundering.ops.SparseTeacher`'s indices (in range, distinct
-            per row; on a GPU two reads back to the host and a sort per call). A training loop that checked its
-            whole cached teacher once (:func:`pylaundering.ops.sparse.check_indices`) passes False for the rows
-            it slices from it at each step; shapes, dtypes and devices are checked either way.
+        _teacher_indices_checked: internal, for a training loop that checked its whole cached
+            :class:`~pylaundering.ops.SparseTeacher` once (:func:`pylaundering.ops.sparse.check_indices`) and
+            passes the rows it slices at each step: their indices are not checked again (on a GPU two reads back
+            to the host and a sort per call). Shapes, dtypes and devices are checked either way; unchecked
+            indices out of range would be read out of bounds by the kernel, so never pass it for other input.
     Gradients flow into ``student_hidden``, ``student_weight`` and ``student_bias`` (first order only:
     differentiating those gradients again, ``create_graph=True``, raises).
 
@@ -515,7 +516,7 @@ def fused_linear_distill_loss(
     if teacher is not None and alpha > 0:
         if isinstance(teacher, SparseTeacher):
             sp = check_sparse_teacher(teacher, n, vocab, h.device, h.dtype,
-                                      indices_checked=not check_teacher_indices)
+                                      indices_checked=_teacher_indices_checked)
             check_sampled_use(sp, kind, temperature)
             side = TeacherSide(values=sp.values.detach(), indices=sp.indices,
                                lognorm=sp.log_normalizer if temperature == sp.temperature else None)

@@ -268,7 +268,7 @@ def token_loss(spec: LayeringSpec, head, teacher_lm, sparse: SparseTeacher | Non
             value = fused_linear_distill_loss(hs, rt.cast(head.weight), t, labels, student_bias=rt.cast(head.bias),
                                               kind=d.kind, alpha=d.alpha, temperature=d.temperature, beta=d.beta,
                                               chunk_size=token_chunk(hs.shape[0]),
-                                              check_teacher_indices=sparse is None)
+                                              _teacher_indices_checked=sparse is not None)
         return value, None
 
     return loss_fn
