@@ -222,7 +222,17 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
     row["_warnings"] = warnings  # the list, for the report (not a CSV column)
     row["_config"] = _key(cfg)  # the run's identity, for duplicates (not a CSV column)
     row["_models"] = {arm: _model_identity(metrics, arm, source) for arm in ARMS}  # (not a CSV column)
+    row["_pair"] = _pair_identity(metrics) if isinstance(metrics.get("audit"), dict) else None  # (not a CSV column)
     return row
+
+
+def _pair_identity(metrics: dict) -> str:
+    """The benchmark and reference set a run's audits were made on: the unit that a study's audits cluster by
+    (detection)."""
+    audit = metrics.get("audit") if isinstance(metrics.get("audit"), dict) else {}
+    ref = audit.get("reference") if isinstance(audit.get("reference"), dict) else {}
+    data = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
+    return f"B {data.get('benchmark_hash')}|R {ref.get('sha256')}"
 
 
 def _model_identity(metrics: dict, arm: str, source: Path) -> str:
@@ -242,10 +252,7 @@ def _model_identity(metrics: dict, arm: str, source: Path) -> str:
             folder = Path(model_dir).parent.name  # the arm folder the model lies in (a link to the shared one)
             if folder in keys:
                 where = f"{shared.get('folder')}/{keys[folder]}"
-    audit = metrics.get("audit") if isinstance(metrics.get("audit"), dict) else {}
-    ref = audit.get("reference") if isinstance(audit.get("reference"), dict) else {}
-    data = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
-    return f"{where}|B {data.get('benchmark_hash')}|R {ref.get('sha256')}"
+    return f"{where}|{_pair_identity(metrics)}"
 
 
 # ------------------------------------------------------------------------------------------------

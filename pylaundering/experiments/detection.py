@@ -20,7 +20,11 @@ counted apart and left out of the verdict rates' denominators.
 A model counts once however many points share it (collect's ``_models``: a sweep's CE-only student is one
 model audited alike at every alpha, and at alpha 0 the student and control student are that model): counted
 per point, one clean CE-only student made 22 "negatives" of an alpha sweep. Every rate comes with its 95%
-Wilson interval.
+Wilson interval, which treats each model as independent; but the models audited on one benchmark/reference
+pair share that split's draw of items, and models trained on the same data share their errors, so one split
+that happens to suit the legitimate data can flag several clean models at once (the ARC study in
+docs/real-data.md). The rates therefore also say over how many pairs they were measured and in how many the
+flags fell (collect's ``_pair``).
 """
 
 from __future__ import annotations
@@ -77,6 +81,17 @@ def _rate(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": k / n if n else None, "ci95": list(wilson_interval(k, n)) if n else None}
 
 
+def _pairs(by_pair: dict[str | None, list[str]]) -> dict[str, Any] | None:
+    """Over how many benchmark/reference pairs the negatives' verdicts were made, and where the flags fell
+    (None when a row does not say which pair it audited on)."""
+    if not by_pair or None in by_pair:
+        return None
+    per = [{"negatives": len(vs), "suspicious_or_above": sum(v in ("suspicious", "laundered") for v in vs),
+            "laundered": sum(v == "laundered" for v in vs)} for vs in by_pair.values()]
+    return {"count": len(per), "with_a_flag": sum(p["suspicious_or_above"] > 0 for p in per),
+            "most_flags_in_one": max(p["suspicious_or_above"] for p in per), "per_pair": per}
+
+
 def detection_quality(rows: list[dict]) -> dict | None:
     """Detection quality over the study's rows (collect.make_row); None when no point was audited."""
     audited = [r for r in rows if r.get("audit_student_score") is not None]
@@ -100,6 +115,11 @@ def detection_quality(rows: list[dict]) -> dict | None:
         d["n"] += 1
         d["laundered"] += r.get("audit_student_verdict") == "laundered"
     n_neg = len(neg_verdicts)
+    by_pair: dict[str, list[str]] = {}
+    for r, arm in negatives:
+        v = r.get(f"audit_{arm}_verdict")
+        if v and v not in WITHHELD:
+            by_pair.setdefault(r.get("_pair"), []).append(v)
     laundered = _rate(sum(v == "laundered" for v in neg_verdicts), n_neg)
     flagged = _rate(sum(v in ("suspicious", "laundered") for v in neg_verdicts), n_neg)
     return {
@@ -111,7 +131,8 @@ def detection_quality(rows: list[dict]) -> dict | None:
         "false_positive_rate": {
             "laundered": laundered["rate"], "laundered_ci95": laundered["ci95"],
             "suspicious_or_above": flagged["rate"], "suspicious_or_above_ci95": flagged["ci95"],
-            "negatives": n_neg, **{w: sum(v == w for v in all_neg) for w in WITHHELD}},
+            "negatives": n_neg, **{w: sum(v == w for v in all_neg) for w in WITHHELD},
+            "pairs": _pairs(by_pair)},
         "detection_rate_by_alpha": {str(a): {**d, **{k: v for k, v in _rate(d["laundered"], d["n"]).items()
                                                      if k in ("rate", "ci95")}}
                                     for a, d in sorted(by_alpha.items(), key=lambda kv: kv[0])},
@@ -143,6 +164,17 @@ def markdown(q: dict) -> list[str]:
              f"laundered: {pct(fp['suspicious_or_above'])}{ci(fp.get('suspicious_or_above_ci95'))} (of "
              f"{fp['negatives']}; 95% Wilson intervals; the thresholds are calibrated to at most 1% and 5% + 1% per "
              "secondary test)"]
+    pairs = fp.get("pairs")
+    if pairs and fp["negatives"] > 1:
+        flags = sum(p["suspicious_or_above"] for p in pairs["per_pair"])
+        where = ("" if not flags else f"; the {flags} flagged model(s) fall in {pairs['with_a_flag']} of them, at most "
+                 f"{pairs['most_flags_in_one']} in one")
+        lines.append(
+            f"- Measured on {pairs['count']} benchmark/reference pair(s){where}. The models audited on one pair "
+            "share its draw of items (and those trained on the same data share their errors), so flags can "
+            "cluster in a pair; the Wilson intervals treat each model as independent and are too narrow when they "
+            "do" + (": with one pair these are one split's counts, not rates over splits" if pairs["count"] == 1
+                    else ""))
     if q.get("shared_models_counted_once"):
         lines.append(f"- Each model counted once: {q['shared_models_counted_once']} audit(s) of a model that "
                      "several points share (a sweep's CE-only student, the alpha-0 student) are not counted again")

@@ -119,7 +119,7 @@ def test_a_model_that_several_points_share_counts_once():
 
 def test_collect_names_a_shared_model_alike_from_every_point(tmp_path):
     """The identity the rates count by: the linked folder's real path, or (moved elsewhere) the sweep's key."""
-    from pylaundering.experiments.collect import _model_identity
+    from pylaundering.experiments.collect import _model_identity, _pair_identity
 
     model = tmp_path / "shared" / "ce_student-abc" / "model"
     model.mkdir(parents=True)
@@ -145,3 +145,33 @@ def test_collect_names_a_shared_model_alike_from_every_point(tmp_path):
     other_r = metrics("p0")
     other_r["audit"]["reference"]["sha256"] = "r2"  # the same model audited on another R: another audit
     assert _model_identity(other_r, "ce_student", tmp_path) != _model_identity(metrics("p0"), "ce_student", tmp_path)
+    assert _pair_identity(metrics("p0")) == _pair_identity(metrics("p1")) != _pair_identity(other_r)
+
+
+def test_the_rates_say_over_how_many_pairs_and_where_the_flags_fell():
+    """Models audited on one B/R pair share its draw: three clean models flagged on one unlucky split are one
+    event, not three; the report must say so beside the Wilson interval that counts them as three."""
+    from pylaundering.experiments.detection import markdown
+
+    flagged = ("laundered", "suspicious", "suspicious")
+    rows = [_row(1.0, 7.0, 2.0, 2.1, flagged), _row(0.5, 6.0, 1.9, 2.1, flagged),
+            _row(1.0, 7.0, 0.1, 0.2), _row(0.5, 6.0, 0.0, 0.2)]
+    for i, r in enumerate(rows):
+        r["_pair"] = "B b1|R r1" if i < 2 else "B b2|R r2"
+        r["_models"] = {"student": f"s{i}", "control_student": f"c{i}", "ce_student": f"ce-{r['_pair']}"}
+    q = detection_quality(rows)
+    fp = q["false_positive_rate"]
+    assert fp["negatives"] == 6 and fp["suspicious_or_above"] == pytest.approx(3 / 6)
+    pairs = fp["pairs"]
+    assert pairs["count"] == 2 and pairs["with_a_flag"] == 1 and pairs["most_flags_in_one"] == 3
+    assert sorted(p["negatives"] for p in pairs["per_pair"]) == [3, 3]
+    line = next(x for x in markdown(q) if "benchmark/reference pair" in x)
+    assert "2 benchmark/reference pair(s)" in line and "model(s) fall in 1 of them, at most 3 in one" in line
+    for r in rows:
+        r["_pair"] = "B b1|R r1"
+    one = detection_quality(rows)["false_positive_rate"]["pairs"]
+    assert one["count"] == 1
+    assert any("one split's counts" in x for x in markdown(detection_quality(rows)))
+    del rows[0]["_pair"]  # a row that does not say where it was audited: no claim about pairs
+    assert detection_quality(rows)["false_positive_rate"]["pairs"] is None
+    assert not any("benchmark/reference pair" in x for x in markdown(detection_quality(rows)))
