@@ -6,7 +6,10 @@
 # benchmark of the same kind (multiple choice, the paper's protocol), cleaned of benchmark items by
 # `launder scan --write-clean`, and subsampled by `launder run --data-size`. Every step is a public
 # command; each run's report.md says what was read, truncated, skipped and which label convention
-# was used. Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all)
+# was used. The ARC-Challenge pairs cut the same source with the same seed, so they share one B and R and
+# differ only in the legitimate set (ARC-Easy, CommonsenseQA's training split, OpenBookQA's test split).
+# SEED also seeds the split; a pair whose data folder exists keeps its split (later seeds reuse seed 0's).
+# Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all)
 # Needs ../shared/data/real (see its README for sources and licences).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,8 @@ PAIRS=(
   "emotion|$REAL/classification/emotion/test.jsonl|$REAL/classification/emotion/train.jsonl|classification"
   "sst2|$REAL/classification/sst2/test.jsonl|$REAL/classification/sst2/train.jsonl|classification"
   "arc-challenge+arc-easy|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/arc_easy_test.jsonl|multiple_choice"
+  "arc-challenge+commonsense-qa|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/commonsense_qa/train_rand_split.jsonl|multiple_choice"
+  "arc-challenge+openbookqa|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/openbookqa_test.jsonl|multiple_choice"
 )
 want=("$@")
 for pair in "${PAIRS[@]}"; do
