@@ -38,7 +38,8 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
   + distance: distance.dataset_distance(teacher base, benchmark, legitimate set): method, value
       (MMD^2), p_value (permutation), bandwidth, n_benchmark, n_train, ...; {"error": ...} if it failed
   + audit: run_audit.audit_arms: reference {source, n, sha256}, method, arms {arm: kind, verdict,
-      expected, correct, score, core_p, accuracy_benchmark, accuracy_reference, reasons, file}};
+      expected, correct, score, core_p, accuracy_benchmark, accuracy_reference, comparable, control_p, reasons,
+      file}};
       {arms: {}, skipped: why} without a reference set (real data without --reference) or with --no-audit
   + shared {folder, keys}: in a sweep point, where its shared phases live (sharing.py)
   + runtime: device.Runtime.describe(): device, name, memory_gib, precision, loss_backend, loss_backend_reason,
@@ -352,7 +353,7 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
     reference = in_label_set(load_reference(cfg, out), bench_res.label_names)  # the set preflight formed with it
     audit = None
     if reference is not None:
-        from .run_audit import audit_arms
+        from .run_audit import audit_arms, audit_warnings
 
         audit = phase("audit: every model against the reference set", lambda: audit_arms(
             {arm: m["model_dir"] for arm, m in train_metrics.items()}, bench, reference.examples, reference.source,
@@ -375,8 +376,7 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
         "--no-audit" if not cfg.audit else "no reference set: pass --reference SOURCE (e.g. the held-back half of "
         "`launder data split`) to audit every model of the run")}
     if audit is not None:
-        metrics["warnings"] += [f"the audit called the {arm.replace('_', ' ')} {a['verdict']}, not {a['expected']}"
-                                for arm, a in audit["arms"].items() if not a["correct"]]
+        metrics["warnings"] += audit_warnings(audit)
     if shared_keys is not None:
         metrics["shared"] = {"folder": str(shared), "keys": shared_keys}
     metrics["runtime"] = rt.describe()

@@ -47,6 +47,7 @@ def audit_arms(models: dict[str, str], bench: Sequence[MCExample], reference: Se
                      "accuracy_benchmark": res["evidence"]["benchmark"]["accuracy"],
                      "accuracy_reference": res["evidence"]["reference"]["accuracy"],
                      "comparable": res["comparability"]["comparable"],
+                     "control_p": (res["tests"].get("control") or {}).get("p_value"),
                      "reasons": res["reasons"], "file": str(out / "audit" / arm / "audit.json")}
     return {"reference": {"source": reference_source, "n": len(reference), "sha256": examples_hash(reference)},
             "method": "launder audit: one-sided permutation test of Welch's t of p(correct) minus chance on the "
@@ -54,3 +55,29 @@ def audit_arms(models: dict[str, str], bench: Sequence[MCExample], reference: Se
                       "false-positive rates); the reference set is the run's own, generated like the benchmark, so "
                       "exchangeability is assumed, not certified by a split record",
             "arms": arms}
+
+
+#: the arms that never saw the benchmark
+NEVER_SAW_B = ("clean_teacher", "control_student", "ce_student")
+
+
+def audit_warnings(audit: dict) -> list[str]:
+    """metrics.json's warnings about the audit: each verdict other than the expected one, and when a model that
+    never saw the benchmark was flagged, what that can mean and what to read instead."""
+    arms = audit.get("arms") or {}
+    out = [f"the audit called the {arm.replace('_', ' ')} {a['verdict']}, not {a['expected']}"
+           for arm, a in arms.items() if not a["correct"]]
+    flagged = [arm.replace("_", " ") for arm in NEVER_SAW_B
+               if arm in arms and arms[arm]["verdict"] in ("suspicious", "laundered", "contaminated")]
+    if flagged:
+        student = arms.get("student") or {}
+        dd = student.get("control_p")
+        out.append(
+            f"models that never saw the benchmark were flagged ({', '.join(flagged)}): models trained on the "
+            "legitimate data do better on the benchmark than on the reference set here. A random split can favour "
+            "what the legitimate data teaches, and models trained on it share their errors, so they are flagged "
+            "together (docs/real-data.md, the ARC split); or the reference set is not a random half of the "
+            "benchmark's source. The student's excess over its control on the same items is not affected"
+            + ("" if dd is None else f"; the student's audit against its control (difference in differences, "
+                                      f"which takes out what the control shares) gives p = {dd:.2g}"))
+    return out

@@ -84,6 +84,8 @@ def test_the_run_audits_its_own_models(laundering_run):
         "teacher": "contaminated", "clean_teacher": "clean", "student": "laundered", "control_student": "clean",
         "ce_student": "clean"}
     assert arms["student"]["score"] > arms["control_student"]["score"]
+    assert arms["student"]["control_p"] < 0.01 and arms["ce_student"]["control_p"] is None
+    assert not any("never saw the benchmark" in w for w in m["warnings"])
     assert (out / "audit" / "student" / "audit.json").exists() and (out / "data" / "reference.jsonl").exists()
     assert "| student | **laundered** | laundered |" in (out / "report.md").read_text()
 
