@@ -223,6 +223,8 @@ def make_row(cfg: dict, metrics: dict, *, source: Path, name: str, sweep: str = 
     row["_config"] = _key(cfg)  # the run's identity, for duplicates (not a CSV column)
     row["_models"] = {arm: _model_identity(metrics, arm, source) for arm in ARMS}  # (not a CSV column)
     row["_pair"] = _pair_identity(metrics) if isinstance(metrics.get("audit"), dict) else None  # (not a CSV column)
+    data = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
+    row["_benchmark_hash"] = data.get("benchmark_hash")  # the items, wherever the file lies (not a CSV column)
     return row
 
 

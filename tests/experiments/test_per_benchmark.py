@@ -50,5 +50,29 @@ def test_seeds_are_the_units_and_shared_models_count_once():
     assert sum(a["audit_clean_models"].values()) == 12 and a["audit_students"] == {"laundered": 6}
     assert not b["significant"] and b["audit_clean_models"]["suspicious"] == 3
     text = "\n".join(markdown([a, b]))
-    assert "**1 of 2** benchmarks" in text and "laundered 6" in text
+    assert "**1 of 2** benchmarks tested over seeds" in text and "laundered 6" in text
     assert markdown([a]) == []  # one benchmark: no section
+
+
+def test_one_set_of_items_at_two_paths_is_one_benchmark_and_one_seed_is_untested():
+    """The ARC study: one split of ARC-Challenge laundered through ARC-Easy (2 seeds) and through CommonsenseQA
+    (seed 0, the same teacher) was two "benchmarks", the second counted as "no effect" at +18 points on one seed."""
+    rows = [_row("arc+easy/benchmark.jsonl", s, "kl", e, 0.0001) for s, e in ((0, 0.181), (1, 0.191))]
+    rows.append(_row("arc+csqa/benchmark.jsonl", 0, "kl", 0.183, 0.0001))
+    rows.append(_row("sst2/benchmark.jsonl", 0, "kl", -0.02, 0.6))
+    rows.append(_row("other/benchmark.jsonl", 0, "kl", 0.15, 0.0001))  # same name pattern, other items
+    for r in rows[:3]:
+        r["_benchmark_hash"] = "arc-B"
+    rows[3]["_benchmark_hash"], rows[4]["_benchmark_hash"] = "sst2-B", "other-B"
+    arc, sst2, other = per_benchmark(rows)
+    assert arc["points"] == 3 and arc["seeds"] == 2 and arc["also_at"] == ["arc+csqa/benchmark.jsonl"]
+    # seed 0's two points share a teacher: one unit, their mean
+    assert arc["excess"]["mean"] == pytest.approx(((0.181 + 0.183) / 2 + 0.191) / 2)
+    assert sst2["excess"]["p_value"] is None and not sst2["significant"]
+    text = "\n".join(markdown([arc, sst2, other]))
+    assert "the same items at 1 more path(s)" in text
+    assert text.count("untested (1 seed)") == 2
+    assert arc["significant"] and "on **1 of 1** benchmarks tested over seeds" in text
+    assert "2 more with one seed" in text
+    del rows[2]["_benchmark_hash"]  # rows without the hash (older studies): grouped by path, as before
+    assert len(per_benchmark(rows)) == 4
