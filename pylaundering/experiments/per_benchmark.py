@@ -77,10 +77,12 @@ def seed_test(values: list[float]) -> dict:
 def per_benchmark(rows: list[dict]) -> list[dict]:
     """One summary per benchmark (module docstring), in the order the benchmarks first appear."""
     # one benchmark is one set of items, wherever its file lies: two studies of the same B (one split, two
-    # legitimate sets) are one benchmark, whose seeds share their teacher
+    # legitimate sets) are one benchmark, whose seeds share their teacher. The synthetic benchmark is one
+    # generator whose items each seed draws afresh: one benchmark by its name.
     by: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
-        by[r.get("_benchmark_hash") or r.get("benchmark") or "?"].append(r)
+        name = r.get("benchmark") or "?"
+        by[name if name == "synthetic" else r.get("_benchmark_hash") or name].append(r)
     out = []
     for rs in by.values():
         names = list(dict.fromkeys(r.get("benchmark") or "?" for r in rs))

@@ -76,3 +76,12 @@ def test_one_set_of_items_at_two_paths_is_one_benchmark_and_one_seed_is_untested
     assert "2 more with one seed" in text
     del rows[2]["_benchmark_hash"]  # rows without the hash (older studies): grouped by path, as before
     assert len(per_benchmark(rows)) == 4
+
+
+def test_the_synthetic_benchmark_is_one_benchmark_whatever_each_seed_draws():
+    """Each seed of the offline default generates its own items: still one benchmark, tested over its seeds."""
+    rows = [_row("synthetic", s, "kl", 0.2 + 0.01 * s, 0.001) for s in range(3)]
+    for s, r in enumerate(rows):
+        r["_benchmark_hash"] = f"synthetic-items-of-seed-{s}"
+    (one,) = per_benchmark(rows)
+    assert one["seeds"] == 3 and one["significant"]
