@@ -353,7 +353,7 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
     reference = in_label_set(load_reference(cfg, out), bench_res.label_names)  # the set preflight formed with it
     audit = None
     if reference is not None:
-        from .run_audit import audit_arms, audit_warnings
+        from .run_audit import audit_arms
 
         audit = phase("audit: every model against the reference set", lambda: audit_arms(
             {arm: m["model_dir"] for arm, m in train_metrics.items()}, bench, reference.examples, reference.source,
@@ -376,6 +376,8 @@ def _run_arms(cfg: RunConfig, out: Path, resume: bool, quiet: bool, shared, phas
         "--no-audit" if not cfg.audit else "no reference set: pass --reference SOURCE (e.g. the held-back half of "
         "`launder data split`) to audit every model of the run")}
     if audit is not None:
+        from .run_audit import audit_warnings
+
         metrics["warnings"] += audit_warnings(audit)
     if shared_keys is not None:
         metrics["shared"] = {"folder": str(shared), "keys": shared_keys}
