@@ -438,7 +438,10 @@ def calibration_figure(report: dict, path: str | Path) -> Path:
 
     from ..train.checkpoint import write_figure  # import time: torch
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), layout="constrained")
+    n_suspects = len(report["suspects"])
+    key_height = 0.17 * n_suspects + (0.15 if n_suspects else 0)  # inches: the suspects' key under the axes
+    fig, ax = plt.subplots(figsize=(7.5, 5.5 + key_height), layout="constrained")
+    fig.get_layout_engine().set(rect=(0, key_height / (5.5 + key_height), 1, 1 - key_height / (5.5 + key_height)))
     clean = report["clean_models"]
     cx = [100 * c["reference"]["performance"] for c in clean]
     cy = [100 * c["benchmark"]["performance"] for c in clean]
@@ -460,21 +463,31 @@ def calibration_figure(report: dict, path: str | Path) -> Path:
         for part in (xs < lo, xs > hi):
             if part.sum() > 1:
                 ax.plot(100 * xs[part], line[part], color="#1f77b4", linewidth=1.2, linestyle="--", zorder=2)
-    for j, s in enumerate(report["suspects"]):
-        x, y = 100 * s["reference"]["performance"], 100 * s["benchmark"]["performance"]
+    suspects = report["suspects"]
+    spots = [(100 * s["reference"]["performance"], 100 * s["benchmark"]["performance"]) for s in suspects]
+    for s, (x, y) in zip(suspects, spots):
         ax.scatter([x], [y], color="#d62728", marker="D", s=44, zorder=4)
         if s["predicted_benchmark"] is not None:
             ax.plot([x, x], [100 * s["predicted_benchmark"], y], color="#d62728", linestyle=":", linewidth=1.2)
-        text = f"{s['model']}: {s['verdict']}"
+    # Suspects are numbered at their points and named in a key under the axes: names of a few dozen characters
+    # placed beside points that lie close together (students of one teacher usually do) covered each other.
+    for members, (x, y) in _numbered_spots(spots, cx + [p[0] for p in spots], cy + [p[1] for p in spots]):
+        ax.annotate(", ".join(str(j + 1) for j in members), (x, y), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8, fontweight="bold", color="#d62728", zorder=5,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+    key = []
+    for j, s in enumerate(suspects):
+        text = f"{j + 1}  {s['model']}: {s['verdict']}"
         if s["delta"] is not None:
             ci = s["ci95"]
-            text += f"\nΔ {100 * s['delta']:+.1f} pts" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(-6 if x > right else 6, 4 - 26 * j), fontsize=8,
-                    color="#d62728", ha="right" if x > right else "left", zorder=5,  # stacked: suspects may coincide
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+            text += f", Δ {100 * s['delta']:+.1f} pts" + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
+        key.append(text)
+    if key:
+        fig.text(0.01, 0.0, "\n".join(key), fontsize=8, color="#d62728", ha="left", va="bottom",
+                 transform=fig.transFigure)
     ax.axhline(0, color="black", linestyle=":", linewidth=1.0, zorder=0)
     ax.axvline(0, color="black", linestyle=":", linewidth=1.0, zorder=0)
-    ax.scatter([], [], color="#d62728", marker="D", label="suspect (Δ: inflation, 95% interval)")
+    ax.scatter([], [], color="#d62728", marker="D", label="suspect (numbered: key below; Δ: inflation, 95% interval)")
     ax.set_xlabel("reference (R): accuracy minus chance (points)")
     ax.set_ylabel("benchmark (B): accuracy minus chance (points)")
     ax.set_title("Benchmark against reference performance: clean models and suspects", fontsize=11)
@@ -485,6 +498,23 @@ def calibration_figure(report: dict, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def _numbered_spots(spots: list[tuple[float, float]], all_x: list[float], all_y: list[float],
+                    near: float = 0.04) -> list[tuple[list[int], tuple[float, float]]]:
+    """Suspects' points grouped where they lie within ``near`` of the plotted span of each other (in both axes),
+    so that one label "1, 2" stands for points a reader could not tell apart; each group at its first point."""
+    span_x = (max(all_x) - min(all_x)) or 1.0
+    span_y = (max(all_y) - min(all_y)) or 1.0
+    groups: list[tuple[list[int], tuple[float, float]]] = []
+    for j, (x, y) in enumerate(spots):
+        for members, (gx, gy) in groups:
+            if abs(x - gx) / span_x < near and abs(y - gy) / span_y < near:
+                members.append(j)
+                break
+        else:
+            groups.append(([j], (x, y)))
+    return groups
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pylaundering.audit.evidence import ItemScores
 from pylaundering.audit.public import (
     MIN_CLEAN,
     OUTSIDE,
+    _numbered_spots,
     assess_public,
     calibration_figure,
     clean_models_from,
@@ -257,6 +258,17 @@ def test_markdown_and_figure(two_suspects, tmp_path):
     path = calibration_figure(rep, tmp_path / "calibration.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["calibration.png"]  # no temp file left
+
+
+def test_suspects_that_a_reader_cannot_tell_apart_share_one_label():
+    # Points 0 and 1 lie 1% of the plotted span apart, point 2 far off: two labels, "1, 2" and "3".
+    spots = [(10.0, 40.0), (10.2, 40.3), (20.0, 10.0)]
+    groups = _numbered_spots(spots, [0.0, 30.0] + [x for x, _ in spots], [0.0, 50.0] + [y for _, y in spots])
+    assert [members for members, _ in groups] == [[0, 1], [2]]
+    assert groups[0][1] == spots[0]
+    # Close in x alone is not close: one label each.
+    assert len(_numbered_spots([(10.0, 40.0), (10.1, 10.0)], [0.0, 30.0], [0.0, 50.0])) == 2
+    assert _numbered_spots([(1.0, 1.0)], [1.0], [1.0]) == [([0], (1.0, 1.0))]  # one point: spans of 0 do not divide
 
 
 # ----------------------------------------------------------------------------- clean models from a run or sweep
