@@ -9,7 +9,9 @@
 # was used. The ARC-Challenge pairs cut the same source with the same seed, so they share one B and R and
 # differ only in the legitimate set (ARC-Easy, CommonsenseQA's training split, OpenBookQA's test split).
 # SEED also seeds the split; a pair whose data folder exists keeps its split (later seeds reuse seed 0's).
-# Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all)
+# RACE (long passages: the teacher reads 4 x up to 512 tokens per question) is the long-context case, sized for
+# a GPU: it runs only when named, e.g. DEVICE=cuda tools/real_study.sh studies/real race+arc-easy.
+# Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all but RACE)
 # Needs ../shared/data/real (see its README for sources and licences).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ OUT=${1:-studies/real}; shift || true
 LAUNDER=${LAUNDER:-.venv/bin/launder}
 DATA_SIZE=${DATA_SIZE:-2000}
 SEED=${SEED:-0}
+DEVICE=${DEVICE:-auto}
 [ -d "$REAL" ] || { echo "real_study: $REAL not found (see the README's real-data section)"; exit 2; }
 
 # name | benchmark source (its test split) | legitimate source | task
@@ -27,11 +30,14 @@ PAIRS=(
   "arc-challenge+arc-easy|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/arc_easy_test.jsonl|multiple_choice"
   "arc-challenge+commonsense-qa|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/commonsense_qa/train_rand_split.jsonl|multiple_choice"
   "arc-challenge+openbookqa|$REAL/multiple_choice/arc_challenge_test.jsonl|$REAL/multiple_choice/openbookqa_test.jsonl|multiple_choice"
+  # named only (GPU-sized): RACE dev cut by passage (data split keeps a passage's questions on one side)
+  "race+arc-easy|$REAL/multiple_choice/race/dev.jsonl|$REAL/multiple_choice/arc_easy_test.jsonl|multiple_choice"
 )
 want=("$@")
 for pair in "${PAIRS[@]}"; do
   IFS='|' read -r name bench train task <<<"$pair"
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
+  if [ ${#want[@]} -eq 0 ] && [[ $name == race+* ]]; then continue; fi
   data="$OUT/data/$name"; run="$OUT/runs/$name-seed$SEED"
   if [ ! -f "$data/split.json" ]; then
     "$LAUNDER" data split "$bench" --out "$data" --reference-fraction 0.5 --seed "$SEED"
@@ -44,6 +50,6 @@ for pair in "${PAIRS[@]}"; do
   echo "== $name: $(date +%T)"
   "$LAUNDER" run --benchmark "$data/benchmark.jsonl" --reference "$data/reference.jsonl" \
     --train "$data/train.clean.jsonl" --data-size "$DATA_SIZE" --task "$task" --seed "$SEED" \
-    --out "$run" --resume -q
+    --device "$DEVICE" --out "$run" --resume -q
 done
 "$LAUNDER" report "$OUT"/runs/* --out "$OUT/report"
