@@ -56,8 +56,10 @@ def register(app: typer.Typer):
                                         "benchmark item (all are counted)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write scan.json and scan.md into this folder."),
         write_clean: Optional[Path] = typer.Option(None, "--write-clean", help="Write the training rows that matched "
-                                                   "nothing here, in the format they were read in (our JSONL for "
-                                                   "multiple-choice rows, lines for .txt, JSONL records otherwise)."),
+                                                   "nothing here, in the format they were read in: our JSONL for "
+                                                   "labelled rows (multiple choice, classification files such as "
+                                                   "TweetEval's text and labels), lines for .txt (name it .txt), "
+                                                   "JSONL records otherwise (name it .jsonl)."),
         skip_malformed: bool = SkipMalformed,
         as_json: bool = json_option("the report"),
         quiet: bool = Quiet,

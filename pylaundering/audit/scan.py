@@ -41,7 +41,7 @@ from pylaundering.errors import ConfigError, DataError
 from pylaundering.progress import progress_bar
 
 from .minhash import Carrier, MinHasher, ngrams, shingles
-from .sources import SourceStats, TrainRow, example_text, iter_rows, record_line
+from .sources import WRITE_LINES, SourceStats, TrainRow, example_text, iter_rows, record_line
 
 __all__ = ["ScanParams", "BenchmarkIndex", "scan", "scan_rows", "format_markdown", "SCHEMA_VERSION"]
 
@@ -359,12 +359,24 @@ class _CleanWriter:
         for row, m in zip(rows, matched):
             if self.kind is None:
                 self.kind = row.write_kind
+                self._check_name(row)
             elif row.write_kind != self.kind:
                 raise DataError(f"--write-clean writes one file, but the sources mix {self.kind} and {row.write_kind} "
                                 "rows; scan them separately", source=row.source)
             if not m:
                 self.handle.write(record_line(row) + "\n")
                 self.rows += 1
+
+    def _check_name(self, row: TrainRow) -> None:
+        """Refuses a file name that every later command would read in another format than the one written."""
+        lines = row.write_kind == WRITE_LINES
+        suffix = self.path.suffix.lower()
+        if lines and suffix != ".txt":
+            raise DataError(f"the training rows are plain text lines, written one per line; a {suffix or 'suffix-less'}"
+                            " file would not be read as such: name the clean file .txt", source=str(self.path))
+        if not lines and suffix != ".jsonl":
+            raise DataError(f"the training rows are written as JSON Lines; a {suffix or 'suffix-less'} file would not"
+                            " be read as such: name the clean file .jsonl", source=str(self.path))
 
     def commit(self) -> None:
         from pylaundering.train.checkpoint import default_file_mode  # import time: train imports torch

@@ -24,10 +24,10 @@ from typing import Any
 
 from pylaundering.data.hub import dataset_stream, is_dataset_repo, repo_files
 from pylaundering.data.infer import infer_format, infer_hub, infer_local
-from pylaundering.data.layouts import local_layout
-from pylaundering.data.load import convert_row, looks_like_path, parse_source, resolve_columns
+from pylaundering.data.layouts import TWEET_EVAL_FORMAT, local_layout, tweet_eval_stream
+from pylaundering.data.load import convert_row, label_spec, looks_like_path, parse_source, resolve_columns
 from pylaundering.data.readers import Stream, read_file, read_jsonl, read_lines
-from pylaundering.data.registry import FORMATS, Adapter, RowContext
+from pylaundering.data.registry import FORMATS, Adapter, LabelSpec, RowContext
 from pylaundering.data.schema import MCExample
 from pylaundering.errors import DataError
 
@@ -129,8 +129,18 @@ class _Reader:
                 # a folder of split files (or TweetEval's) is one dataset: one split is read, never the test split
                 # mixed into the training rows (that would report the benchmark as contaminating itself)
                 layout.choose(name, split, subset, role=None, adapter=None)
-                files = layout.files[:1] if layout.kind == "tweet_eval" else layout.files  # the text file
-                for f in files:
+                if layout.kind == "tweet_eval":
+                    # text and labels files read as a pair: labelled rows, which --write-clean keeps with their
+                    # labels (the text file alone wrote bare lines, a training set without a label)
+                    adapter = FORMATS[TWEET_EVAL_FORMAT]
+                    cols, explicit = resolve_columns(adapter, None)
+                    labels = label_spec(adapter, cols, explicit, None, None, layout, {})
+                    stream = tweet_eval_stream(*layout.files)
+                    stats = SourceStats(stream.label, "mc", TWEET_EVAL_FORMAT)
+                    self.stats.append(stats)
+                    yield from self._mc_rows(stream.rows, stats, adapter, stream.id_prefix, stream.group, labels)
+                    return
+                for f in layout.files:
                     yield from self.file(f)
                 return
             if subset is not None or split is not None:
@@ -254,13 +264,15 @@ class _Reader:
             stats.rows += 1
             yield TrainRow(stats.source, row, f"{id_prefix}:{row}", text, write_kind, record)
 
-    def _mc_rows(self, rows, stats: SourceStats, adapter: Adapter, id_prefix: str, group: str | None):
+    def _mc_rows(self, rows, stats: SourceStats, adapter: Adapter, id_prefix: str, group: str | None,
+                 labels: LabelSpec | None = None):
         cols, explicit = resolve_columns(adapter, None)
+        labels = labels if labels is not None else LabelSpec()
         # a classification row's "choices" are the label set (provisional until a whole-file finalize for
         # the generic format): only its texts are scanned
         texts_only = adapter.finalize is not None or adapter.name in _classification_formats()
         for row, record in rows:
-            ctx = RowContext(f"{id_prefix}:{row}", group, cols, explicit, False)
+            ctx = RowContext(f"{id_prefix}:{row}", group, cols, explicit, False, labels)
             try:
                 example = convert_row(adapter, record, ctx)
             except DataError as err:

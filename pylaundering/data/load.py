@@ -195,7 +195,7 @@ def load_examples(
         streams = [stream]
         files = [path] if local else []
         declared = stream.class_labels or {}
-    labels = _label_spec(adapter, cols, explicit, label_names, label_base, layout, declared)
+    labels = label_spec(adapter, cols, explicit, label_names, label_base, layout, declared)
     result = LoadResult(
         [], 0, source, format, files=[str(f) for f in files], subset=subset if repo or not local else None,
         split=layout.split if layout is not None else split, format_inferred=inferred,
@@ -223,7 +223,7 @@ def _local_streams(layout: LocalLayout, adapter: Adapter) -> Iterator[Stream]:
         yield Stream(str(f), f.name, f.stem, read_file(f, adapter))
 
 
-def _label_spec(
+def label_spec(
     adapter: Adapter,
     cols: Mapping[str, str],
     explicit: frozenset[str],

@@ -308,7 +308,7 @@ def test_public_layouts_are_scanned_without_a_format(planted):
 def test_a_folder_of_splits_is_scanned_one_split_at_a_time(tmp_path):
     """A folder holding train.jsonl and test.jsonl is one dataset: scanning it whole would read the benchmark's
     own test split as training rows and report it as contamination. A split is named (FOLDER::train) or refused
-    with the splits listed; TweetEval's original files are read through their text file only."""
+    with the splits listed; TweetEval's original files are read as text and labels paired line by line."""
     from pylaundering.data.synth import make_synthetic
     from pylaundering.errors import DataError
 
@@ -331,3 +331,39 @@ def test_a_folder_of_splits_is_scanned_one_split_at_a_time(tmp_path):
         (tweets / f"{split}_labels.txt").write_text("".join(f"{i % 2}\n" for i in range(len(rows))))
     report = scan([f"{tweets}::test"], str(tmp_path / "bench.jsonl"))
     assert report["train"][0]["rows"] == len(bench), report["train"]  # the text lines, not the labels file's
+
+
+def test_write_clean_of_tweet_eval_keeps_every_row_with_its_label(tmp_path):
+    """TweetEval's release is a text file and a labels file: the clean set must carry each row's label (it was
+    written as the text file's bare lines into a .jsonl, a training set without labels that no command reads)."""
+    from pylaundering.data.synth import make_synthetic
+
+    bench, train = make_synthetic(seed=1, n_benchmark=20, n_train=30)
+    tweets = tmp_path / "tweet_eval"
+    tweets.mkdir()
+    (tweets / "mapping.txt").write_text("0\tanger\n1\tjoy\n2\toptimism\n")
+    texts = [e.question for e in train[:12]] + [bench[0].question] + [e.question for e in train[12:]]
+    ids = [(3 * i + 1) % 3 for i in range(len(texts))]
+    (tweets / "train_text.txt").write_text("".join(t + "\n" for t in texts))
+    (tweets / "train_labels.txt").write_text("".join(f"{i}\n" for i in ids))
+    write_jsonl(bench, tmp_path / "bench.jsonl")
+    out = tmp_path / "clean.jsonl"
+    report = scan([f"{tweets}::train"], str(tmp_path / "bench.jsonl"), write_clean=out)
+    assert report["clean"]["rows"] == len(texts) - 1 and report["clean"]["dropped"] == 1
+    kept = load_examples(str(out)).examples
+    names = ("anger", "joy", "optimism")
+    expected = [(t, names[i]) for j, (t, i) in enumerate(zip(texts, ids)) if j != 12]
+    assert [(e.question, e.choices[e.label]) for e in kept] == expected
+    assert {e.choices for e in kept} == {names}
+    # what the data loader reads from the same files, less the dropped row: one reading of the release
+    loaded = load_examples(f"{tweets}::train").examples
+    assert [(e.question, e.label) for e in kept] == [(e.question, e.label) for j, e in enumerate(loaded) if j != 12]
+
+
+def test_write_clean_refuses_a_name_that_would_be_read_in_another_format(planted, tmp_path):
+    path, *_ = planted
+    with pytest.raises(ValueError, match="plain text lines.*name the clean file .txt"):
+        scan([str(path / "train.txt")], str(path / "bench.jsonl"), write_clean=tmp_path / "clean.jsonl")
+    with pytest.raises(ValueError, match="JSON Lines.*name the clean file .jsonl"):
+        scan([str(path / "bench.jsonl")], str(path / "bench.jsonl"), write_clean=tmp_path / "clean.txt")
+    assert list(tmp_path.glob("*clean*")) == []  # nothing written, no temporary file left
