@@ -48,8 +48,10 @@ for pair in "${PAIRS[@]}"; do
       --write-clean "$data/train.clean.jsonl" -q
   fi
   echo "== $name: $(date +%T)"
+  size=(--data-size "$DATA_SIZE")  # a legitimate set smaller than that (OpenBookQA: 500) is used whole
+  [ "$(wc -l <"$data/train.clean.jsonl")" -gt "$DATA_SIZE" ] || size=()
   "$LAUNDER" run --benchmark "$data/benchmark.jsonl" --reference "$data/reference.jsonl" \
-    --train "$data/train.clean.jsonl" --data-size "$DATA_SIZE" --task "$task" --seed "$SEED" \
+    --train "$data/train.clean.jsonl" "${size[@]}" --task "$task" --seed "$SEED" \
     --device "$DEVICE" --out "$run" --resume -q
 done
 "$LAUNDER" report "$OUT"/runs/* --out "$OUT/report"
