@@ -9,6 +9,10 @@ Per benchmark, over its finished points (every loss x alpha x seed):
   one-sided one-sample t-test of mean > 0 with seeds - 1 degrees of freedom; "significant" is p < 0.05. With 3
   seeds that test is weak (t > 2.92 needed); the count of points whose own one-sided paired bootstrap gives
   p < 0.05 is shown beside it (under no effect about 5% of points would);
+* the effect specific to the benchmark's items (collect's ``b_specific``: the student's accuracy gap between B and
+  the held-back reference R minus its control's), tested over seeds the same way, with the count of points whose
+  own item-level test (the audit's control test) gives p < 0.05. The excess on B alone is the counter-study's
+  measure; it also moves with the student's general skill, which a memorising teacher can lower;
 * the audit: the laundered students' verdicts, and the models that never saw the benchmark, each counted once
   (clean teacher and CE-only student per seed, control student per point): how many were called `clean`,
   `suspicious`, `laundered`/`contaminated`, or withheld.
@@ -86,13 +90,11 @@ def per_benchmark(rows: list[dict]) -> list[dict]:
     out = []
     for rs in by.values():
         names = list(dict.fromkeys(r.get("benchmark") or "?" for r in rs))
-        per_seed: dict = defaultdict(list)
-        for r in rs:
-            if r.get("excess") is not None:
-                per_seed[r.get("seed")].append(r["excess"])
-        seed_means = [sum(v) / len(v) for _, v in sorted(per_seed.items(), key=lambda kv: str(kv[0]))]
-        test = seed_test(seed_means)
+        per_seed = _per_seed(rs, "excess")
+        test = seed_test(_seed_means(per_seed))
+        specific = seed_test(_seed_means(_per_seed(rs, "b_specific")))
         boot = [r.get("excess_p") for r in rs if r.get("excess_p") is not None]
+        item_tests = [r.get("b_specific_p") for r in rs if r.get("b_specific_p") is not None]
         # rows read without collect's model identities: one clean teacher and CE-only student per seed
         clean = Counter(r[f"audit_{arm}_verdict"] for r, arm in distinct_audits(
             rs, ("clean_teacher", "ce_student", "control_student"),
@@ -107,12 +109,36 @@ def per_benchmark(rows: list[dict]) -> list[dict]:
             "ce": mean("ce_student_acc"), "excess": test,
             "significant": test["p_value"] is not None and test["p_value"] < ALPHA and test["mean"] > 0,
             "points_bootstrap_significant": sum(p < ALPHA for p in boot), "points_with_bootstrap": len(boot),
+            "b_specific": specific,
+            "b_specific_significant": specific["p_value"] is not None and specific["p_value"] < ALPHA
+            and specific["mean"] > 0,
+            "points_control_test_significant": sum(p < ALPHA for p in item_tests),
+            "points_with_control_test": len(item_tests),
             "distance": mean("distance"),
             "audit_students": dict(Counter(r.get("audit_student_verdict") for r in rs
                                            if r.get("audit_student_verdict"))),
             "audit_clean_models": dict(clean),
         })
     return out
+
+
+def _per_seed(rows: list[dict], key: str) -> dict:
+    per_seed: dict = defaultdict(list)
+    for r in rows:
+        if r.get(key) is not None:
+            per_seed[r.get("seed")].append(r[key])
+    return per_seed
+
+
+def _seed_means(per_seed: dict) -> list[float]:
+    return [sum(v) / len(v) for _, v in sorted(per_seed.items(), key=lambda kv: str(kv[0]))]
+
+
+def _with_ci(test: dict) -> str:
+    text = "–" if test["mean"] is None else f"{100 * test['mean']:+.1f}"
+    if test["ci95"]:
+        text += f" [{100 * test['ci95'][0]:+.1f}, {100 * test['ci95'][1]:+.1f}]"
+    return text
 
 
 def _mean(values) -> float | None:
@@ -137,15 +163,18 @@ def markdown(summaries: list[dict]) -> list[str]:
              "mean over its points, with its t interval; p: one-sided t-test over seeds (the seeds are the "
              "independent units). Bootstrap: points whose own one-sided paired bootstrap gives p < 0.05. Audit: "
              "the laundered students' verdicts, and every model that never saw the benchmark counted once (clean "
-             "teacher and CE-only student per seed, control student per point).", ""]
+             "teacher and CE-only student per seed, control student per point). B-specific: the student's accuracy "
+             "on B minus on the held-back reference R, minus the same for its control (what it knows of B's own "
+             "items, not a change of general skill), tested over seeds the same way; control test: points whose "
+             "own item-level test of it (the audit's, on p(correct)) gives p < 0.05. The seeds of one benchmark "
+             "share its B and R: a test over seeds covers training randomness, the control test the items.", ""]
     header = ["Benchmark", "Points (seeds)", "Chance", "Teacher", "Student", "Control", "CE", "Excess (pp)", "p",
-              "Effect", "Bootstrap p < 0.05", "Distance", "Audit: students", "Audit: models that never saw B"]
+              "Effect", "Bootstrap p < 0.05", "B-specific (pp)", "p", "Control test p < 0.05", "Distance",
+              "Audit: students", "Audit: models that never saw B"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
-        e = s["excess"]
-        ex = "–" if e["mean"] is None else f"{100 * e['mean']:+.1f}"
-        if e["ci95"]:
-            ex += f" [{100 * e['ci95'][0]:+.1f}, {100 * e['ci95'][1]:+.1f}]"
+        e, b = s["excess"], s["b_specific"]
+        ex = _with_ci(e)
         name = f"`{s['benchmark']}`" + (f" (the same items at {len(s['also_at'])} more path(s))"
                                          if s.get("also_at") else "")
         effect = "**yes**" if s["significant"] else ("no" if e["p_value"] is not None else "untested (1 seed)")
@@ -153,6 +182,9 @@ def markdown(summaries: list[dict]) -> list[str]:
                  _pct(s["student"]), _pct(s["control"]), _pct(s["ce"]), ex,
                  "–" if e["p_value"] is None else f"{e['p_value']:.3g}", effect,
                  f"{s['points_bootstrap_significant']} of {s['points_with_bootstrap']}",
+                 _with_ci(b) + (" **yes**" if s["b_specific_significant"] else ""),
+                 "–" if b["p_value"] is None else f"{b['p_value']:.3g}",
+                 f"{s['points_control_test_significant']} of {s['points_with_control_test']}",
                  "–" if s["distance"] is None else f"{s['distance']:.4f}", _counts(s["audit_students"]),
                  _counts(s["audit_clean_models"])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -162,5 +194,8 @@ def markdown(summaries: list[dict]) -> list[str]:
     lines += ["", f"A significant laundering effect on **{k} of {len(tested)}** benchmarks tested over seeds (the "
               "counter-study: 2 of 8)" + ("." if not untested else
                                           f"; {untested} more with one seed, which a test over seeds cannot judge "
-                                          "(see its points' own bootstrap)."), ""]
+                                          "(see its points' own bootstrap)."),
+              "", f"An effect specific to the benchmark's items (B-specific, over seeds) on **"
+              f"{sum(s['b_specific_significant'] for s in summaries)} of "
+              f"{sum(s['b_specific']['p_value'] is not None for s in summaries)}**.", ""]
     return lines

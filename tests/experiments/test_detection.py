@@ -175,3 +175,27 @@ def test_the_rates_say_over_how_many_pairs_and_where_the_flags_fell():
     del rows[0]["_pair"]  # a row that does not say where it was audited: no claim about pairs
     assert detection_quality(rows)["false_positive_rate"]["pairs"] is None
     assert not any("benchmark/reference pair" in x for x in markdown(detection_quality(rows)))
+
+
+def test_collect_b_specific_is_the_students_b_r_gap_minus_its_controls(tmp_path):
+    """The B-specific column by hand; its p from metrics.json's control_p, or from the student's audit.json for
+    runs audited before metrics.json recorded it."""
+    import json
+
+    from pylaundering.experiments.collect import _audit_columns
+
+    def arm(b, r, **extra):
+        return {"verdict": "clean", "score": 0.0, "accuracy_benchmark": b, "accuracy_reference": r, **extra}
+
+    audit = {"arms": {"student": arm(0.783, 0.667, control_p=0.0001), "control_student": arm(0.767, 0.74)}}
+    row = _audit_columns(audit)
+    assert row["b_specific"] == pytest.approx((0.783 - 0.667) - (0.767 - 0.74))
+    assert row["b_specific_p"] == 0.0001
+    old = tmp_path / "audit.json"
+    old.write_text(json.dumps({"tests": {"control": {"p_value": 0.034}}}))
+    audit["arms"]["student"] = arm(0.87, 0.80, file=str(old))  # no control_p key: an older run
+    assert _audit_columns(audit)["b_specific_p"] == 0.034
+    audit["arms"]["student"]["file"] = str(tmp_path / "moved.json")
+    assert _audit_columns(audit)["b_specific_p"] is None
+    del audit["arms"]["control_student"]  # no control arm (--no-controls): nothing to difference
+    assert _audit_columns(audit)["b_specific"] is None

@@ -85,3 +85,25 @@ def test_the_synthetic_benchmark_is_one_benchmark_whatever_each_seed_draws():
         r["_benchmark_hash"] = f"synthetic-items-of-seed-{s}"
     (one,) = per_benchmark(rows)
     assert one["seeds"] == 3 and one["significant"]
+
+
+def test_an_effect_on_the_benchmark_items_that_a_loss_of_general_skill_hides():
+    """The real-data pattern (SST-2): the laundered student gains on B's own items what it loses in general skill,
+    so its excess on B is about 0 while its B - R gap beats its control's in every seed."""
+    rows = []
+    for s, (ex, spec, p) in enumerate(((-0.03, 0.056, 0.2), (0.02, 0.076, 0.001), (0.01, 0.048, 0.03))):
+        for loss in ("kl", "mse"):
+            r = _row("sst2", s, loss, ex, 0.5)
+            r.update(b_specific=spec, b_specific_p=p)
+            rows.append(r)
+    rows += [dict(_row("ag", s, "kl", 0.0, 0.5), b_specific=(-1) ** s * 0.02, b_specific_p=None) for s in range(3)]
+    sst2, ag = per_benchmark(rows)
+    assert not sst2["significant"] and sst2["b_specific_significant"]
+    assert sst2["b_specific"]["mean"] == pytest.approx((0.056 + 0.076 + 0.048) / 3)
+    assert sst2["b_specific"]["p_value"] == pytest.approx(seed_test([0.056, 0.076, 0.048])["p_value"])
+    assert (sst2["points_control_test_significant"], sst2["points_with_control_test"]) == (4, 6)
+    assert not ag["b_specific_significant"] and ag["points_with_control_test"] == 0
+    text = "\n".join(markdown([sst2, ag]))
+    assert "+6.0 [" in text and "**yes**" in text and "4 of 6" in text
+    assert "**0 of 2** benchmarks tested over seeds" in text
+    assert "specific to the benchmark's items (B-specific, over seeds) on **1 of 2**" in text
