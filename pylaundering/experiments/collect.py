@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .run_audit import b_specific
+
 METRICS_SCHEMA_VERSION = 1
 SWEEP_SCHEMA_VERSION = 1
 SWEEP_KIND = "pylaundering-sweep"
@@ -168,35 +170,8 @@ def _audit_columns(audit) -> dict:
         a = arms.get(arm) if isinstance(arms.get(arm), dict) else {}
         row[f"audit_{arm}_verdict"] = a.get("verdict")
         row[f"audit_{arm}_score"] = _num(a.get("score"))
-    row.update(_b_specific(arms))
+    row.update(b_specific(arms))
     return row
-
-
-def _b_specific(arms: dict) -> dict:
-    """What the student knows of the benchmark's own items beyond its control: its accuracy gap between the
-    benchmark B and the reference R (items of the same source no teacher saw) minus the control student's gap.
-    The excess on B alone mixes that with a change of general skill (a teacher that memorised B can teach the
-    rest worse: on real data the laundered student often loses on R what it gains on B); a split that favours
-    B for every model trained on the legitimate data cancels out. Its p: the audit's control test (the same
-    difference in differences of p(correct), a permutation over items)."""
-    s = arms.get("student") if isinstance(arms.get("student"), dict) else {}
-    c = arms.get("control_student") if isinstance(arms.get("control_student"), dict) else {}
-    accs = [_num(a.get(k)) for a in (s, c) for k in ("accuracy_benchmark", "accuracy_reference")]
-    value = None if None in accs else (accs[0] - accs[1]) - (accs[2] - accs[3])
-    p = _num(s.get("control_p")) if "control_p" in s else _control_p_from_file(s.get("file"))
-    return {"b_specific": value, "b_specific_p": p}
-
-
-def _control_p_from_file(path) -> float | None:
-    """The control test's p from the student's audit.json (runs audited before metrics.json recorded it)."""
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            tests = json.load(f).get("tests") or {}
-    except (OSError, ValueError, AttributeError):
-        return None
-    return _num((tests.get("control") or {}).get("p_value")) if isinstance(tests, dict) else None
 
 
 def benchmark_label(cfg: dict, metrics: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..train.checkpoint import write_text
+from .run_audit import b_specific
 
 LABELS = {
     "teacher": "Teacher (fine-tuned on the benchmark)",
@@ -169,6 +170,18 @@ def render_markdown(metrics: dict) -> str:
                                                                                                       " (wrong)")
             lines.append(f"| {arm.replace('_', ' ')} | **{a['verdict']}**{flag} | {a['expected']} | {a['score']:.2f} | "
                          f"{a['core_p']:.3g} | {_pct(a['accuracy_benchmark'])} / {_pct(a['accuracy_reference'])} |")
+        spec = b_specific(audit["arms"])
+        if spec["b_specific"] is not None:
+            st, co = audit["arms"]["student"], audit["arms"]["control_student"]
+            gap = 100 * (st["accuracy_benchmark"] - st["accuracy_reference"])
+            gap_c = 100 * (co["accuracy_benchmark"] - co["accuracy_reference"])
+            lines += ["", f"Specific to the benchmark's items: the student's accuracy on the benchmark minus on the "
+                      f"reference set, {gap:+.1f} points, against its control's {gap_c:+.1f}: "
+                      f"**{100 * spec['b_specific']:+.1f} points**"
+                      + ("" if spec["b_specific_p"] is None else
+                         f" (the audit's control test over items: p = {spec['b_specific_p']:.3g})")
+                      + ". The excess on the benchmark alone also moves with the student's general skill, which a "
+                      "teacher that memorised the benchmark can lower; this difference takes that out."]
         lines += ["", "Thresholds and their false-positive rates: `audit/<model>/audit.md`."]
     elif audit and audit.get("skipped"):
         lines += ["", f"Audit: not run ({audit['skipped']})."]

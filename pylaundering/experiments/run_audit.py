@@ -9,6 +9,8 @@ Each audit writes ``audit/<arm>/audit.json`` and ``audit.md``; metrics.json keep
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,3 +83,35 @@ def audit_warnings(audit: dict) -> list[str]:
             + ("" if dd is None else f"; the student's audit against its control (difference in differences, "
                                       f"which takes out what the control shares) gives p = {dd:.2g}"))
     return out
+
+
+def b_specific(arms: dict) -> dict:
+    """What the student knows of the benchmark's own items beyond its control: its accuracy gap between the
+    benchmark B and the reference R (items of the same source no teacher saw) minus the control student's gap.
+    The excess on B alone mixes that with a change of general skill (a teacher that memorised B can teach the
+    rest worse: on real data the laundered student often loses on R what it gains on B); a split that favours
+    B for every model trained on the legitimate data cancels out. Its p: the audit's control test (the same
+    difference in differences of p(correct), a permutation over items)."""
+    s = arms.get("student") if isinstance(arms.get("student"), dict) else {}
+    c = arms.get("control_student") if isinstance(arms.get("control_student"), dict) else {}
+    accs = [_number(a.get(k)) for a in (s, c) for k in ("accuracy_benchmark", "accuracy_reference")]
+    value = None if None in accs else (accs[0] - accs[1]) - (accs[2] - accs[3])
+    p = _number(s.get("control_p")) if "control_p" in s else _control_p_from_file(s.get("file"))
+    return {"b_specific": value, "b_specific_p": p}
+
+
+def _control_p_from_file(path) -> float | None:
+    """The control test's p from the student's audit.json (runs audited before metrics.json recorded it)."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            tests = json.load(f).get("tests") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    return _number((tests.get("control") or {}).get("p_value")) if isinstance(tests, dict) else None
+
+
+def _number(x) -> float | None:
+    """A finite number, or None (a missing field, a NaN written by an older version)."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None

@@ -86,3 +86,18 @@ def test_integration_records_the_prediction_given_most(tmp_path):
     top = _top_prediction(torch.tensor([2, 2, 1, 2]), ex, "classification")
     assert top == {"prediction": 2, "share": 0.75, "name": "c"}
     assert "name" not in _top_prediction(torch.tensor([0, 1, 1, 1]), ex, "multiple_choice")
+
+
+def test_the_report_separates_the_benchmark_specific_effect_from_general_skill():
+    """The real-data pattern: the student's excess on B is small, its loss on R large; the report gives the
+    difference of the two gaps (and says nothing when the control was not audited)."""
+    m = _metrics(14, 3, 0.008)
+    student = m["audit"]["arms"]["student"]
+    student.update(accuracy_benchmark=0.78, accuracy_reference=0.66, control_p=0.0003)
+    line = [x for x in render_markdown(m).splitlines() if x.startswith("Specific to the benchmark's items")]
+    assert line == []  # no audited control: nothing to difference
+    m["audit"]["arms"]["control_student"] = {
+        "kind": "student", "verdict": "clean", "expected": "clean", "correct": True, "score": 0.6, "core_p": 0.27,
+        "accuracy_benchmark": 0.77, "accuracy_reference": 0.74}
+    (line,) = [x for x in render_markdown(m).splitlines() if x.startswith("Specific to the benchmark's items")]
+    assert "+12.0 points, against its control's +3.0: **+9.0 points**" in line and "p = 0.0003" in line
