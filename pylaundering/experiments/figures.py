@@ -235,51 +235,72 @@ def bar_figure(groups: list[Group], fields: list[str], varying: list[str], f: st
 
 
 def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
+    """The excess against the distance; beside it, where the runs were audited against a control, what is specific
+    to the benchmark's items (collect's ``b_specific``) against the same distance."""
     from matplotlib.lines import Line2D
 
     plt = _plt()
     pts = [r for r in rows if r.get("distance") is not None and r.get("excess") is not None]
+    specific = [r for r in pts if r.get("b_specific") is not None]
     by = next((f for f in ("benchmark", "loss", "student_init", "model") if f in varying), None)
     tasks = sorted({str(r.get("task") or "multiple_choice") for r in pts})
     marker = {"multiple_choice": "o", "classification": "s"}
     cats = sorted({str(r.get(by)) for r in pts}) if by else [""]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
-    for i, cat in enumerate(cats):
-        sub = [r for r in pts if not by or str(r.get(by)) == cat]
-        color = SERIES_COLORS[i % len(SERIES_COLORS)]
-        for r in sub:
-            y = 100 * r["excess"]
-            lo, hi = r.get("excess_ci_low"), r.get("excess_ci_high")
-            yerr = [[y - 100 * lo], [100 * hi - y]] if lo is not None and hi is not None else None
-            significant = r.get("excess_p") is not None and r["excess_p"] < 0.05
-            ax.errorbar([r["distance"]], [y], yerr=yerr, fmt=marker.get(str(r.get("task")), "o"), color=color,
-                        capsize=3, markersize=6, markerfacecolor=color if significant else "white",
-                        markeredgewidth=1.5)
-    ax.axhline(0, color="black", linewidth=1, linestyle=":")
-    methods = sorted({str(r.get("distance_method")) for r in pts if r.get("distance_method")})
-    ax.set_xlabel(f"train–benchmark distance ({', '.join(methods) or 'distance'})")
-    ax.set_ylabel("student − control student accuracy (pp)")
-    ax.grid(True, alpha=0.3)
-    handles = [Line2D([], [], marker="o", linestyle="none", color="black", label="bootstrap p < 0.05 (one-sided)"),
+    width = 13.0 if specific else 7.5
+    fig, axes = plt.subplots(1, 2 if specific else 1, figsize=(width, 4.8), layout="constrained", squeeze=False,
+                             sharex=True)
+    panels = [(axes[0][0], pts, "excess", "excess_p", "student − control student accuracy (pp)",
+               "On the benchmark (the counter-study's measure)")]
+    if specific:
+        panels.append((axes[0][1], specific, "b_specific", "b_specific_p",
+                       "B − R gap: student − control (pp)",
+                       "Specific to the benchmark's items"))
+    for ax, sub_pts, key, p_key, ylabel, title in panels:
+        for i, cat in enumerate(cats):
+            color = SERIES_COLORS[i % len(SERIES_COLORS)]
+            for r in (r for r in sub_pts if not by or str(r.get(by)) == cat):
+                y = 100 * r[key]
+                lo, hi = (r.get("excess_ci_low"), r.get("excess_ci_high")) if key == "excess" else (None, None)
+                yerr = [[y - 100 * lo], [100 * hi - y]] if lo is not None and hi is not None else None
+                significant = r.get(p_key) is not None and r[p_key] < 0.05
+                ax.errorbar([r["distance"]], [y], yerr=yerr, fmt=marker.get(str(r.get("task")), "o"), color=color,
+                            capsize=3, markersize=6, markerfacecolor=color if significant else "white",
+                            markeredgewidth=1.5)
+        ax.axhline(0, color="black", linewidth=1, linestyle=":")
+        methods = sorted({str(r.get("distance_method")) for r in pts if r.get("distance_method")})
+        ax.set_xlabel(f"train–benchmark distance ({', '.join(methods) or 'distance'})")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if specific:
+            ax.set_title(title, fontsize=10)
+    handles = [Line2D([], [], marker="o", linestyle="none", color="black",
+                      label="p < 0.05 (bootstrap, one-sided" + ("; right: the audit's control test)" if specific
+                                                                  else ")")),
                Line2D([], [], marker="o", linestyle="none", color="black", markerfacecolor="white",
-                      label="p ≥ 0.05 or no bootstrap")]
+                      label="p ≥ 0.05 or not tested")]
     if by:
         handles += [Line2D([], [], marker="o", linestyle="none", color=SERIES_COLORS[i % len(SERIES_COLORS)],
                            label=f"{by}={_short_source(c)}") for i, c in enumerate(cats)]
     if len(tasks) > 1:  # the paper's setting and the counter-study's in one figure: told apart by shape
         handles += [Line2D([], [], marker=marker.get(t, "o"), linestyle="none", color="gray", label=t.replace("_", " "))
                     for t in tasks]
-    wide = any(len(h.get_label()) > 30 for h in handles)  # long labels (paths) in fewer columns, never clipped
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(2 if wide else 4, len(handles)), frameon=False,
-               fontsize=9)
+    # as many columns as the longest label lets fit across the figure (about 5.5 points a character at size 9,
+    # 40 for the marker and the gap): long labels (paths) were clipped at the figure's edges
+    longest = max(len(h.get_label()) for h in handles)
+    ncol = max(1, min(len(handles), 4, int(width * 72 // (5.5 * longest + 40))))
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, fontsize=9)
     fig.suptitle(f"Laundering effect against train–benchmark distance\n({len(pts)} runs; error bars: 95% paired "
-                 "bootstrap interval)", fontsize=11)
+                 f"bootstrap interval{' (left)' if specific else ''})", fontsize=11)
     _save(fig, path)
-    return {"file": path.name, "title": "Laundering effect against train-benchmark distance",
-            "caption": "Each point is one run: the laundered student's benchmark accuracy minus the control "
-                       "student's (percentage points), with its paired-bootstrap 95% interval, against the distance "
-                       "between the legitimate set and the benchmark; filled markers: one-sided bootstrap p < 0.05; "
-                       "circles: multiple choice, squares: text classification."}
+    caption = ("Each point is one run: the laundered student's benchmark accuracy minus the control student's "
+               "(percentage points), with its paired-bootstrap 95% interval, against the distance between the "
+               "legitimate set and the benchmark; filled markers: one-sided bootstrap p < 0.05; circles: multiple "
+               "choice, squares: text classification.")
+    if specific:
+        caption += (" Right: the student's accuracy gap between the benchmark and the reference set minus its "
+                    "control's (what it knows of the benchmark's own items, not a change of general skill); filled: "
+                    "the audit's control test p < 0.05.")
+    return {"file": path.name, "title": "Laundering effect against train-benchmark distance", "caption": caption}
 
 
 def table_figure(groups: list[Group], fields: list[str], path: Path) -> Path:

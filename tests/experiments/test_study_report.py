@@ -179,6 +179,20 @@ def test_distance_and_categorical_figures(tmp_path):
     assert "accuracy against alpha" in result["skipped_figures"]
 
 
+def test_the_distance_figure_shows_the_benchmark_specific_effect_where_it_was_measured(tmp_path):
+    from pylaundering.experiments.figures import distance_figure
+
+    rows = [{"benchmark": b, "task": "classification", "distance": d, "excess": e, "excess_ci_low": e - 0.05,
+             "excess_ci_high": e + 0.05, "excess_p": 0.3, "distance_method": "mmd2"}
+            for b, d, e in (("a/benchmark.jsonl", 0.0, -0.02), ("b/benchmark.jsonl", 0.01, 0.01))]
+    plain = distance_figure(rows, ["benchmark"], tmp_path / "plain.png")
+    assert "Right:" not in plain["caption"] and (tmp_path / "plain.png").read_bytes().startswith(PNG_MAGIC)
+    rows[0].update(b_specific=0.06, b_specific_p=0.001)
+    both = distance_figure(rows, ["benchmark"], tmp_path / "both.png")
+    assert "Right: the student's accuracy gap between the benchmark and the reference set" in both["caption"]
+    assert (tmp_path / "both.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_distance_error_and_fields_that_change_together(tmp_path):
     """A failed distance is a CSV column and named in report.md; two fields that always change together
     draw no line figure (no line holds the other fixed), and say so."""
