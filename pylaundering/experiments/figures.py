@@ -289,8 +289,8 @@ def distance_figure(rows: list[dict], varying: list[str], path: Path) -> dict:
     longest = max(len(h.get_label()) for h in handles)
     ncol = max(1, min(len(handles), 4, int(width * 72 // (5.5 * longest + 40))))
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, fontsize=9)
-    fig.suptitle(f"Laundering effect against train–benchmark distance\n({len(pts)} runs; error bars: 95% paired "
-                 f"bootstrap interval{' (left)' if specific else ''})", fontsize=11)
+    fig.suptitle(f"Laundering effect against train–benchmark distance\n({len(pts)} runs; error bars"
+                 f"{', left' if specific else ''}: 95% paired bootstrap interval)", fontsize=11)
     _save(fig, path)
     caption = ("Each point is one run: the laundered student's benchmark accuracy minus the control student's "
                "(percentage points), with its paired-bootstrap 95% interval, against the distance between the "
