@@ -194,8 +194,9 @@ def markdown(summaries: list[dict]) -> list[str]:
     lines += ["", f"A significant laundering effect on **{k} of {len(tested)}** benchmarks tested over seeds (the "
               "counter-study: 2 of 8)" + ("." if not untested else
                                           f"; {untested} more with one seed, which a test over seeds cannot judge "
-                                          "(see its points' own bootstrap)."),
-              "", f"An effect specific to the benchmark's items (B-specific, over seeds) on **"
-              f"{sum(s['b_specific_significant'] for s in summaries)} of "
-              f"{sum(s['b_specific']['p_value'] is not None for s in summaries)}**.", ""]
+                                          "(see its points' own bootstrap)."), ""]
+    specific_tested = sum(s["b_specific"]["p_value"] is not None for s in summaries)
+    if specific_tested:  # runs audited against a control (none: --no-controls, or no audit)
+        lines += [f"An effect specific to the benchmark's items (B-specific, over seeds) on **"
+                  f"{sum(s['b_specific_significant'] for s in summaries)} of {specific_tested}**.", ""]
     return lines

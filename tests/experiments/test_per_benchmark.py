@@ -51,6 +51,7 @@ def test_seeds_are_the_units_and_shared_models_count_once():
     assert not b["significant"] and b["audit_clean_models"]["suspicious"] == 3
     text = "\n".join(markdown([a, b]))
     assert "**1 of 2** benchmarks tested over seeds" in text and "laundered 6" in text
+    assert "B-specific, over seeds" not in text  # no point carries it (runs not audited against a control)
     assert markdown([a]) == []  # one benchmark: no section
 
 
