@@ -308,8 +308,9 @@ def run(
     train_format: Optional[str] = TrainFormat,
     train_subset: Optional[str] = TrainSubset,
     train_split: Optional[str] = TrainSplit,
-    max_length: Optional[int] = max_length_option("the length that covers 95% of the benchmark and training "
-                                                  "sequences (teacher tokenizer), up to the model's limit.", min=None),
+    max_length: Optional[int] = max_length_option("the length that covers 95% of the benchmark's sequences and 95% "
+                                                  "of the training set's (teacher tokenizer), up to the model's limit.",
+                                                  min=None),
     target_accuracy: Optional[str] = typer.Option(None, "--target-accuracy", help=TARGET_HELP + " Default 0.95."),
     loss: Optional[str] = loss_option(None),
     task: Optional[str] = typer.Option(None, "--task", help="multiple_choice or classification (text classification: "

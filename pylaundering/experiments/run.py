@@ -430,8 +430,9 @@ def control_budget(cfg: RunConfig, teacher: dict) -> dict:
 
 def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
                                task: str = "multiple_choice") -> tuple[dict, dict]:
-    """The run's max_length (chosen once from benchmark + training data with the teacher's tokenizer
-    when not configured) and the truncation it causes on each dataset."""
+    """The run's max_length (when not configured: the longest that each dataset, benchmark and training
+    data alike, needs for MAX_LENGTH_COVERAGE of its sequences, with the teacher's tokenizer) and the
+    truncation it causes on each dataset."""
     from ..data.batching import encode_examples
     from ..models import load_tokenizer
     from ..models.loading import is_decoder
@@ -439,7 +440,9 @@ def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
     tok = load_tokenizer(model)
     causal = task == "multiple_choice" and is_decoder(model)
     if cfg.max_length is None:
-        value = choose_length(list(bench) + list(train), tok, model, task)
+        # per dataset, not pooled: a short benchmark with long passages (RACE) beside thousands of short
+        # training items would otherwise fall outside the pooled coverage and lose most of its passages
+        value = max((choose_length(list(d), tok, model, task) for d in (bench, train) if len(d)), default=8)
         info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE}
     else:
         info = {"value": cfg.max_length, "chosen": "config", "coverage": None}

@@ -116,3 +116,26 @@ def test_the_report_says_how_each_dataset_was_read(laundering_run):
     head = render_markdown(edited).splitlines()[2]
     assert f"(format pylaundering, split validation, {m['n_benchmark']} items, 1 malformed row skipped)" in head
     assert f"{m['n_train']} items, 3 malformed rows skipped)" in head
+
+
+def test_auto_max_length_covers_each_dataset_not_the_pool(tmp_path):
+    """A small benchmark with long passages beside many short training items (RACE laundered through
+    ARC-Easy): pooled, the benchmark's sequences are under 5% of the count and would all be cut; each
+    dataset counted on its own, 95% of the benchmark's stay whole."""
+    from pylaundering.data.schema import MCExample
+    from pylaundering.experiments.config import RunConfig
+    from pylaundering.experiments.run import _max_length_and_truncation
+    from pylaundering.phases.common import resolve_base
+
+    words = "the river ran past an old mill where the miller kept seven grey cats".split()
+    passage = " ".join(words[i % len(words)] for i in range(60))  # the tiny model holds 128 positions
+    bench = [MCExample(id=f"b{i}", context=passage, question=f"what did the miller keep {i}",
+                       choices=("cats", "dogs", "mice", "owls"), label=0) for i in range(4)]
+    train = [MCExample(id=f"t{i}", question=f"which is grey {i}", choices=("cats", "dogs", "mice", "owls"),
+                       label=0) for i in range(200)]
+    model = resolve_base("tiny", bench + train, tmp_path, 0)
+    value, info = _max_length_and_truncation(RunConfig(model="tiny"), model, bench, train)
+    assert info["max_length"]["chosen"] == "auto"
+    assert value > 60  # the passage fits
+    assert info["truncation"]["benchmark"]["truncated_sequences"] == 0
+    assert info["truncation"]["train"]["truncated_sequences"] == 0

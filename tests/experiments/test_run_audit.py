@@ -23,6 +23,10 @@ def test_a_flagged_model_that_never_saw_b_gets_a_cause_and_the_student_test_that
     why = [w for w in warnings if "never saw the benchmark" in w]
     assert len(why) == 1
     assert "(clean teacher, control student)" in why[0] and "p = 0.0021" in why[0]
+    from pylaundering.experiments.study_report import warning_kind
+
+    kind = warning_kind(why[0])  # a study report names the kind, not one point's numbers
+    assert kind.startswith("the audit flagged models that never saw the benchmark") and "N" not in kind
 
 
 def test_no_cause_line_when_only_the_suspects_are_misjudged():
