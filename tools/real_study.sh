@@ -10,7 +10,10 @@
 # differ only in the legitimate set (ARC-Easy, CommonsenseQA's training split, OpenBookQA's test split).
 # SEED also seeds the split; a pair whose data folder exists keeps its split (later seeds reuse seed 0's).
 # RACE (long passages: the teacher reads 4 x up to 512 tokens per question) is the long-context case, sized for
-# a GPU: it runs only when named, e.g. DEVICE=cuda tools/real_study.sh studies/real race+arc-easy.
+# a GPU: it runs only when named, e.g. DEVICE=cuda tools/real_study.sh studies/real race+arc-easy; on 2 CPU cores
+# POOL=200 tools/real_study.sh studies/real race+arc-easy draws 200 questions (whole passages) first, so B and R
+# hold about 100 each (about 40 minutes).
+# POOL: draw that many items from the benchmark source before cutting it in half (data and runs named -poolN).
 # Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all but RACE)
 # Needs ../shared/data/real (see its README for sources and licences).
 set -euo pipefail
@@ -21,6 +24,7 @@ LAUNDER=${LAUNDER:-.venv/bin/launder}
 DATA_SIZE=${DATA_SIZE:-2000}
 SEED=${SEED:-0}
 DEVICE=${DEVICE:-auto}
+POOL=${POOL:-}
 [ -d "$REAL" ] || { echo "real_study: $REAL not found (see the README's real-data section)"; exit 2; }
 
 # name | benchmark source (its test split) | legitimate source | task
@@ -38,7 +42,13 @@ for pair in "${PAIRS[@]}"; do
   IFS='|' read -r name bench train task <<<"$pair"
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
   if [ ${#want[@]} -eq 0 ] && [[ $name == race+* ]]; then continue; fi
-  data="$OUT/data/$name"; run="$OUT/runs/$name-seed$SEED"
+  data="$OUT/data/$name${POOL:+-pool$POOL}"; run="$OUT/runs/$name${POOL:+-pool$POOL}-seed$SEED"
+  if [ -n "$POOL" ]; then  # the pool: POOL items drawn (seeded) from the source; B and R are its halves
+    if [ ! -f "$data/pool/split.json" ]; then
+      "$LAUNDER" data split "$bench" --out "$data/pool" --reference-size "$POOL" --seed "$SEED"
+    fi
+    bench="$data/pool/reference.jsonl"
+  fi
   if [ ! -f "$data/split.json" ]; then
     "$LAUNDER" data split "$bench" --out "$data" --reference-fraction 0.5 --seed "$SEED"
   fi
