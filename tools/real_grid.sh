@@ -9,6 +9,8 @@
 # paired bootstrap and the audit of every model; and `launder report` over all sets.
 # Usage: tools/real_grid.sh [OUT] [SET ...]   (default OUT: studies/real-grid; sets: all, in this order)
 # POOL: B + R items (default 600); JOBS: points at once (--jobs); PREP_ONLY=1 writes the data and stops.
+# SPLIT: seeds the pool and the B/R cut (default 0); another value draws another split, whose data and sweep are
+# named NAME-splitN. GRID: extra sweep flags, e.g. GRID="-p loss=kl -p alpha=1" narrows the grid to one point.
 # Needs ../shared/data/real (see its README for sources and licences).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,8 @@ REAL=${REAL:-../shared/data/real}
 OUT=${1:-studies/real-grid}; shift || true
 LAUNDER=${LAUNDER:-.venv/bin/launder}
 POOL=${POOL:-600}
+SPLIT=${SPLIT:-0}
+read -r -a grid <<<"${GRID:-}"
 [ -d "$REAL" ] || { echo "real_grid: $REAL not found (see the README's real-data section)"; exit 2; }
 C=$REAL/classification
 # name | benchmark-side source | its format (- to infer) | legitimate source (- : the rest of the first)
@@ -31,13 +35,14 @@ want=("$@")
 for entry in "${SETS[@]}"; do
   IFS='|' read -r name source format train <<<"$entry"
   if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " =~ " $name " ]]; then continue; fi
+  [ "$SPLIT" = 0 ] || name="$name-split$SPLIT"
   data="$OUT/data/$name"
   fmt=(); [ "$format" != "-" ] && fmt=(--format "$format")
   if [ ! -f "$data/pool/split.json" ]; then  # the pool: POOL items drawn (stratified, seeded) from the source
-    "$LAUNDER" data split "$source" "${fmt[@]}" --out "$data/pool" --reference-size "$POOL" --seed 0
+    "$LAUNDER" data split "$source" "${fmt[@]}" --out "$data/pool" --reference-size "$POOL" --seed "$SPLIT"
   fi
   if [ ! -f "$data/split.json" ]; then  # B and R: half the pool each
-    "$LAUNDER" data split "$data/pool/reference.jsonl" --out "$data" --reference-fraction 0.5 --seed 0
+    "$LAUNDER" data split "$data/pool/reference.jsonl" --out "$data" --reference-fraction 0.5 --seed "$SPLIT"
   fi
   [ "$train" = "-" ] && train="$data/pool/benchmark.jsonl"  # a one-file dataset: the rest of it is legitimate
   if [ ! -f "$data/train.clean.jsonl" ]; then
@@ -46,7 +51,7 @@ for entry in "${SETS[@]}"; do
   [ -n "${PREP_ONLY:-}" ] && continue  # PREP_ONLY=1: the data only
   echo "== $name: $(date +%T)"
   "$LAUNDER" sweep --config configs/real-classification-grid.toml --benchmark "$data/benchmark.jsonl" \
-    --train "$data/train.clean.jsonl" --set reference="$data/reference.jsonl" --out "$OUT/sweeps/$name" --jobs "${JOBS:-1}" -q \
+    --train "$data/train.clean.jsonl" --set reference="$data/reference.jsonl" --out "$OUT/sweeps/$name" --jobs "${JOBS:-1}" "${grid[@]}" -q \
     || echo "real_grid: the $name sweep did not finish (rerun to resume)"
 done
 [ -n "${PREP_ONLY:-}" ] || "$LAUNDER" report "$OUT"/sweeps/* --out "$OUT/report"
