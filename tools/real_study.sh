@@ -10,10 +10,10 @@
 # differ only in the legitimate set (ARC-Easy, CommonsenseQA's training split, OpenBookQA's test split).
 # SEED also seeds the split; a pair whose data folder exists keeps its split (later seeds reuse seed 0's).
 # RACE (long passages: the teacher reads 4 x up to 512 tokens per question) is the long-context case, sized for
-# a GPU: it runs only when named, e.g. DEVICE=cuda tools/real_study.sh studies/real race+arc-easy; on 2 CPU cores
-# POOL=200 tools/real_study.sh studies/real race+arc-easy draws 200 questions (whole passages) first, so B and R
-# hold about 100 each (about 40 minutes).
-# POOL: draw that many items from the benchmark source before cutting it in half (data and runs named -poolN).
+# a GPU: it runs only when named, e.g. DEVICE=cuda tools/real_study.sh studies/real race+arc-easy. Not on 2 CPU
+# cores, even cut to 100 questions (POOL=200): 5.5 minutes per teacher epoch there (docs/real-data.md).
+# POOL: draw that many items (whole passages) from the benchmark source before cutting it in half (data and runs
+# named -poolN), e.g. POOL=1000 DEVICE=cuda tools/real_study.sh studies/real race+arc-easy.
 # Usage: tools/real_study.sh [OUT] [PAIR ...]   (default OUT: studies/real; pairs: all but RACE)
 # Needs ../shared/data/real (see its README for sources and licences).
 set -euo pipefail
