@@ -210,8 +210,9 @@ def render_markdown(metrics: dict) -> str:
         lines.append(f"Text length ({arm.replace('_', ' ')}): {t['truncated']} of {t['documents']} documents cut at "
                      f"{t['max_length']} tokens ({t['tokens_dropped']} tokens dropped).")
     if ml.get("value") is not None and not token:
+        whose = "each dataset's" if ml.get("covers") == "each dataset" else "the"  # older runs: the pool
         cover = ("every text whole, up to the model's limit" if metrics.get("task") == "classification" else
-                 f"{100 * (ml.get('coverage') or 0):.0f}% of the sequences and every question whole")
+                 f"{100 * (ml.get('coverage') or 0):.0f}% of {whose} sequences and every question whole")
         how = f"chosen to cover {cover}" if ml.get("chosen") == "auto" else "as configured"
         lines += ["", f"Max length: {ml['value']} tokens ({how})."]
     for name, t in (data.get("truncation") or {}).items():

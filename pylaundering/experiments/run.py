@@ -55,7 +55,7 @@ metrics.json, schema_version 1. Keys (those added since the first version are ma
         name, every set is remapped into it by name: run_data.with_labels); null for multiple choice
       + label_conventions {benchmark, train[, reference]}: how each source wrote its answers ("0-based class
         ids (...)", "answer letters", "label names", ...)
-  + max_length {value, chosen: "auto" | "config", coverage}
+  + max_length {value, chosen: "auto" | "config", coverage, covers: "each dataset" (auto; older runs: the pool)}
   + control_budget {rule, why, teacher_steps, clean_teacher_steps, ...}
   + verdict: "laundering_detected" | "no_clear_effect" | "no_controls" | "train_contains_benchmark_items"
   + verdict_text: the verdict in one sentence (as in report.md)
@@ -443,7 +443,7 @@ def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
         # per dataset, not pooled: a short benchmark with long passages (RACE) beside thousands of short
         # training items would otherwise fall outside the pooled coverage and lose most of its passages
         value = max((choose_length(list(d), tok, model, task) for d in (bench, train) if len(d)), default=8)
-        info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE}
+        info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE, "covers": "each dataset"}
     else:
         info = {"value": cfg.max_length, "chosen": "config", "coverage": None}
     truncation = {}

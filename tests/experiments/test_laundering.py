@@ -44,6 +44,7 @@ def test_the_clean_teacher_gets_the_teachers_budget(laundering_run):
     assert "Clean teacher" in report and "Control budget (same_steps)" in report
     assert any(w.startswith("clean teacher stopped at step budget") for w in m["warnings"])
     assert m["max_length"]["chosen"] == "auto" and m["max_length"]["value"] >= 8
+    assert f"Max length: {m['max_length']['value']} tokens (chosen to cover 95% of each dataset's sequences" in report
     assert set(m["data"]["truncation"]) == {"benchmark", "train"}
     assert m["data"]["truncation"]["train"]["sequences"] == 4 * m["n_train"]
 
@@ -135,7 +136,7 @@ def test_auto_max_length_covers_each_dataset_not_the_pool(tmp_path):
                        label=0) for i in range(200)]
     model = resolve_base("tiny", bench + train, tmp_path, 0)
     value, info = _max_length_and_truncation(RunConfig(model="tiny"), model, bench, train)
-    assert info["max_length"]["chosen"] == "auto"
+    assert info["max_length"]["chosen"] == "auto" and info["max_length"]["covers"] == "each dataset"
     assert value > 60  # the passage fits
     assert info["truncation"]["benchmark"]["truncated_sequences"] == 0
     assert info["truncation"]["train"]["truncated_sequences"] == 0
