@@ -79,6 +79,8 @@ WARNING_KINDS = (
     (re.compile(r"exact copies of benchmark items"), "the training set holds exact copies of benchmark items"),
     (re.compile(r"^the (\w+ ?\w*) gives .* it learnt no usable rule"), "a model gave one prediction to nearly every "
      "benchmark item (it learnt no usable rule)"),
+    (re.compile(r"^the student trained for only"), "the student trained for too few optimiser steps to show an "
+     "effect that exists"),
     (re.compile(r"^models that never saw the benchmark were flagged"), "the audit flagged models that never saw the "
      "benchmark (each point's report.md says why, and the student's test against its control)"),
 )

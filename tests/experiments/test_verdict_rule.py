@@ -101,3 +101,19 @@ def test_the_report_separates_the_benchmark_specific_effect_from_general_skill()
         "accuracy_benchmark": 0.77, "accuracy_reference": 0.74}
     (line,) = [x for x in render_markdown(m).splitlines() if x.startswith("Specific to the benchmark's items")]
     assert "+12.0 points, against its control's +3.0: **+9.0 points**" in line and "p = 0.0003" in line
+
+
+def test_a_student_too_short_to_show_an_effect_is_flagged_on_given_data():
+    """OpenBookQA's 500 items at 3 epochs gave 94 steps and no effect, 376 steps gave +12 points: a short student
+    reads as "no effect" unless the run says so; the synthetic default is exempt."""
+    from pylaundering.experiments.config import RunConfig
+    from pylaundering.experiments.run import MIN_STUDENT_STEPS, short_student_warnings
+    from pylaundering.experiments.study_report import warning_kind
+
+    given = RunConfig(benchmark="b.jsonl", train="t.jsonl")
+    short = {"rounds": [{"steps": 60}, {"steps": 34}]}  # two rounds: their steps add up
+    w = short_student_warnings(given, short)
+    assert len(w) == 1 and "only 94 optimiser steps" in w[0] and "student_epochs or data_size" in w[0]
+    assert warning_kind(w[0]).startswith("the student trained for too few")
+    assert short_student_warnings(given, {"rounds": [{"steps": MIN_STUDENT_STEPS}]}) == []
+    assert short_student_warnings(RunConfig(), short) == []
