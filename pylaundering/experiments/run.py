@@ -442,7 +442,7 @@ def _max_length_and_truncation(cfg: RunConfig, model: str, bench, train,
     if cfg.max_length is None:
         # per dataset, not pooled: a short benchmark with long passages (RACE) beside thousands of short
         # training items would otherwise fall outside the pooled coverage and lose most of its passages
-        value = max((choose_length(list(d), tok, model, task) for d in (bench, train) if len(d)), default=8)
+        value = max(choose_length(list(d), tok, model, task) for d in (bench, train))  # an empty set gives 8
         info = {"value": value, "chosen": "auto", "coverage": MAX_LENGTH_COVERAGE, "covers": "each dataset"}
     else:
         info = {"value": cfg.max_length, "chosen": "config", "coverage": None}
